@@ -1,0 +1,283 @@
+//! One [`Config`] from defaults < TOML file < `ARBITER_*` environment < command-line flags.
+//! The layering of environment and flags happens in the CLI (clap reads both); this module
+//! owns the file format, the defaults and the checks. Unknown keys are an error.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading or checking the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid config file `{path}`: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The TOML error, with its line.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the gRPC API listens.
+    pub grpc_addr: SocketAddr,
+    /// The policy directory.
+    pub policies: PathBuf,
+    /// Where generated keys (and later the SQLite store) live.
+    pub data_dir: PathBuf,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_seconds: u64,
+    /// Upper bound of `cache_ttl_seconds` in answers.
+    pub decision_cache_ttl_seconds: u32,
+    /// Verified tokens kept in memory until their `exp`.
+    pub token_cache_capacity: usize,
+    /// The development issuer, whose key lives under `data_dir`.
+    pub dev_issuer: DevIssuerConfig,
+    /// External issuers whose tokens are trusted.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            policies: PathBuf::from("policies"),
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Text,
+            leeway_seconds: 30,
+            decision_cache_ttl_seconds: 60,
+            token_cache_capacity: 100_000,
+            dev_issuer: DevIssuerConfig::default(),
+            issuers: Vec::new(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The built-in development issuer: an ES256 key generated on first start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevIssuerConfig {
+    /// Whether tokens from `arbiter token dev` are trusted.
+    pub enabled: bool,
+    /// The `iss` of development tokens.
+    pub issuer: String,
+    /// The `aud` of development tokens.
+    pub audience: String,
+}
+
+impl Default for DevIssuerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            issuer: "https://arbiter.local/dev".into(),
+            audience: "arbiter".into(),
+        }
+    }
+}
+
+/// An external issuer: where its keys come from and which audiences it may address.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name at least one.
+    pub audiences: Vec<String>,
+    /// JWKS document URL (fetched at start, on unknown `kid`, and as `Cache-Control` allows).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// JWKS document on disk.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Shared secret for HS256/384/512; only then are HMAC tokens accepted from this issuer.
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+    /// Required JWT `typ` header, e.g. `at+jwt` (RFC 9068); unchecked when absent.
+    #[serde(default)]
+    pub required_typ: Option<String>,
+    /// Minimum seconds between refreshes triggered by unknown key ids.
+    #[serde(default = "default_cooldown")]
+    pub jwks_refresh_cooldown_seconds: u64,
+    /// Bounds on the scheduled refresh interval taken from `Cache-Control: max-age`.
+    #[serde(default = "default_min_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+    /// Upper bound on the scheduled refresh interval.
+    #[serde(default = "default_max_refresh")]
+    pub jwks_max_refresh_seconds: u64,
+}
+
+fn default_cooldown() -> u64 {
+    30
+}
+fn default_min_refresh() -> u64 {
+    60
+}
+fn default_max_refresh() -> u64 {
+    3600
+}
+
+impl fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("jwks_url", &self.jwks_url)
+            .field("jwks_file", &self.jwks_file)
+            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<redacted>"))
+            .field("required_typ", &self.required_typ)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// A configuration for tests: ephemeral address, given directories.
+    pub fn for_test(policies: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            policies: policies.into(),
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Checks values that TOML types cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            let at = format!("issuers[{i}] (`{}`)", issuer.issuer);
+            if issuer.issuer.is_empty() {
+                return invalid(format!("{at}: `issuer` is empty"));
+            }
+            if issuer.audiences.is_empty() {
+                return invalid(format!("{at}: `audiences` must name at least one audience"));
+            }
+            let sources = [
+                issuer.jwks_url.is_some(),
+                issuer.jwks_file.is_some(),
+                issuer.hmac_secret.is_some(),
+            ]
+            .iter()
+            .filter(|&&b| b)
+            .count();
+            if sources != 1 {
+                return invalid(format!(
+                    "{at}: give exactly one of `jwks_url`, `jwks_file` or `hmac_secret`"
+                ));
+            }
+            if let Some(secret) = &issuer.hmac_secret {
+                if secret.len() < 32 {
+                    return invalid(format!("{at}: `hmac_secret` must be at least 32 bytes"));
+                }
+            }
+            if issuer.jwks_min_refresh_seconds > issuer.jwks_max_refresh_seconds {
+                return invalid(format!(
+                    "{at}: `jwks_min_refresh_seconds` is above `jwks_max_refresh_seconds`"
+                ));
+            }
+            if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer)
+                || (self.dev_issuer.enabled && self.dev_issuer.issuer == issuer.issuer)
+            {
+                return invalid(format!("{at}: issuer configured twice"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_issuers_and_rejects_unknown_keys() {
+        let c = Config::from_toml(
+            r#"
+            grpc_addr = "0.0.0.0:9000"
+            [[issuers]]
+            issuer = "https://idp.example.com"
+            audiences = ["api"]
+            jwks_url = "https://idp.example.com/jwks"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.grpc_addr.port(), 9000);
+        assert_eq!(c.issuers.len(), 1);
+        c.validate().unwrap();
+        assert!(Config::from_toml("grpc_adr = \"x\"").unwrap_err().contains("grpc_adr"));
+    }
+
+    #[test]
+    fn issuer_needs_exactly_one_key_source() {
+        let c = Config::from_toml(
+            r#"
+            [[issuers]]
+            issuer = "a"
+            audiences = ["api"]
+            "#,
+        )
+        .unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn debug_redacts_hmac_secret() {
+        let c = Config::from_toml(
+            r#"
+            [[issuers]]
+            issuer = "a"
+            audiences = ["api"]
+            hmac_secret = "0123456789abcdef0123456789abcdef-secret"
+            "#,
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("secret\""));
+        assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,485 @@
+//! One decision: route match, the Cedar request (principal, action, resource, context),
+//! evaluation of the endpoint's policy slice, and the reason a caller can act on.
+//!
+//! [`decide`] is synchronous and does no I/O: the token was verified before it is called.
+//! [`Pdp`] wraps it with bounds checks, token verification and the decision log.
+
+pub mod context;
+pub mod path;
+mod pdp;
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use cedar_policy::{
+    Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityUid, PolicyId,
+    PolicySet, Request, RestrictedExpression,
+};
+use serde_json::{Map, Value};
+
+pub use pdp::{Answer, AuthzRequest, Pdp, PrincipalInfo};
+
+use crate::policy::{AttrType, Endpoint, PolicySnapshot};
+use crate::token::VerifiedToken;
+use context::{entity_uid, record_fields, to_expr, Mode};
+
+static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
+
+/// Context keys Arbiter fills itself; a caller cannot set them.
+pub const RESERVED_CONTEXT_KEYS: [&str; 4] = ["scopes", "token", "client", "params"];
+
+/// Why a decision came out as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// A permit applied and no forbid did.
+    Allowed,
+    /// The token is invalid, expired, not yet valid, wrongly signed or addressed.
+    InvalidToken,
+    /// The path matches no route.
+    NoRoute,
+    /// The route's permits ask for scopes the token lacks.
+    InsufficientScope,
+    /// A forbid applied, or no permit did.
+    PolicyDeny,
+    /// The request is malformed or out of bounds.
+    InvalidRequest,
+    /// A policy failed to evaluate in a way that could change the answer.
+    Error,
+    /// No token, and no policy opens the route to anonymous callers.
+    MissingToken,
+}
+
+impl Reason {
+    /// The name used in logs and docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allow",
+            Self::InvalidToken => "invalid_token",
+            Self::NoRoute => "no_route",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::PolicyDeny => "policy_deny",
+            Self::InvalidRequest => "invalid_request",
+            Self::Error => "error",
+            Self::MissingToken => "missing_token",
+        }
+    }
+}
+
+/// How one policy of the slice fared, when an explanation was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The policy's `@id`.
+    pub policy_id: String,
+    /// `permit` or `forbid`.
+    pub effect: Effect,
+    /// What evaluation found.
+    pub outcome: Outcome,
+    /// File, relative to the policy directory.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// The `@scopes` annotation as written.
+    pub scopes: Option<String>,
+    /// Scopes of the closest alternative the token lacks.
+    pub missing_scopes: Vec<String>,
+    /// The evaluation error, if any.
+    pub error: Option<String>,
+}
+
+/// The result of evaluating one policy on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Scope and conditions held.
+    Satisfied,
+    /// Something did not hold.
+    NotSatisfied,
+    /// Evaluation failed.
+    Error,
+}
+
+/// The answer of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Allow or deny.
+    pub allowed: bool,
+    /// Why.
+    pub reason: Reason,
+    /// The determining policies.
+    pub policy_ids: Vec<String>,
+    /// Safe, human-readable errors.
+    pub errors: Vec<String>,
+    /// On insufficient scope: the cheapest scope set that would satisfy a permit.
+    pub required_scopes: Vec<String>,
+    /// The matched route template.
+    pub route: Option<String>,
+    /// Per-policy explanation, when asked for.
+    pub explanation: Vec<Explanation>,
+}
+
+impl Verdict {
+    /// A deny without evaluation.
+    pub fn deny(reason: Reason, error: impl Into<String>) -> Self {
+        Self {
+            allowed: false,
+            reason,
+            policy_ids: Vec::new(),
+            errors: vec![error.into()],
+            required_scopes: Vec::new(),
+            route: None,
+            explanation: Vec::new(),
+        }
+    }
+}
+
+/// What is asked, already normalized and bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// Upper-case HTTP method.
+    pub method: &'a str,
+    /// Normalized path (see [`path::normalize`]).
+    pub path: &'a str,
+    /// The caller's free-form context.
+    pub context: &'a Map<String, Value>,
+    /// Whether to explain every policy of the slice.
+    pub explain: bool,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// No token was given.
+    Anonymous,
+    /// A verified token.
+    Token(&'a VerifiedToken),
+}
+
+/// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
+pub fn decide(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) -> Verdict {
+    let Some(route) = snapshot.routes.at(input.path) else {
+        return Verdict::deny(Reason::NoRoute, format!("no route matches `{}`", input.path));
+    };
+    let endpoint = route.endpoint;
+    let mut verdict = match evaluate(snapshot, endpoint, &route.params, input, caller) {
+        Ok(v) => v,
+        Err(v) => v,
+    };
+    verdict.route = Some(endpoint.template.clone());
+    verdict
+}
+
+struct Prepared {
+    request: Request,
+    entities: Entities,
+}
+
+fn evaluate(
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+    params: &matchit::Params<'_, '_>,
+    input: &Input<'_>,
+    caller: Caller<'_>,
+) -> Result<Verdict, Verdict> {
+    let prepared = prepare(snapshot, endpoint, params, input, caller)?;
+    let response = AUTHORIZER.is_authorized(&prepared.request, &endpoint.policies, &prepared.entities);
+    let diagnostics = response.diagnostics();
+    let mut errors: Vec<String> = Vec::new();
+    let mut forbid_failed = false;
+    for e in diagnostics.errors() {
+        let id = policy_of_error(e);
+        if let Some(meta) = snapshot.meta.get(&id) {
+            forbid_failed |= meta.effect == Effect::Forbid;
+        }
+        errors.push(e.to_string());
+    }
+    let determining: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
+    let scopes_of = |s: &str| match caller {
+        Caller::Token(t) => t.has_scope(s),
+        Caller::Anonymous => false,
+    };
+
+    let mut verdict = Verdict {
+        allowed: false,
+        reason: Reason::PolicyDeny,
+        policy_ids: determining,
+        errors,
+        required_scopes: Vec::new(),
+        route: None,
+        explanation: Vec::new(),
+    };
+    match response.decision() {
+        CedarDecision::Allow if forbid_failed => {
+            verdict.reason = Reason::Error;
+            verdict
+                .errors
+                .push("a forbid policy failed to evaluate; denying".into());
+        }
+        CedarDecision::Allow => {
+            verdict.allowed = true;
+            verdict.reason = Reason::Allowed;
+        }
+        CedarDecision::Deny => {
+            if matches!(caller, Caller::Anonymous) {
+                verdict.reason = Reason::MissingToken;
+            } else if !verdict.policy_ids.is_empty() {
+                verdict.reason = Reason::PolicyDeny;
+            } else if !verdict.errors.is_empty() {
+                verdict.reason = Reason::Error;
+            } else if let Some(required) = closest_scopes(snapshot, endpoint, input.method, &scopes_of) {
+                verdict.reason = Reason::InsufficientScope;
+                verdict.required_scopes = required;
+            }
+        }
+    }
+    if input.explain {
+        verdict.explanation = explain(snapshot, endpoint, input.method, &prepared, &scopes_of);
+    }
+    Ok(verdict)
+}
+
+fn policy_of_error(e: &cedar_policy::AuthorizationError) -> PolicyId {
+    match e {
+        cedar_policy::AuthorizationError::PolicyEvaluationError(err) => err.policy_id().clone(),
+    }
+}
+
+/// Among the permits of the slice that name this action and carry `@scopes`, the alternative
+/// needing the fewest scopes the token lacks; `None` when none lacks any (the deny has
+/// another cause) or no permit carries scopes.
+fn closest_scopes(
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+    method: &str,
+    has: &dyn Fn(&str) -> bool,
+) -> Option<Vec<String>> {
+    let mut best: Option<(usize, usize, Vec<String>)> = None;
+    for id in &endpoint.policy_ids {
+        let Some(meta) = snapshot.meta.get(id) else { continue };
+        if meta.effect != Effect::Permit || !action_applies(meta.actions.as_deref(), method) {
+            continue;
+        }
+        let Some(expr) = &meta.scopes else { continue };
+        if let Some((alt, missing)) = expr.closest(has) {
+            let key = (missing.len(), alt.len());
+            if best.as_ref().is_none_or(|(m, l, _)| key < (*m, *l)) {
+                best = Some((key.0, key.1, alt.iter().cloned().collect()));
+            }
+        }
+    }
+    match best {
+        Some((missing, _, scopes)) if missing > 0 => Some(scopes),
+        _ => None,
+    }
+}
+
+fn action_applies(actions: Option<&[String]>, method: &str) -> bool {
+    actions.is_none_or(|list| list.iter().any(|a| a == method || !is_method_name(a)))
+}
+
+fn is_method_name(a: &str) -> bool {
+    matches!(a, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT")
+}
+
+fn explain(
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+    method: &str,
+    prepared: &Prepared,
+    has: &dyn Fn(&str) -> bool,
+) -> Vec<Explanation> {
+    let mut out = Vec::new();
+    for id in &endpoint.policy_ids {
+        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), endpoint.policies.policy(id)) else {
+            continue;
+        };
+        if !action_applies(meta.actions.as_deref(), method) {
+            continue;
+        }
+        let single = match PolicySet::from_policies([policy.clone()]) {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        let response = AUTHORIZER.is_authorized(&prepared.request, &single, &prepared.entities);
+        let error = response.diagnostics().errors().next().map(ToString::to_string);
+        let satisfied = response.diagnostics().reason().next().is_some();
+        let missing_scopes = meta
+            .scopes
+            .as_ref()
+            .and_then(|e| e.closest(has))
+            .map(|(_, missing)| missing.into_iter().map(str::to_owned).collect())
+            .unwrap_or_default();
+        out.push(Explanation {
+            policy_id: id.to_string(),
+            effect: meta.effect,
+            outcome: match (&error, satisfied) {
+                (Some(_), _) => Outcome::Error,
+                (None, true) => Outcome::Satisfied,
+                (None, false) => Outcome::NotSatisfied,
+            },
+            file: meta.file.clone(),
+            line: meta.line,
+            scopes: meta.scopes.as_ref().map(|s| s.source().to_owned()),
+            missing_scopes,
+            error,
+        });
+    }
+    out
+}
+
+/// Builds the Cedar request and the entities it needs, per the design's mapping.
+fn prepare(
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+    params: &matchit::Params<'_, '_>,
+    input: &Input<'_>,
+    caller: Caller<'_>,
+) -> Result<Prepared, Verdict> {
+    let invalid = |m: String| Verdict::deny(Reason::InvalidRequest, m);
+    let Some(shape) = snapshot.shapes.contexts.get(input.method) else {
+        return Err(invalid(format!(
+            "method `{}` is not an action of the schema",
+            input.method
+        )));
+    };
+    for key in RESERVED_CONTEXT_KEYS {
+        if input.context.contains_key(key) {
+            return Err(invalid(format!(
+                "context field `{key}` is set by Arbiter and cannot be given"
+            )));
+        }
+    }
+
+    // Principal and client.
+    let (principal, client) = match caller {
+        Caller::Anonymous => (uid("Anonymous", "")?, None),
+        Caller::Token(t) => {
+            let client_id = t.client_id.as_deref().or(t.sub.as_deref());
+            let Some(client_id) = client_id else {
+                return Err(Verdict::deny(
+                    Reason::InvalidToken,
+                    "token names neither `client_id` nor `sub`",
+                ));
+            };
+            let client = uid("Client", client_id)?;
+            match t.sub.as_deref() {
+                Some(sub) if sub != client_id => (uid("User", sub)?, Some(client)),
+                _ => (client.clone(), Some(client)),
+            }
+        }
+    };
+
+    let mut entities: Vec<Entity> = endpoint.entities.clone();
+    let token = match caller {
+        Caller::Token(t) => Some(t),
+        Caller::Anonymous => None,
+    };
+    add_entity(snapshot, &mut entities, &principal, token)?;
+    if let Some(client) = &client {
+        if *client != principal {
+            add_entity(snapshot, &mut entities, client, None)?;
+        }
+    }
+
+    // Context, by the action's declared shape.
+    let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
+    for (name, ty, required) in &shape.attrs {
+        let value = match name.as_str() {
+            "scopes" => Some(RestrictedExpression::new_set(
+                token
+                    .map(|t| t.scopes.as_slice())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|s| RestrictedExpression::new_string(s.clone())),
+            )),
+            "token" => match (token, ty) {
+                (Some(t), AttrType::Record(claims)) => Some(
+                    RestrictedExpression::new_record(
+                        record_fields(&t.claims, claims, Mode::Lenient, "token")
+                            .map_err(|m| Verdict::deny(Reason::InvalidToken, m))?,
+                    )
+                    .map_err(|e| invalid(e.to_string()))?,
+                ),
+                _ => None,
+            },
+            "client" => client.clone().map(RestrictedExpression::new_entity_uid),
+            "params" => match ty {
+                AttrType::Record(declared) => {
+                    let map: Map<String, Value> = params
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+                        .collect();
+                    Some(
+                        RestrictedExpression::new_record(
+                            record_fields(&map, declared, Mode::Strict, "params").map_err(invalid)?,
+                        )
+                        .map_err(|e| invalid(e.to_string()))?,
+                    )
+                }
+                _ => None,
+            },
+            other => match input.context.get(other) {
+                Some(v) => Some(to_expr(v, ty, Mode::Strict, other).map_err(|m| invalid(format!("context {m}")))?),
+                None => None,
+            },
+        };
+        match value {
+            Some(v) => pairs.push((name.clone(), v)),
+            None if *required => {
+                return Err(invalid(format!("context field `{name}` is required by the schema")))
+            }
+            None => {}
+        }
+    }
+    let context = Context::from_pairs(pairs).map_err(|e| invalid(format!("context: {e}")))?;
+    let action = uid("Action", input.method)?;
+    let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
+        .map_err(|e| invalid(e.to_string()))?;
+    let entities =
+        Entities::from_entities(entities, None).map_err(|e| Verdict::deny(Reason::Error, e.to_string()))?;
+    Ok(Prepared { request, entities })
+}
+
+/// Adds an entity (from `entities.json`, else built from token claims by the schema's shape)
+/// and its ancestors, skipping any already present.
+fn add_entity(
+    snapshot: &PolicySnapshot,
+    out: &mut Vec<Entity>,
+    uid: &EntityUid,
+    token: Option<&VerifiedToken>,
+) -> Result<(), Verdict> {
+    let present = |out: &Vec<Entity>, u: &EntityUid| out.iter().any(|e| e.uid() == *u);
+    if present(out, uid) {
+        return Ok(());
+    }
+    if let Some(known) = snapshot.entities.get(uid) {
+        out.push(known.clone());
+        if let Some(ancestors) = snapshot.entities.ancestors(uid) {
+            for a in ancestors {
+                if !present(out, a) {
+                    if let Some(e) = snapshot.entities.get(a) {
+                        out.push(e.clone());
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    let type_name = uid.type_name().to_string();
+    let attrs = match (token, snapshot.shapes.entities.get(&type_name)) {
+        (Some(t), Some(shape)) if !shape.attrs.is_empty() => {
+            record_fields(&t.claims, shape, Mode::Lenient, "").unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    let entity = if attrs.is_empty() {
+        Entity::new_no_attrs(uid.clone(), HashSet::new())
+    } else {
+        Entity::new(uid.clone(), attrs.into_iter().collect(), HashSet::new())
+            .map_err(|e| Verdict::deny(Reason::InvalidToken, format!("token claims: {e}")))?
+    };
+    out.push(entity);
+    Ok(())
+}
+
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, Verdict> {
+    entity_uid(type_name, id).map_err(|m| Verdict::deny(Reason::Error, m))
+}

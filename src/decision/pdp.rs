@@ -1,0 +1,190 @@
+//! The decision service every transport calls: bounds → token (cache or verify) → live
+//! snapshot → [`decide`] → decision log line. Transports convert their messages to an
+//! [`AuthzRequest`] and the [`Answer`] back; nothing here knows gRPC or HTTP.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use super::context::check_bounds;
+use super::path::normalize;
+use super::{decide, Caller, Input, Reason, Verdict};
+use crate::policy::PolicyStore;
+use crate::token::{now, Verifier, VerifiedToken};
+
+/// Longest token accepted.
+pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Longest path accepted.
+pub const MAX_PATH_BYTES: usize = 4 * 1024;
+/// Longest method accepted.
+const MAX_METHOD_BYTES: usize = 32;
+
+/// One question, as a transport received it.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthzRequest<'a> {
+    /// The bearer token without `Bearer `; empty for an anonymous request.
+    pub token: &'a str,
+    /// HTTP method, any case.
+    pub method: &'a str,
+    /// Raw request path, possibly with a query string.
+    pub path: &'a str,
+    /// The caller's free-form context.
+    pub context: &'a Map<String, Value>,
+    /// Whether to explain every policy of the slice.
+    pub explain: bool,
+}
+
+/// Who the token says the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalInfo {
+    /// The Cedar principal, e.g. `User::"alice"`.
+    pub entity: String,
+    /// `client_id`.
+    pub client_id: String,
+    /// `sub`.
+    pub sub: String,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    /// `iss`.
+    pub issuer: String,
+    /// `jti`.
+    pub jti: String,
+}
+
+/// A decision with everything a caller and the log need.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Version of the policy set that decided.
+    pub policy_version: String,
+    /// Unique id of this decision (UUIDv7), also in the log line.
+    pub decision_id: String,
+    /// The token's principal, when a valid token was given.
+    pub principal: Option<PrincipalInfo>,
+    /// How long a gateway may reuse the answer.
+    pub cache_ttl_seconds: u32,
+}
+
+/// The policy decision point: policies + token verification.
+pub struct Pdp {
+    policies: Arc<PolicyStore>,
+    verifier: Arc<Verifier>,
+    ttl_cap: u32,
+}
+
+impl Pdp {
+    /// A decision point over a policy store and a verifier.
+    pub fn new(policies: Arc<PolicyStore>, verifier: Arc<Verifier>, ttl_cap: u32) -> Self {
+        Self {
+            policies,
+            verifier,
+            ttl_cap,
+        }
+    }
+
+    /// The policy store.
+    pub fn policies(&self) -> &Arc<PolicyStore> {
+        &self.policies
+    }
+
+    /// The token verifier.
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// Decides one request. Never fails: every problem is a deny with a reason.
+    pub async fn authorize(&self, req: AuthzRequest<'_>) -> Answer {
+        let started = Instant::now();
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let (verdict, token) = self.decide(&req).await;
+        let snapshot_version = self.policies.load().version.clone();
+        let cache_ttl_seconds = match (&verdict.reason, &token) {
+            (Reason::InvalidRequest | Reason::InvalidToken | Reason::Error, _) => 0,
+            (_, Some(t)) => {
+                let left = t.exp.saturating_sub(now());
+                u32::try_from(left).unwrap_or(u32::MAX).min(self.ttl_cap)
+            }
+            (_, None) => self.ttl_cap,
+        };
+        let principal = token.as_deref().map(principal_info);
+        let answer = Answer {
+            verdict,
+            policy_version: snapshot_version,
+            decision_id,
+            principal,
+            cache_ttl_seconds,
+        };
+        crate::telemetry::log_decision(&answer, &req, token.as_deref(), started.elapsed());
+        answer
+    }
+
+    async fn decide(&self, req: &AuthzRequest<'_>) -> (Verdict, Option<Arc<VerifiedToken>>) {
+        let invalid = |m: String| (Verdict::deny(Reason::InvalidRequest, m), None);
+        if req.token.len() > MAX_TOKEN_BYTES {
+            return invalid(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
+        }
+        if req.path.len() > MAX_PATH_BYTES {
+            return invalid(format!("path is longer than {MAX_PATH_BYTES} bytes"));
+        }
+        if req.method.is_empty()
+            || req.method.len() > MAX_METHOD_BYTES
+            || !req.method.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            return invalid("method must be an HTTP method such as `GET`".into());
+        }
+        if let Err(m) = check_bounds(req.context) {
+            return invalid(m);
+        }
+        let path = match normalize(req.path) {
+            Ok(p) => p,
+            Err(e) => return invalid(e.to_string()),
+        };
+        let method_upper;
+        let method = if req.method.bytes().all(|b| b.is_ascii_uppercase()) {
+            req.method
+        } else {
+            method_upper = req.method.to_ascii_uppercase();
+            &method_upper
+        };
+        let token = if req.token.is_empty() {
+            None
+        } else {
+            match self.verifier.verify(req.token).await {
+                Ok(t) => Some(t),
+                Err(e) => return (Verdict::deny(Reason::InvalidToken, e.to_string()), None),
+            }
+        };
+        let caller = match &token {
+            Some(t) => Caller::Token(t),
+            None => Caller::Anonymous,
+        };
+        let input = Input {
+            method,
+            path: &path,
+            context: req.context,
+            explain: req.explain,
+        };
+        let snapshot = self.policies.load();
+        (decide(&snapshot, &input, caller), token)
+    }
+}
+
+fn principal_info(t: &VerifiedToken) -> PrincipalInfo {
+    let client_id = t.client_id.clone().or_else(|| t.sub.clone()).unwrap_or_default();
+    let sub = t.sub.clone().unwrap_or_default();
+    let entity = if !sub.is_empty() && sub != client_id {
+        format!("User::{sub:?}")
+    } else {
+        format!("Client::{client_id:?}")
+    };
+    PrincipalInfo {
+        entity,
+        client_id,
+        sub,
+        scopes: t.scopes.clone(),
+        issuer: t.issuer.clone(),
+        jti: t.jti.clone().unwrap_or_default(),
+    }
+}

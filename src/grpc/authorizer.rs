@@ -1,0 +1,183 @@
+//! `arbiter.v1.Authorizer`: protobuf in, [`Pdp`] decision, protobuf out. A deny is a normal
+//! response; gRPC errors are kept for misuse of the transport (an oversized batch).
+
+use std::sync::Arc;
+
+use prost_types::value::Kind;
+use serde_json::{Map, Number, Value};
+use tonic::{Request, Response, Status};
+
+use super::proto::{
+    self, policy_explanation, AuthorizeBatchRequest, AuthorizeBatchResponse, AuthorizeRequest,
+    AuthorizeResponse,
+};
+use crate::decision::{Answer, AuthzRequest, Outcome, Pdp, Reason, Verdict};
+
+/// Largest batch accepted.
+pub const MAX_BATCH: usize = 100;
+
+/// Serves `Authorize` and `AuthorizeBatch`.
+pub struct AuthorizerService {
+    pdp: Arc<Pdp>,
+}
+
+impl AuthorizerService {
+    /// A service over a decision point.
+    pub fn new(pdp: Arc<Pdp>) -> Self {
+        Self { pdp }
+    }
+
+    async fn one(&self, req: &AuthorizeRequest) -> AuthorizeResponse {
+        let context = match req.context.as_ref().map(struct_to_json) {
+            Some(Ok(map)) => map,
+            Some(Err(m)) => {
+                return to_proto(Answer {
+                    verdict: Verdict::deny(Reason::InvalidRequest, m),
+                    policy_version: self.pdp.policies().load().version.clone(),
+                    decision_id: uuid::Uuid::now_v7().to_string(),
+                    principal: None,
+                    cache_ttl_seconds: 0,
+                })
+            }
+            None => Map::new(),
+        };
+        let answer = self
+            .pdp
+            .authorize(AuthzRequest {
+                token: &req.token,
+                method: &req.method,
+                path: &req.path,
+                context: &context,
+                explain: req.explain,
+            })
+            .await;
+        to_proto(answer)
+    }
+}
+
+#[tonic::async_trait]
+impl proto::authorizer_server::Authorizer for AuthorizerService {
+    async fn authorize(
+        &self,
+        request: Request<AuthorizeRequest>,
+    ) -> Result<Response<AuthorizeResponse>, Status> {
+        Ok(Response::new(self.one(request.get_ref()).await))
+    }
+
+    async fn authorize_batch(
+        &self,
+        request: Request<AuthorizeBatchRequest>,
+    ) -> Result<Response<AuthorizeBatchResponse>, Status> {
+        let batch = request.into_inner();
+        if batch.requests.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "a batch holds at most {MAX_BATCH} requests, got {}",
+                batch.requests.len()
+            )));
+        }
+        let mut responses = Vec::with_capacity(batch.requests.len());
+        for req in &batch.requests {
+            responses.push(self.one(req).await);
+        }
+        Ok(Response::new(AuthorizeBatchResponse { responses }))
+    }
+}
+
+fn to_proto(a: Answer) -> AuthorizeResponse {
+    let v = a.verdict;
+    AuthorizeResponse {
+        decision: if v.allowed {
+            proto::Decision::Allow
+        } else {
+            proto::Decision::Deny
+        } as i32,
+        reason: reason(v.reason) as i32,
+        policy_ids: v.policy_ids,
+        errors: v.errors,
+        required_scopes: v.required_scopes,
+        policy_version: a.policy_version,
+        decision_id: a.decision_id,
+        principal: a.principal.map(|p| proto::Principal {
+            entity: p.entity,
+            client_id: p.client_id,
+            sub: p.sub,
+            scopes: p.scopes,
+            issuer: p.issuer,
+            jti: p.jti,
+        }),
+        cache_ttl_seconds: a.cache_ttl_seconds,
+        explanation: v
+            .explanation
+            .into_iter()
+            .map(|e| proto::PolicyExplanation {
+                policy_id: e.policy_id,
+                effect: match e.effect {
+                    cedar_policy::Effect::Permit => policy_explanation::Effect::Permit,
+                    cedar_policy::Effect::Forbid => policy_explanation::Effect::Forbid,
+                } as i32,
+                outcome: match e.outcome {
+                    Outcome::Satisfied => policy_explanation::Outcome::Satisfied,
+                    Outcome::NotSatisfied => policy_explanation::Outcome::NotSatisfied,
+                    Outcome::Error => policy_explanation::Outcome::Error,
+                } as i32,
+                file: e.file,
+                line: e.line,
+                scopes: e.scopes.unwrap_or_default(),
+                missing_scopes: e.missing_scopes,
+                error: e.error.unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn reason(r: Reason) -> proto::Reason {
+    match r {
+        Reason::Allowed => proto::Reason::Allowed,
+        Reason::InvalidToken => proto::Reason::InvalidToken,
+        Reason::NoRoute => proto::Reason::NoRoute,
+        Reason::InsufficientScope => proto::Reason::InsufficientScope,
+        Reason::PolicyDeny => proto::Reason::PolicyDeny,
+        Reason::InvalidRequest => proto::Reason::InvalidRequest,
+        Reason::Error => proto::Reason::Error,
+        Reason::MissingToken => proto::Reason::MissingToken,
+    }
+}
+
+/// Converts a protobuf `Struct` to JSON, refusing nesting past the context bound early (the
+/// precise size and depth checks follow in the decision service).
+fn struct_to_json(s: &prost_types::Struct) -> Result<Map<String, Value>, String> {
+    fn value(v: &prost_types::Value, depth: usize) -> Result<Value, String> {
+        if depth > crate::decision::context::MAX_CONTEXT_DEPTH {
+            return Err(format!(
+                "context is nested deeper than {}",
+                crate::decision::context::MAX_CONTEXT_DEPTH
+            ));
+        }
+        Ok(match &v.kind {
+            None | Some(Kind::NullValue(_)) => Value::Null,
+            Some(Kind::BoolValue(b)) => Value::Bool(*b),
+            Some(Kind::StringValue(s)) => Value::String(s.clone()),
+            Some(Kind::NumberValue(n)) => {
+                if n.fract() == 0.0 && n.abs() < 9.0e15 {
+                    Value::Number(Number::from(*n as i64))
+                } else {
+                    Number::from_f64(*n).map_or(Value::Null, Value::Number)
+                }
+            }
+            Some(Kind::ListValue(l)) => Value::Array(
+                l.values
+                    .iter()
+                    .map(|x| value(x, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Some(Kind::StructValue(s)) => Value::Object(object(s, depth)?),
+        })
+    }
+    fn object(s: &prost_types::Struct, depth: usize) -> Result<Map<String, Value>, String> {
+        s.fields
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), value(v, depth + 1)?)))
+            .collect()
+    }
+    object(s, 1)
+}

@@ -1,0 +1,44 @@
+//! gRPC transport: `arbiter.v1.Authorizer`, standard health checking and server reflection.
+//! An adapter over [`crate::decision::Pdp`]; nothing else imports it.
+
+mod authorizer;
+
+use std::sync::Arc;
+
+pub use authorizer::AuthorizerService;
+
+/// Generated protobuf types and service stubs of `arbiter.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("arbiter.v1");
+
+    /// The encoded file descriptor set, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("arbiter_descriptor");
+}
+
+use proto::authorizer_server::AuthorizerServer;
+
+/// Largest gRPC message accepted: a batch of 100 requests with generous contexts.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// The gRPC router with every Arbiter service, health and reflection, and the health
+/// reporter that flips to NOT_SERVING at shutdown.
+pub fn routes(
+    pdp: Arc<crate::decision::Pdp>,
+) -> Result<(tonic::service::Routes, tonic_health::server::HealthReporter), tonic_reflection::server::Error>
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let authorizer = AuthorizerServer::new(AuthorizerService::new(pdp))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let routes = tonic::service::Routes::new(authorizer)
+        .add_service(health)
+        .add_service(reflection);
+    Ok((routes, reporter))
+}
+
+/// The health-check name of the Authorizer service.
+pub const AUTHORIZER_SERVICE: &str = "arbiter.v1.Authorizer";

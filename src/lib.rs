@@ -1,0 +1,143 @@
+//! Arbiter: a centralized Policy Decision Point for APIs.
+//!
+//! Gateways ask over gRPC whether a bearer token may do METHOD on PATH in a context; Cedar
+//! policies from a hot-reloadable directory decide, with OAuth scopes as their factors.
+//! This crate root composes the subsystems; `main.rs` is only the command line.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), arbiter::StartError> {
+//! let config = arbiter::Config::default();
+//! let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.map_err(arbiter::StartError::Bind)?;
+//! arbiter::Arbiter::build(config)?.serve(listener, Default::default()).await
+//! # }
+//! ```
+
+pub mod config;
+pub mod decision;
+pub mod grpc;
+pub mod policy;
+pub mod telemetry;
+pub mod token;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use decision::{Answer, AuthzRequest, Pdp, Reason, Verdict};
+
+use token::keys::{load_or_generate_dev_key, SigningKey};
+use token::{Issuer, Verifier};
+
+/// How long start-up waits for each issuer's first JWKS fetch before serving anyway.
+const FIRST_JWKS_FETCH: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The policy directory is invalid.
+    #[error(transparent)]
+    Policies(#[from] policy::LoadError),
+    /// The development key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] token::keys::KeyError),
+    /// The listener could not be bound.
+    #[error("cannot bind: {0}")]
+    Bind(std::io::Error),
+    /// Reflection could not be set up.
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// A configured Arbiter: policies loaded, keys ready, not yet serving.
+pub struct Arbiter {
+    config: Config,
+    pdp: Arc<Pdp>,
+    dev_key: Option<Arc<SigningKey>>,
+}
+
+impl Arbiter {
+    /// Loads policies and keys; fails on an invalid policy directory or configuration.
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
+        let mut extra = Vec::new();
+        let dev_key = if config.dev_issuer.enabled {
+            let key = Arc::new(load_or_generate_dev_key(&config.data_dir)?);
+            extra.push(Issuer::with_static_keys(
+                config.dev_issuer.issuer.clone(),
+                vec![config.dev_issuer.audience.clone()],
+                vec![key.verification_key()?],
+            ));
+            Some(key)
+        } else {
+            None
+        };
+        let verifier = Arc::new(Verifier::new(&config, extra));
+        let pdp = Arc::new(Pdp::new(policies, verifier, config.decision_cache_ttl_seconds));
+        Ok(Self {
+            config,
+            pdp,
+            dev_key,
+        })
+    }
+
+    /// The decision point, for in-process use.
+    pub fn pdp(&self) -> &Arc<Pdp> {
+        &self.pdp
+    }
+
+    /// The development issuer's signing key, when enabled.
+    pub fn dev_key(&self) -> Option<&Arc<SigningKey>> {
+        self.dev_key.as_ref()
+    }
+
+    /// Serves gRPC on an already-bound listener until `shutdown` is cancelled, then reports
+    /// NOT_SERVING and drains in-flight calls.
+    pub async fn serve(self, grpc: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+        self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
+        let (routes, health) = grpc::routes(self.pdp.clone())?;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(grpc::AUTHORIZER_SERVICE, tonic_health::ServingStatus::Serving)
+            .await;
+        let addr = grpc.local_addr().map_err(StartError::Bind)?;
+        let snapshot = self.pdp.policies().snapshot();
+        tracing::info!(
+            grpc_addr = %addr,
+            policies = %snapshot.source.display(),
+            policy_version = %snapshot.version,
+            policy_count = snapshot.policy_count(),
+            routes = snapshot.routes.endpoints().len(),
+            issuers = self.pdp.verifier().issuers().count(),
+            "arbiter ready"
+        );
+        for w in &snapshot.warnings {
+            tracing::warn!(warning = %w, "policy validation warning");
+        }
+        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let drain = shutdown.clone();
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async move {
+                drain.cancelled().await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+                tracing::info!("shutting down: draining in-flight calls");
+            })
+            .await?;
+        let _ = &self.config;
+        Ok(())
+    }
+}

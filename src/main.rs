@@ -1,0 +1,347 @@
+//! The `arbiter` command line: parse flags, call the library, print, exit.
+//!
+//! Exit codes: 0 ok / allow, 1 error, 2 deny (`check`), 3 invalid policies.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Map, Value};
+
+use arbiter::config::{Config, LogFormat};
+use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient};
+use arbiter::token::keys::load_or_generate_dev_key;
+use arbiter::token::mint::{mint, DevTokenRequest};
+
+#[derive(Debug, Parser)]
+#[command(name = "arbiter", version, about = "A policy decision point for APIs: Cedar policies over OAuth scopes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the decision service.
+    Serve(ServeArgs),
+    /// Ask a running server for a decision.
+    Check(CheckArgs),
+    /// Development tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Work with a policy directory.
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file; flags and ARBITER_* variables override it.
+    #[arg(long, env = "ARBITER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Policy directory [default: policies].
+    #[arg(long, env = "ARBITER_POLICIES")]
+    policies: Option<PathBuf>,
+    /// Data directory for generated keys [default: data].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "ARBITER_GRPC_ADDR")]
+    grpc_addr: Option<SocketAddr>,
+    /// Log format [default: text].
+    #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Bearer token (omit for an anonymous request).
+    #[arg(long, default_value = "")]
+    token: String,
+    /// HTTP method.
+    method: String,
+    /// Request path.
+    path: String,
+    /// Context as a JSON object, e.g. '{"ip":"10.0.0.1","fraud_score":12}'.
+    #[arg(long)]
+    context: Option<String>,
+    /// Ask for a per-policy explanation.
+    #[arg(long)]
+    explain: bool,
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
+    addr: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a token from the development issuer. FOR DEVELOPMENT ONLY.
+    Dev(DevTokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevTokenArgs {
+    /// Client id.
+    #[arg(long)]
+    client: String,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "")]
+    scope: String,
+    /// End-user subject; without it the token is the client's own.
+    #[arg(long)]
+    sub: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Extra claims as a JSON object.
+    #[arg(long)]
+    claims: Option<String>,
+    /// Configuration file (for the dev issuer's name and audience).
+    #[arg(long, env = "ARBITER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory holding the development key [default: data].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum PoliciesCommand {
+    /// Load and validate a policy directory as the server would.
+    Validate {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("arbiter: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Check(args) => check(args),
+        Command::Token(TokenCommand::Dev(args)) => dev_token(args),
+        Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
+    }
+}
+
+fn load_config(file: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    })
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(p) = args.policies {
+        config.policies = p;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(a) = args.grpc_addr {
+        config.grpc_addr = a;
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = f;
+    }
+    arbiter::telemetry::init(config.log_format);
+    let arbiter = match arbiter::Arbiter::build(config.clone()) {
+        Ok(a) => a,
+        Err(arbiter::StartError::Policies(e)) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(3));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (--grpc-addr)", config.grpc_addr))?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signal.cancel();
+        });
+        arbiter.serve(listener, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let context = match &args.context {
+        Some(text) => match serde_json::from_str::<Value>(text).context("--context is not JSON")? {
+            Value::Object(map) => Some(json_to_struct(&map)),
+            _ => bail!("--context must be a JSON object"),
+        },
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let response = runtime.block_on(async {
+        let endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())
+            .with_context(|| format!("invalid --addr `{}`", args.addr))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10));
+        let mut client = AuthorizerClient::new(
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to `{}`", args.addr))?,
+        );
+        let resp = client
+            .authorize(proto::AuthorizeRequest {
+                token: args.token.clone(),
+                method: args.method.clone(),
+                path: args.path.clone(),
+                context,
+                explain: args.explain,
+            })
+            .await
+            .context("authorize failed")?;
+        Ok::<_, anyhow::Error>(resp.into_inner())
+    })?;
+    let allowed = response.decision == proto::Decision::Allow as i32;
+    let out = json!({
+        "decision": if allowed { "allow" } else { "deny" },
+        "reason": proto::Reason::try_from(response.reason).map(|r| r.as_str_name()).unwrap_or("?"),
+        "policy_ids": response.policy_ids,
+        "errors": response.errors,
+        "required_scopes": response.required_scopes,
+        "policy_version": response.policy_version,
+        "decision_id": response.decision_id,
+        "principal": response.principal.map(|p| json!({
+            "entity": p.entity, "client_id": p.client_id, "sub": p.sub, "scopes": p.scopes, "issuer": p.issuer,
+        })),
+        "cache_ttl_seconds": response.cache_ttl_seconds,
+        "explanation": response.explanation.iter().map(|e| json!({
+            "policy_id": e.policy_id,
+            "effect": proto::policy_explanation::Effect::try_from(e.effect).map(|x| x.as_str_name()).unwrap_or("?"),
+            "outcome": proto::policy_explanation::Outcome::try_from(e.outcome).map(|x| x.as_str_name()).unwrap_or("?"),
+            "at": format!("{}:{}", e.file, e.line),
+            "scopes": e.scopes,
+            "missing_scopes": e.missing_scopes,
+            "error": e.error,
+        })).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn json_to_struct(map: &Map<String, Value>) -> prost_types::Struct {
+    fn value(v: &Value) -> prost_types::Value {
+        use prost_types::value::Kind;
+        let kind = match v {
+            Value::Null => Kind::NullValue(0),
+            Value::Bool(b) => Kind::BoolValue(*b),
+            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
+            Value::String(s) => Kind::StringValue(s.clone()),
+            Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+                values: a.iter().map(value).collect(),
+            }),
+            Value::Object(o) => Kind::StructValue(json_to_struct(o)),
+        };
+        prost_types::Value { kind: Some(kind) }
+    }
+    prost_types::Struct {
+        fields: map.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
+    }
+}
+
+fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_ref())?;
+    let data_dir = args.data_dir.unwrap_or(config.data_dir);
+    let key = load_or_generate_dev_key(&data_dir)?;
+    let extra = match &args.claims {
+        Some(text) => match serde_json::from_str::<Value>(text).context("--claims is not JSON")? {
+            Value::Object(map) => map,
+            _ => bail!("--claims must be a JSON object"),
+        },
+        None => Map::new(),
+    };
+    let token = mint(
+        &key,
+        &config.dev_issuer.issuer,
+        &config.dev_issuer.audience,
+        &DevTokenRequest {
+            client_id: args.client,
+            sub: args.sub,
+            scopes: args.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            ttl: Duration::from_secs(args.ttl),
+            extra,
+        },
+    )?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
+    match arbiter::policy::PolicySnapshot::load(&dir) {
+        Ok(snapshot) => {
+            for w in &snapshot.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "ok: {} policies, {} routes, version {} ({})",
+                snapshot.policy_count(),
+                snapshot.routes.endpoints().len(),
+                snapshot.version,
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            Ok(ExitCode::from(3))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_command_lines() {
+        let cli = Cli::try_parse_from([
+            "arbiter", "serve", "--policies", "p", "--data-dir", "d", "--grpc-addr", "0.0.0.0:1",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Serve(ServeArgs { grpc_addr: Some(_), .. })));
+        let cli = Cli::try_parse_from(["arbiter", "check", "--token", "T", "GET", "/fido/config"]).unwrap();
+        assert!(matches!(cli.command, Command::Check(CheckArgs { ref method, .. }) if method == "GET"));
+        let cli = Cli::try_parse_from(["arbiter", "token", "dev", "--client", "demo", "--scope", "read fido"]).unwrap();
+        assert!(matches!(cli.command, Command::Token(TokenCommand::Dev(_))));
+        assert!(Cli::try_parse_from(["arbiter", "serve", "--grpc-addr", "nope"]).is_err());
+    }
+}

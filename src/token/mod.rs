@@ -1,0 +1,368 @@
+//! Bearer tokens: verification against trusted issuers (JWKS, files, HMAC by explicit
+//! configuration), a cache of verified tokens until their `exp`, the development issuer's
+//! key, and minting development tokens.
+//!
+//! Knows nothing of policies or transports. Never logs a raw token: a digest or `jti` only.
+
+mod issuer;
+pub mod jwks;
+pub mod keys;
+pub mod mint;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use dashmap::DashMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{decode, decode_header, Algorithm};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+pub use issuer::{Issuer, KeySource};
+
+use crate::config::Config;
+
+/// A SHA-256 digest of a raw token: the cache key and the token's name in logs.
+pub type TokenDigest = [u8; 32];
+
+/// Why a token was not accepted. Every message is safe to log and to return to callers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a compact JWS with three base64url parts and JSON header and payload.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// `alg` is `none` or an algorithm this issuer does not allow.
+    #[error("algorithm `{0}` is not accepted")]
+    UnsupportedAlgorithm(String),
+    /// `iss` names no configured issuer.
+    #[error("untrusted issuer `{0}`")]
+    UntrustedIssuer(String),
+    /// No key of the issuer has this `kid`, even after a refresh.
+    #[error("unknown key id `{0}` for issuer `{1}`")]
+    UnknownKey(String, String),
+    /// The token has no `kid` and the issuer has several keys.
+    #[error("token has no `kid` and issuer `{0}` has several keys")]
+    MissingKeyId(String),
+    /// The header's `alg` differs from the algorithm the key is bound to.
+    #[error("algorithm `{token}` does not match the key's `{key}`")]
+    AlgorithmMismatch {
+        /// What the token claims.
+        token: String,
+        /// What the key allows.
+        key: String,
+    },
+    /// The signature does not verify.
+    #[error("invalid signature")]
+    BadSignature,
+    /// `exp` has passed.
+    #[error("token expired")]
+    Expired,
+    /// `nbf` is in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `aud` names none of the accepted audiences.
+    #[error("token audience is not accepted")]
+    WrongAudience,
+    /// `iss` does not match.
+    #[error("token issuer does not match")]
+    WrongIssuer,
+    /// A required claim is absent.
+    #[error("token lacks required claim `{0}`")]
+    MissingClaim(String),
+    /// A claim has the wrong JSON type.
+    #[error("token claim has an invalid format: {0}")]
+    InvalidClaim(String),
+    /// `typ` header differs from the issuer's required type.
+    #[error("token type must be `{0}`")]
+    WrongType(String),
+    /// The issuer's keys could not be fetched yet.
+    #[error("no keys available for issuer `{0}`")]
+    KeysUnavailable(String),
+}
+
+/// A token whose signature and claims were verified.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// SHA-256 of the raw token.
+    pub digest: TokenDigest,
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`, if present.
+    pub sub: Option<String>,
+    /// `client_id` (RFC 9068), else `azp`, else `cid`.
+    pub client_id: Option<String>,
+    /// From `scope` (space-separated) or `scp` (array or string).
+    pub scopes: Vec<String>,
+    /// `exp`, seconds since the epoch.
+    pub exp: u64,
+    /// `jti`, if present.
+    pub jti: Option<String>,
+    /// Every claim, for the Cedar context.
+    pub claims: Map<String, Value>,
+}
+
+impl VerifiedToken {
+    /// Whether the token carries a scope.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// How the token is named in logs: its `jti`, else a digest prefix.
+    pub fn log_name(&self) -> String {
+        match &self.jti {
+            Some(jti) => format!("jti:{jti}"),
+            None => format!("sha256:{}", hex::encode(&self.digest[..8])),
+        }
+    }
+}
+
+/// Verifies bearer tokens against the trusted issuers and caches the verified ones.
+pub struct Verifier {
+    issuers: HashMap<String, Arc<Issuer>>,
+    cache: DashMap<TokenDigest, Arc<VerifiedToken>>,
+    capacity: usize,
+    leeway: u64,
+    http: reqwest::Client,
+}
+
+impl Verifier {
+    /// A verifier for the configured issuers plus `extra` (e.g. the development issuer).
+    pub fn new(config: &Config, extra: Vec<Issuer>) -> Self {
+        let mut issuers = HashMap::new();
+        for issuer in extra {
+            issuers.insert(issuer.name.clone(), Arc::new(issuer));
+        }
+        for c in &config.issuers {
+            issuers.insert(c.issuer.clone(), Arc::new(Issuer::from_config(c)));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .user_agent(concat!("arbiter/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self {
+            issuers,
+            cache: DashMap::new(),
+            capacity: config.token_cache_capacity,
+            leeway: config.leeway_seconds,
+            http,
+        }
+    }
+
+    /// Starts key refreshers and waits (up to `first_fetch`) for each issuer's first fetch.
+    pub async fn start(&self, shutdown: &CancellationToken, first_fetch: Duration) {
+        for issuer in self.issuers.values() {
+            tokio::spawn(issuer.clone().run_refresher(self.http.clone(), shutdown.clone()));
+        }
+        for issuer in self.issuers.values() {
+            issuer.wait_first_attempt(first_fetch).await;
+        }
+    }
+
+    /// The trusted issuers.
+    pub fn issuers(&self) -> impl Iterator<Item = &Arc<Issuer>> {
+        self.issuers.values()
+    }
+
+    /// A verified token from the cache, if this exact token was verified before and has not
+    /// expired. The hot path of a repeat decision: one digest and one map lookup.
+    pub fn cached(&self, digest: &TokenDigest) -> Option<Arc<VerifiedToken>> {
+        let hit = self.cache.get(digest)?.value().clone();
+        if hit.exp + self.leeway > now() {
+            Some(hit)
+        } else {
+            self.cache.remove(digest);
+            None
+        }
+    }
+
+    /// Verifies a token: from the cache, or by signature and claims (refreshing the issuer's
+    /// keys once when the `kid` is unknown).
+    pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
+        let digest = digest(token);
+        if let Some(hit) = self.cached(&digest) {
+            return Ok(hit);
+        }
+        let header = decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::Json(_) => TokenError::UnsupportedAlgorithm(unverified_alg(token)),
+            _ => TokenError::Malformed("invalid header"),
+        })?;
+        let iss = unverified_issuer(token)?;
+        let issuer = self
+            .issuers
+            .get(&iss)
+            .ok_or_else(|| TokenError::UntrustedIssuer(truncate(&iss, 200)))?;
+        let alg = header.alg;
+        let validation = issuer.validation(alg, self.leeway);
+        let verified = if let Some(key) = issuer.hmac_key(alg) {
+            decode::<Map<String, Value>>(token, key, &validation)
+        } else {
+            if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+                return Err(TokenError::UnsupportedAlgorithm(format!("{alg:?}")));
+            }
+            let kid = header.kid.as_deref();
+            let mut keys = issuer.keys();
+            if keys.find(kid).is_none() && kid.is_some() && issuer.refresh_on_demand().await {
+                keys = issuer.keys();
+            }
+            let key = match keys.find(kid) {
+                Some(k) => k,
+                None if keys.is_empty() => {
+                    return Err(TokenError::KeysUnavailable(issuer.name.clone()))
+                }
+                None => {
+                    return Err(match kid {
+                        Some(kid) => {
+                            TokenError::UnknownKey(truncate(kid, 100), issuer.name.clone())
+                        }
+                        None => TokenError::MissingKeyId(issuer.name.clone()),
+                    })
+                }
+            };
+            if key.alg != alg {
+                return Err(TokenError::AlgorithmMismatch {
+                    token: format!("{alg:?}"),
+                    key: format!("{:?}", key.alg),
+                });
+            }
+            decode::<Map<String, Value>>(token, &key.decoding, &validation)
+        }
+        .map_err(map_jwt_error)?;
+        if let Some(typ) = &issuer.required_typ {
+            let actual = header.typ.as_deref().unwrap_or_default();
+            let matches = actual.eq_ignore_ascii_case(typ)
+                || actual
+                    .strip_prefix("application/")
+                    .is_some_and(|t| t.eq_ignore_ascii_case(typ));
+            if !matches {
+                return Err(TokenError::WrongType(typ.clone()));
+            }
+        }
+        let token = Arc::new(VerifiedToken::from_claims(digest, verified.claims)?);
+        self.remember(token.clone());
+        Ok(token)
+    }
+
+    fn remember(&self, token: Arc<VerifiedToken>) {
+        if self.cache.len() >= self.capacity {
+            let now = now();
+            self.cache.retain(|_, t| t.exp + self.leeway > now);
+            if self.cache.len() >= self.capacity {
+                tracing::debug!("token cache full; not caching");
+                return;
+            }
+        }
+        self.cache.insert(token.digest, token);
+    }
+
+    /// Number of cached tokens.
+    pub fn cache_len(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+impl VerifiedToken {
+    fn from_claims(digest: TokenDigest, claims: Map<String, Value>) -> Result<Self, TokenError> {
+        let string = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| TokenError::InvalidClaim("`exp` must be a number".into()))?;
+        let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
+            Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(_) => return Err(TokenError::InvalidClaim("`scope` must be a string".into())),
+            None => Vec::new(),
+        };
+        Ok(Self {
+            digest,
+            issuer: string("iss").unwrap_or_default(),
+            sub: string("sub"),
+            client_id: string("client_id")
+                .or_else(|| string("azp"))
+                .or_else(|| string("cid")),
+            scopes,
+            exp,
+            jti: string("jti"),
+            claims,
+        })
+    }
+}
+
+/// SHA-256 of a raw token.
+pub fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(c) => TokenError::MissingClaim(truncate(c, 50)),
+        ErrorKind::InvalidClaimFormat(c) => TokenError::InvalidClaim(truncate(c, 50)),
+        ErrorKind::InvalidAlgorithm => TokenError::AlgorithmMismatch {
+            token: "?".into(),
+            key: "?".into(),
+        },
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) => {
+            TokenError::BadSignature
+        }
+        _ => TokenError::Malformed("undecodable signature or payload"),
+    }
+}
+
+fn payload_json(token: &str) -> Result<Value, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(_), Some(payload), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("expected three dot-separated parts"));
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| TokenError::Malformed("payload is not base64url"))?;
+    serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed("payload is not JSON"))
+}
+
+/// `iss` read before verification, only to pick the issuer whose keys will verify it.
+fn unverified_issuer(token: &str) -> Result<String, TokenError> {
+    match payload_json(token)?.get("iss") {
+        Some(Value::String(iss)) => Ok(iss.clone()),
+        _ => Err(TokenError::MissingClaim("iss".into())),
+    }
+}
+
+/// The `alg` a header names when jsonwebtoken does not know it (e.g. `none`), for the message.
+fn unverified_alg(token: &str) -> String {
+    token
+        .split('.')
+        .next()
+        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v.get("alg").and_then(Value::as_str).map(|s| truncate(s, 20)))
+        .unwrap_or_else(|| "?".into())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

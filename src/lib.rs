@@ -82,7 +82,11 @@ impl Arbiter {
             None
         };
         let verifier = Arc::new(Verifier::new(&config, extra));
-        let pdp = Arc::new(Pdp::new(policies, verifier, config.decision_cache_ttl_seconds));
+        let pdp = Arc::new(Pdp::new(
+            policies,
+            verifier,
+            config.decision_cache_ttl_seconds,
+        ));
         Ok(Self {
             config,
             pdp,
@@ -102,14 +106,21 @@ impl Arbiter {
 
     /// Serves gRPC on an already-bound listener until `shutdown` is cancelled, then reports
     /// NOT_SERVING and drains in-flight calls.
-    pub async fn serve(self, grpc: TcpListener, shutdown: CancellationToken) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        grpc: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
         self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
         let (routes, health) = grpc::routes(self.pdp.clone())?;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
         health
-            .set_service_status(grpc::AUTHORIZER_SERVICE, tonic_health::ServingStatus::Serving)
+            .set_service_status(
+                grpc::AUTHORIZER_SERVICE,
+                tonic_health::ServingStatus::Serving,
+            )
             .await;
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
         let snapshot = self.pdp.policies().snapshot();

@@ -17,7 +17,11 @@ use arbiter::token::keys::load_or_generate_dev_key;
 use arbiter::token::mint::{mint, DevTokenRequest};
 
 #[derive(Debug, Parser)]
-#[command(name = "arbiter", version, about = "A policy decision point for APIs: Cedar policies over OAuth scopes")]
+#[command(
+    name = "arbiter",
+    version,
+    about = "A policy decision point for APIs: Cedar policies over OAuth scopes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -255,7 +259,11 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         })).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn json_to_struct(map: &Map<String, Value>) -> prost_types::Struct {
@@ -296,7 +304,11 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
         &DevTokenRequest {
             client_id: args.client,
             sub: args.sub,
-            scopes: args.scope.split_ascii_whitespace().map(str::to_owned).collect(),
+            scopes: args
+                .scope
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
             ttl: Duration::from_secs(args.ttl),
             extra,
         },
@@ -334,13 +346,38 @@ mod tests {
     #[test]
     fn parses_the_documented_command_lines() {
         let cli = Cli::try_parse_from([
-            "arbiter", "serve", "--policies", "p", "--data-dir", "d", "--grpc-addr", "0.0.0.0:1",
+            "arbiter",
+            "serve",
+            "--policies",
+            "p",
+            "--data-dir",
+            "d",
+            "--grpc-addr",
+            "0.0.0.0:1",
         ])
         .unwrap();
-        assert!(matches!(cli.command, Command::Serve(ServeArgs { grpc_addr: Some(_), .. })));
-        let cli = Cli::try_parse_from(["arbiter", "check", "--token", "T", "GET", "/fido/config"]).unwrap();
-        assert!(matches!(cli.command, Command::Check(CheckArgs { ref method, .. }) if method == "GET"));
-        let cli = Cli::try_parse_from(["arbiter", "token", "dev", "--client", "demo", "--scope", "read fido"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve(ServeArgs {
+                grpc_addr: Some(_),
+                ..
+            })
+        ));
+        let cli = Cli::try_parse_from(["arbiter", "check", "--token", "T", "GET", "/fido/config"])
+            .unwrap();
+        assert!(
+            matches!(cli.command, Command::Check(CheckArgs { ref method, .. }) if method == "GET")
+        );
+        let cli = Cli::try_parse_from([
+            "arbiter",
+            "token",
+            "dev",
+            "--client",
+            "demo",
+            "--scope",
+            "read fido",
+        ])
+        .unwrap();
         assert!(matches!(cli.command, Command::Token(TokenCommand::Dev(_))));
         assert!(Cli::try_parse_from(["arbiter", "serve", "--grpc-addr", "nope"]).is_err());
     }

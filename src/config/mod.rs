@@ -153,7 +153,10 @@ impl fmt::Debug for IssuerConfig {
             .field("audiences", &self.audiences)
             .field("jwks_url", &self.jwks_url)
             .field("jwks_file", &self.jwks_file)
-            .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "hmac_secret",
+                &self.hmac_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("required_typ", &self.required_typ)
             .finish_non_exhaustive()
     }
@@ -250,7 +253,9 @@ mod tests {
         assert_eq!(c.grpc_addr.port(), 9000);
         assert_eq!(c.issuers.len(), 1);
         c.validate().unwrap();
-        assert!(Config::from_toml("grpc_adr = \"x\"").unwrap_err().contains("grpc_adr"));
+        assert!(Config::from_toml("grpc_adr = \"x\"")
+            .unwrap_err()
+            .contains("grpc_adr"));
     }
 
     #[test]

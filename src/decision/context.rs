@@ -79,7 +79,12 @@ pub fn record_fields(
 }
 
 /// Converts one JSON value to the declared type.
-pub fn to_expr(v: &Value, ty: &AttrType, mode: Mode, field: &str) -> Result<RestrictedExpression, String> {
+pub fn to_expr(
+    v: &Value,
+    ty: &AttrType,
+    mode: Mode,
+    field: &str,
+) -> Result<RestrictedExpression, String> {
     let mismatch = |what: &str| format!("`{field}` must be {what}");
     match ty {
         AttrType::String => v
@@ -99,24 +104,30 @@ pub fn to_expr(v: &Value, ty: &AttrType, mode: Mode, field: &str) -> Result<Rest
                 .map(|x| to_expr(x, element, mode, field))
                 .collect::<Result<Vec<_>, _>>()
                 .map(RestrictedExpression::new_set),
-            scalar if mode == Mode::Lenient => {
-                Ok(RestrictedExpression::new_set([to_expr(scalar, element, mode, field)?]))
-            }
+            scalar if mode == Mode::Lenient => Ok(RestrictedExpression::new_set([to_expr(
+                scalar, element, mode, field,
+            )?])),
             _ => Err(mismatch("a list")),
         },
         AttrType::Record(shape) => match v {
-            Value::Object(map) => RestrictedExpression::new_record(record_fields(map, shape, mode, field)?)
-                .map_err(|e| format!("`{field}`: {e}")),
+            Value::Object(map) => {
+                RestrictedExpression::new_record(record_fields(map, shape, mode, field)?)
+                    .map_err(|e| format!("`{field}`: {e}"))
+            }
             _ => Err(mismatch("an object")),
         },
         AttrType::Entity(type_name) => {
             let id = v.as_str().ok_or_else(|| mismatch("an entity id string"))?;
-            Ok(RestrictedExpression::new_entity_uid(entity_uid(type_name, id)?))
+            Ok(RestrictedExpression::new_entity_uid(entity_uid(
+                type_name, id,
+            )?))
         }
         AttrType::Extension(name) => {
             let text = match v {
                 Value::String(s) => s.clone(),
-                Value::Number(n) if name == "decimal" => decimal_from_number(n).ok_or_else(|| mismatch("a decimal"))?,
+                Value::Number(n) if name == "decimal" => {
+                    decimal_from_number(n).ok_or_else(|| mismatch("a decimal"))?
+                }
                 _ => return Err(mismatch(&format!("a string holding an `{name}`"))),
             };
             match name.as_str() {
@@ -126,7 +137,9 @@ pub fn to_expr(v: &Value, ty: &AttrType, mode: Mode, field: &str) -> Result<Rest
                 "decimal" => Err(mismatch("a decimal with at most 4 fractional digits")),
                 "datetime" => Ok(RestrictedExpression::new_datetime(text)),
                 "duration" => Ok(RestrictedExpression::new_duration(text)),
-                other => Err(format!("`{field}`: extension type `{other}` is not supported")),
+                other => Err(format!(
+                    "`{field}`: extension type `{other}` is not supported"
+                )),
             }
         }
     }
@@ -163,7 +176,11 @@ fn decimal_from_number(n: &serde_json::Number) -> Option<String> {
     let f = n.as_f64()?;
     let s = format!("{f:.4}");
     let trimmed = s.trim_end_matches('0');
-    Some(if trimmed.ends_with('.') { format!("{trimmed}0") } else { trimmed.to_owned() })
+    Some(if trimmed.ends_with('.') {
+        format!("{trimmed}0")
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 fn is_decimal(s: &str) -> bool {
@@ -199,13 +216,37 @@ mod tests {
     fn types_values_by_shape() {
         assert!(to_expr(&json!(42.0), &AttrType::Long, Mode::Strict, "n").is_ok());
         assert!(to_expr(&json!(4.5), &AttrType::Long, Mode::Strict, "n").is_err());
-        assert!(to_expr(&json!("10.0.0.1"), &AttrType::Extension("ipaddr".into()), Mode::Strict, "ip").is_ok());
-        assert!(to_expr(&json!("10.0.0.0/8"), &AttrType::Extension("ipaddr".into()), Mode::Strict, "ip").is_ok());
-        assert!(to_expr(&json!("not-an-ip"), &AttrType::Extension("ipaddr".into()), Mode::Strict, "ip").is_err());
+        assert!(to_expr(
+            &json!("10.0.0.1"),
+            &AttrType::Extension("ipaddr".into()),
+            Mode::Strict,
+            "ip"
+        )
+        .is_ok());
+        assert!(to_expr(
+            &json!("10.0.0.0/8"),
+            &AttrType::Extension("ipaddr".into()),
+            Mode::Strict,
+            "ip"
+        )
+        .is_ok());
+        assert!(to_expr(
+            &json!("not-an-ip"),
+            &AttrType::Extension("ipaddr".into()),
+            Mode::Strict,
+            "ip"
+        )
+        .is_err());
         let set = AttrType::Set(Box::new(AttrType::String));
         assert!(to_expr(&json!("api"), &set, Mode::Strict, "aud").is_err());
         assert!(to_expr(&json!("api"), &set, Mode::Lenient, "aud").is_ok());
-        assert!(to_expr(&json!(1.5), &AttrType::Extension("decimal".into()), Mode::Strict, "d").is_ok());
+        assert!(to_expr(
+            &json!(1.5),
+            &AttrType::Extension("decimal".into()),
+            Mode::Strict,
+            "d"
+        )
+        .is_ok());
     }
 
     #[test]
@@ -214,10 +255,14 @@ mod tests {
         for _ in 0..9 {
             deep = json!({ "x": deep });
         }
-        let Value::Object(map) = deep else { unreachable!() };
+        let Value::Object(map) = deep else {
+            unreachable!()
+        };
         assert!(check_bounds(&map).unwrap_err().contains("deeper"));
         let big = json!({ "x": "a".repeat(70_000) });
-        let Value::Object(map) = big else { unreachable!() };
+        let Value::Object(map) = big else {
+            unreachable!()
+        };
         assert!(check_bounds(&map).unwrap_err().contains("larger"));
     }
 }

@@ -156,10 +156,50 @@ pub enum Caller<'a> {
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
 pub fn decide(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) -> Verdict {
     let Some(route) = snapshot.routes.at(input.path) else {
-        return Verdict::deny(Reason::NoRoute, format!("no route matches `{}`", input.path));
+        return Verdict::deny(
+            Reason::NoRoute,
+            format!("no route matches `{}`", input.path),
+        );
     };
     let endpoint = route.endpoint;
-    let mut verdict = match evaluate(snapshot, endpoint, &route.params, input, caller) {
+    let mut verdict = match evaluate(
+        snapshot,
+        endpoint,
+        &endpoint.policies,
+        &route.params,
+        input,
+        caller,
+    ) {
+        Ok(v) => v,
+        Err(v) => v,
+    };
+    verdict.route = Some(endpoint.template.clone());
+    verdict
+}
+
+/// Decides like [`decide`] but evaluates the whole policy set instead of the endpoint's
+/// slice. Slow by design: for checking that the index never changes an answer, and for
+/// audits that want that assurance on their own data.
+pub fn decide_whole_set(
+    snapshot: &PolicySnapshot,
+    input: &Input<'_>,
+    caller: Caller<'_>,
+) -> Verdict {
+    let Some(route) = snapshot.routes.at(input.path) else {
+        return Verdict::deny(
+            Reason::NoRoute,
+            format!("no route matches `{}`", input.path),
+        );
+    };
+    let endpoint = route.endpoint;
+    let mut verdict = match evaluate(
+        snapshot,
+        endpoint,
+        &snapshot.policies,
+        &route.params,
+        input,
+        caller,
+    ) {
         Ok(v) => v,
         Err(v) => v,
     };
@@ -175,12 +215,13 @@ struct Prepared {
 fn evaluate(
     snapshot: &PolicySnapshot,
     endpoint: &Endpoint,
+    policies: &PolicySet,
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
 ) -> Result<Verdict, Verdict> {
     let prepared = prepare(snapshot, endpoint, params, input, caller)?;
-    let response = AUTHORIZER.is_authorized(&prepared.request, &endpoint.policies, &prepared.entities);
+    let response = AUTHORIZER.is_authorized(&prepared.request, policies, &prepared.entities);
     let diagnostics = response.diagnostics();
     let mut errors: Vec<String> = Vec::new();
     let mut forbid_failed = false;
@@ -224,7 +265,9 @@ fn evaluate(
                 verdict.reason = Reason::PolicyDeny;
             } else if !verdict.errors.is_empty() {
                 verdict.reason = Reason::Error;
-            } else if let Some(required) = closest_scopes(snapshot, endpoint, input.method, &scopes_of) {
+            } else if let Some(required) =
+                closest_scopes(snapshot, endpoint, input.method, &scopes_of)
+            {
                 verdict.reason = Reason::InsufficientScope;
                 verdict.required_scopes = required;
             }
@@ -253,7 +296,9 @@ fn closest_scopes(
 ) -> Option<Vec<String>> {
     let mut best: Option<(usize, usize, Vec<String>)> = None;
     for id in &endpoint.policy_ids {
-        let Some(meta) = snapshot.meta.get(id) else { continue };
+        let Some(meta) = snapshot.meta.get(id) else {
+            continue;
+        };
         if meta.effect != Effect::Permit || !action_applies(meta.actions.as_deref(), method) {
             continue;
         }
@@ -276,7 +321,10 @@ fn action_applies(actions: Option<&[String]>, method: &str) -> bool {
 }
 
 fn is_method_name(a: &str) -> bool {
-    matches!(a, "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT")
+    matches!(
+        a,
+        "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "TRACE" | "CONNECT"
+    )
 }
 
 fn explain(
@@ -288,7 +336,8 @@ fn explain(
 ) -> Vec<Explanation> {
     let mut out = Vec::new();
     for id in &endpoint.policy_ids {
-        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), endpoint.policies.policy(id)) else {
+        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), endpoint.policies.policy(id))
+        else {
             continue;
         };
         if !action_applies(meta.actions.as_deref(), method) {
@@ -299,7 +348,11 @@ fn explain(
             Err(_) => continue,
         };
         let response = AUTHORIZER.is_authorized(&prepared.request, &single, &prepared.entities);
-        let error = response.diagnostics().errors().next().map(ToString::to_string);
+        let error = response
+            .diagnostics()
+            .errors()
+            .next()
+            .map(ToString::to_string);
         let satisfied = response.diagnostics().reason().next().is_some();
         let missing_scopes = meta
             .scopes
@@ -409,7 +462,8 @@ fn prepare(
                         .collect();
                     Some(
                         RestrictedExpression::new_record(
-                            record_fields(&map, declared, Mode::Strict, "params").map_err(invalid)?,
+                            record_fields(&map, declared, Mode::Strict, "params")
+                                .map_err(invalid)?,
                         )
                         .map_err(|e| invalid(e.to_string()))?,
                     )
@@ -417,14 +471,19 @@ fn prepare(
                 _ => None,
             },
             other => match input.context.get(other) {
-                Some(v) => Some(to_expr(v, ty, Mode::Strict, other).map_err(|m| invalid(format!("context {m}")))?),
+                Some(v) => Some(
+                    to_expr(v, ty, Mode::Strict, other)
+                        .map_err(|m| invalid(format!("context {m}")))?,
+                ),
                 None => None,
             },
         };
         match value {
             Some(v) => pairs.push((name.clone(), v)),
             None if *required => {
-                return Err(invalid(format!("context field `{name}` is required by the schema")))
+                return Err(invalid(format!(
+                    "context field `{name}` is required by the schema"
+                )))
             }
             None => {}
         }
@@ -433,8 +492,8 @@ fn prepare(
     let action = uid("Action", input.method)?;
     let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
-    let entities =
-        Entities::from_entities(entities, None).map_err(|e| Verdict::deny(Reason::Error, e.to_string()))?;
+    let entities = Entities::from_entities(entities, None)
+        .map_err(|e| Verdict::deny(Reason::Error, e.to_string()))?;
     Ok(Prepared { request, entities })
 }
 

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!(normalize("/item/42?x=1").unwrap(), "/item/42");
         assert_eq!(normalize("/item/a%20b").unwrap(), "/item/a b");
         assert_eq!(normalize("/item/%252e%252e").unwrap(), "/item/%2e%2e");
-        assert!(matches!(normalize("/fido/config").unwrap(), Cow::Borrowed(_)));
+        assert!(matches!(
+            normalize("/fido/config").unwrap(),
+            Cow::Borrowed(_)
+        ));
     }
 
     #[test]

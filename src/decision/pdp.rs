@@ -11,7 +11,7 @@ use super::context::check_bounds;
 use super::path::normalize;
 use super::{decide, Caller, Input, Reason, Verdict};
 use crate::policy::PolicyStore;
-use crate::token::{now, Verifier, VerifiedToken};
+use crate::token::{now, VerifiedToken, Verifier};
 
 /// Longest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -172,7 +172,11 @@ impl Pdp {
 }
 
 fn principal_info(t: &VerifiedToken) -> PrincipalInfo {
-    let client_id = t.client_id.clone().or_else(|| t.sub.clone()).unwrap_or_default();
+    let client_id = t
+        .client_id
+        .clone()
+        .or_else(|| t.sub.clone())
+        .unwrap_or_default();
     let sub = t.sub.clone().unwrap_or_default();
     let entity = if !sub.is_empty() && sub != client_id {
         format!("User::{sub:?}")

@@ -13,7 +13,8 @@ pub mod proto {
     tonic::include_proto!("arbiter.v1");
 
     /// The encoded file descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("arbiter_descriptor");
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("arbiter_descriptor");
 }
 
 use proto::authorizer_server::AuthorizerServer;
@@ -25,8 +26,10 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// reporter that flips to NOT_SERVING at shutdown.
 pub fn routes(
     pdp: Arc<crate::decision::Pdp>,
-) -> Result<(tonic::service::Routes, tonic_health::server::HealthReporter), tonic_reflection::server::Error>
-{
+) -> Result<
+    (tonic::service::Routes, tonic_health::server::HealthReporter),
+    tonic_reflection::server::Error,
+> {
     let (reporter, health) = tonic_health::server::health_reporter();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)

@@ -105,6 +105,10 @@ pub(crate) fn from_diagnostic(
 /// The 1-based line holding byte `offset` of `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> u32 {
     let end = offset.min(text.len());
-    let line = text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1;
+    let line = text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1;
     u32::try_from(line).unwrap_or(u32::MAX)
 }

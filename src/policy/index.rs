@@ -78,7 +78,9 @@ impl RouteTable {
                     let origin = meta
                         .get(policy.id())
                         .map_or_else(String::new, |m| format!("{}:{}", m.file, m.line));
-                    templates.entry(uid.id().unescaped().to_owned()).or_insert(origin);
+                    templates
+                        .entry(uid.id().unescaped().to_owned())
+                        .or_insert(origin);
                 }
             }
         }
@@ -175,7 +177,10 @@ impl RouteTable {
             slice.dedup_by(|a, b| a.id() == b.id());
             let policy_ids = slice.iter().map(|p| p.id().clone()).collect();
             let set = PolicySet::from_policies(slice.into_iter().cloned()).map_err(|e| {
-                vec![PolicyError::file("<index>", format!("cannot build the slice of `{template}`: {e}"))]
+                vec![PolicyError::file(
+                    "<index>",
+                    format!("cannot build the slice of `{template}`: {e}"),
+                )]
             })?;
             endpoints.push(Endpoint {
                 template,
@@ -192,7 +197,9 @@ impl RouteTable {
 /// `Endpoint::"<template>"`.
 pub fn endpoint_uid(template: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(
-        ENDPOINT_TYPE.parse().unwrap_or_else(|_| unreachable!("`Endpoint` is a valid type name")),
+        ENDPOINT_TYPE
+            .parse()
+            .unwrap_or_else(|_| unreachable!("`Endpoint` is a valid type name")),
         cedar_policy::EntityId::new(template),
     )
 }
@@ -215,7 +222,14 @@ fn located(origin: &str, message: String) -> PolicyError {
         Some((file, line)) if line.parse::<u32>().is_ok() => {
             PolicyError::at(file, line.parse().unwrap_or(1), message)
         }
-        _ => PolicyError::file(if origin.is_empty() { "<policies>" } else { origin }, message),
+        _ => PolicyError::file(
+            if origin.is_empty() {
+                "<policies>"
+            } else {
+                origin
+            },
+            message,
+        ),
     }
 }
 

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Effect, Entities, Policy, PolicyId, PolicySet, Schema, SchemaFragment, ValidationMode, Validator,
+    ActionConstraint, Effect, Entities, Policy, PolicyId, PolicySet, Schema, SchemaFragment,
+    ValidationMode, Validator,
 };
 use sha2::{Digest, Sha256};
 
@@ -108,7 +109,10 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
                 }
             }
             Err(e) => {
-                errors.push(PolicyError::file(ENTITIES_FILE, format!("cannot read: {e}")));
+                errors.push(PolicyError::file(
+                    ENTITIES_FILE,
+                    format!("cannot read: {e}"),
+                ));
                 Entities::empty()
             }
         }
@@ -138,6 +142,8 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
     }
 
     if !errors.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        errors.retain(|e| seen.insert(e.to_string()));
         return Err(errors);
     }
     let digest = hasher.finalize();
@@ -161,8 +167,8 @@ fn parse_schema(text: &str) -> Result<(Schema, SchemaShapes), Vec<PolicyError>> 
         Ok((s, _)) => s,
         Err(e) => return Err(from_diagnostic(SCHEMA_FILE, Some(text), &e)),
     };
-    let shapes =
-        SchemaShapes::from_fragment(fragment).map_err(|m| vec![PolicyError::file(SCHEMA_FILE, m)])?;
+    let shapes = SchemaShapes::from_fragment(fragment)
+        .map_err(|m| vec![PolicyError::file(SCHEMA_FILE, m)])?;
     Ok((schema, shapes))
 }
 
@@ -313,7 +319,10 @@ fn policy_starts(text: &str) -> Vec<usize> {
 
 fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), String> {
     if depth > MAX_DEPTH {
-        return Err(format!("directory nesting deeper than {MAX_DEPTH} below `{}`", root.display()));
+        return Err(format!(
+            "directory nesting deeper than {MAX_DEPTH} below `{}`",
+            root.display()
+        ));
     }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
     for entry in entries {

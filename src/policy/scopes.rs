@@ -84,11 +84,8 @@ impl ScopeExpr {
         self.alternatives
             .iter()
             .map(|alt| {
-                let missing: Vec<&str> = alt
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|s| !has(s))
-                    .collect();
+                let missing: Vec<&str> =
+                    alt.iter().map(String::as_str).filter(|s| !has(s)).collect();
                 (alt, missing)
             })
             .min_by_key(|(alt, missing)| (missing.len(), alt.len()))
@@ -265,7 +262,10 @@ mod tests {
 
     #[test]
     fn refuses_exponential_blowup() {
-        let bomb = (0..8).map(|i| format!("(a{i} || b{i})")).collect::<Vec<_>>().join(" && ");
+        let bomb = (0..8)
+            .map(|i| format!("(a{i} || b{i})"))
+            .collect::<Vec<_>>()
+            .join(" && ");
         assert!(ScopeExpr::parse(&bomb).is_err());
     }
 }

@@ -121,7 +121,10 @@ impl Resolver<'_> {
                 let mut attrs = Vec::new();
                 if let Some(map) = ty.get("attributes").and_then(Value::as_object) {
                     for (name, attr) in map {
-                        let required = attr.get("required").and_then(Value::as_bool).unwrap_or(true);
+                        let required = attr
+                            .get("required")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
                         attrs.push((name.clone(), self.resolve(attr, depth + 1)?, required));
                     }
                 }
@@ -147,7 +150,9 @@ impl Resolver<'_> {
             "String" => Ok(AttrType::String),
             "Long" => Ok(AttrType::Long),
             "Bool" | "Boolean" => Ok(AttrType::Bool),
-            "ipaddr" | "decimal" | "datetime" | "duration" => Ok(AttrType::Extension(bare.to_owned())),
+            "ipaddr" | "decimal" | "datetime" | "duration" => {
+                Ok(AttrType::Extension(bare.to_owned()))
+            }
             _ if self.entity_types.contains_key(name) => Ok(AttrType::Entity(name.to_owned())),
             _ => Err(format!("unknown type `{name}` in schema")),
         }
@@ -175,14 +180,26 @@ mod tests {
         let (fragment, _) = SchemaFragment::from_cedarschema_str(src).unwrap();
         let shapes = SchemaShapes::from_fragment(fragment).unwrap();
         let ctx = &shapes.contexts["GET"];
-        assert_eq!(ctx.get("scopes"), Some((&AttrType::Set(Box::new(AttrType::String)), true)));
-        assert_eq!(ctx.get("ip"), Some((&AttrType::Extension("ipaddr".into()), false)));
-        assert_eq!(ctx.get("client"), Some((&AttrType::Entity("Client".into()), false)));
+        assert_eq!(
+            ctx.get("scopes"),
+            Some((&AttrType::Set(Box::new(AttrType::String)), true))
+        );
+        assert_eq!(
+            ctx.get("ip"),
+            Some((&AttrType::Extension("ipaddr".into()), false))
+        );
+        assert_eq!(
+            ctx.get("client"),
+            Some((&AttrType::Entity("Client".into()), false))
+        );
         assert_eq!(ctx.get("ok"), Some((&AttrType::Bool, false)));
         let Some((AttrType::Record(token), false)) = ctx.get("token") else {
             panic!("token should be an optional record");
         };
         assert_eq!(token.get("exp"), Some((&AttrType::Long, true)));
-        assert_eq!(shapes.entities["Client"].get("name"), Some((&AttrType::String, false)));
+        assert_eq!(
+            shapes.entities["Client"].get("name"),
+            Some((&AttrType::String, false))
+        );
     }
 }

@@ -12,7 +12,9 @@ use crate::token::VerifiedToken;
 /// Installs the global subscriber; `RUST_LOG` overrides the default `info` level.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
@@ -20,7 +22,12 @@ pub fn init(format: LogFormat) {
 }
 
 /// Writes the decision log line (target `arbiter::decision`). Never the raw token.
-pub fn log_decision(answer: &Answer, req: &AuthzRequest<'_>, token: Option<&VerifiedToken>, latency: Duration) {
+pub fn log_decision(
+    answer: &Answer,
+    req: &AuthzRequest<'_>,
+    token: Option<&VerifiedToken>,
+    latency: Duration,
+) {
     let v = &answer.verdict;
     tracing::info!(
         target: "arbiter::decision",

@@ -69,7 +69,10 @@ impl Issuer {
             (KeySource::File(file.clone()), None)
         } else {
             let secret = config.hmac_secret.as_deref().unwrap_or_default();
-            (KeySource::Hmac, Some(DecodingKey::from_secret(secret.as_bytes())))
+            (
+                KeySource::Hmac,
+                Some(DecodingKey::from_secret(secret.as_bytes())),
+            )
         };
         Self::new(
             config.issuer.clone(),
@@ -161,8 +164,7 @@ impl Issuer {
         if last != 0 && now.saturating_sub(last) < cooldown {
             return false;
         }
-        if r
-            .last_demand_ms
+        if r.last_demand_ms
             .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
@@ -171,11 +173,17 @@ impl Issuer {
         let mut rx = r.attempts.subscribe();
         rx.borrow_and_update();
         r.wake.notify_one();
-        tokio::time::timeout(DEMAND_WAIT, rx.changed()).await.is_ok()
+        tokio::time::timeout(DEMAND_WAIT, rx.changed())
+            .await
+            .is_ok()
     }
 
     /// Runs the refresh loop until `shutdown`; a no-op for static and HMAC issuers.
-    pub async fn run_refresher(self: Arc<Self>, http: reqwest::Client, shutdown: CancellationToken) {
+    pub async fn run_refresher(
+        self: Arc<Self>,
+        http: reqwest::Client,
+        shutdown: CancellationToken,
+    ) {
         if !self.refreshable() {
             return;
         }
@@ -253,7 +261,10 @@ impl Issuer {
                     .get(reqwest::header::CACHE_CONTROL)
                     .and_then(|v| v.to_str().ok())
                     .and_then(max_age);
-                let bytes = resp.bytes().await.map_err(|e| format!("GET `{url}`: {e}"))?;
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| format!("GET `{url}`: {e}"))?;
                 (bytes.to_vec(), max_age)
             }
             KeySource::File(path) => (
@@ -307,7 +318,10 @@ mod tests {
 
     #[test]
     fn reads_max_age() {
-        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
     }

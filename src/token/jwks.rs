@@ -157,6 +157,9 @@ mod tests {
         let key = set.find(Some("s")).unwrap();
         assert_eq!(key.alg, Algorithm::ES256);
         assert!(set.find(Some("h")).is_none());
-        assert!(set.find(None).is_some(), "a lone key matches a token without kid");
+        assert!(
+            set.find(None).is_some(),
+            "a lone key matches a token without kid"
+        );
     }
 }

@@ -49,7 +49,8 @@ impl SigningKey {
         Ok(Key {
             kid: Some(self.kid.clone()),
             alg: Algorithm::ES256,
-            decoding: DecodingKey::from_jwk(&self.jwk).map_err(|e| KeyError::Crypto(e.to_string()))?,
+            decoding: DecodingKey::from_jwk(&self.jwk)
+                .map_err(|e| KeyError::Crypto(e.to_string()))?,
         })
     }
 }
@@ -86,8 +87,8 @@ pub fn load_or_generate_dev_key(data_dir: &Path) -> Result<SigningKey, KeyError>
 /// A signing key from P-256 PKCS#8 DER.
 pub fn signing_key_from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
     let encoding = EncodingKey::from_ec_der(der);
-    let mut jwk =
-        Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| KeyError::Crypto(e.to_string()))?;
+    let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
+        .map_err(|e| KeyError::Crypto(e.to_string()))?;
     let kid = jwk.thumbprint(ThumbprintHash::SHA256);
     jwk.common.key_id = Some(kid.clone());
     jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
@@ -98,7 +99,11 @@ pub fn signing_key_from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), uuid::Uuid::now_v7()));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7()
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -130,7 +135,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(DEV_KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(DEV_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -155,7 +155,11 @@ impl Verifier {
     /// Starts key refreshers and waits (up to `first_fetch`) for each issuer's first fetch.
     pub async fn start(&self, shutdown: &CancellationToken, first_fetch: Duration) {
         for issuer in self.issuers.values() {
-            tokio::spawn(issuer.clone().run_refresher(self.http.clone(), shutdown.clone()));
+            tokio::spawn(
+                issuer
+                    .clone()
+                    .run_refresher(self.http.clone(), shutdown.clone()),
+            );
         }
         for issuer in self.issuers.values() {
             issuer.wait_first_attempt(first_fetch).await;
@@ -354,9 +358,17 @@ fn unverified_alg(token: &str) -> String {
     token
         .split('.')
         .next()
-        .and_then(|h| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).ok())
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v.get("alg").and_then(Value::as_str).map(|s| truncate(s, 20)))
+        .and_then(|v| {
+            v.get("alg")
+                .and_then(Value::as_str)
+                .map(|s| truncate(s, 20))
+        })
         .unwrap_or_else(|| "?".into())
 }
 

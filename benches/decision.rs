@@ -1,1 +1,185 @@
-fn main() {}
+//! One in-process decision with a cached token, for 100 to 100 000 generated route policies
+//! (target: median ≤ 10 µs, and 100 000 within 2× of 100), and the cost of a first-time
+//! token verification per algorithm.
+//!
+//! `cargo bench --bench decision` (set `ARBITER_BENCH_MAX=10000` to skip the 100k set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use arbiter::decision::{decide, Caller, Input};
+use arbiter::policy::PolicySnapshot;
+use arbiter::token::jwks::key_from_jwk;
+use arbiter::token::{digest, Issuer, Verifier};
+use arbiter::Config;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Map, Value};
+
+fn generate(dir: &Path, n: usize) {
+    let bundled = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    std::fs::copy(
+        bundled.join("schema.cedarschema"),
+        dir.join("schema.cedarschema"),
+    )
+    .unwrap();
+    std::fs::copy(bundled.join("guards.cedar"), dir.join("guards.cedar")).unwrap();
+    let mut text = String::with_capacity(n * 200);
+    for i in 0..n {
+        let scope = ["read", "write", "admin", "fido"][i % 4];
+        writeln!(
+            text,
+            "@id(\"route-{i}\")\n@scopes(\"{scope}\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/svc{i}/items/{{id}}\")\nwhen {{ context.scopes.contains(\"{scope}\") }};"
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.join("routes.cedar"), text).unwrap();
+}
+
+struct Signer {
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn signers() -> Vec<Signer> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING,
+    };
+    use base64::Engine;
+    let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let ec = EncodingKey::from_ec_der(ec.to_pkcs8v1().unwrap().as_ref());
+    let rsa = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8: Pkcs8V1Der = rsa.as_der().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let rsa = EncodingKey::from_rsa_pem(
+        format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n").as_bytes(),
+    )
+    .unwrap();
+    let ed = Ed25519KeyPair::generate().unwrap();
+    let ed_jwk = json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "EdDSA",
+        "x": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ed.public_key().as_ref()),
+    });
+    let ed = EncodingKey::from_ed_der(ed.to_pkcs8v1().unwrap().as_ref());
+    let jwk = |enc: &EncodingKey, alg: Algorithm| {
+        let mut j = Jwk::from_encoding_key(enc, alg).unwrap();
+        j.common.key_id = Some(format!("{alg:?}"));
+        serde_json::to_value(j).unwrap()
+    };
+    vec![
+        Signer {
+            alg: Algorithm::RS256,
+            jwk: jwk(&rsa, Algorithm::RS256),
+            encoding: rsa,
+        },
+        Signer {
+            alg: Algorithm::ES256,
+            jwk: jwk(&ec, Algorithm::ES256),
+            encoding: ec,
+        },
+        Signer {
+            alg: Algorithm::EdDSA,
+            jwk: ed_jwk,
+            encoding: ed,
+        },
+    ]
+}
+
+fn token(s: &Signer, jti: u64) -> String {
+    let now = arbiter::token::now();
+    let mut header = Header::new(s.alg);
+    header.kid = Some(format!("{:?}", s.alg));
+    let claims = json!({
+        "iss": "https://bench.example", "aud": "api", "sub": "svc", "client_id": "svc",
+        "scope": "read write", "iat": now, "exp": now + 3600, "jti": format!("{jti}"),
+    });
+    jsonwebtoken::encode(&header, &claims, &s.encoding).unwrap()
+}
+
+fn verifier(signers: &[Signer], cache: usize) -> Verifier {
+    let keys = signers
+        .iter()
+        .map(|s| key_from_jwk(&serde_json::from_value(s.jwk.clone()).unwrap()).unwrap())
+        .collect();
+    let issuer = Issuer::with_static_keys("https://bench.example".into(), vec!["api".into()], keys);
+    let config = Config {
+        token_cache_capacity: cache,
+        ..Config::default()
+    };
+    Verifier::new(&config, vec![issuer])
+}
+
+fn bench_decisions(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let signers = signers();
+    let verifier = verifier(&signers, 1000);
+    let cached_token = token(&signers[1], 1);
+    runtime.block_on(verifier.verify(&cached_token)).unwrap();
+
+    let max: usize = std::env::var("ARBITER_BENCH_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut group = c.benchmark_group("decision_cached_token");
+    group.measurement_time(Duration::from_secs(5));
+    let context = Map::new();
+    for n in [100usize, 1_000, 10_000, 100_000]
+        .into_iter()
+        .filter(|&n| n <= max)
+    {
+        let dir = tempfile::tempdir().unwrap();
+        generate(dir.path(), n);
+        let started = std::time::Instant::now();
+        let snapshot = PolicySnapshot::load(dir.path()).unwrap();
+        eprintln!("loaded {n} policies in {:?}", started.elapsed());
+        // a route in the middle of the table, allowed (scope `read` or `write`)
+        let path = format!("/svc{}/items/42", (n / 2) & !3);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let verified = verifier.cached(&digest(&cached_token)).unwrap();
+                let input = Input {
+                    method: "GET",
+                    path: &path,
+                    context: &context,
+                    explain: false,
+                };
+                let v = decide(&snapshot, &input, Caller::Token(&verified));
+                assert!(v.allowed);
+                v
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("first_time_verification");
+    let uncached = verifier_uncached(&signers);
+    for s in &signers {
+        let mut i = 0u64;
+        let tokens: Vec<String> = (0..64).map(|j| token(s, 1000 + j)).collect();
+        group.bench_function(format!("{:?}", s.alg), |b| {
+            b.iter(|| {
+                i += 1;
+                runtime
+                    .block_on(uncached.verify(&tokens[(i % 64) as usize]))
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn verifier_uncached(signers: &[Signer]) -> Verifier {
+    verifier(signers, 0)
+}
+
+criterion_group!(benches, bench_decisions);
+criterion_main!(benches);

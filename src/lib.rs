@@ -94,6 +94,11 @@ impl Arbiter {
         })
     }
 
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The decision point, for in-process use.
     pub fn pdp(&self) -> &Arc<Pdp> {
         &self.pdp
@@ -148,7 +153,6 @@ impl Arbiter {
                 tracing::info!("shutting down: draining in-flight calls");
             })
             .await?;
-        let _ = &self.config;
         Ok(())
     }
 }

@@ -166,7 +166,7 @@ fn whole_number(v: &Value) -> Option<i64> {
         Value::Number(n) => n.as_i64().or_else(|| {
             let f = n.as_f64()?;
             // protobuf Struct numbers are doubles: accept exact integers in i64 range
-            (f.fract() == 0.0 && f >= -9.2e18 && f <= 9.2e18).then_some(f as i64)
+            (f.fract() == 0.0 && (-9.2e18..=9.2e18).contains(&f)).then_some(f as i64)
         }),
         _ => None,
     }

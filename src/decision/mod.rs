@@ -171,7 +171,7 @@ pub fn decide(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) 
         caller,
     ) {
         Ok(v) => v,
-        Err(v) => v,
+        Err(v) => *v,
     };
     verdict.route = Some(endpoint.template.clone());
     verdict
@@ -201,7 +201,7 @@ pub fn decide_whole_set(
         caller,
     ) {
         Ok(v) => v,
-        Err(v) => v,
+        Err(v) => *v,
     };
     verdict.route = Some(endpoint.template.clone());
     verdict
@@ -219,7 +219,7 @@ fn evaluate(
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
-) -> Result<Verdict, Verdict> {
+) -> Result<Verdict, Box<Verdict>> {
     let prepared = prepare(snapshot, endpoint, params, input, caller)?;
     let response = AUTHORIZER.is_authorized(&prepared.request, policies, &prepared.entities);
     let diagnostics = response.diagnostics();
@@ -385,8 +385,8 @@ fn prepare(
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
-) -> Result<Prepared, Verdict> {
-    let invalid = |m: String| Verdict::deny(Reason::InvalidRequest, m);
+) -> Result<Prepared, Box<Verdict>> {
+    let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
     let Some(shape) = snapshot.shapes.contexts.get(input.method) else {
         return Err(invalid(format!(
             "method `{}` is not an action of the schema",
@@ -407,10 +407,10 @@ fn prepare(
         Caller::Token(t) => {
             let client_id = t.client_id.as_deref().or(t.sub.as_deref());
             let Some(client_id) = client_id else {
-                return Err(Verdict::deny(
+                return Err(Box::new(Verdict::deny(
                     Reason::InvalidToken,
                     "token names neither `client_id` nor `sub`",
-                ));
+                )));
             };
             let client = uid("Client", client_id)?;
             match t.sub.as_deref() {
@@ -447,7 +447,7 @@ fn prepare(
                 (Some(t), AttrType::Record(claims)) => Some(
                     RestrictedExpression::new_record(
                         record_fields(&t.claims, claims, Mode::Lenient, "token")
-                            .map_err(|m| Verdict::deny(Reason::InvalidToken, m))?,
+                            .map_err(|m| Box::new(Verdict::deny(Reason::InvalidToken, m)))?,
                     )
                     .map_err(|e| invalid(e.to_string()))?,
                 ),
@@ -493,7 +493,7 @@ fn prepare(
     let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
     let entities = Entities::from_entities(entities, None)
-        .map_err(|e| Verdict::deny(Reason::Error, e.to_string()))?;
+        .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?;
     Ok(Prepared { request, entities })
 }
 
@@ -504,7 +504,7 @@ fn add_entity(
     out: &mut Vec<Entity>,
     uid: &EntityUid,
     token: Option<&VerifiedToken>,
-) -> Result<(), Verdict> {
+) -> Result<(), Box<Verdict>> {
     let present = |out: &Vec<Entity>, u: &EntityUid| out.iter().any(|e| e.uid() == *u);
     if present(out, uid) {
         return Ok(());
@@ -532,13 +532,17 @@ fn add_entity(
     let entity = if attrs.is_empty() {
         Entity::new_no_attrs(uid.clone(), HashSet::new())
     } else {
-        Entity::new(uid.clone(), attrs.into_iter().collect(), HashSet::new())
-            .map_err(|e| Verdict::deny(Reason::InvalidToken, format!("token claims: {e}")))?
+        Entity::new(uid.clone(), attrs.into_iter().collect(), HashSet::new()).map_err(|e| {
+            Box::new(Verdict::deny(
+                Reason::InvalidToken,
+                format!("token claims: {e}"),
+            ))
+        })?
     };
     out.push(entity);
     Ok(())
 }
 
-fn uid(type_name: &str, id: &str) -> Result<EntityUid, Verdict> {
-    entity_uid(type_name, id).map_err(|m| Verdict::deny(Reason::Error, m))
+fn uid(type_name: &str, id: &str) -> Result<EntityUid, Box<Verdict>> {
+    entity_uid(type_name, id).map_err(|m| Box::new(Verdict::deny(Reason::Error, m)))
 }

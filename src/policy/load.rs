@@ -71,10 +71,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
         }
     };
     hash_file(&mut hasher, SCHEMA_FILE, &schema_text);
-    let (schema, shapes) = match parse_schema(&schema_text) {
-        Ok(s) => s,
-        Err(e) => return Err(e),
-    };
+    let (schema, shapes) = parse_schema(&schema_text)?;
 
     // Policies, file by file.
     let mut meta: HashMap<PolicyId, PolicyMeta> = HashMap::new();

@@ -77,7 +77,7 @@ impl ScopeExpr {
 
     /// The alternative that needs the fewest scopes the token lacks, with those missing scopes.
     /// Ties go to the smaller alternative, then to the first written.
-    pub fn closest<'a, F>(&'a self, has: F) -> Option<(&'a BTreeSet<String>, Vec<&'a str>)>
+    pub fn closest<F>(&self, has: F) -> Option<(&BTreeSet<String>, Vec<&str>)>
     where
         F: Fn(&str) -> bool,
     {

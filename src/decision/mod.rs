@@ -207,9 +207,27 @@ pub fn decide_whole_set(
     verdict
 }
 
-struct Prepared {
+struct Prepared<'s> {
     request: Request,
-    entities: Entities,
+    entities: EntitySet<'s>,
+}
+
+/// The entities a request is evaluated against. Usually the snapshot's static store as it is:
+/// a principal that is neither in `entities.json` nor carries attributes behaves exactly like
+/// an absent entity, and so does an endpoint without parents. Only a principal with attributes
+/// from its token needs a store of its own.
+enum EntitySet<'s> {
+    Static(&'s Entities),
+    Built(Entities),
+}
+
+impl EntitySet<'_> {
+    fn get(&self) -> &Entities {
+        match self {
+            Self::Static(e) => e,
+            Self::Built(e) => e,
+        }
+    }
 }
 
 fn evaluate(
@@ -221,7 +239,7 @@ fn evaluate(
     caller: Caller<'_>,
 ) -> Result<Verdict, Box<Verdict>> {
     let prepared = prepare(snapshot, endpoint, params, input, caller)?;
-    let response = AUTHORIZER.is_authorized(&prepared.request, policies, &prepared.entities);
+    let response = AUTHORIZER.is_authorized(&prepared.request, policies, prepared.entities.get());
     let diagnostics = response.diagnostics();
     let mut errors: Vec<String> = Vec::new();
     let mut forbid_failed = false;
@@ -347,7 +365,7 @@ fn explain(
             Ok(s) => s,
             Err(_) => continue,
         };
-        let response = AUTHORIZER.is_authorized(&prepared.request, &single, &prepared.entities);
+        let response = AUTHORIZER.is_authorized(&prepared.request, &single, prepared.entities.get());
         let error = response
             .diagnostics()
             .errors()
@@ -379,13 +397,13 @@ fn explain(
 }
 
 /// Builds the Cedar request and the entities it needs, per the design's mapping.
-fn prepare(
-    snapshot: &PolicySnapshot,
+fn prepare<'s>(
+    snapshot: &'s PolicySnapshot,
     endpoint: &Endpoint,
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
-) -> Result<Prepared, Box<Verdict>> {
+) -> Result<Prepared<'s>, Box<Verdict>> {
     let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
     let Some(shape) = snapshot.shapes.contexts.get(input.method) else {
         return Err(invalid(format!(
@@ -420,17 +438,29 @@ fn prepare(
         }
     };
 
-    let mut entities: Vec<Entity> = endpoint.entities.clone();
     let token = match caller {
         Caller::Token(t) => Some(t),
         Caller::Anonymous => None,
     };
-    add_entity(snapshot, &mut entities, &principal, token)?;
-    if let Some(client) = &client {
-        if *client != principal {
-            add_entity(snapshot, &mut entities, client, None)?;
+    let claim_attrs = match token {
+        Some(t) if snapshot.entities.get(&principal).is_none() => claim_attributes(snapshot, &principal, t),
+        _ => Vec::new(),
+    };
+    let entities = if claim_attrs.is_empty() {
+        EntitySet::Static(&snapshot.entities)
+    } else {
+        let principal_entity = Entity::new(principal.clone(), claim_attrs.into_iter().collect(), HashSet::new())
+            .map_err(|e| Box::new(Verdict::deny(Reason::InvalidToken, format!("token claims: {e}"))))?;
+        let mut list: Vec<Entity> = endpoint.entities.clone();
+        list.push(principal_entity);
+        if let Some(client) = &client {
+            add_known(snapshot, &mut list, client);
         }
-    }
+        EntitySet::Built(
+            Entities::from_entities(list, None)
+                .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?,
+        )
+    };
 
     // Context, by the action's declared shape.
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
@@ -492,55 +522,40 @@ fn prepare(
     let action = uid("Action", input.method)?;
     let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
-    let entities = Entities::from_entities(entities, None)
-        .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?;
     Ok(Prepared { request, entities })
 }
 
-/// Adds an entity (from `entities.json`, else built from token claims by the schema's shape)
-/// and its ancestors, skipping any already present.
-fn add_entity(
+/// Attributes of a principal that is not in `entities.json`, from same-named token claims the
+/// schema declares for its type.
+fn claim_attributes(
     snapshot: &PolicySnapshot,
-    out: &mut Vec<Entity>,
-    uid: &EntityUid,
-    token: Option<&VerifiedToken>,
-) -> Result<(), Box<Verdict>> {
-    let present = |out: &Vec<Entity>, u: &EntityUid| out.iter().any(|e| e.uid() == *u);
-    if present(out, uid) {
-        return Ok(());
-    }
-    if let Some(known) = snapshot.entities.get(uid) {
-        out.push(known.clone());
-        if let Some(ancestors) = snapshot.entities.ancestors(uid) {
-            for a in ancestors {
-                if !present(out, a) {
-                    if let Some(e) = snapshot.entities.get(a) {
-                        out.push(e.clone());
-                    }
-                }
-            }
-        }
-        return Ok(());
-    }
-    let type_name = uid.type_name().to_string();
-    let attrs = match (token, snapshot.shapes.entities.get(&type_name)) {
-        (Some(t), Some(shape)) if !shape.attrs.is_empty() => {
-            record_fields(&t.claims, shape, Mode::Lenient, "").unwrap_or_default()
+    principal: &EntityUid,
+    token: &VerifiedToken,
+) -> Vec<(String, RestrictedExpression)> {
+    let type_name = principal.type_name().to_string();
+    match snapshot.shapes.entities.get(&type_name) {
+        Some(shape) if !shape.attrs.is_empty() => {
+            record_fields(&token.claims, shape, Mode::Lenient, "").unwrap_or_default()
         }
         _ => Vec::new(),
+    }
+}
+
+/// Adds an entity of `entities.json` and its ancestors, skipping any already present.
+fn add_known(snapshot: &PolicySnapshot, out: &mut Vec<Entity>, uid: &EntityUid) {
+    let mut push = |u: &EntityUid| {
+        if !out.iter().any(|e| e.uid() == *u) {
+            if let Some(e) = snapshot.entities.get(u) {
+                out.push(e.clone());
+            }
+        }
     };
-    let entity = if attrs.is_empty() {
-        Entity::new_no_attrs(uid.clone(), HashSet::new())
-    } else {
-        Entity::new(uid.clone(), attrs.into_iter().collect(), HashSet::new()).map_err(|e| {
-            Box::new(Verdict::deny(
-                Reason::InvalidToken,
-                format!("token claims: {e}"),
-            ))
-        })?
-    };
-    out.push(entity);
-    Ok(())
+    push(uid);
+    if let Some(ancestors) = snapshot.entities.ancestors(uid) {
+        for a in ancestors {
+            push(a);
+        }
+    }
 }
 
 fn uid(type_name: &str, id: &str) -> Result<EntityUid, Box<Verdict>> {

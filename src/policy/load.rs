@@ -12,7 +12,7 @@ use cedar_policy::{
 };
 use sha2::{Digest, Sha256};
 
-use super::error::{from_diagnostic, line_of, PolicyError};
+use super::error::{from_diagnostic, PolicyError};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
 
@@ -183,14 +183,15 @@ fn parse_policy_file(
             return;
         }
     };
-    let starts = policy_starts(text);
+    // Lines of each policy start, computed in one pass over the file.
+    let lines = lines_of(text, &policy_starts(text));
     // Cedar names the Nth policy or template of a file `policyN`.
     let line_for = |id: &PolicyId| -> u32 {
         id.to_string()
             .strip_prefix("policy")
             .and_then(|n| n.parse::<usize>().ok())
-            .and_then(|n| starts.get(n))
-            .map_or(1, |&offset| line_of(text, offset))
+            .and_then(|n| lines.get(n).copied())
+            .unwrap_or(1)
     };
     for template in set.templates() {
         errors.push(PolicyError::at(
@@ -199,10 +200,9 @@ fn parse_policy_file(
             "policy templates (with ?principal or ?resource) are not supported in the policy directory",
         ));
     }
-    let mut parsed: Vec<&Policy> = set.policies().collect();
-    parsed.sort_by_key(|p| line_for(p.id()));
-    for policy in parsed {
-        let line = line_for(policy.id());
+    let mut parsed: Vec<(u32, &Policy)> = set.policies().map(|p| (line_for(p.id()), p)).collect();
+    parsed.sort_by_key(|(line, _)| *line);
+    for (line, policy) in parsed {
         let Some(id) = policy.annotation("id") else {
             errors.push(PolicyError::at(
                 rel,
@@ -314,6 +314,20 @@ fn policy_starts(text: &str) -> Vec<usize> {
     starts
 }
 
+/// 1-based lines of ascending byte offsets, in one pass.
+fn lines_of(text: &str, offsets: &[usize]) -> Vec<u32> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(offsets.len());
+    let (mut pos, mut line) = (0usize, 1u32);
+    for &offset in offsets {
+        let end = offset.min(bytes.len());
+        line += bytes[pos..end].iter().filter(|&&b| b == b'\n').count() as u32;
+        pos = end;
+        out.push(line);
+    }
+    out
+}
+
 fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!(
@@ -365,7 +379,6 @@ mod tests {
         let text = "// a; comment\n@id(\"a;\")\npermit(principal, action, resource);\n\n  forbid(principal, action, resource) when { \"x;\" == \"y\" };\n";
         let starts = policy_starts(text);
         assert_eq!(starts.len(), 2);
-        assert_eq!(line_of(text, starts[0]), 2);
-        assert_eq!(line_of(text, starts[1]), 5);
+        assert_eq!(lines_of(text, &starts), vec![2, 5]);
     }
 }

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityUid, PolicyId,
-    PolicySet, Request, RestrictedExpression,
+    Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
 };
 use serde_json::{Map, Value};
 
@@ -21,9 +21,13 @@ pub use pdp::{Answer, AuthzRequest, Pdp, PrincipalInfo};
 
 use crate::policy::{AttrType, Endpoint, PolicySnapshot};
 use crate::token::VerifiedToken;
-use context::{entity_uid, record_fields, to_expr, Mode};
+use context::{record_fields, to_expr, Mode};
 
 static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
+static USER: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("User"));
+static CLIENT: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Client"));
+static ANONYMOUS: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Anonymous"));
+static ACTION: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Action"));
 
 /// Context keys Arbiter fills itself; a caller cannot set them.
 pub const RESERVED_CONTEXT_KEYS: [&str; 4] = ["scopes", "token", "client", "params"];
@@ -155,35 +159,25 @@ pub enum Caller<'a> {
 
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
 pub fn decide(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) -> Verdict {
-    let Some(route) = snapshot.routes.at(input.path) else {
-        return Verdict::deny(
-            Reason::NoRoute,
-            format!("no route matches `{}`", input.path),
-        );
-    };
-    let endpoint = route.endpoint;
-    let mut verdict = match evaluate(
-        snapshot,
-        endpoint,
-        &endpoint.policies,
-        &route.params,
-        input,
-        caller,
-    ) {
-        Ok(v) => v,
-        Err(v) => *v,
-    };
-    verdict.route = Some(endpoint.template.clone());
-    verdict
+    decide_with(snapshot, input, caller, false)
 }
 
 /// Decides like [`decide`] but evaluates the whole policy set instead of the endpoint's
-/// slice. Slow by design: for checking that the index never changes an answer, and for
-/// audits that want that assurance on their own data.
+/// slice, with every context attribute built. Slow by design: for checking that the index
+/// never changes an answer, and for audits that want that assurance on their own data.
 pub fn decide_whole_set(
     snapshot: &PolicySnapshot,
     input: &Input<'_>,
     caller: Caller<'_>,
+) -> Verdict {
+    decide_with(snapshot, input, caller, true)
+}
+
+fn decide_with(
+    snapshot: &PolicySnapshot,
+    input: &Input<'_>,
+    caller: Caller<'_>,
+    whole: bool,
 ) -> Verdict {
     let Some(route) = snapshot.routes.at(input.path) else {
         return Verdict::deny(
@@ -192,13 +186,19 @@ pub fn decide_whole_set(
         );
     };
     let endpoint = route.endpoint;
+    let policies = if whole {
+        &snapshot.policies
+    } else {
+        &endpoint.policies
+    };
     let mut verdict = match evaluate(
         snapshot,
         endpoint,
-        &snapshot.policies,
+        policies,
         &route.params,
         input,
         caller,
+        whole,
     ) {
         Ok(v) => v,
         Err(v) => *v,
@@ -237,8 +237,9 @@ fn evaluate(
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
+    full_context: bool,
 ) -> Result<Verdict, Box<Verdict>> {
-    let prepared = prepare(snapshot, endpoint, params, input, caller)?;
+    let prepared = prepare(snapshot, endpoint, params, input, caller, full_context)?;
     let response = AUTHORIZER.is_authorized(&prepared.request, policies, prepared.entities.get());
     let diagnostics = response.diagnostics();
     let mut errors: Vec<String> = Vec::new();
@@ -365,7 +366,8 @@ fn explain(
             Ok(s) => s,
             Err(_) => continue,
         };
-        let response = AUTHORIZER.is_authorized(&prepared.request, &single, prepared.entities.get());
+        let response =
+            AUTHORIZER.is_authorized(&prepared.request, &single, prepared.entities.get());
         let error = response
             .diagnostics()
             .errors()
@@ -403,6 +405,7 @@ fn prepare<'s>(
     params: &matchit::Params<'_, '_>,
     input: &Input<'_>,
     caller: Caller<'_>,
+    full_context: bool,
 ) -> Result<Prepared<'s>, Box<Verdict>> {
     let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
     let Some(shape) = snapshot.shapes.contexts.get(input.method) else {
@@ -421,7 +424,7 @@ fn prepare<'s>(
 
     // Principal and client.
     let (principal, client) = match caller {
-        Caller::Anonymous => (uid("Anonymous", "")?, None),
+        Caller::Anonymous => (uid(&ANONYMOUS, ""), None),
         Caller::Token(t) => {
             let client_id = t.client_id.as_deref().or(t.sub.as_deref());
             let Some(client_id) = client_id else {
@@ -430,9 +433,9 @@ fn prepare<'s>(
                     "token names neither `client_id` nor `sub`",
                 )));
             };
-            let client = uid("Client", client_id)?;
+            let client = uid(&CLIENT, client_id);
             match t.sub.as_deref() {
-                Some(sub) if sub != client_id => (uid("User", sub)?, Some(client)),
+                Some(sub) if sub != client_id => (uid(&USER, sub), Some(client)),
                 _ => (client.clone(), Some(client)),
             }
         }
@@ -443,14 +446,25 @@ fn prepare<'s>(
         Caller::Anonymous => None,
     };
     let claim_attrs = match token {
-        Some(t) if snapshot.entities.get(&principal).is_none() => claim_attributes(snapshot, &principal, t),
+        Some(t) if snapshot.entities.get(&principal).is_none() => {
+            claim_attributes(snapshot, &principal, t)
+        }
         _ => Vec::new(),
     };
     let entities = if claim_attrs.is_empty() {
         EntitySet::Static(&snapshot.entities)
     } else {
-        let principal_entity = Entity::new(principal.clone(), claim_attrs.into_iter().collect(), HashSet::new())
-            .map_err(|e| Box::new(Verdict::deny(Reason::InvalidToken, format!("token claims: {e}"))))?;
+        let principal_entity = Entity::new(
+            principal.clone(),
+            claim_attrs.into_iter().collect(),
+            HashSet::new(),
+        )
+        .map_err(|e| {
+            Box::new(Verdict::deny(
+                Reason::InvalidToken,
+                format!("token claims: {e}"),
+            ))
+        })?;
         let mut list: Vec<Entity> = endpoint.entities.clone();
         list.push(principal_entity);
         if let Some(client) = &client {
@@ -465,6 +479,21 @@ fn prepare<'s>(
     // Context, by the action's declared shape.
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
     for (name, ty, required) in &shape.attrs {
+        let read = match (&endpoint.context_reads, full_context) {
+            (_, true) | (None, _) => true,
+            (Some(reads), false) => reads.contains(name.as_str()),
+        };
+        if !read && !*required {
+            // no policy of this endpoint's slice can see it: skip building it
+            if let Some(v) = input.context.get(name.as_str()) {
+                // still reject a value of the wrong type, as the full context would
+                if !RESERVED_CONTEXT_KEYS.contains(&name.as_str()) {
+                    to_expr(v, ty, Mode::Strict, name)
+                        .map_err(|m| invalid(format!("context {m}")))?;
+                }
+            }
+            continue;
+        }
         let value = match name.as_str() {
             "scopes" => Some(RestrictedExpression::new_set(
                 token
@@ -519,7 +548,7 @@ fn prepare<'s>(
         }
     }
     let context = Context::from_pairs(pairs).map_err(|e| invalid(format!("context: {e}")))?;
-    let action = uid("Action", input.method)?;
+    let action = uid(&ACTION, input.method);
     let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Prepared { request, entities })
@@ -532,8 +561,12 @@ fn claim_attributes(
     principal: &EntityUid,
     token: &VerifiedToken,
 ) -> Vec<(String, RestrictedExpression)> {
-    let type_name = principal.type_name().to_string();
-    match snapshot.shapes.entities.get(&type_name) {
+    let type_name = if principal.type_name() == &*USER {
+        "User"
+    } else {
+        "Client"
+    };
+    match snapshot.shapes.entities.get(type_name) {
         Some(shape) if !shape.attrs.is_empty() => {
             record_fields(&token.claims, shape, Mode::Lenient, "").unwrap_or_default()
         }
@@ -558,6 +591,11 @@ fn add_known(snapshot: &PolicySnapshot, out: &mut Vec<Entity>, uid: &EntityUid) 
     }
 }
 
-fn uid(type_name: &str, id: &str) -> Result<EntityUid, Box<Verdict>> {
-    entity_uid(type_name, id).map_err(|m| Box::new(Verdict::deny(Reason::Error, m)))
+fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
+    EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
+}
+
+fn type_name(name: &str) -> EntityTypeName {
+    name.parse()
+        .unwrap_or_else(|_| unreachable!("`{name}` is a valid entity type name"))
 }

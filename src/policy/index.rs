@@ -29,6 +29,8 @@ pub struct Endpoint {
     pub policies: PolicySet,
     /// Their ids, sorted, for explanations and scope hints.
     pub policy_ids: Vec<PolicyId>,
+    /// The context attributes these policies can read; `None` for all.
+    pub context_reads: super::ContextReads,
 }
 
 /// Maps request paths to endpoints.
@@ -169,13 +171,24 @@ impl RouteTable {
             }
         }
 
-        // 5. One policy set per endpoint.
+        // 5. What each policy reads of the context, then one policy set per endpoint.
+        let reads: HashMap<PolicyId, super::ContextReads> = policies
+            .policies()
+            .map(|p| (p.id().clone(), super::context_reads(&p.to_string())))
+            .collect();
         let mut endpoints = Vec::with_capacity(order.len());
         for ((template, (uid, list)), mine) in order.into_iter().zip(endpoint_entities).zip(own) {
             let mut slice: Vec<&Policy> = global.iter().copied().chain(mine).collect();
             slice.sort_by(|a, b| a.id().cmp(b.id()));
             slice.dedup_by(|a, b| a.id() == b.id());
             let policy_ids = slice.iter().map(|p| p.id().clone()).collect();
+            let mut context_reads = Some(std::collections::HashSet::new());
+            for p in &slice {
+                match (&mut context_reads, reads.get(p.id())) {
+                    (Some(all), Some(Some(these))) => all.extend(these.iter().cloned()),
+                    _ => context_reads = None,
+                }
+            }
             let set = PolicySet::from_policies(slice.into_iter().cloned()).map_err(|e| {
                 vec![PolicyError::file(
                     "<index>",
@@ -188,6 +201,7 @@ impl RouteTable {
                 entities: list,
                 policies: set,
                 policy_ids,
+                context_reads,
             });
         }
         Ok(Self { router, endpoints })

@@ -7,6 +7,7 @@
 mod error;
 mod index;
 mod load;
+mod reads;
 pub mod scopes;
 mod shape;
 
@@ -21,6 +22,7 @@ use cedar_policy::{Entities, PolicyId, PolicySet, Schema};
 pub use error::{LoadError, PolicyError};
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use load::{PolicyMeta, ENTITIES_FILE, SCHEMA_FILE};
+pub use reads::{context_reads, ContextReads};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
 
 /// One loaded, validated and indexed policy directory. Immutable once built.

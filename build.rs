@@ -11,7 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("arbiter_descriptor.bin"))
         .compile_with_config(
             config,
-            &[PathBuf::from("proto/arbiter/v1/authorizer.proto")],
+            &[
+                PathBuf::from("proto/arbiter/v1/authorizer.proto"),
+                PathBuf::from("proto/arbiter/v1/admin.proto"),
+            ],
             &[PathBuf::from("proto"), well_known],
         )?;
     println!("cargo:rerun-if-changed=proto");

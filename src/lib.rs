@@ -49,6 +49,9 @@ pub enum StartError {
     /// The listener could not be bound.
     #[error("cannot bind: {0}")]
     Bind(std::io::Error),
+    /// The policy directory could not be watched.
+    #[error(transparent)]
+    Watch(#[from] policy::watch::WatchError),
     /// Reflection could not be set up.
     #[error("grpc reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -117,6 +120,10 @@ impl Arbiter {
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
         self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
+        if self.config.watch_policies {
+            policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
+        }
+        spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
         let (routes, health) = grpc::routes(self.pdp.clone())?;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -155,4 +162,27 @@ impl Arbiter {
             .await?;
         Ok(())
     }
+}
+
+/// Reloads the policies on SIGHUP until `shutdown`.
+fn spawn_sighup_reload(store: Arc<policy::PolicyStore>, shutdown: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload by file change or the admin RPC");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = hangup.recv() => {
+                    let store = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store.reload(policy::Trigger::Signal)).await;
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (store, shutdown);
 }

@@ -44,6 +44,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Reload the policy directory when its files change.
+    pub watch_policies: bool,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_seconds: u64,
     /// Upper bound of `cache_ttl_seconds` in answers.
@@ -63,6 +65,7 @@ impl Default for Config {
             policies: PathBuf::from("policies"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
+            watch_policies: true,
             leeway_seconds: 30,
             decision_cache_ttl_seconds: 60,
             token_cache_capacity: 100_000,

@@ -1,10 +1,12 @@
 //! gRPC transport: `arbiter.v1.Authorizer`, standard health checking and server reflection.
 //! An adapter over [`crate::decision::Pdp`]; nothing else imports it.
 
+mod admin;
 mod authorizer;
 
 use std::sync::Arc;
 
+pub use admin::PolicyAdminService;
 pub use authorizer::AuthorizerService;
 
 /// Generated protobuf types and service stubs of `arbiter.v1`.
@@ -18,6 +20,7 @@ pub mod proto {
 }
 
 use proto::authorizer_server::AuthorizerServer;
+use proto::policy_admin_server::PolicyAdminServer;
 
 /// Largest gRPC message accepted: a batch of 100 requests with generous contexts.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -35,9 +38,11 @@ pub fn routes(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    let admin = PolicyAdminServer::new(PolicyAdminService::new(pdp.policies().clone()));
     let authorizer = AuthorizerServer::new(AuthorizerService::new(pdp))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let routes = tonic::service::Routes::new(authorizer)
+        .add_service(admin)
         .add_service(health)
         .add_service(reflection);
     Ok((routes, reporter))

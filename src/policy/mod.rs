@@ -10,13 +10,13 @@ mod load;
 mod reads;
 pub mod scopes;
 mod shape;
+mod store;
+pub mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
 use cedar_policy::{Entities, PolicyId, PolicySet, Schema};
 
 pub use error::{LoadError, PolicyError};
@@ -24,6 +24,8 @@ pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use load::{PolicyMeta, ENTITIES_FILE, SCHEMA_FILE};
 pub use reads::{context_reads, ContextReads};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
+pub use store::{PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus, Trigger};
+pub use watch::watch;
 
 /// One loaded, validated and indexed policy directory. Immutable once built.
 #[derive(Debug)]
@@ -77,46 +79,5 @@ impl PolicySnapshot {
     /// Number of policies in the set.
     pub fn policy_count(&self) -> usize {
         self.meta.len()
-    }
-}
-
-/// Holds the live snapshot. Reads are lock-free; a reload swaps one `Arc`.
-#[derive(Debug)]
-pub struct PolicyStore {
-    dir: PathBuf,
-    current: ArcSwap<PolicySnapshot>,
-}
-
-impl PolicyStore {
-    /// Loads `dir`; fails if the directory is not a valid policy set.
-    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
-        let dir = dir.into();
-        let snapshot = PolicySnapshot::load(&dir)?;
-        Ok(Self {
-            dir,
-            current: ArcSwap::from_pointee(snapshot),
-        })
-    }
-
-    /// The live snapshot, for one decision: cheap, never blocks.
-    pub fn load(&self) -> arc_swap::Guard<Arc<PolicySnapshot>> {
-        self.current.load()
-    }
-
-    /// The live snapshot as an owned `Arc`.
-    pub fn snapshot(&self) -> Arc<PolicySnapshot> {
-        self.current.load_full()
-    }
-
-    /// The policy directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Loads the directory again and swaps it in only if all of it is valid.
-    pub fn reload(&self) -> Result<Arc<PolicySnapshot>, LoadError> {
-        let snapshot = Arc::new(PolicySnapshot::load(&self.dir)?);
-        self.current.store(snapshot.clone());
-        Ok(snapshot)
     }
 }

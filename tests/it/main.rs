@@ -10,3 +10,4 @@ mod hostile;
 mod index;
 mod jwks;
 mod matrix;
+mod reload;

@@ -135,6 +135,48 @@ impl Drop for TestServer {
     }
 }
 
+impl TestServer {
+    /// The policy directory of this server.
+    pub fn policies(&self) -> PathBuf {
+        self.config.policies.clone()
+    }
+
+    /// A `PolicyAdmin` client.
+    pub async fn admin(&self) -> proto::policy_admin_client::PolicyAdminClient<Channel> {
+        proto::policy_admin_client::PolicyAdminClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+
+    /// The admin status.
+    pub async fn status(&self) -> proto::StatusResponse {
+        self.admin()
+            .await
+            .status(proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+/// Polls `check` until it returns `Some` or `limit` passes; never a fixed sleep then assert.
+pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Connects a tonic client, retrying while the server starts.
 pub async fn connect(addr: SocketAddr) -> AuthorizerClient<Channel> {
     let url = format!("http://{addr}");

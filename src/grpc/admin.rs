@@ -1,0 +1,92 @@
+//! `arbiter.v1.PolicyAdmin`: status of the live policy set and manual reload.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tonic::{Request, Response, Status};
+
+use super::proto::{self, reload_outcome};
+use crate::policy::{PolicyError, PolicyStore, ReloadOutcome, ReloadResult, Trigger};
+
+/// Serves `Status` and `Reload`.
+pub struct PolicyAdminService {
+    store: Arc<PolicyStore>,
+}
+
+impl PolicyAdminService {
+    /// A service over the live policy store.
+    pub fn new(store: Arc<PolicyStore>) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
+    async fn status(
+        &self,
+        _: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusResponse>, Status> {
+        let snapshot = self.store.snapshot();
+        let status = self.store.status();
+        Ok(Response::new(proto::StatusResponse {
+            policy_version: snapshot.version.clone(),
+            policy_count: u32::try_from(snapshot.policy_count()).unwrap_or(u32::MAX),
+            route_count: u32::try_from(snapshot.routes.endpoints().len()).unwrap_or(u32::MAX),
+            loaded_at: Some(timestamp(snapshot.loaded_at)),
+            source: snapshot.source.display().to_string(),
+            last_reload: status.last.as_ref().map(outcome),
+            last_errors: status.last_errors.iter().map(error).collect(),
+            counters: Some(proto::ReloadCounters {
+                applied: status.counters.applied,
+                unchanged: status.counters.unchanged,
+                failed: status.counters.failed,
+            }),
+            warnings: snapshot.warnings.iter().map(error).collect(),
+        }))
+    }
+
+    async fn reload(
+        &self,
+        _: Request<proto::ReloadRequest>,
+    ) -> Result<Response<proto::ReloadResponse>, Status> {
+        let store = self.store.clone();
+        let (result, errors) = tokio::task::spawn_blocking(move || store.reload(Trigger::Admin))
+            .await
+            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+        Ok(Response::new(proto::ReloadResponse {
+            outcome: Some(outcome(&result)),
+            errors: errors.iter().map(error).collect(),
+            policy_version: self.store.load().version.clone(),
+        }))
+    }
+}
+
+fn outcome(o: &ReloadOutcome) -> proto::ReloadOutcome {
+    proto::ReloadOutcome {
+        result: match o.result {
+            ReloadResult::Applied => reload_outcome::Result::Applied,
+            ReloadResult::Unchanged => reload_outcome::Result::Unchanged,
+            ReloadResult::Failed => reload_outcome::Result::Failed,
+        } as i32,
+        trigger: match o.trigger {
+            Trigger::Watch => reload_outcome::Trigger::Watch,
+            Trigger::Signal => reload_outcome::Trigger::Signal,
+            Trigger::Admin => reload_outcome::Trigger::Admin,
+        } as i32,
+        at: Some(timestamp(o.at)),
+        version: o.version.clone(),
+        duration_micros: o.duration.as_micros() as u64,
+    }
+}
+
+fn error(e: &PolicyError) -> proto::PolicyError {
+    proto::PolicyError {
+        file: e.file.clone(),
+        line: e.line.unwrap_or(0),
+        message: e.message.clone(),
+    }
+}
+
+fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    prost_types::Timestamp::from(t)
+}

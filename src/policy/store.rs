@@ -1,0 +1,183 @@
+//! The live policy set: an immutable snapshot behind one `ArcSwap`, so a decision reads it
+//! without a lock, and a reload (file watch, SIGHUP, admin RPC) swaps in a whole new one only
+//! when every file of the directory is valid. The outcome of each reload is kept for status.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use super::{LoadError, PolicyError, PolicySnapshot};
+
+/// What caused a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A file of the directory changed.
+    Watch,
+    /// SIGHUP.
+    Signal,
+    /// The admin RPC.
+    Admin,
+}
+
+/// How a reload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// A new set is live.
+    Applied,
+    /// The directory's content hash did not change; nothing was swapped.
+    Unchanged,
+    /// Invalid or unreadable: the last good set stays live.
+    Failed,
+}
+
+/// One reload attempt.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// How it ended.
+    pub result: ReloadResult,
+    /// What caused it.
+    pub trigger: Trigger,
+    /// When it finished.
+    pub at: SystemTime,
+    /// The version loaded (empty when it failed).
+    pub version: String,
+    /// Time to read, validate and index the directory.
+    pub duration: Duration,
+}
+
+/// Reload counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadCounters {
+    /// Reloads that swapped in a new set.
+    pub applied: u64,
+    /// Reloads that found nothing changed.
+    pub unchanged: u64,
+    /// Reloads that failed and kept the last good set.
+    pub failed: u64,
+}
+
+/// What status reports about reloads.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// The last attempt, if any since start.
+    pub last: Option<ReloadOutcome>,
+    /// Why the last attempt failed; empty once one succeeds.
+    pub last_errors: Vec<PolicyError>,
+    /// Counters since start.
+    pub counters: ReloadCounters,
+}
+
+/// Holds the live snapshot. Reads are lock-free; a reload swaps one `Arc`.
+#[derive(Debug)]
+pub struct PolicyStore {
+    dir: PathBuf,
+    current: ArcSwap<PolicySnapshot>,
+    /// Serializes reloads (held only on the blocking reload thread, never across `.await`).
+    reloading: Mutex<()>,
+    status: Mutex<ReloadStatus>,
+}
+
+impl PolicyStore {
+    /// Loads `dir`; fails if the directory is not a valid policy set.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
+        let dir = dir.into();
+        let snapshot = PolicySnapshot::load(&dir)?;
+        Ok(Self {
+            dir,
+            current: ArcSwap::from_pointee(snapshot),
+            reloading: Mutex::new(()),
+            status: Mutex::new(ReloadStatus::default()),
+        })
+    }
+
+    /// The live snapshot, for one decision: cheap, never blocks.
+    pub fn load(&self) -> arc_swap::Guard<Arc<PolicySnapshot>> {
+        self.current.load()
+    }
+
+    /// The live snapshot as an owned `Arc`.
+    pub fn snapshot(&self) -> Arc<PolicySnapshot> {
+        self.current.load_full()
+    }
+
+    /// The policy directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The reload status.
+    pub fn status(&self) -> ReloadStatus {
+        lock(&self.status).clone()
+    }
+
+    /// Loads the directory again and swaps it in only if all of it is valid. Blocking and
+    /// CPU-heavy: call it from a blocking thread. Concurrent calls run one after the other.
+    pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
+        let _one_at_a_time = lock(&self.reloading);
+        let started = Instant::now();
+        let loaded = PolicySnapshot::load(&self.dir);
+        let duration = started.elapsed();
+        let live_version = self.current.load().version.clone();
+        let (result, version, errors) = match loaded {
+            Ok(snapshot) if snapshot.version == live_version => {
+                (ReloadResult::Unchanged, snapshot.version, Vec::new())
+            }
+            Ok(snapshot) => {
+                let version = snapshot.version.clone();
+                let count = snapshot.policy_count();
+                for w in &snapshot.warnings {
+                    tracing::warn!(warning = %w, "policy validation warning");
+                }
+                self.current.store(Arc::new(snapshot));
+                tracing::info!(
+                    policy_version = %version,
+                    previous = %live_version,
+                    policy_count = count,
+                    duration_ms = duration.as_millis() as u64,
+                    trigger = ?trigger,
+                    "policies reloaded"
+                );
+                (ReloadResult::Applied, version, Vec::new())
+            }
+            Err(e) => {
+                for err in &e.errors {
+                    tracing::warn!(
+                        file = %err.file,
+                        line = err.line.unwrap_or(0),
+                        message = %err.message,
+                        "invalid policy change ignored; the last good set stays live"
+                    );
+                }
+                (ReloadResult::Failed, String::new(), e.errors)
+            }
+        };
+        let outcome = ReloadOutcome {
+            result,
+            trigger,
+            at: SystemTime::now(),
+            version,
+            duration,
+        };
+        let mut status = lock(&self.status);
+        match result {
+            ReloadResult::Applied => status.counters.applied += 1,
+            ReloadResult::Unchanged => status.counters.unchanged += 1,
+            ReloadResult::Failed => status.counters.failed += 1,
+        }
+        if result != ReloadResult::Failed {
+            status.last_errors.clear();
+        } else {
+            status.last_errors = errors.clone();
+        }
+        status.last = Some(outcome.clone());
+        (outcome, errors)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: the data behind these locks stays consistent
+/// even if a holder panicked (they only replace whole values).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -12,6 +12,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod config;
 pub mod decision;
 pub mod grpc;

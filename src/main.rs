@@ -39,6 +39,68 @@ enum Command {
     /// Work with a policy directory.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Load-test a running server (and the gRPC floor of this machine), or time a reload.
+    Bench(BenchArgs),
+    /// A bare gRPC Authorizer that answers without deciding: the floor for `bench`.
+    #[command(hide = true)]
+    EchoServer {
+        /// Listen address; port 0 picks one, printed on stdout.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        grpc_addr: SocketAddr,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
+    addr: String,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections to spread them over.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Stop after this many requests instead of a duration.
+    #[arg(long)]
+    requests: Option<u64>,
+    /// Total requests per second (paced); as fast as possible when absent.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Unmeasured seconds before measuring.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Send only this token (with --method and --path) instead of the bundled mix.
+    #[arg(long)]
+    token: Option<String>,
+    /// Method for --token.
+    #[arg(long, default_value = "GET")]
+    method: String,
+    /// Path for --token.
+    #[arg(long, default_value = "/item/42")]
+    path: String,
+    /// Data directory whose development key mints the mix's tokens [default: data].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (for the development issuer's name and audience).
+    #[arg(long, env = "ARBITER_CONFIG")]
+    config: Option<PathBuf>,
+    /// First run the same load against a bare echo server started as a child process, then
+    /// report the target as a ratio of it.
+    #[arg(long)]
+    echo_floor: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Instead of load: rewrite this policy file and time until the new version is live.
+    #[arg(long)]
+    reload_file: Option<PathBuf>,
+    /// Rounds for --reload-file.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +200,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
+        Command::Bench(args) => bench(args),
+        Command::EchoServer { grpc_addr } => echo_server(grpc_addr),
     }
 }
 
@@ -314,6 +378,134 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    use arbiter::bench::{bundled_mix, measure_reload, run_load, LoadPlan};
+    let runtime = tokio::runtime::Runtime::new()?;
+    if let Some(file) = &args.reload_file {
+        let times = runtime
+            .block_on(measure_reload(&args.addr, file, args.rounds))
+            .map_err(anyhow::Error::msg)?;
+        let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+        if args.json {
+            println!("{}", json!({ "reload_ms": ms }));
+        } else {
+            let max = ms.iter().copied().fold(0.0, f64::max);
+            println!(
+                "write → live: {} ms (max {max:.1} ms)",
+                ms.iter()
+                    .map(|m| format!("{m:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mix = match &args.token {
+        Some(token) => vec![proto::AuthorizeRequest {
+            token: token.clone(),
+            method: args.method.clone(),
+            path: args.path.clone(),
+            context: None,
+            explain: false,
+        }],
+        None => {
+            let config = load_config(args.config.as_ref())?;
+            let data_dir = args.data_dir.clone().unwrap_or(config.data_dir.clone());
+            let key = load_or_generate_dev_key(&data_dir)?;
+            let dev = |scopes: &str| {
+                mint(
+                    &key,
+                    &config.dev_issuer.issuer,
+                    &config.dev_issuer.audience,
+                    &DevTokenRequest {
+                        client_id: "bench".into(),
+                        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+                        ttl: Duration::from_secs(3600),
+                        ..Default::default()
+                    },
+                )
+            };
+            bundled_mix(&dev("read fido")?, &dev("read")?)
+        }
+    };
+    let plan = |addr: String| LoadPlan {
+        addr,
+        concurrency: args.concurrency,
+        connections: args.connections,
+        duration: Duration::from_secs_f64(args.duration),
+        requests: args.requests,
+        rate: args.rate,
+        warmup: Duration::from_secs_f64(args.warmup),
+        mix: mix.clone(),
+    };
+    runtime.block_on(async {
+        let floor = if args.echo_floor {
+            let mut child = std::process::Command::new(std::env::current_exe()?)
+                .args(["echo-server", "--grpc-addr", "127.0.0.1:0"])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .context("cannot start the echo server")?;
+            let mut line = String::new();
+            if let Some(out) = child.stdout.take() {
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+            }
+            let addr = line
+                .trim()
+                .strip_prefix("listening on ")
+                .context("echo server did not start")?
+                .to_string();
+            let report = run_load(&plan(format!("http://{addr}"))).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            Some(report?)
+        } else {
+            None
+        };
+        let target = run_load(&plan(args.addr.clone())).await?;
+        if args.json {
+            let mut out = json!({ "target": target.to_json() });
+            if let Some(f) = &floor {
+                out["echo"] = f.to_json();
+                out["throughput_ratio"] = json!(target.rps() / f.rps());
+                out["p99_ratio"] =
+                    json!(target.quantile_us(0.99) as f64 / f.quantile_us(0.99).max(1) as f64);
+            }
+            println!("{out}");
+        } else {
+            if let Some(f) = &floor {
+                println!("echo   {}", f.summary());
+            }
+            println!("target {}", target.summary());
+            if let Some(f) = &floor {
+                println!(
+                    "target/echo: throughput {:.0}%, p99 {:.2}x",
+                    100.0 * target.rps() / f.rps(),
+                    target.quantile_us(0.99) as f64 / f.quantile_us(0.99).max(1) as f64
+                );
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signal.cancel();
+        });
+        arbiter::bench::echo::serve_echo(listener, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

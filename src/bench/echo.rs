@@ -1,0 +1,58 @@
+//! A bare `Authorizer` that decides nothing: it answers every call with a fixed allow. Run
+//! as its own process beside a real server, it measures the floor of gRPC on this machine
+//! with the same messages, so load results can be quoted as a ratio to it.
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::proto::{
+    self, authorizer_server::AuthorizerServer, AuthorizeBatchRequest, AuthorizeBatchResponse,
+    AuthorizeRequest, AuthorizeResponse,
+};
+
+/// The echo service.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EchoAuthorizer;
+
+fn fixed() -> AuthorizeResponse {
+    AuthorizeResponse {
+        decision: proto::Decision::Allow as i32,
+        reason: proto::Reason::Allowed as i32,
+        policy_ids: vec!["echo".into()],
+        policy_version: "echo".into(),
+        ..Default::default()
+    }
+}
+
+#[tonic::async_trait]
+impl proto::authorizer_server::Authorizer for EchoAuthorizer {
+    async fn authorize(
+        &self,
+        _: Request<AuthorizeRequest>,
+    ) -> Result<Response<AuthorizeResponse>, Status> {
+        Ok(Response::new(fixed()))
+    }
+
+    async fn authorize_batch(
+        &self,
+        request: Request<AuthorizeBatchRequest>,
+    ) -> Result<Response<AuthorizeBatchResponse>, Status> {
+        let n = request.get_ref().requests.len();
+        Ok(Response::new(AuthorizeBatchResponse {
+            responses: vec![fixed(); n],
+        }))
+    }
+}
+
+/// Serves the echo service on a bound listener until `shutdown`.
+pub async fn serve_echo(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(AuthorizerServer::new(EchoAuthorizer))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+        .await
+}

@@ -226,7 +226,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
-    arbiter::telemetry::init(config.log_format);
+    let _log = arbiter::telemetry::init(config.log_format);
     let arbiter = match arbiter::Arbiter::build(config.clone()) {
         Ok(a) => a,
         Err(arbiter::StartError::Policies(e)) => {

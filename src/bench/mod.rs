@@ -1,8 +1,10 @@
 //! `arbiter bench`: a load generator for `Authorize` over gRPC, and the echo floor to compare
 //! it with. Closed loop (as fast as the server answers, for peak throughput) or paced at a
-//! fixed rate (for latency at a given load; latency counts from the scheduled send time, so
-//! a slow server cannot hide its queueing). Also measures how long a policy change takes to
-//! go live on a running server.
+//! fixed rate (for latency at a given load). Latency counts from the moment a request is
+//! sent; how late sends were against their schedule is reported beside it, so a server that
+//! cannot keep up shows as lag instead of hiding its queueing (tokio's timer has 1 ms
+//! resolution, so measuring from the schedule itself would add that slop to every request).
+//! Also measures how long a policy change takes to go live on a running server.
 
 pub mod echo;
 
@@ -51,6 +53,8 @@ pub struct LoadReport {
     pub elapsed: Duration,
     /// Latency histogram in microseconds.
     pub latency_us: Histogram<u64>,
+    /// How late paced sends were against their schedule, in microseconds.
+    pub lag_us: Histogram<u64>,
 }
 
 impl LoadReport {
@@ -67,7 +71,7 @@ impl LoadReport {
     /// One line for people.
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} requests in {:.2}s = {:.0} req/s; latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; errors {}; allowed {}",
+            "{}: {} requests in {:.2}s = {:.0} req/s; latency p50 {} µs, p90 {} µs, p99 {} µs, p99.9 {} µs, max {} µs; errors {}; allowed {}{}",
             self.addr,
             self.requests,
             self.elapsed.as_secs_f64(),
@@ -79,6 +83,11 @@ impl LoadReport {
             self.latency_us.max(),
             self.errors,
             self.allowed,
+            if self.lag_us.is_empty() {
+                String::new()
+            } else {
+                format!("; send lag p99 {} µs, max {} µs", self.lag_us.value_at_quantile(0.99), self.lag_us.max())
+            },
         )
     }
 
@@ -96,6 +105,8 @@ impl LoadReport {
             "p99_us": self.quantile_us(0.99),
             "p999_us": self.quantile_us(0.999),
             "max_us": self.latency_us.max(),
+            "lag_p99_us": self.lag_us.value_at_quantile(0.99),
+            "lag_max_us": self.lag_us.max(),
         })
     }
 }
@@ -158,6 +169,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
         let budget = budget.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = new_histogram();
+            let mut lag = new_histogram();
             let (mut done, mut errors, mut allowed) = (0u64, 0u64, 0u64);
             let mut k = i;
             // stagger paced workers so their sends spread over the interval
@@ -183,6 +195,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
                 }
                 let req = mix[k % mix.len()].clone();
                 k += concurrency;
+                let sent = Instant::now();
                 let result = client.authorize(req).await;
                 let finished = Instant::now();
                 if scheduled < measure_from && budget.is_none() {
@@ -195,17 +208,23 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
                     }
                     Err(_) => errors += 1,
                 }
-                let us = finished.saturating_duration_since(scheduled).as_micros() as u64;
+                let us = finished.saturating_duration_since(sent).as_micros() as u64;
                 let _ = hist.record(us.max(1));
+                if interval.is_some() {
+                    let late = sent.saturating_duration_since(scheduled).as_micros() as u64;
+                    let _ = lag.record(late.max(1));
+                }
             }
-            (hist, done, errors, allowed)
+            (hist, lag, done, errors, allowed)
         }));
     }
     let mut latency_us = new_histogram();
+    let mut lag_us = new_histogram();
     let (mut requests, mut errors, mut allowed) = (0, 0, 0);
     for t in tasks {
-        if let Ok((h, d, e, a)) = t.await {
+        if let Ok((h, l, d, e, a)) = t.await {
             let _ = latency_us.add(&h);
+            let _ = lag_us.add(&l);
             requests += d;
             errors += e;
             allowed += a;
@@ -225,6 +244,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
         allowed,
         elapsed,
         latency_us,
+        lag_us,
     })
 }
 

@@ -203,7 +203,16 @@ fn parse_policy_file(
     let mut parsed: Vec<(u32, &Policy)> = set.policies().map(|p| (line_for(p.id()), p)).collect();
     parsed.sort_by_key(|(line, _)| *line);
     for (line, policy) in parsed {
-        let Some(id) = policy.annotation("id") else {
+        // One pass over the annotations: `Policy::annotation` parses its key on every call.
+        let (mut id, mut scopes_text) = (None, None);
+        for (key, value) in policy.annotations() {
+            match key {
+                "id" => id = Some(value),
+                "scopes" => scopes_text = Some(value),
+                _ => {}
+            }
+        }
+        let Some(id) = id else {
             errors.push(PolicyError::at(
                 rel,
                 line,
@@ -227,7 +236,7 @@ fn parse_policy_file(
             ));
             continue;
         }
-        let scopes = match policy.annotation("scopes").map(ScopeExpr::parse) {
+        let scopes = match scopes_text.map(ScopeExpr::parse) {
             Some(Ok(s)) => Some(s),
             Some(Err(e)) => {
                 errors.push(PolicyError::at(rel, line, e.to_string()));

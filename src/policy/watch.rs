@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{PolicyStore, Trigger};
 
 /// Quiet time after the last change before a reload starts: one `git checkout` is one reload.
-const DEBOUNCE: Duration = Duration::from_millis(75);
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Longest a stream of changes can postpone a reload.
+const MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// Errors starting the watcher.
 #[derive(Debug, thiserror::Error)]
@@ -36,19 +37,20 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
         dir: store.dir().to_path_buf(),
         message: e.to_string(),
     })?;
-    let parent = dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.clone());
+    let parent = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Change>();
     let watched = dir.clone();
-    let handler = move |result: DebounceEventResult| match result {
-        Ok(events) => {
+    let handler = move |result: notify::Result<Event>| match result {
+        Ok(event) => {
+            // Reading the directory (our own reloads do) must not trigger a reload.
+            if matches!(event.kind, EventKind::Access(_)) {
+                return;
+            }
             let mut change: Option<Change> = None;
-            for event in events {
-                if event.path == watched {
+            for path in &event.paths {
+                if *path == watched {
                     change = Some(Change { rewatch: true });
-                } else if event.path.starts_with(&watched) && relevant(&event.path) {
+                } else if path.starts_with(&watched) && relevant(path) {
                     change.get_or_insert(Change { rewatch: false });
                 }
             }
@@ -58,15 +60,12 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
         }
         Err(e) => tracing::warn!(error = %e, "policy watch error"),
     };
-    let mut debouncer = new_debouncer(DEBOUNCE, handler).map_err(|e| WatchError {
+    let mut watcher = notify::recommended_watcher(handler).map_err(|e| WatchError {
         dir: dir.clone(),
         message: e.to_string(),
     })?;
-    watch_dir(&mut debouncer, &dir);
-    if let Err(e) = debouncer
-        .watcher()
-        .watch(&parent, RecursiveMode::NonRecursive)
-    {
+    watch_dir(&mut watcher, &dir);
+    if let Err(e) = watcher.watch(&parent, RecursiveMode::NonRecursive) {
         tracing::warn!(dir = %parent.display(), error = %e, "cannot watch the policy directory's parent; a replaced directory will not be noticed");
     }
 
@@ -79,18 +78,23 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
                     None => break,
                 },
             };
-            // Coalesce whatever else queued up meanwhile into this one reload.
+            // Debounce: wait for a quiet spell (bounded), folding every change into one reload.
             let mut rewatch = first.rewatch;
-            while let Ok(more) = rx.try_recv() {
-                rewatch |= more.rewatch;
+            let deadline = tokio::time::Instant::now() + MAX_DELAY;
+            loop {
+                let quiet = (tokio::time::Instant::now() + DEBOUNCE).min(deadline);
+                match tokio::time::timeout_at(quiet, rx.recv()).await {
+                    Ok(Some(more)) => rewatch |= more.rewatch,
+                    Ok(None) | Err(_) => break,
+                }
             }
+            tracing::debug!(rewatch, "policy directory changed");
             if rewatch {
-                let _ = debouncer.watcher().unwatch(&dir);
-                watch_dir(&mut debouncer, &dir);
+                let _ = watcher.unwatch(&dir);
+                watch_dir(&mut watcher, &dir);
             }
             let store = store.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || store.reload(Trigger::Watch)).await
-            {
+            if let Err(e) = tokio::task::spawn_blocking(move || store.reload(Trigger::Watch)).await {
                 tracing::error!(error = %e, "policy reload task failed");
             }
         }
@@ -98,8 +102,8 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
     Ok(())
 }
 
-fn watch_dir(debouncer: &mut Debouncer<notify::RecommendedWatcher>, dir: &Path) {
-    if let Err(e) = debouncer.watcher().watch(dir, RecursiveMode::Recursive) {
+fn watch_dir(watcher: &mut RecommendedWatcher, dir: &Path) {
+    if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the policy directory; the last good set stays live");
     }
 }

@@ -69,9 +69,12 @@ impl fmt::Display for LoadError {
 }
 
 /// Converts a cedar diagnostic (and the errors related to it) into located errors.
+/// `base` is the byte offset in `text` that the diagnostic's own offsets start from (non-zero
+/// for a policy parsed on its own, out of a larger file).
 pub(crate) fn from_diagnostic(
     file: &str,
     text: Option<&str>,
+    base: usize,
     diag: &dyn miette::Diagnostic,
 ) -> Vec<PolicyError> {
     let mut out = Vec::new();
@@ -83,7 +86,7 @@ pub(crate) fn from_diagnostic(
         let line = text.and_then(|t| {
             d.labels()
                 .and_then(|mut labels| labels.next())
-                .map(|label| line_of(t, label.offset()))
+                .map(|label| line_of(t, base + label.offset()))
         });
         out.push(PolicyError {
             file: file.to_owned(),

@@ -38,6 +38,37 @@ pub struct PolicyMeta {
     pub actions: Option<Vec<String>>,
 }
 
+/// Parsed and validated policies kept between reloads, by their exact source text: a reload
+/// parses and validates only the policies whose text (or the schema) changed. A policy's
+/// text is the slice of its file from its first annotation to its closing `;`.
+#[derive(Default)]
+pub(crate) struct LoadCache {
+    /// SHA-256 of the schema text the `validated` marks refer to.
+    schema: [u8; 32],
+    chunks: HashMap<String, CachedPolicy>,
+}
+
+impl std::fmt::Debug for LoadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadCache")
+            .field("policies", &self.chunks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct CachedPolicy {
+    /// As parsed, under cedar's placeholder id.
+    policy: Policy,
+    /// Validated without error under `LoadCache::schema`, with these warnings.
+    validated: Option<Vec<String>>,
+    /// Seen in the current load (unseen entries are dropped after it).
+    used: bool,
+}
+
+/// Where a policy's source text starts in its file: diagnostics of a policy parsed on its own
+/// have offsets relative to it.
+type Origins = HashMap<PolicyId, (String, usize)>;
+
 /// A fully parsed and validated policy directory, before indexing.
 pub(crate) struct LoadedDir {
     pub version: String,
@@ -50,7 +81,10 @@ pub(crate) struct LoadedDir {
 }
 
 /// Reads and validates `dir`, or returns every problem found.
-pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
+pub(crate) fn load_dir(
+    dir: &Path,
+    mut cache: Option<&mut LoadCache>,
+) -> Result<LoadedDir, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let mut hasher = Sha256::new();
 
@@ -72,11 +106,21 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
     };
     hash_file(&mut hasher, SCHEMA_FILE, &schema_text);
     let (schema, shapes) = parse_schema(&schema_text)?;
+    if let Some(c) = cache.as_deref_mut() {
+        let schema_hash: [u8; 32] = Sha256::digest(schema_text.as_bytes()).into();
+        if c.schema != schema_hash {
+            c.schema = schema_hash;
+            c.chunks.values_mut().for_each(|p| p.validated = None);
+        }
+        c.chunks.values_mut().for_each(|p| p.used = false);
+    }
 
     // Policies, file by file.
     let mut meta: HashMap<PolicyId, PolicyMeta> = HashMap::new();
     let mut policies = Vec::new();
     let mut texts: HashMap<String, String> = HashMap::new();
+    let mut origins: Origins = HashMap::new();
+    let mut chunk_of: HashMap<PolicyId, String> = HashMap::new();
     for path in &files {
         let rel = relative(dir, path);
         let text = match std::fs::read_to_string(path) {
@@ -87,7 +131,27 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
             }
         };
         hash_file(&mut hasher, &rel, &text);
-        parse_policy_file(&rel, &text, &mut meta, &mut policies, &mut errors);
+        let parsed = match cache.as_deref_mut() {
+            Some(c) => parse_chunks(&text, c),
+            None => None,
+        };
+        let from_cache = parsed.is_some();
+        let parsed = match parsed {
+            Some(p) => p,
+            None => match parse_whole(&rel, &text, &mut errors) {
+                Some(p) => p,
+                None => continue,
+            },
+        };
+        for (policy, line, base, chunk) in parsed {
+            if let Some(id) = admit(&rel, line, &policy, &mut meta, &mut errors) {
+                origins.insert(id.clone(), (rel.clone(), base));
+                if from_cache {
+                    chunk_of.insert(id.clone(), chunk);
+                }
+                policies.push(policy.new_id(id));
+            }
+        }
         texts.insert(rel, text);
     }
 
@@ -100,7 +164,7 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
                 match Entities::from_json_str(&text, Some(&schema)) {
                     Ok(e) => e,
                     Err(e) => {
-                        errors.extend(from_diagnostic(ENTITIES_FILE, None, &e));
+                        errors.extend(from_diagnostic(ENTITIES_FILE, None, 0, &e));
                         Entities::empty()
                     }
                 }
@@ -127,15 +191,57 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
     }
 
     // Validation against the schema, only once every file parsed: errors would only repeat.
+    // Policies validated before under the same schema are not validated again.
     let mut warnings = Vec::new();
     if errors.is_empty() {
-        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+        let mut to_validate = PolicySet::new();
+        for policy in set.policies() {
+            let cached = chunk_of
+                .get(policy.id())
+                .and_then(|chunk| cache.as_deref().and_then(|c| c.chunks.get(chunk)))
+                .and_then(|c| c.validated.as_ref());
+            match cached {
+                Some(earlier) => {
+                    let m = &meta[policy.id()];
+                    warnings.extend(
+                        earlier
+                            .iter()
+                            .map(|w| PolicyError::at(&m.file, m.line, w.clone())),
+                    );
+                }
+                None => {
+                    let _ = to_validate.add(policy.clone());
+                }
+            }
+        }
+        let result = Validator::new(schema.clone()).validate(&to_validate, ValidationMode::Strict);
+        let mut failed: HashMap<&PolicyId, ()> = HashMap::new();
+        let mut new_warnings: HashMap<&PolicyId, Vec<String>> = HashMap::new();
         for e in result.validation_errors() {
-            errors.extend(located(e.policy_id(), e, &meta, &texts));
+            failed.insert(e.policy_id(), ());
+            errors.extend(located(e.policy_id(), e, &origins, &texts));
         }
         for w in result.validation_warnings() {
-            warnings.extend(located(w.policy_id(), w, &meta, &texts));
+            let located = located(w.policy_id(), w, &origins, &texts);
+            new_warnings
+                .entry(w.policy_id())
+                .or_default()
+                .extend(located.iter().map(|e| e.message.clone()));
+            warnings.extend(located);
         }
+        if let Some(c) = cache.as_deref_mut() {
+            for policy in to_validate.policies() {
+                if failed.contains_key(policy.id()) {
+                    continue;
+                }
+                if let Some(entry) = chunk_of.get(policy.id()).and_then(|k| c.chunks.get_mut(k)) {
+                    entry.validated = Some(new_warnings.remove(policy.id()).unwrap_or_default());
+                }
+            }
+        }
+    }
+    if let Some(c) = cache {
+        c.chunks.retain(|_, p| p.used);
     }
 
     if !errors.is_empty() {
@@ -158,29 +264,30 @@ pub(crate) fn load_dir(dir: &Path) -> Result<LoadedDir, Vec<PolicyError>> {
 fn parse_schema(text: &str) -> Result<(Schema, SchemaShapes), Vec<PolicyError>> {
     let fragment = match SchemaFragment::from_cedarschema_str(text) {
         Ok((f, _)) => f,
-        Err(e) => return Err(from_diagnostic(SCHEMA_FILE, Some(text), &e)),
+        Err(e) => return Err(from_diagnostic(SCHEMA_FILE, Some(text), 0, &e)),
     };
     let schema = match Schema::from_cedarschema_str(text) {
         Ok((s, _)) => s,
-        Err(e) => return Err(from_diagnostic(SCHEMA_FILE, Some(text), &e)),
+        Err(e) => return Err(from_diagnostic(SCHEMA_FILE, Some(text), 0, &e)),
     };
     let shapes = SchemaShapes::from_fragment(fragment)
         .map_err(|m| vec![PolicyError::file(SCHEMA_FILE, m)])?;
     Ok((schema, shapes))
 }
 
-fn parse_policy_file(
+/// Parses a whole file at once; the cold path, and the one that reports syntax errors.
+/// Yields each policy with its line, its text's start offset (0: offsets are file-relative)
+/// and no cache key.
+fn parse_whole(
     rel: &str,
     text: &str,
-    meta: &mut HashMap<PolicyId, PolicyMeta>,
-    out: &mut Vec<Policy>,
     errors: &mut Vec<PolicyError>,
-) {
+) -> Option<Vec<(Policy, u32, usize, String)>> {
     let set = match PolicySet::from_str(text) {
         Ok(s) => s,
         Err(e) => {
-            errors.extend(from_diagnostic(rel, Some(text), &e));
-            return;
+            errors.extend(from_diagnostic(rel, Some(text), 0, &e));
+            return None;
         }
     };
     // Lines of each policy start, computed in one pass over the file.
@@ -200,85 +307,126 @@ fn parse_policy_file(
             "policy templates (with ?principal or ?resource) are not supported in the policy directory",
         ));
     }
-    let mut parsed: Vec<(u32, &Policy)> = set.policies().map(|p| (line_for(p.id()), p)).collect();
-    parsed.sort_by_key(|(line, _)| *line);
-    for (line, policy) in parsed {
-        // One pass over the annotations: `Policy::annotation` parses its key on every call.
-        let (mut id, mut scopes_text) = (None, None);
-        for (key, value) in policy.annotations() {
-            match key {
-                "id" => id = Some(value),
-                "scopes" => scopes_text = Some(value),
-                _ => {}
+    let mut parsed: Vec<(Policy, u32, usize, String)> = set
+        .policies()
+        .map(|p| (p.clone(), line_for(p.id()), 0, String::new()))
+        .collect();
+    parsed.sort_by_key(|(_, line, _, _)| *line);
+    Some(parsed)
+}
+
+/// Parses a file policy by policy, reusing what the cache already holds. `None` when any
+/// piece does not parse on its own: the caller then parses the whole file, which reports
+/// errors exactly.
+fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, usize, String)>> {
+    let spans = policy_spans(text);
+    let starts: Vec<usize> = spans.iter().map(|(start, _)| *start).collect();
+    let lines = lines_of(text, &starts);
+    let mut out = Vec::with_capacity(spans.len());
+    for (i, &(start, end)) in spans.iter().enumerate() {
+        let chunk = &text[start..end];
+        let policy = match cache.chunks.get_mut(chunk) {
+            Some(hit) => {
+                hit.used = true;
+                hit.policy.clone()
             }
-        }
-        let Some(id) = id else {
-            errors.push(PolicyError::at(
-                rel,
-                line,
-                "policy has no @id annotation (every policy needs a unique @id(\"…\"))",
-            ));
-            continue;
-        };
-        if id.trim().is_empty() {
-            errors.push(PolicyError::at(rel, line, "@id is empty"));
-            continue;
-        }
-        let new_id = PolicyId::new(id);
-        if let Some(first) = meta.get(&new_id) {
-            errors.push(PolicyError::at(
-                rel,
-                line,
-                format!(
-                    "duplicate @id `{id}` (first used at {}:{})",
-                    first.file, first.line
-                ),
-            ));
-            continue;
-        }
-        let scopes = match scopes_text.map(ScopeExpr::parse) {
-            Some(Ok(s)) => Some(s),
-            Some(Err(e)) => {
-                errors.push(PolicyError::at(rel, line, e.to_string()));
-                continue;
+            None => {
+                let policy = Policy::parse(None, chunk).ok()?;
+                cache.chunks.insert(
+                    chunk.to_owned(),
+                    CachedPolicy {
+                        policy: policy.clone(),
+                        validated: None,
+                        used: true,
+                    },
+                );
+                policy
             }
-            None => None,
         };
-        meta.insert(
-            new_id.clone(),
-            PolicyMeta {
-                file: rel.to_owned(),
-                line,
-                scopes,
-                effect: policy.effect(),
-                actions: match policy.action_constraint() {
-                    ActionConstraint::Any => None,
-                    ActionConstraint::Eq(a) => Some(vec![a.id().unescaped().to_owned()]),
-                    ActionConstraint::In(list) => {
-                        Some(list.iter().map(|a| a.id().unescaped().to_owned()).collect())
-                    }
-                },
-            },
-        );
-        out.push(policy.new_id(new_id));
+        out.push((policy, lines[i], start, chunk.to_owned()));
     }
+    Some(out)
+}
+
+/// Checks a parsed policy's `@id` and `@scopes` and records its metadata; returns its id.
+fn admit(
+    rel: &str,
+    line: u32,
+    policy: &Policy,
+    meta: &mut HashMap<PolicyId, PolicyMeta>,
+    errors: &mut Vec<PolicyError>,
+) -> Option<PolicyId> {
+    // One pass over the annotations: `Policy::annotation` parses its key on every call.
+    let (mut id, mut scopes_text) = (None, None);
+    for (key, value) in policy.annotations() {
+        match key {
+            "id" => id = Some(value),
+            "scopes" => scopes_text = Some(value),
+            _ => {}
+        }
+    }
+    let Some(id) = id else {
+        errors.push(PolicyError::at(
+            rel,
+            line,
+            "policy has no @id annotation (every policy needs a unique @id(\"…\"))",
+        ));
+        return None;
+    };
+    if id.trim().is_empty() {
+        errors.push(PolicyError::at(rel, line, "@id is empty"));
+        return None;
+    }
+    let new_id = PolicyId::new(id);
+    if let Some(first) = meta.get(&new_id) {
+        errors.push(PolicyError::at(
+            rel,
+            line,
+            format!(
+                "duplicate @id `{id}` (first used at {}:{})",
+                first.file, first.line
+            ),
+        ));
+        return None;
+    }
+    let scopes = match scopes_text.map(ScopeExpr::parse) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errors.push(PolicyError::at(rel, line, e.to_string()));
+            return None;
+        }
+        None => None,
+    };
+    meta.insert(
+        new_id.clone(),
+        PolicyMeta {
+            file: rel.to_owned(),
+            line,
+            scopes,
+            effect: policy.effect(),
+            actions: match policy.action_constraint() {
+                ActionConstraint::Any => None,
+                ActionConstraint::Eq(a) => Some(vec![a.id().unescaped().to_owned()]),
+                ActionConstraint::In(list) => {
+                    Some(list.iter().map(|a| a.id().unescaped().to_owned()).collect())
+                }
+            },
+        },
+    );
+    Some(new_id)
 }
 
 fn located(
     id: &PolicyId,
     diag: &dyn miette::Diagnostic,
-    meta: &HashMap<PolicyId, PolicyMeta>,
+    origins: &Origins,
     texts: &HashMap<String, String>,
 ) -> Vec<PolicyError> {
-    match meta.get(id) {
-        Some(m) => {
-            let mut errs = from_diagnostic(&m.file, texts.get(&m.file).map(String::as_str), diag);
-            for e in &mut errs {
-                e.line = e.line.or(Some(m.line));
-            }
-            errs
+    match origins.get(id) {
+        Some((file, base)) => {
+            from_diagnostic(file, texts.get(file).map(String::as_str), *base, diag)
         }
-        None => from_diagnostic("<policies>", None, diag),
+        None => from_diagnostic("<policies>", None, 0, diag),
     }
 }
 
@@ -286,8 +434,17 @@ fn located(
 /// skipping comments and string literals. Cedar's parser keeps no public source location for a
 /// policy, so this is how `file:line` is known for policies that validate but need reporting.
 fn policy_starts(text: &str) -> Vec<usize> {
+    policy_spans(text)
+        .into_iter()
+        .map(|(start, _)| start)
+        .collect()
+}
+
+/// Byte ranges of each top-level policy: from its first annotation to its closing `;`
+/// (or the end of the text, for an unterminated last policy).
+fn policy_spans(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
-    let mut starts = Vec::new();
+    let mut starts: Vec<(usize, usize)> = Vec::new();
     let mut at_policy_start = true;
     let mut i = 0;
     while i < bytes.len() {
@@ -302,7 +459,7 @@ fn policy_starts(text: &str) -> Vec<usize> {
             b if b.is_ascii_whitespace() => {}
             _ => {
                 if at_policy_start {
-                    starts.push(i);
+                    starts.push((i, bytes.len()));
                     at_policy_start = false;
                 }
                 if b == b'"' {
@@ -315,6 +472,9 @@ fn policy_starts(text: &str) -> Vec<usize> {
                     }
                 } else if b == b';' {
                     at_policy_start = true;
+                    if let Some(last) = starts.last_mut() {
+                        last.1 = i + 1;
+                    }
                 }
             }
         }

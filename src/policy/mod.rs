@@ -55,11 +55,20 @@ pub struct PolicySnapshot {
 impl PolicySnapshot {
     /// Reads, validates and indexes a policy directory.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        Self::load_with(dir, None)
+    }
+
+    /// Like [`PolicySnapshot::load`], reusing (and refreshing) what `cache` holds from earlier
+    /// loads: unchanged policies are neither parsed nor validated again.
+    pub(crate) fn load_with(
+        dir: &Path,
+        cache: Option<&mut load::LoadCache>,
+    ) -> Result<Self, LoadError> {
         let fail = |errors| LoadError {
             dir: dir.to_path_buf(),
             errors,
         };
-        let loaded = load::load_dir(dir).map_err(fail)?;
+        let loaded = load::load_dir(dir, cache).map_err(fail)?;
         let routes =
             RouteTable::build(&loaded.policies, &loaded.meta, &loaded.entities).map_err(fail)?;
         Ok(Self {

@@ -30,6 +30,12 @@ pub fn context_reads(text: &str) -> ContextReads {
             i += 1;
             continue;
         }
+        if b == b'/' && bytes.get(i + 1) == Some(&b'/') {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
         if is_ident_start(b) {
             let start = i;
             while i < bytes.len() && is_ident(bytes[i]) {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 
+use super::load::LoadCache;
 use super::{LoadError, PolicyError, PolicySnapshot};
 
 /// What caused a reload.
@@ -74,8 +75,9 @@ pub struct ReloadStatus {
 pub struct PolicyStore {
     dir: PathBuf,
     current: ArcSwap<PolicySnapshot>,
-    /// Serializes reloads (held only on the blocking reload thread, never across `.await`).
-    reloading: Mutex<()>,
+    /// Serializes reloads and holds what they reuse (locked only on the blocking reload
+    /// thread, never across `.await`).
+    reloading: Mutex<LoadCache>,
     status: Mutex<ReloadStatus>,
 }
 
@@ -83,11 +85,12 @@ impl PolicyStore {
     /// Loads `dir`; fails if the directory is not a valid policy set.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
         let dir = dir.into();
-        let snapshot = PolicySnapshot::load(&dir)?;
+        let mut cache = LoadCache::default();
+        let snapshot = PolicySnapshot::load_with(&dir, Some(&mut cache))?;
         Ok(Self {
             dir,
             current: ArcSwap::from_pointee(snapshot),
-            reloading: Mutex::new(()),
+            reloading: Mutex::new(cache),
             status: Mutex::new(ReloadStatus::default()),
         })
     }
@@ -115,9 +118,9 @@ impl PolicyStore {
     /// Loads the directory again and swaps it in only if all of it is valid. Blocking and
     /// CPU-heavy: call it from a blocking thread. Concurrent calls run one after the other.
     pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
-        let _one_at_a_time = lock(&self.reloading);
+        let mut cache = lock(&self.reloading);
         let started = Instant::now();
-        let loaded = PolicySnapshot::load(&self.dir);
+        let loaded = PolicySnapshot::load_with(&self.dir, Some(&mut cache));
         let duration = started.elapsed();
         let live_version = self.current.load().version.clone();
         let (result, version, errors) = match loaded {
@@ -180,4 +183,109 @@ impl PolicyStore {
 /// even if a holder panicked (they only replace whole values).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundled_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn validation_errors_of_reused_files_are_located_exactly() {
+        let dir = bundled_copy();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        let items = dir.path().join("items.cedar");
+        let text = std::fs::read_to_string(&items).unwrap();
+        // Break the second policy of the file (its condition is on line 13).
+        let broken = text.replace(
+            "when { context.scopes.contains(\"read\") };",
+            "when { context.nope == 1 };",
+        );
+        assert_ne!(broken, text);
+        std::fs::write(&items, &broken).unwrap();
+        let (outcome, errors) = store.reload(Trigger::Admin);
+        assert_eq!(outcome.result, ReloadResult::Failed);
+        assert_eq!(
+            (errors[0].file.as_str(), errors[0].line),
+            ("items.cedar", Some(13)),
+            "{errors:?}"
+        );
+        // The same text loaded cold reports the same place.
+        let cold = PolicySnapshot::load(dir.path()).unwrap_err();
+        assert_eq!(cold.errors[0], errors[0]);
+        // Fixing it applies, and an untouched reload is unchanged.
+        std::fs::write(&items, &text).unwrap();
+        assert_eq!(
+            store.reload(Trigger::Admin).0.result,
+            ReloadResult::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_schema_change_revalidates_every_policy() {
+        let dir = bundled_copy();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        let schema = dir.path().join("schema.cedarschema");
+        let text = std::fs::read_to_string(&schema).unwrap();
+        // guards.cedar compares `fraud_score` with a number; the unchanged file must still be
+        // re-checked against the new type.
+        std::fs::write(
+            &schema,
+            text.replace("    fraud_score?: Long,\n", "    fraud_score?: String,\n"),
+        )
+        .unwrap();
+        let (outcome, errors) = store.reload(Trigger::Admin);
+        assert_eq!(outcome.result, ReloadResult::Failed);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.file == "guards.cedar" && e.line == Some(7)),
+            "{errors:?}"
+        );
+        std::fs::write(&schema, text).unwrap();
+        assert_eq!(
+            store.reload(Trigger::Admin).0.result,
+            ReloadResult::Unchanged
+        );
+    }
+
+    #[test]
+    fn cached_reload_equals_a_cold_load() {
+        let dir = bundled_copy();
+        let store = PolicyStore::open(dir.path()).unwrap();
+        let items = dir.path().join("items.cedar");
+        let text = std::fs::read_to_string(&items).unwrap();
+        std::fs::write(
+            &items,
+            text.replace("contains(\"read\")", "contains(\"write\")"),
+        )
+        .unwrap();
+        assert_eq!(store.reload(Trigger::Admin).0.result, ReloadResult::Applied);
+        let warm = store.snapshot();
+        let cold = PolicySnapshot::load(dir.path()).unwrap();
+        assert_eq!(warm.version, cold.version);
+        assert_eq!(warm.policies.to_cedar(), cold.policies.to_cedar());
+        let mut warm_meta: Vec<_> = warm
+            .meta
+            .iter()
+            .map(|(id, m)| (id.to_string(), m.file.clone(), m.line))
+            .collect();
+        let mut cold_meta: Vec<_> = cold
+            .meta
+            .iter()
+            .map(|(id, m)| (id.to_string(), m.file.clone(), m.line))
+            .collect();
+        warm_meta.sort();
+        cold_meta.sort();
+        assert_eq!(warm_meta, cold_meta);
+    }
 }

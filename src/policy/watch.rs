@@ -37,7 +37,10 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
         dir: store.dir().to_path_buf(),
         message: e.to_string(),
     })?;
-    let parent = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
+    let parent = dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Change>();
     let watched = dir.clone();
     let handler = move |result: notify::Result<Event>| match result {
@@ -94,7 +97,8 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
                 watch_dir(&mut watcher, &dir);
             }
             let store = store.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || store.reload(Trigger::Watch)).await {
+            if let Err(e) = tokio::task::spawn_blocking(move || store.reload(Trigger::Watch)).await
+            {
                 tracing::error!(error = %e, "policy reload task failed");
             }
         }

@@ -101,6 +101,9 @@ struct BenchArgs {
     /// Rounds for --reload-file.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// With --reload-file: change every policy's text, so nothing is reused from the last load.
+    #[arg(long)]
+    every_policy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -386,7 +389,12 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     if let Some(file) = &args.reload_file {
         let times = runtime
-            .block_on(measure_reload(&args.addr, file, args.rounds))
+            .block_on(measure_reload(
+                &args.addr,
+                file,
+                args.rounds,
+                args.every_policy,
+            ))
             .map_err(anyhow::Error::msg)?;
         let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         if args.json {

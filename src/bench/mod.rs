@@ -285,12 +285,15 @@ pub fn bundled_mix(read_fido: &str, read: &str) -> Vec<proto::AuthorizeRequest> 
     ]
 }
 
-/// Rewrites `file` (appending a comment, so the content hash changes) and measures how long
-/// until the server's live policy version changes. Returns one duration per round.
+/// Rewrites `file` and measures how long until the server's live policy version changes.
+/// With `every_policy`, every policy's text changes (a space before each `;` that ends a
+/// line), so nothing can be reused from the previous load; otherwise a trailing comment
+/// changes only the file's content hash. Returns one duration per round.
 pub async fn measure_reload(
     addr: &str,
     file: &std::path::Path,
     rounds: usize,
+    every_policy: bool,
 ) -> Result<Vec<Duration>, String> {
     let mut admin = proto::policy_admin_client::PolicyAdminClient::connect(addr.to_owned())
         .await
@@ -301,14 +304,13 @@ pub async fn measure_reload(
     for round in 0..rounds {
         let before = version(&mut admin).await?;
         let written = Instant::now();
-        std::fs::write(
-            file,
-            format!(
-                "{original}\n// arbiter bench reload round {round} at {:?}\n",
-                written
-            ),
-        )
-        .map_err(|e| format!("cannot write `{}`: {e}", file.display()))?;
+        let text = if every_policy {
+            original.replace(";\n", &format!("{};\n", " ".repeat(round % 2 + 1)))
+        } else {
+            format!("{original}\n// arbiter bench reload round {round} at {written:?}\n")
+        };
+        std::fs::write(file, text)
+            .map_err(|e| format!("cannot write `{}`: {e}", file.display()))?;
         loop {
             if version(&mut admin).await? != before {
                 out.push(written.elapsed());

@@ -59,6 +59,8 @@ impl std::fmt::Debug for LoadCache {
 struct CachedPolicy {
     /// As parsed, under cedar's placeholder id.
     policy: Policy,
+    /// Parsed on its own, so its diagnostics' offsets start at its text (not its file's).
+    standalone: bool,
     /// Validated without error under `LoadCache::schema`, with these warnings.
     validated: Option<Vec<String>>,
     /// Seen in the current load (unseen entries are dropped after it).
@@ -109,8 +111,9 @@ pub(crate) fn load_dir(
     if let Some(c) = cache.as_deref_mut() {
         let schema_hash: [u8; 32] = Sha256::digest(schema_text.as_bytes()).into();
         if c.schema != schema_hash {
+            // Everything must be validated again; start afresh.
             c.schema = schema_hash;
-            c.chunks.values_mut().for_each(|p| p.validated = None);
+            c.chunks.clear();
         }
         c.chunks.values_mut().for_each(|p| p.used = false);
     }
@@ -135,18 +138,22 @@ pub(crate) fn load_dir(
             Some(c) => parse_chunks(&text, c),
             None => None,
         };
-        let from_cache = parsed.is_some();
         let parsed = match parsed {
             Some(p) => p,
             None => match parse_whole(&rel, &text, &mut errors) {
-                Some(p) => p,
+                Some(p) => {
+                    if let Some(c) = cache.as_deref_mut() {
+                        remember_whole(&p, c);
+                    }
+                    p
+                }
                 None => continue,
             },
         };
         for (policy, line, base, chunk) in parsed {
             if let Some(id) = admit(&rel, line, &policy, &mut meta, &mut errors) {
                 origins.insert(id.clone(), (rel.clone(), base));
-                if from_cache {
+                if !chunk.is_empty() {
                     chunk_of.insert(id.clone(), chunk);
                 }
                 policies.push(policy.new_id(id));
@@ -307,9 +314,21 @@ fn parse_whole(
             "policy templates (with ?principal or ?resource) are not supported in the policy directory",
         ));
     }
+    // The source text of policy N, when the file splits into exactly the policies cedar saw.
+    let spans = policy_spans(text);
+    let aligned = spans.len() == set.policies().count() + set.templates().count();
+    let chunk_for = |id: &PolicyId| -> String {
+        id.to_string()
+            .strip_prefix("policy")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|_| aligned)
+            .and_then(|n| spans.get(n))
+            .map(|&(start, end)| text[start..end].to_owned())
+            .unwrap_or_default()
+    };
     let mut parsed: Vec<(Policy, u32, usize, String)> = set
         .policies()
-        .map(|p| (p.clone(), line_for(p.id()), 0, String::new()))
+        .map(|p| (p.clone(), line_for(p.id()), 0, chunk_for(p.id())))
         .collect();
     parsed.sort_by_key(|(_, line, _, _)| *line);
     Some(parsed)
@@ -322,10 +341,19 @@ fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, u
     let spans = policy_spans(text);
     let starts: Vec<usize> = spans.iter().map(|(start, _)| *start).collect();
     let lines = lines_of(text, &starts);
+    // A file mostly new to the cache parses faster whole.
+    let usable = |c: &CachedPolicy| c.standalone || c.validated.is_some();
+    let hits = spans
+        .iter()
+        .filter(|&&(start, end)| cache.chunks.get(&text[start..end]).is_some_and(usable))
+        .count();
+    if hits * 2 < spans.len() {
+        return None;
+    }
     let mut out = Vec::with_capacity(spans.len());
     for (i, &(start, end)) in spans.iter().enumerate() {
         let chunk = &text[start..end];
-        let policy = match cache.chunks.get_mut(chunk) {
+        let policy = match cache.chunks.get_mut(chunk).filter(|c| usable(c)) {
             Some(hit) => {
                 hit.used = true;
                 hit.policy.clone()
@@ -336,6 +364,7 @@ fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, u
                     chunk.to_owned(),
                     CachedPolicy {
                         policy: policy.clone(),
+                        standalone: true,
                         validated: None,
                         used: true,
                     },
@@ -346,6 +375,26 @@ fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, u
         out.push((policy, lines[i], start, chunk.to_owned()));
     }
     Some(out)
+}
+
+/// Keeps the policies of a file parsed whole, for the next load. Such a policy's diagnostics
+/// are relative to the file as it was, so it is reused only once validated (see `usable`).
+fn remember_whole(parsed: &[(Policy, u32, usize, String)], cache: &mut LoadCache) {
+    for (policy, _, _, chunk) in parsed {
+        if chunk.is_empty() {
+            continue;
+        }
+        cache
+            .chunks
+            .entry(chunk.clone())
+            .and_modify(|c| c.used = true)
+            .or_insert_with(|| CachedPolicy {
+                policy: policy.clone(),
+                standalone: false,
+                validated: None,
+                used: true,
+            });
+    }
 }
 
 /// Checks a parsed policy's `@id` and `@scopes` and records its metadata; returns its id.

@@ -178,8 +178,7 @@ fn spawn_sighup_reload(store: Arc<policy::PolicyStore>, shutdown: CancellationTo
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = hangup.recv() => {
-                    let store = store.clone();
-                    let _ = tokio::task::spawn_blocking(move || store.reload(policy::Trigger::Signal)).await;
+                    policy::reload_in_background(store.clone(), policy::Trigger::Signal).await;
                 }
             }
         }

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use tonic::{Request, Response, Status};
 
 use super::proto::{self, reload_outcome};
-use crate::policy::{PolicyError, PolicyStore, ReloadOutcome, ReloadResult, Trigger};
+use crate::policy::{
+    reload_in_background, PolicyError, PolicyStore, ReloadOutcome, ReloadResult, Trigger,
+};
 
 /// Serves `Status` and `Reload`.
 pub struct PolicyAdminService {
@@ -49,10 +51,9 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         &self,
         _: Request<proto::ReloadRequest>,
     ) -> Result<Response<proto::ReloadResponse>, Status> {
-        let store = self.store.clone();
-        let (result, errors) = tokio::task::spawn_blocking(move || store.reload(Trigger::Admin))
+        let (result, errors) = reload_in_background(self.store.clone(), Trigger::Admin)
             .await
-            .map_err(|e| Status::internal(format!("reload task failed: {e}")))?;
+            .ok_or_else(|| Status::internal("the reload thread failed"))?;
         Ok(Response::new(proto::ReloadResponse {
             outcome: Some(outcome(&result)),
             errors: errors.iter().map(error).collect(),

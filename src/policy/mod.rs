@@ -24,7 +24,10 @@ pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use load::{PolicyMeta, ENTITIES_FILE, SCHEMA_FILE};
 pub use reads::{context_reads, ContextReads};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
-pub use store::{PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus, Trigger};
+pub use store::{
+    reload_in_background, PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
+    Trigger,
+};
 pub use watch::watch;
 
 /// One loaded, validated and indexed policy directory. Immutable once built.

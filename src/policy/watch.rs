@@ -96,11 +96,7 @@ pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(),
                 let _ = watcher.unwatch(&dir);
                 watch_dir(&mut watcher, &dir);
             }
-            let store = store.clone();
-            if let Err(e) = tokio::task::spawn_blocking(move || store.reload(Trigger::Watch)).await
-            {
-                tracing::error!(error = %e, "policy reload task failed");
-            }
+            super::reload_in_background(store.clone(), Trigger::Watch).await;
         }
     });
     Ok(())

@@ -133,3 +133,163 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
         "https://jans.io/oauth/config/fido2.readonly"
     );
 }
+
+/// `arbiter serve` as a child process, with its stderr (JSON log lines) collected.
+struct ServeProcess {
+    child: std::process::Child,
+    addr: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl ServeProcess {
+    fn start(dir: &std::path::Path, config: &str) -> Self {
+        use std::io::BufRead;
+        let config_path = dir.join("arbiter.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = arbiter()
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config_path)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    panic!("log line is not JSON: {line}");
+                };
+                if v["message"] == "arbiter ready" {
+                    let _ = ready_tx.send(v["grpc_addr"].as_str().unwrap_or_default().to_string());
+                }
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let addr = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server became ready");
+        Self {
+            child,
+            addr: format!("http://{addr}"),
+            lines,
+        }
+    }
+
+    fn lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn json_decision_log_and_sighup_reload_through_the_binary() {
+    use arbiter::grpc::proto::{
+        authorizer_client::AuthorizerClient, policy_admin_client::PolicyAdminClient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(
+        dir.path(),
+        "watch_policies = false\npolicies = \"policies\"\ndata_dir = \"data\"\n",
+    );
+
+    // A decision writes one JSON line with its id and reason, naming the token only by jti.
+    let key = arbiter::token::keys::load_or_generate_dev_key(&dir.path().join("data")).unwrap();
+    let defaults = arbiter::Config::default();
+    let token = arbiter::token::mint::mint(
+        &key,
+        &defaults.dev_issuer.issuer,
+        &defaults.dev_issuer.audience,
+        &arbiter::token::mint::DevTokenRequest {
+            client_id: "demo".into(),
+            scopes: vec!["read".into()],
+            ttl: std::time::Duration::from_secs(60),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut client = AuthorizerClient::connect(server.addr.clone())
+        .await
+        .unwrap();
+    let answer = client
+        .authorize(request(&token, "GET", "/item/1", serde_json::json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    let logged = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let lines = server.lines();
+        let id = answer.decision_id.clone();
+        async move { lines.into_iter().find(|l| l["decision_id"] == id.as_str()) }
+    })
+    .await
+    .expect("the decision was logged");
+    assert_eq!(logged["reason"], "allow");
+    assert_eq!(logged["resource"], "/item/{id}");
+    assert_eq!(logged["principal"], "Client::\"demo\"");
+    assert!(logged["token"].as_str().unwrap().starts_with("jti:"));
+    assert!(logged["latency_us"].is_u64());
+    let everything = server
+        .lines()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<String>();
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(
+        !everything.contains(signature),
+        "the raw token never reaches the log"
+    );
+
+    // SIGHUP reloads (the watcher is off, so nothing else could have).
+    let mut admin = PolicyAdminClient::connect(server.addr.clone())
+        .await
+        .unwrap();
+    let before = admin
+        .status(arbiter::grpc::proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    std::fs::write(dir.path().join("policies/extra.cedar"), "@id(\"extra\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/extra\");\n").unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let after = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let mut admin = admin.clone();
+        let before = before.policy_version.clone();
+        async move {
+            let s = admin
+                .status(arbiter::grpc::proto::StatusRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (s.policy_version != before).then_some(s)
+        }
+    })
+    .await
+    .expect("SIGHUP reloaded the policies");
+    assert_eq!(after.policy_count, before.policy_count + 1);
+    assert_eq!(
+        after.last_reload.unwrap().trigger,
+        arbiter::grpc::proto::reload_outcome::Trigger::Signal as i32
+    );
+}

@@ -273,7 +273,7 @@ async fn wait_for_signal() {
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let context = match &args.context {
         Some(text) => match serde_json::from_str::<Value>(text).context("--context is not JSON")? {
-            Value::Object(map) => Some(json_to_struct(&map)),
+            Value::Object(map) => Some(arbiter::grpc::json_to_struct(&map)),
             _ => bail!("--context must be a JSON object"),
         },
         None => None,
@@ -331,26 +331,6 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
-}
-
-fn json_to_struct(map: &Map<String, Value>) -> prost_types::Struct {
-    fn value(v: &Value) -> prost_types::Value {
-        use prost_types::value::Kind;
-        let kind = match v {
-            Value::Null => Kind::NullValue(0),
-            Value::Bool(b) => Kind::BoolValue(*b),
-            Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
-            Value::String(s) => Kind::StringValue(s.clone()),
-            Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-                values: a.iter().map(value).collect(),
-            }),
-            Value::Object(o) => Kind::StructValue(json_to_struct(o)),
-        };
-        prost_types::Value { kind: Some(kind) }
-    }
-    prost_types::Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
-    }
 }
 
 fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use prost_types::value::Kind;
-use serde_json::{Map, Number, Value};
+use serde_json::Map;
 use tonic::{Request, Response, Status};
 
+use super::convert::struct_to_json;
 use super::proto::{
     self, policy_explanation, AuthorizeBatchRequest, AuthorizeBatchResponse, AuthorizeRequest,
     AuthorizeResponse,
@@ -141,43 +141,4 @@ fn reason(r: Reason) -> proto::Reason {
         Reason::Error => proto::Reason::Error,
         Reason::MissingToken => proto::Reason::MissingToken,
     }
-}
-
-/// Converts a protobuf `Struct` to JSON, refusing nesting past the context bound early (the
-/// precise size and depth checks follow in the decision service).
-fn struct_to_json(s: &prost_types::Struct) -> Result<Map<String, Value>, String> {
-    fn value(v: &prost_types::Value, depth: usize) -> Result<Value, String> {
-        if depth > crate::decision::context::MAX_CONTEXT_DEPTH {
-            return Err(format!(
-                "context is nested deeper than {}",
-                crate::decision::context::MAX_CONTEXT_DEPTH
-            ));
-        }
-        Ok(match &v.kind {
-            None | Some(Kind::NullValue(_)) => Value::Null,
-            Some(Kind::BoolValue(b)) => Value::Bool(*b),
-            Some(Kind::StringValue(s)) => Value::String(s.clone()),
-            Some(Kind::NumberValue(n)) => {
-                if n.fract() == 0.0 && n.abs() < 9.0e15 {
-                    Value::Number(Number::from(*n as i64))
-                } else {
-                    Number::from_f64(*n).map_or(Value::Null, Value::Number)
-                }
-            }
-            Some(Kind::ListValue(l)) => Value::Array(
-                l.values
-                    .iter()
-                    .map(|x| value(x, depth + 1))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Some(Kind::StructValue(s)) => Value::Object(object(s, depth)?),
-        })
-    }
-    fn object(s: &prost_types::Struct, depth: usize) -> Result<Map<String, Value>, String> {
-        s.fields
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), value(v, depth + 1)?)))
-            .collect()
-    }
-    object(s, 1)
 }

@@ -3,11 +3,13 @@
 
 mod admin;
 mod authorizer;
+mod convert;
 
 use std::sync::Arc;
 
 pub use admin::PolicyAdminService;
 pub use authorizer::AuthorizerService;
+pub use convert::{json_to_struct, struct_to_json};
 
 /// Generated protobuf types and service stubs of `arbiter.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

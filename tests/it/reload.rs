@@ -107,6 +107,26 @@ async fn wait_reason(
     Some(started.elapsed())
 }
 
+/// Asserts that `GET /item/1` with `token` comes to answer `want` (within 5 s).
+async fn expect_reason(server: &mut TestServer, token: &str, want: Reason) {
+    let waited = wait_reason(server, token, want, Duration::from_secs(5)).await;
+    assert!(waited.is_some(), "never answered {want:?}");
+}
+
+/// Polls the admin status until `check` holds (within 5 s).
+async fn expect_status(
+    server: &TestServer,
+    check: impl Fn(&proto::StatusResponse) -> bool,
+) -> proto::StatusResponse {
+    let check = &check;
+    eventually(Duration::from_secs(5), || async move {
+        let s = server.status().await;
+        check(&s).then_some(s)
+    })
+    .await
+    .expect("status never matched")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_change_keeps_the_live_set_and_a_fix_goes_live_within_a_second() {
     let mut server = TestServer::start().await;
@@ -118,15 +138,7 @@ async fn invalid_change_keeps_the_live_set_and_a_fix_goes_live_within_a_second()
     // An invalid edit, in place: a syntax error on line 4.
     let items = server.policies().join("items.cedar");
     std::fs::write(&items, "@id(\"item-read\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/item/{id}\")\nwhen { context.scopes.contains(\"read\") };\n@id(\"x\") permit (principal, action, resource) when { ;\n").unwrap();
-    let status = eventually(Duration::from_secs(5), || {
-        let server = &server;
-        async move {
-            let s = server.status().await;
-            (!s.last_errors.is_empty()).then_some(s)
-        }
-    })
-    .await
-    .expect("status shows the failed reload");
+    let status = expect_status(&server, |s| !s.last_errors.is_empty()).await;
     assert_eq!(
         status.policy_version, before.policy_version,
         "the live set did not change"
@@ -180,14 +192,7 @@ async fn write_to_temp_then_rename_over() {
     let tmp = dir.join(".items.cedar.tmp");
     std::fs::write(&tmp, ITEMS_NEEDS_WRITE).unwrap();
     std::fs::rename(&tmp, dir.join("items.cedar")).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::InsufficientScope,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::InsufficientScope).await;
 }
 
 #[tokio::test]
@@ -197,33 +202,12 @@ async fn deleting_and_adding_files_and_folders() {
     let dir = server.policies();
     std::fs::remove_file(dir.join("items.cedar")).unwrap();
     // No policy permits the route any more (it stays a route: entities.json declares it).
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::PolicyDeny,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::PolicyDeny).await;
     std::fs::create_dir_all(dir.join("teams/items")).unwrap();
     std::fs::write(dir.join("teams/items/items.cedar"), ITEMS_NEEDS_WRITE).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::InsufficientScope,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::InsufficientScope).await;
     std::fs::remove_dir_all(dir.join("teams")).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::PolicyDeny,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::PolicyDeny).await;
 }
 
 #[tokio::test]
@@ -242,14 +226,7 @@ async fn directory_symlink_re_pointed_atomically() {
     let base = server.dir.path().to_path_buf();
     std::os::unix::fs::symlink("v2", base.join("policies.tmp")).unwrap();
     std::fs::rename(base.join("policies.tmp"), base.join("policies")).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::InsufficientScope,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::InsufficientScope).await;
 
     // And back again, to prove the new target is watched too.
     std::fs::write(
@@ -295,14 +272,7 @@ async fn kubernetes_configmap_data_swap() {
     std::os::unix::fs::symlink("..2026_11_27_02", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(dir.join("..2026_11_27_01")).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::InsufficientScope,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::InsufficientScope).await;
 }
 
 #[tokio::test]
@@ -317,15 +287,7 @@ async fn a_burst_of_writes_causes_a_bounded_number_of_reloads() {
         )
         .unwrap();
     }
-    let status = eventually(Duration::from_secs(5), || {
-        let server = &server;
-        async move {
-            let s = server.status().await;
-            (s.policy_count == base + 50).then_some(s)
-        }
-    })
-    .await
-    .expect("all 50 files loaded");
+    let status = expect_status(&server, |s| s.policy_count == base + 50).await;
     // Settle, then count: the debouncer and coalescing keep this far below 50.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let c = server.status().await.counters.unwrap();
@@ -341,15 +303,7 @@ async fn a_missing_directory_keeps_the_last_good_set() {
     let dir = server.policies();
     let away = dir.with_file_name("policies-away");
     std::fs::rename(&dir, &away).unwrap();
-    let status = eventually(Duration::from_secs(5), || {
-        let server = &server;
-        async move {
-            let s = server.status().await;
-            (!s.last_errors.is_empty()).then_some(s)
-        }
-    })
-    .await
-    .expect("the missing directory is reported");
+    let status = expect_status(&server, |s| !s.last_errors.is_empty()).await;
     assert!(
         status.last_errors[0].message.contains("cannot read"),
         "{:?}",
@@ -362,14 +316,7 @@ async fn a_missing_directory_keeps_the_last_good_set() {
 
     std::fs::write(away.join("items.cedar"), ITEMS_NEEDS_WRITE).unwrap();
     std::fs::rename(&away, &dir).unwrap();
-    assert!(wait_reason(
-        &mut server,
-        &token,
-        Reason::InsufficientScope,
-        Duration::from_secs(5)
-    )
-    .await
-    .is_some());
+    expect_reason(&mut server, &token, Reason::InsufficientScope).await;
 }
 
 #[tokio::test]
@@ -384,13 +331,7 @@ async fn admin_reload_without_watching() {
         "not watching"
     );
 
-    let r = server
-        .admin()
-        .await
-        .reload(proto::ReloadRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let r = server.reload().await;
     let outcome = r.outcome.unwrap();
     assert_eq!(outcome.result, reload_outcome::Result::Applied as i32);
     assert_eq!(outcome.trigger, reload_outcome::Trigger::Admin as i32);
@@ -398,26 +339,14 @@ async fn admin_reload_without_watching() {
         reason(&server.authorize(&token, "GET", "/item/1", json!({})).await),
         Reason::InsufficientScope
     );
-    let again = server
-        .admin()
-        .await
-        .reload(proto::ReloadRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let again = server.reload().await;
     assert_eq!(
         again.outcome.unwrap().result,
         reload_outcome::Result::Unchanged as i32
     );
 
     std::fs::write(server.policies().join("items.cedar"), "permit(").unwrap();
-    let bad = server
-        .admin()
-        .await
-        .reload(proto::ReloadRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let bad = server.reload().await;
     assert_eq!(
         bad.outcome.unwrap().result,
         reload_outcome::Result::Failed as i32

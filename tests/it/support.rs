@@ -148,6 +148,16 @@ impl TestServer {
             .unwrap()
     }
 
+    /// A reload through the admin RPC.
+    pub async fn reload(&self) -> proto::ReloadResponse {
+        self.admin()
+            .await
+            .reload(proto::ReloadRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// The admin status.
     pub async fn status(&self) -> proto::StatusResponse {
         self.admin()
@@ -221,32 +231,10 @@ pub fn request(token: &str, method: &str, path: &str, context: Value) -> proto::
         method: method.into(),
         path: path.into(),
         context: match context {
-            Value::Object(map) => Some(to_struct(&map)),
+            Value::Object(map) => Some(arbiter::grpc::json_to_struct(&map)),
             _ => None,
         },
         explain: false,
-    }
-}
-
-/// JSON object → protobuf `Struct`.
-pub fn to_struct(map: &Map<String, Value>) -> prost_types::Struct {
-    fn value(v: &Value) -> prost_types::Value {
-        use prost_types::value::Kind;
-        prost_types::Value {
-            kind: Some(match v {
-                Value::Null => Kind::NullValue(0),
-                Value::Bool(b) => Kind::BoolValue(*b),
-                Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap()),
-                Value::String(s) => Kind::StringValue(s.clone()),
-                Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-                    values: a.iter().map(value).collect(),
-                }),
-                Value::Object(o) => Kind::StructValue(to_struct(o)),
-            }),
-        }
-    }
-    prost_types::Struct {
-        fields: map.iter().map(|(k, v)| (k.clone(), value(v))).collect(),
     }
 }
 

@@ -16,7 +16,9 @@ pub mod bench;
 pub mod config;
 pub mod decision;
 pub mod grpc;
+pub mod oauth;
 pub mod policy;
+pub mod store;
 pub mod telemetry;
 pub mod token;
 

@@ -39,6 +39,9 @@ enum Command {
     /// Work with a policy directory.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Manage OAuth clients directly in the store (for bootstrapping).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Load-test a running server (and the gRPC floor of this machine), or time a reload.
     Bench(BenchArgs),
     /// A bare gRPC Authorizer that answers without deciding: the floor for `bench`.
@@ -48,6 +51,63 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         grpc_addr: SocketAddr,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientsCommand {
+    /// Create a client; prints its id and its secret (shown only now).
+    Create {
+        /// Human-readable name.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes the client may ever be granted.
+        #[arg(long, default_value = "")]
+        scopes: String,
+        /// Token endpoint authentication method.
+        #[arg(long, default_value = "client_secret_basic")]
+        auth_method: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List clients.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show one client.
+    Show {
+        /// Client id.
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Disable a client: it can no longer authenticate.
+    Disable {
+        /// Client id.
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace a client's secret; prints the new one (shown only now).
+    RotateSecret {
+        /// Client id.
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Data directory holding the store [default: data].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (for its data_dir).
+    #[arg(long, env = "ARBITER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -203,6 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
+        Command::Clients(cmd) => clients(cmd),
         Command::Bench(args) => bench(args),
         Command::EchoServer { grpc_addr } => echo_server(grpc_addr),
     }
@@ -361,6 +422,87 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
+    use arbiter::oauth::clients;
+    let store_args = match &cmd {
+        ClientsCommand::Create { store, .. }
+        | ClientsCommand::List { store }
+        | ClientsCommand::Show { store, .. }
+        | ClientsCommand::Disable { store, .. }
+        | ClientsCommand::RotateSecret { store, .. } => store,
+    };
+    let config = load_config(store_args.config.as_ref())?;
+    let data_dir = store_args.data_dir.clone().unwrap_or(config.data_dir);
+    let json_out = store_args.json;
+    let show = |c: &arbiter::store::ClientRecord| {
+        json!({
+            "client_id": c.client_id,
+            "name": c.name,
+            "scopes": c.allowed_scopes.join(" "),
+            "auth_method": c.auth_method,
+            "disabled": c.disabled,
+            "created_at": c.created_at,
+        })
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = arbiter::store::open_default(&data_dir).await?;
+        match &cmd {
+            ClientsCommand::Create { name, scopes, auth_method, .. } => {
+                let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+                let created = clients::create(store.as_ref(), name, &scopes, auth_method).await?;
+                if json_out {
+                    println!(
+                        "{}",
+                        json!({ "client_id": created.record.client_id, "client_secret": created.secret })
+                    );
+                } else {
+                    println!("client_id:     {}", created.record.client_id);
+                    println!("client_secret: {}", created.secret);
+                    eprintln!("the secret is shown only now; store it safely");
+                }
+            }
+            ClientsCommand::List { .. } => {
+                let all = store.clients().await?;
+                if json_out {
+                    println!("{}", Value::Array(all.iter().map(show).collect()));
+                } else {
+                    for c in &all {
+                        let state = if c.disabled { "disabled" } else { "enabled" };
+                        println!("{}\t{}\t{}\t{}", c.client_id, state, c.name, c.allowed_scopes.join(" "));
+                    }
+                }
+            }
+            ClientsCommand::Show { client_id, .. } => {
+                let c = store
+                    .client(client_id)
+                    .await?
+                    .with_context(|| format!("no client `{client_id}`"))?;
+                println!("{}", if json_out { show(&c).to_string() } else { serde_json::to_string_pretty(&show(&c))? });
+            }
+            ClientsCommand::Disable { client_id, .. } => {
+                if !store.set_client_disabled(client_id, true).await? {
+                    bail!("no client `{client_id}`");
+                }
+                if !json_out {
+                    println!("disabled {client_id}");
+                }
+            }
+            ClientsCommand::RotateSecret { client_id, .. } => {
+                let secret = clients::rotate_secret(store.as_ref(), client_id).await?;
+                if json_out {
+                    println!("{}", json!({ "client_id": client_id, "client_secret": secret }));
+                } else {
+                    println!("client_secret: {secret}");
+                    eprintln!("the secret is shown only now; the old one no longer works");
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,3 +11,4 @@ mod index;
 mod jwks;
 mod matrix;
 mod reload;
+mod store;

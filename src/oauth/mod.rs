@@ -1,0 +1,4 @@
+//! The authorization server paired with the PDP. So far: client records and their secrets,
+//! for the `arbiter clients` bootstrap commands; the token endpoint builds on them.
+
+pub mod clients;

@@ -1,0 +1,201 @@
+//! The embedded SQLite store: WAL journal with full sync, so a committed write survives a
+//! crash of the process or the machine; schema migrations applied in a transaction at open.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::{ClientRecord, Store, StoreError};
+
+/// Schema versions, applied in order; never edit one that has shipped, add another.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE clients (
+    client_id     TEXT PRIMARY KEY NOT NULL,
+    name          TEXT NOT NULL,
+    secret_sha256 BLOB,
+    allowed_scopes TEXT NOT NULL,
+    auth_method   TEXT NOT NULL,
+    jwks          TEXT,
+    software_id   TEXT,
+    org           TEXT,
+    disabled      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+"#];
+
+/// SQLite behind [`Store`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create `{}`: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(backend)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot open `{}`: {e}", path.display())))?;
+        let store = Self { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version <= applied {
+                continue;
+            }
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+}
+
+fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
+    let scopes: String = row.try_get("allowed_scopes").map_err(backend)?;
+    let jwks: Option<String> = row.try_get("jwks").map_err(backend)?;
+    Ok(ClientRecord {
+        client_id: row.try_get("client_id").map_err(backend)?,
+        name: row.try_get("name").map_err(backend)?,
+        secret_sha256: row.try_get("secret_sha256").map_err(backend)?,
+        allowed_scopes: scopes.split_ascii_whitespace().map(str::to_owned).collect(),
+        auth_method: row.try_get("auth_method").map_err(backend)?,
+        jwks: match jwks {
+            Some(text) => {
+                Some(serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))?)
+            }
+            None => None,
+        },
+        software_id: row.try_get("software_id").map_err(backend)?,
+        org: row.try_get("org").map_err(backend)?,
+        disabled: row.try_get::<i64, _>("disabled").map_err(backend)? != 0,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org, disabled, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.client_id)
+        .bind(&c.name)
+        .bind(&c.secret_sha256)
+        .bind(c.allowed_scopes.join(" "))
+        .bind(&c.auth_method)
+        .bind(c.jwks.as_ref().map(ToString::to_string))
+        .bind(&c.software_id)
+        .bind(&c.org)
+        .bind(i64::from(c.disabled))
+        .bind(c.created_at)
+        .bind(c.updated_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(c.client_id.clone()))
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY client_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn set_client_disabled(
+        &self,
+        client_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE clients SET disabled = ?, updated_at = ? WHERE client_id = ?")
+                .bind(i64::from(disabled))
+                .bind(now())
+                .bind(client_id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_sha256: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE clients SET secret_sha256 = ?, updated_at = ? WHERE client_id = ?")
+                .bind(secret_sha256)
+                .bind(now())
+                .bind(client_id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn now() -> i64 {
+    i64::try_from(crate::token::now()).unwrap_or(i64::MAX)
+}

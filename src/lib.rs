@@ -7,8 +7,9 @@
 //! ```no_run
 //! # async fn run() -> Result<(), arbiter::StartError> {
 //! let config = arbiter::Config::default();
-//! let listener = tokio::net::TcpListener::bind(config.grpc_addr).await.map_err(arbiter::StartError::Bind)?;
-//! arbiter::Arbiter::build(config)?.serve(listener, Default::default()).await
+//! let grpc = tokio::net::TcpListener::bind(config.grpc_addr).await.map_err(arbiter::StartError::Bind)?;
+//! let http = tokio::net::TcpListener::bind(config.http_addr).await.map_err(arbiter::StartError::Bind)?;
+//! arbiter::Arbiter::build(config).await?.serve(grpc, Some(http), Default::default()).await
 //! # }
 //! ```
 
@@ -61,6 +62,15 @@ pub enum StartError {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The authorization server's keys could not be loaded.
+    #[error(transparent)]
+    KeyRing(#[from] oauth::keys::KeyRingError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
 }
 
 /// A configured Arbiter: policies loaded, keys ready, not yet serving.
@@ -68,11 +78,13 @@ pub struct Arbiter {
     config: Config,
     pdp: Arc<Pdp>,
     dev_key: Option<Arc<SigningKey>>,
+    tokens: Option<Arc<oauth::token::TokenService>>,
 }
 
 impl Arbiter {
-    /// Loads policies and keys; fails on an invalid policy directory or configuration.
-    pub fn build(config: Config) -> Result<Self, StartError> {
+    /// Loads policies, keys and the store; fails on an invalid policy directory or
+    /// configuration.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
         config.validate()?;
         let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
         let mut extra = Vec::new();
@@ -87,6 +99,30 @@ impl Arbiter {
         } else {
             None
         };
+        // The paired authorization server: its keys are trusted in-process, no HTTP round trip.
+        let tokens = if config.oauth.enabled {
+            let store = store::open_default(&config.data_dir).await?;
+            let keys = Arc::new(
+                oauth::keys::KeyRing::open(store.clone(), config.oauth.access_token_ttl_seconds)
+                    .await?,
+            );
+            extra.push(Issuer::with_static_keys(
+                config.oauth.issuer.clone(),
+                vec![config.oauth.audience.clone()],
+                keys.verification_keys(),
+            ));
+            Some(Arc::new(oauth::token::TokenService::new(
+                store,
+                keys,
+                oauth::token::TokenSettings {
+                    issuer: config.oauth.issuer.clone(),
+                    audience: config.oauth.audience.clone(),
+                    ttl_seconds: config.oauth.access_token_ttl_seconds,
+                },
+            )))
+        } else {
+            None
+        };
         let verifier = Arc::new(Verifier::new(&config, extra));
         let pdp = Arc::new(Pdp::new(
             policies,
@@ -97,6 +133,7 @@ impl Arbiter {
             config,
             pdp,
             dev_key,
+            tokens,
         })
     }
 
@@ -110,6 +147,26 @@ impl Arbiter {
         &self.pdp
     }
 
+    /// The token service of the paired authorization server, when enabled.
+    pub fn tokens(&self) -> Option<&Arc<oauth::token::TokenService>> {
+        self.tokens.as_ref()
+    }
+
+    /// Makes a new authorization-server signing key active, and trusts it in the PDP at once
+    /// (the previous key stays trusted and published until its tokens expired).
+    pub async fn rotate_signing_key(&self) -> Result<String, StartError> {
+        let tokens = self.tokens.as_ref().ok_or_else(|| {
+            StartError::Config(config::ConfigError::Invalid(
+                "the authorization server is disabled".into(),
+            ))
+        })?;
+        let kid = tokens.keys().rotate().await?;
+        if let Some(issuer) = self.pdp.verifier().issuer(&self.config.oauth.issuer) {
+            issuer.set_keys(tokens.keys().verification_keys());
+        }
+        Ok(kid)
+    }
+
     /// The development issuer's signing key, when enabled.
     pub fn dev_key(&self) -> Option<&Arc<SigningKey>> {
         self.dev_key.as_ref()
@@ -117,9 +174,13 @@ impl Arbiter {
 
     /// Serves gRPC on an already-bound listener until `shutdown` is cancelled, then reports
     /// NOT_SERVING and drains in-flight calls.
+    ///
+    /// With an `http` listener and the authorization server enabled, the OAuth endpoints are
+    /// served on it too.
     pub async fn serve(
-        self,
+        &self,
         grpc: TcpListener,
+        http: Option<TcpListener>,
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
         self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
@@ -138,9 +199,18 @@ impl Arbiter {
             )
             .await;
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
+        let http = match (http, &self.tokens) {
+            (Some(listener), Some(tokens)) => Some((listener, oauth::http::router(tokens.clone()))),
+            _ => None,
+        };
+        let http_addr = match &http {
+            Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
+            None => None,
+        };
         let snapshot = self.pdp.policies().snapshot();
         tracing::info!(
             grpc_addr = %addr,
+            http_addr = http_addr.map(|a| a.to_string()).as_deref().unwrap_or("off"),
             policies = %snapshot.source.display(),
             policy_version = %snapshot.version,
             policy_count = snapshot.policy_count(),
@@ -153,7 +223,7 @@ impl Arbiter {
         }
         let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
         let drain = shutdown.clone();
-        tonic::transport::Server::builder()
+        let grpc_server = tonic::transport::Server::builder()
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 drain.cancelled().await;
@@ -161,9 +231,19 @@ impl Arbiter {
                     .set_service_status("", tonic_health::ServingStatus::NotServing)
                     .await;
                 tracing::info!("shutting down: draining in-flight calls");
-            })
-            .await?;
-        Ok(())
+            });
+        let http_server = async {
+            match http {
+                Some((listener, router)) => axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .await
+                    .map_err(StartError::Http),
+                None => Ok(()),
+            }
+        };
+        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+        grpc_result?;
+        http_result
     }
 }
 

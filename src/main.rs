@@ -180,6 +180,9 @@ struct ServeArgs {
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "ARBITER_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address of the OAuth endpoints [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARBITER_HTTP_ADDR")]
+    http_addr: Option<SocketAddr>,
     /// Log format [default: text].
     #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
@@ -287,33 +290,46 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = args.grpc_addr {
         config.grpc_addr = a;
     }
+    if let Some(a) = args.http_addr {
+        config.http_addr = a;
+    }
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
     let _log = arbiter::telemetry::init(config.log_format);
-    let arbiter = match arbiter::Arbiter::build(config.clone()) {
-        Ok(a) => a,
-        Err(arbiter::StartError::Policies(e)) => {
-            eprintln!("arbiter: {e}");
-            return Ok(ExitCode::from(3));
-        }
-        Err(e) => return Err(e.into()),
-    };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+        let arbiter = match arbiter::Arbiter::build(config.clone()).await {
+            Ok(a) => a,
+            Err(arbiter::StartError::Policies(e)) => {
+                eprintln!("arbiter: {e}");
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("cannot listen on {} (--grpc-addr)", config.grpc_addr))?;
+        let http = if config.oauth.enabled {
+            Some(
+                tokio::net::TcpListener::bind(config.http_addr)
+                    .await
+                    .with_context(|| {
+                        format!("cannot listen on {} (--http-addr)", config.http_addr)
+                    })?,
+            )
+        } else {
+            None
+        };
         let shutdown = tokio_util::sync::CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             signal.cancel();
         });
-        arbiter.serve(listener, shutdown).await?;
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        arbiter.serve(grpc, http, shutdown).await?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
 }
 
 async fn wait_for_signal() {

@@ -38,6 +38,8 @@ pub enum ConfigError {
 pub struct Config {
     /// Where the gRPC API listens.
     pub grpc_addr: SocketAddr,
+    /// Where the OAuth HTTP endpoints listen.
+    pub http_addr: SocketAddr,
     /// The policy directory.
     pub policies: PathBuf,
     /// Where generated keys (and later the SQLite store) live.
@@ -54,6 +56,8 @@ pub struct Config {
     pub token_cache_capacity: usize,
     /// The development issuer, whose key lives under `data_dir`.
     pub dev_issuer: DevIssuerConfig,
+    /// The paired authorization server.
+    pub oauth: OAuthConfig,
     /// External issuers whose tokens are trusted.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -62,6 +66,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             policies: PathBuf::from("policies"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
@@ -70,6 +75,7 @@ impl Default for Config {
             decision_cache_ttl_seconds: 60,
             token_cache_capacity: 100_000,
             dev_issuer: DevIssuerConfig::default(),
+            oauth: OAuthConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -104,6 +110,31 @@ impl Default for DevIssuerConfig {
             enabled: true,
             issuer: "https://arbiter.local/dev".into(),
             audience: "arbiter".into(),
+        }
+    }
+}
+
+/// The paired authorization server (token endpoint, JWKS, metadata).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthConfig {
+    /// Serve the OAuth endpoints and trust their tokens.
+    pub enabled: bool,
+    /// The issuer identifier: the `iss` of its tokens and the base URL of its endpoints.
+    pub issuer: String,
+    /// The `aud` of its access tokens.
+    pub audience: String,
+    /// Access token lifetime in seconds.
+    pub access_token_ttl_seconds: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            issuer: "http://127.0.0.1:8080".into(),
+            audience: "arbiter".into(),
+            access_token_ttl_seconds: 3600,
         }
     }
 }
@@ -187,6 +218,7 @@ impl Config {
     pub fn for_test(policies: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             policies: policies.into(),
             data_dir: data_dir.into(),
             ..Self::default()
@@ -229,6 +261,7 @@ impl Config {
             }
             if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer)
                 || (self.dev_issuer.enabled && self.dev_issuer.issuer == issuer.issuer)
+                || (self.oauth.enabled && self.oauth.issuer == issuer.issuer)
             {
                 return invalid(format!("{at}: issuer configured twice"));
             }

@@ -2,3 +2,6 @@
 //! for the `arbiter clients` bootstrap commands; the token endpoint builds on them.
 
 pub mod clients;
+pub mod http;
+pub mod keys;
+pub mod token;

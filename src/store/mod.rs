@@ -67,6 +67,32 @@ impl std::fmt::Debug for ClientRecord {
     }
 }
 
+/// A signing key of the authorization server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRecord {
+    /// The `kid` (RFC 7638 thumbprint).
+    pub kid: String,
+    /// JOSE algorithm, e.g. `ES256`.
+    pub alg: String,
+    /// PKCS#8 DER of the private key.
+    pub private_der: Vec<u8>,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// When it stopped signing (it stays published until its tokens expired).
+    pub retired_at: Option<i64>,
+}
+
+impl std::fmt::Debug for SigningKeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRecord")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything Arbiter persists. Implementations must be safe for concurrent use and keep
 /// every committed write across restarts and crashes.
 #[async_trait::async_trait]
@@ -89,6 +115,10 @@ pub trait Store: Send + Sync {
         client_id: &str,
         secret_sha256: &[u8],
     ) -> Result<bool, StoreError>;
+    /// Every signing key, newest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Adds a signing key and retires every other active one at `key.created_at`, atomically.
+    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
 }
 
 /// Opens the default store: SQLite at `<data_dir>/arbiter.db`, created on first use.

@@ -8,10 +8,11 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use super::{ClientRecord, Store, StoreError};
+use super::{ClientRecord, SigningKeyRecord, Store, StoreError};
 
 /// Schema versions, applied in order; never edit one that has shipped, add another.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE clients (
     client_id     TEXT PRIMARY KEY NOT NULL,
     name          TEXT NOT NULL,
@@ -25,7 +26,17 @@ CREATE TABLE clients (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE signing_keys (
+    kid         TEXT PRIMARY KEY NOT NULL,
+    alg         TEXT NOT NULL,
+    private_der BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    retired_at  INTEGER
+);
+"#,
+];
 
 /// SQLite behind [`Store`].
 #[derive(Debug, Clone)]
@@ -194,6 +205,49 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL")
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_der, created_at, retired_at) VALUES (?, ?, ?, ?, NULL)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_der)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => tx.commit().await.map_err(backend),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(key.kid.clone()))
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SigningKeyRecord, StoreError> {
+    Ok(SigningKeyRecord {
+        kid: row.try_get("kid").map_err(backend)?,
+        alg: row.try_get("alg").map_err(backend)?,
+        private_der: row.try_get("private_der").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        retired_at: row.try_get("retired_at").map_err(backend)?,
+    })
 }
 
 fn now() -> i64 {

@@ -122,6 +122,12 @@ impl Issuer {
         }
     }
 
+    /// Replaces the keys of an issuer whose keys live in this process (the paired
+    /// authorization server, after a rotation).
+    pub fn set_keys(&self, keys: Vec<Key>) {
+        self.keys.store(Arc::new(KeySet::from_keys(keys)));
+    }
+
     /// The current keys.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.load_full()

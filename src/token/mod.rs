@@ -166,6 +166,11 @@ impl Verifier {
         }
     }
 
+    /// One trusted issuer by its `iss`.
+    pub fn issuer(&self, name: &str) -> Option<&Arc<Issuer>> {
+        self.issuers.get(name)
+    }
+
     /// The trusted issuers.
     pub fn issuers(&self) -> impl Iterator<Item = &Arc<Issuer>> {
         self.issuers.values()

@@ -10,5 +10,6 @@ mod hostile;
 mod index;
 mod jwks;
 mod matrix;
+mod oauth;
 mod reload;
 mod store;

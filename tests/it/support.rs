@@ -43,6 +43,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// A running Arbiter.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where the OAuth endpoints listen.
+    pub http_addr: SocketAddr,
+    /// The running server, for in-process operations (key rotation).
+    pub arbiter: Arc<arbiter::Arbiter>,
     pub client: AuthorizerClient<Channel>,
     pub dev_key: Arc<SigningKey>,
     pub config: Config,
@@ -66,21 +70,31 @@ impl TestServer {
     /// Arbiter on `dir/policies`, keys under `dir/data`.
     pub async fn start_in(dir: tempfile::TempDir, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_test(dir.path().join("policies"), dir.path().join("data"));
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = http.local_addr().unwrap();
+        config.oauth.issuer = format!("http://{http_addr}");
         change(&mut config);
-        let arbiter = arbiter::Arbiter::build(config.clone()).expect("arbiter builds");
+        let arbiter = arbiter::Arbiter::build(config.clone())
+            .await
+            .expect("arbiter builds");
         let dev_key = arbiter.dev_key().expect("dev issuer enabled").clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        tokio::spawn(arbiter.serve(listener, shutdown.clone()));
+        let arbiter = Arc::new(arbiter);
+        let serving = arbiter.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { serving.serve(listener, Some(http), stop).await });
         let client = connect(addr).await;
         wait_serving(addr).await;
         Self {
             addr,
+            http_addr,
             client,
             dev_key,
             config,
             dir,
+            arbiter,
             shutdown,
         }
     }

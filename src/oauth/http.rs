@@ -1,0 +1,174 @@
+//! The OAuth HTTP routes (axum): `POST /token`, `GET /jwks.json` and RFC 8414 metadata.
+//! Parsing follows RFC 6749 to the letter: form-encoded bodies only, no repeated parameter,
+//! one client authentication method per request, errors as §5.2 JSON with `no-store`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::json;
+
+use super::token::{ClientAuth, OAuthError, TokenRequest, TokenService};
+
+/// Largest token request body accepted.
+const MAX_BODY: usize = 16 * 1024;
+
+/// The authorization server's routes.
+pub fn router(service: Arc<TokenService>) -> Router {
+    Router::new()
+        .route("/token", post(token))
+        .route("/jwks.json", get(jwks))
+        .route("/.well-known/oauth-authorization-server", get(metadata))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(service)
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = (
+            status,
+            Json(json!({ "error": self.code, "error_description": self.description })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if status == StatusCode::UNAUTHORIZED && self.used_basic {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"arbiter\", charset=\"UTF-8\""),
+            );
+        }
+        response
+    }
+}
+
+async fn token(
+    State(service): State<Arc<TokenService>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match parse(&headers, &body) {
+        Ok(req) => match service.token(req).await {
+            Ok(granted) => {
+                let mut response = Json(granted).into_response();
+                let h = response.headers_mut();
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+                response
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut params: HashMap<String, String> = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if params.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter `{k}` is repeated"),
+            ));
+        }
+    }
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(basic_credentials(value)?),
+        None => None,
+    };
+    let post = match (params.remove("client_id"), params.remove("client_secret")) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        (Some(_), None) => None, // a public client, or one using Basic
+        (None, Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "`client_secret` without `client_id`",
+            ))
+        }
+    };
+    let auth = match (basic, post) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some((id, secret)), None) => ClientAuth::Basic { id, secret },
+        (None, Some((id, secret))) => ClientAuth::Post { id, secret },
+        (None, None) => ClientAuth::None,
+    };
+    Ok(TokenRequest {
+        grant_type: params.remove("grant_type"),
+        scope: params.remove("scope"),
+        auth,
+    })
+}
+
+/// RFC 6749 §2.3.1: `Basic base64(urlencode(id) ":" urlencode(secret))`.
+fn basic_credentials(value: &HeaderValue) -> Result<(String, String), OAuthError> {
+    let invalid = || OAuthError {
+        code: "invalid_client",
+        description: "malformed Basic credentials".into(),
+        used_basic: true,
+    };
+    let text = value.to_str().map_err(|_| invalid())?;
+    let (scheme, encoded) = text.split_once(' ').ok_or_else(invalid)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(invalid)
+    };
+    Ok((unescape(id)?, unescape(secret)?))
+}
+
+async fn jwks(State(service): State<Arc<TokenService>>) -> Response {
+    let mut response = Json(service.keys().jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
+    let issuer = service.settings().issuer.trim_end_matches('/').to_owned();
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks.json"),
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "response_types_supported": [],
+        "scopes_supported": [],
+    }))
+    .into_response()
+}

@@ -1,0 +1,390 @@
+//! The paired authorization server over real HTTP: client credentials with secret auth,
+//! RFC 6749 §5.2 errors, RFC 9068 tokens the PDP accepts, JWKS and metadata a stock client
+//! and a stock JWT verifier use unmodified, key rotation, and a restart keeping everything.
+
+use arbiter::grpc::proto::Reason;
+use arbiter::oauth::clients;
+use arbiter::store::{SqliteStore, Store};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+struct Client {
+    id: String,
+    secret: String,
+}
+
+async fn client(server: &TestServer, scopes: &str, method: &str) -> Client {
+    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+        .await
+        .unwrap();
+    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+    let created = clients::create(&store, "test client", &scopes, method)
+        .await
+        .unwrap();
+    Client {
+        id: created.record.client_id,
+        secret: created.secret,
+    }
+}
+
+fn url(server: &TestServer, path: &str) -> String {
+    format!("http://{}{path}", server.http_addr)
+}
+
+async fn post_token(server: &TestServer, c: &Client, form: &[(&str, &str)]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url(server, "/token"))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn client_credentials_tokens_are_accepted_by_the_pdp() {
+    let mut server = TestServer::start().await;
+    let c = client(&server, "read fido otp", "client_secret_basic").await;
+    let resp = post_token(
+        &server,
+        &c,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "read fido admin"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(
+        body["scope"], "read fido",
+        "admin is not allowed for this client and is dropped"
+    );
+    assert_eq!(body["expires_in"], 3600);
+    let token = body["access_token"].as_str().unwrap();
+
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+
+    let r = server.authorize(token, "POST", "/items", json!({})).await;
+    assert_eq!(reason(&r), Reason::Allowed, "{r:?}");
+    let p = r.principal.unwrap();
+    assert_eq!(p.client_id, c.id);
+    assert_eq!(p.issuer, format!("http://{}", server.http_addr));
+
+    // No scope asked: the client's allowed scopes.
+    let body: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "read fido otp");
+}
+
+#[tokio::test]
+async fn client_secret_post_and_the_errors_of_rfc_6749() {
+    let server = TestServer::start().await;
+    let post_client = client(&server, "read", "client_secret_post").await;
+    let basic_client = client(&server, "read", "client_secret_basic").await;
+    let http = reqwest::Client::new();
+
+    let ok = http
+        .post(url(&server, "/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &post_client.id),
+            ("client_secret", &post_client.secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+
+    async fn error_of(resp: reqwest::Response) -> (u16, Option<String>, String) {
+        let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+        let body: Value = resp.json().await.unwrap();
+        (
+            status,
+            challenge,
+            body["error"].as_str().unwrap().to_string(),
+        )
+    }
+    let wrong = Client {
+        id: basic_client.id.clone(),
+        secret: "wrong".into(),
+    };
+    let (status, challenge, error) =
+        error_of(post_token(&server, &wrong, &[("grant_type", "client_credentials")]).await).await;
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+    assert!(challenge.unwrap().starts_with("Basic"));
+
+    let (status, _, error) =
+        error_of(post_token(&server, &basic_client, &[("scope", "read")]).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_request"));
+    let (_, _, error) =
+        error_of(post_token(&server, &basic_client, &[("grant_type", "password")]).await).await;
+    assert_eq!(error, "unsupported_grant_type");
+    let (_, _, error) = error_of(
+        post_token(
+            &server,
+            &basic_client,
+            &[("grant_type", "client_credentials"), ("scope", "admin")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(error, "invalid_scope");
+    // Registered for Basic, so secret-in-body authentication fails.
+    let (status, challenge, error) = error_of(
+        http.post(url(&server, "/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &basic_client.id),
+                ("client_secret", &basic_client.secret),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+    assert!(
+        challenge.is_none(),
+        "no Basic challenge when Basic was not used"
+    );
+    // Repeated parameter, two auth methods, wrong content type, no auth at all.
+    let repeated = http
+        .post(url(&server, "/token"))
+        .basic_auth(&basic_client.id, Some(&basic_client.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(repeated).await.2, "invalid_request");
+    let both = http
+        .post(url(&server, "/token"))
+        .basic_auth(&basic_client.id, Some(&basic_client.secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &basic_client.id),
+            ("client_secret", &basic_client.secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(both).await.2, "invalid_request");
+    let json_body = http
+        .post(url(&server, "/token"))
+        .basic_auth(&basic_client.id, Some(&basic_client.secret))
+        .json(&json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(json_body).await.2, "invalid_request");
+    let anonymous = http
+        .post(url(&server, "/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(anonymous).await.0, 401);
+    let garbage = http
+        .post(url(&server, "/token"))
+        .header("authorization", "Basic !!!not-base64")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(garbage).await.2, "invalid_client");
+
+    // A disabled client cannot authenticate.
+    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+        .await
+        .unwrap();
+    store
+        .set_client_disabled(&basic_client.id, true)
+        .await
+        .unwrap();
+    let (status, _, error) = error_of(
+        post_token(
+            &server,
+            &basic_client,
+            &[("grant_type", "client_credentials")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+}
+
+#[tokio::test]
+async fn a_stock_oauth_client_and_a_stock_jwt_verifier_interoperate() {
+    use oauth2::basic::BasicClient;
+    use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+    let server = TestServer::start().await;
+    let c = client(&server, "read fido", "client_secret_basic").await;
+
+    let metadata: Value = reqwest::get(url(&server, "/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], format!("http://{}", server.http_addr));
+    assert_eq!(
+        metadata["grant_types_supported"],
+        json!(["client_credentials"])
+    );
+    let token_url = metadata["token_endpoint"].as_str().unwrap().to_string();
+
+    let oauth = BasicClient::new(ClientId::new(c.id.clone()))
+        .set_client_secret(ClientSecret::new(c.secret.clone()))
+        .set_token_uri(TokenUrl::new(token_url).unwrap());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let granted = oauth
+        .exchange_client_credentials()
+        .add_scope(Scope::new("read".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let token = granted.access_token().secret().clone();
+    assert_eq!(granted.scopes().unwrap()[0].as_str(), "read");
+
+    // jsonwebtoken with nothing but the published JWKS.
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(metadata["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["arbiter"]);
+    validation.set_issuer(&[metadata["issuer"].as_str().unwrap()]);
+    let data = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    for claim in [
+        "iss",
+        "sub",
+        "client_id",
+        "aud",
+        "exp",
+        "iat",
+        "jti",
+        "scope",
+    ] {
+        assert!(data.claims.get(claim).is_some(), "RFC 9068 claim `{claim}`");
+    }
+    assert_eq!(data.claims["sub"], c.id.as_str());
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_tokens_valid_and_a_restart_keeps_clients_and_keys() {
+    let mut server = TestServer::start().await;
+    let c = client(&server, "read", "client_secret_basic").await;
+    let old: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_token = old["access_token"].as_str().unwrap().to_string();
+    let old_kid = jsonwebtoken::decode_header(&old_token)
+        .unwrap()
+        .kid
+        .unwrap();
+
+    let new_kid = server.arbiter.rotate_signing_key().await.unwrap();
+    assert_ne!(new_kid, old_kid);
+    let jwks: Value = reqwest::get(url(&server, "/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        [new_kid.as_str(), old_kid.as_str()],
+        "new key first, old still published"
+    );
+
+    let fresh: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh_token = fresh["access_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        jsonwebtoken::decode_header(&fresh_token)
+            .unwrap()
+            .kid
+            .unwrap(),
+        new_kid
+    );
+    assert_eq!(
+        reason(
+            &server
+                .authorize(&old_token, "GET", "/item/1", json!({}))
+                .await
+        ),
+        Reason::Allowed
+    );
+    assert_eq!(
+        reason(
+            &server
+                .authorize(&fresh_token, "GET", "/item/1", json!({}))
+                .await
+        ),
+        Reason::Allowed
+    );
+
+    // Restart on the same data directory: the client and both keys are still there.
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    drop(server);
+    let mut again = TestServer::start_in(dir, |_| {}).await;
+    let jwks: Value = reqwest::get(url(&again, "/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str());
+    let body: Value = post_token(&again, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap(),
+        new_kid
+    );
+    // The issuer moved to the new server's port, so the new token verifies there.
+    assert_eq!(
+        reason(&again.authorize(token, "GET", "/item/1", json!({})).await),
+        Reason::Allowed
+    );
+}

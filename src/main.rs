@@ -16,6 +16,14 @@ use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient};
 use arbiter::token::keys::load_or_generate_dev_key;
 use arbiter::token::mint::{mint, DevTokenRequest};
 
+/// Prints a line to stdout; a closed pipe (`arbiter … | head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "arbiter",
@@ -402,7 +410,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             "error": e.error,
         })).collect::<Vec<_>>(),
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    say!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if allowed {
         ExitCode::SUCCESS
     } else {
@@ -437,7 +445,7 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
             extra,
         },
     )?;
-    println!("{token}");
+    say!("{token}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -471,24 +479,24 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                 let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
                 let created = clients::create(store.as_ref(), name, &scopes, auth_method).await?;
                 if json_out {
-                    println!(
+                    say!(
                         "{}",
                         json!({ "client_id": created.record.client_id, "client_secret": created.secret })
                     );
                 } else {
-                    println!("client_id:     {}", created.record.client_id);
-                    println!("client_secret: {}", created.secret);
+                    say!("client_id:     {}", created.record.client_id);
+                    say!("client_secret: {}", created.secret);
                     eprintln!("the secret is shown only now; store it safely");
                 }
             }
             ClientsCommand::List { .. } => {
                 let all = store.clients().await?;
                 if json_out {
-                    println!("{}", Value::Array(all.iter().map(show).collect()));
+                    say!("{}", Value::Array(all.iter().map(show).collect()));
                 } else {
                     for c in &all {
                         let state = if c.disabled { "disabled" } else { "enabled" };
-                        println!("{}\t{}\t{}\t{}", c.client_id, state, c.name, c.allowed_scopes.join(" "));
+                        say!("{}\t{}\t{}\t{}", c.client_id, state, c.name, c.allowed_scopes.join(" "));
                     }
                 }
             }
@@ -497,22 +505,22 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                     .client(client_id)
                     .await?
                     .with_context(|| format!("no client `{client_id}`"))?;
-                println!("{}", if json_out { show(&c).to_string() } else { serde_json::to_string_pretty(&show(&c))? });
+                say!("{}", if json_out { show(&c).to_string() } else { serde_json::to_string_pretty(&show(&c))? });
             }
             ClientsCommand::Disable { client_id, .. } => {
                 if !store.set_client_disabled(client_id, true).await? {
                     bail!("no client `{client_id}`");
                 }
                 if !json_out {
-                    println!("disabled {client_id}");
+                    say!("disabled {client_id}");
                 }
             }
             ClientsCommand::RotateSecret { client_id, .. } => {
                 let secret = clients::rotate_secret(store.as_ref(), client_id).await?;
                 if json_out {
-                    println!("{}", json!({ "client_id": client_id, "client_secret": secret }));
+                    say!("{}", json!({ "client_id": client_id, "client_secret": secret }));
                 } else {
-                    println!("client_secret: {secret}");
+                    say!("client_secret: {secret}");
                     eprintln!("the secret is shown only now; the old one no longer works");
                 }
             }
@@ -536,10 +544,10 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::msg)?;
         let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
         if args.json {
-            println!("{}", json!({ "reload_ms": ms }));
+            say!("{}", json!({ "reload_ms": ms }));
         } else {
             let max = ms.iter().copied().fold(0.0, f64::max);
-            println!(
+            say!(
                 "write → live: {} ms (max {max:.1} ms)",
                 ms.iter()
                     .map(|m| format!("{m:.1}"))
@@ -619,14 +627,14 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 out["p99_ratio"] =
                     json!(target.quantile_us(0.99) as f64 / f.quantile_us(0.99).max(1) as f64);
             }
-            println!("{out}");
+            say!("{out}");
         } else {
             if let Some(f) = &floor {
-                println!("echo   {}", f.summary());
+                say!("echo   {}", f.summary());
             }
-            println!("target {}", target.summary());
+            say!("target {}", target.summary());
             if let Some(f) = &floor {
-                println!(
+                say!(
                     "target/echo: throughput {:.0}%, p99 {:.2}x",
                     100.0 * target.rps() / f.rps(),
                     target.quantile_us(0.99) as f64 / f.quantile_us(0.99).max(1) as f64
@@ -642,7 +650,7 @@ fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
+        say!("listening on {}", listener.local_addr()?);
         let shutdown = tokio_util::sync::CancellationToken::new();
         let signal = shutdown.clone();
         tokio::spawn(async move {
@@ -661,7 +669,7 @@ fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
             for w in &snapshot.warnings {
                 eprintln!("warning: {w}");
             }
-            println!(
+            say!(
                 "ok: {} policies, {} routes, version {} ({})",
                 snapshot.policy_count(),
                 snapshot.routes.endpoints().len(),

@@ -98,8 +98,12 @@ impl Pdp {
     pub async fn authorize(&self, req: AuthzRequest<'_>) -> Answer {
         let started = Instant::now();
         let decision_id = uuid::Uuid::now_v7().to_string();
-        let (verdict, token) = self.decide(&req).await;
-        let snapshot_version = self.policies.load().version.clone();
+        let (verdict, token, decided_by) = self.decide(&req).await;
+        // The version of the snapshot that decided, not whatever is live by now.
+        let snapshot_version = match decided_by {
+            Some(v) => v,
+            None => self.policies.load().version.clone(),
+        };
         let cache_ttl_seconds = match (&verdict.reason, &token) {
             (Reason::InvalidRequest | Reason::InvalidToken | Reason::Error, _) => 0,
             (_, Some(t)) => {
@@ -120,8 +124,13 @@ impl Pdp {
         answer
     }
 
-    async fn decide(&self, req: &AuthzRequest<'_>) -> (Verdict, Option<Arc<VerifiedToken>>) {
-        let invalid = |m: String| (Verdict::deny(Reason::InvalidRequest, m), None);
+    /// The verdict, the verified token, and the version of the snapshot that decided (`None`
+    /// when the request was refused before any policy was consulted).
+    async fn decide(
+        &self,
+        req: &AuthzRequest<'_>,
+    ) -> (Verdict, Option<Arc<VerifiedToken>>, Option<String>) {
+        let invalid = |m: String| (Verdict::deny(Reason::InvalidRequest, m), None, None);
         if req.token.len() > MAX_TOKEN_BYTES {
             return invalid(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
         }
@@ -153,7 +162,13 @@ impl Pdp {
         } else {
             match self.verifier.verify(req.token).await {
                 Ok(t) => Some(t),
-                Err(e) => return (Verdict::deny(Reason::InvalidToken, e.to_string()), None),
+                Err(e) => {
+                    return (
+                        Verdict::deny(Reason::InvalidToken, e.to_string()),
+                        None,
+                        None,
+                    )
+                }
             }
         };
         let caller = match &token {
@@ -167,7 +182,8 @@ impl Pdp {
             explain: req.explain,
         };
         let snapshot = self.policies.load();
-        (decide(&snapshot, &input, caller), token)
+        let verdict = decide(&snapshot, &input, caller);
+        (verdict, token, Some(snapshot.version.clone()))
     }
 }
 

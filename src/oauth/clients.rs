@@ -68,7 +68,8 @@ pub async fn create(
     let secret = random_token(32)?;
     let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
     let record = ClientRecord {
-        client_id: random_token(16)?,
+        // hex, so an id never starts with `-` (it is a command-line argument too)
+        client_id: random_hex(16)?,
         name: name.to_owned(),
         secret_sha256: Some(digest(&secret)),
         allowed_scopes: scopes.to_vec(),
@@ -105,6 +106,13 @@ pub fn secret_matches(record: &ClientRecord, presented: &str) -> bool {
 
 fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// `bytes` of OS randomness, hex.
+fn random_hex(bytes: usize) -> Result<String, ClientError> {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| ClientError::Random)?;
+    Ok(hex::encode(buf))
 }
 
 /// `bytes` of OS randomness, base64url without padding.

@@ -115,7 +115,7 @@ pub trait Store: Send + Sync {
         client_id: &str,
         secret_sha256: &[u8],
     ) -> Result<bool, StoreError>;
-    /// Every signing key, newest first.
+    /// Every signing key: the active one first, then the most recently created.
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Adds a signing key and retires every other active one at `key.created_at`, atomically.
     async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;

@@ -207,7 +207,7 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid")
+        let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY retired_at IS NULL DESC, created_at DESC, COALESCE(retired_at, 0) DESC, kid")
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;

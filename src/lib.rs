@@ -100,7 +100,7 @@ impl Arbiter {
             None
         };
         // The paired authorization server: its keys are trusted in-process, no HTTP round trip.
-        let tokens = if config.oauth.enabled {
+        let authority = if config.oauth.enabled {
             let store = store::open_default(&config.data_dir).await?;
             let keys = Arc::new(
                 oauth::keys::KeyRing::open(store.clone(), config.oauth.access_token_ttl_seconds)
@@ -111,19 +111,31 @@ impl Arbiter {
                 vec![config.oauth.audience.clone()],
                 keys.verification_keys(),
             ));
-            Some(Arc::new(oauth::token::TokenService::new(
-                store,
-                keys,
-                oauth::token::TokenSettings {
-                    issuer: config.oauth.issuer.clone(),
-                    audience: config.oauth.audience.clone(),
-                    ttl_seconds: config.oauth.access_token_ttl_seconds,
-                },
-            )))
+            Some((store, keys))
         } else {
             None
         };
         let verifier = Arc::new(Verifier::new(&config, extra));
+        let tokens = match authority {
+            Some((store, keys)) => {
+                // Revocations outlive restarts.
+                let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+                for (issuer, jti, exp) in store.revoked_tokens(now).await? {
+                    verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
+                }
+                Some(Arc::new(oauth::token::TokenService::new(
+                    store,
+                    keys,
+                    verifier.clone(),
+                    oauth::token::TokenSettings {
+                        issuer: config.oauth.issuer.clone(),
+                        audience: config.oauth.audience.clone(),
+                        ttl_seconds: config.oauth.access_token_ttl_seconds,
+                    },
+                )))
+            }
+            None => None,
+        };
         let pdp = Arc::new(Pdp::new(
             policies,
             verifier,

@@ -23,6 +23,8 @@ const MAX_BODY: usize = 16 * 1024;
 pub fn router(service: Arc<TokenService>) -> Router {
     Router::new()
         .route("/token", post(token))
+        .route("/introspect", post(introspect))
+        .route("/revoke", post(revoke))
         .route("/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -71,6 +73,19 @@ async fn token(
 }
 
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+    let (mut params, auth) = parse_form(headers, body)?;
+    Ok(TokenRequest {
+        grant_type: params.remove("grant_type"),
+        scope: params.remove("scope"),
+        auth,
+    })
+}
+
+/// An endpoint's form parameters and the client's credentials, parsed by RFC 6749's rules.
+fn parse_form(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(HashMap<String, String>, ClientAuth), OAuthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -117,11 +132,59 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
         (None, Some((id, secret))) => ClientAuth::Post { id, secret },
         (None, None) => ClientAuth::None,
     };
-    Ok(TokenRequest {
-        grant_type: params.remove("grant_type"),
-        scope: params.remove("scope"),
-        auth,
-    })
+    Ok((params, auth))
+}
+
+/// The `token` parameter of introspection and revocation.
+fn token_param(params: &mut HashMap<String, String>) -> Result<String, OAuthError> {
+    params
+        .remove("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::new("invalid_request", "`token` is required"))
+}
+
+fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// RFC 7662 introspection: the caller authenticates as a client.
+async fn introspect(
+    State(service): State<Arc<TokenService>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let (mut params, auth) = parse_form(&headers, &body)?;
+        let token = token_param(&mut params)?;
+        service.introspect(&auth, &token).await
+    }
+    .await;
+    match result {
+        Ok(Some(active)) => no_store(Json(active).into_response()),
+        Ok(None) => no_store(Json(json!({ "active": false })).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// RFC 7009 revocation: 200 with an empty body whether or not the token was valid.
+async fn revoke(
+    State(service): State<Arc<TokenService>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let (mut params, auth) = parse_form(&headers, &body)?;
+        let token = token_param(&mut params)?;
+        service.revoke(&auth, &token).await
+    }
+    .await;
+    match result {
+        Ok(()) => no_store(StatusCode::OK.into_response()),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// RFC 6749 §2.3.1: `Basic base64(urlencode(id) ":" urlencode(secret))`.
@@ -164,6 +227,10 @@ async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
     Json(json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "jwks_uri": format!("{issuer}/jwks.json"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

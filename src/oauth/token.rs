@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::clients::secret_matches;
 use super::keys::KeyRing;
-use crate::store::Store;
+use crate::store::{ClientRecord, Store};
+use crate::token::Verifier;
 
 /// How the client authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,15 +104,23 @@ pub struct TokenSettings {
 pub struct TokenService {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
+    verifier: Arc<Verifier>,
     settings: TokenSettings,
 }
 
 impl TokenService {
-    /// A token service over a store and a key ring.
-    pub fn new(store: Arc<dyn Store>, keys: Arc<KeyRing>, settings: TokenSettings) -> Self {
+    /// A token service over a store, a key ring, and the PDP's verifier (which checks this
+    /// server's tokens for introspection and learns of revocations at once).
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyRing>,
+        verifier: Arc<Verifier>,
+        settings: TokenSettings,
+    ) -> Self {
         Self {
             store,
             keys,
+            verifier,
             settings,
         }
     }
@@ -126,6 +135,97 @@ impl TokenService {
         &self.keys
     }
 
+    /// Authenticates a client by its registered secret method.
+    pub async fn authenticate(&self, auth: &ClientAuth) -> Result<ClientRecord, OAuthError> {
+        let used_basic = matches!(auth, ClientAuth::Basic { .. });
+        let fail = |code: &'static str, description: &str| OAuthError {
+            code,
+            description: description.to_owned(),
+            used_basic,
+        };
+        let (id, secret, method) = match auth {
+            ClientAuth::Basic { id, secret } => (id, secret, "client_secret_basic"),
+            ClientAuth::Post { id, secret } => (id, secret, "client_secret_post"),
+            ClientAuth::None => {
+                return Err(fail("invalid_client", "client authentication is required"))
+            }
+        };
+        self.store
+            .client(id)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "client lookup failed");
+                fail("server_error", "the client could not be looked up")
+            })?
+            .filter(|c| !c.disabled && c.auth_method == method && secret_matches(c, secret))
+            .ok_or_else(|| fail("invalid_client", "client authentication failed"))
+    }
+
+    /// RFC 7662: what an active token of this server says; `None` for anything else
+    /// (invalid, expired, revoked, another issuer's), which answers `{"active": false}`.
+    pub async fn introspect(
+        &self,
+        auth: &ClientAuth,
+        token: &str,
+    ) -> Result<Option<serde_json::Value>, OAuthError> {
+        self.authenticate(auth).await?;
+        match self.verifier.verify(token).await {
+            Ok(t) if t.issuer == self.settings.issuer => {
+                let mut out = serde_json::Map::new();
+                out.insert("active".into(), json!(true));
+                out.insert("token_type".into(), json!("Bearer"));
+                for claim in [
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                ] {
+                    if let Some(v) = t.claims.get(claim) {
+                        out.insert(claim.into(), v.clone());
+                    }
+                }
+                Ok(Some(serde_json::Value::Object(out)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// RFC 7009: revokes an access token this server issued to the calling client. Invalid
+    /// or unknown tokens are not an error (the answer is the same, so nothing leaks).
+    pub async fn revoke(&self, auth: &ClientAuth, token: &str) -> Result<(), OAuthError> {
+        let client = self.authenticate(auth).await?;
+        let Ok(t) = self.verifier.verify(token).await else {
+            return Ok(());
+        };
+        if t.issuer != self.settings.issuer {
+            return Ok(());
+        }
+        if t.client_id.as_deref() != Some(client.client_id.as_str()) {
+            return Err(OAuthError {
+                code: "unauthorized_client",
+                description: "the token was not issued to this client".into(),
+                used_basic: matches!(auth, ClientAuth::Basic { .. }),
+            });
+        }
+        let Some(jti) = t.jti.as_deref() else {
+            return Ok(());
+        };
+        self.store
+            .revoke_token(&t.issuer, jti, i64::try_from(t.exp).unwrap_or(i64::MAX))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "revocation could not be stored");
+                OAuthError::new("server_error", "the revocation could not be stored")
+            })?;
+        self.verifier.revoke(&t.issuer, jti, t.exp);
+        tracing::info!(client_id = %client.client_id, jti = %jti, "token revoked");
+        Ok(())
+    }
+
     /// Handles one token request.
     pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
         let used_basic = matches!(req.auth, ClientAuth::Basic { .. });
@@ -134,23 +234,7 @@ impl TokenService {
             description: description.to_owned(),
             used_basic,
         };
-        let (id, secret, method) = match &req.auth {
-            ClientAuth::Basic { id, secret } => (id, secret, "client_secret_basic"),
-            ClientAuth::Post { id, secret } => (id, secret, "client_secret_post"),
-            ClientAuth::None => {
-                return Err(fail("invalid_client", "client authentication is required"))
-            }
-        };
-        let client = self
-            .store
-            .client(id)
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "client lookup failed");
-                fail("server_error", "the client could not be looked up")
-            })?
-            .filter(|c| !c.disabled && c.auth_method == method && secret_matches(c, secret))
-            .ok_or_else(|| fail("invalid_client", "client authentication failed"))?;
+        let client = self.authenticate(&req.auth).await?;
 
         match req.grant_type.as_deref() {
             None => return Err(fail("invalid_request", "`grant_type` is required")),

@@ -119,6 +119,10 @@ pub trait Store: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Adds a signing key and retires every other active one at `key.created_at`, atomically.
     async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Records a revoked token id until its `exp` (idempotent).
+    async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
+    /// Revoked token ids that have not expired by `now`: `(issuer, jti, exp)`.
+    async fn revoked_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
 }
 
 /// Opens the default store: SQLite at `<data_dir>/arbiter.db`, created on first use.

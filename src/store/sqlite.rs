@@ -36,6 +36,15 @@ CREATE TABLE signing_keys (
     retired_at  INTEGER
 );
 "#,
+    r#"
+CREATE TABLE revoked_tokens (
+    issuer     TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    exp        INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, jti)
+);
+"#,
 ];
 
 /// SQLite behind [`Store`].
@@ -204,6 +213,44 @@ impl Store for SqliteStore {
                 .await
                 .map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (issuer, jti, exp, revoked_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (issuer, jti) DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(jti)
+        .bind(exp)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        // Forget what can no longer matter.
+        sqlx::query("DELETE FROM revoked_tokens WHERE exp < ?")
+            .bind(now() - 3600)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT issuer, jti, exp FROM revoked_tokens WHERE exp >= ?")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("issuer").map_err(backend)?,
+                    r.try_get("jti").map_err(backend)?,
+                    r.try_get("exp").map_err(backend)?,
+                ))
+            })
+            .collect()
     }
 
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {

@@ -75,6 +75,9 @@ pub enum TokenError {
     /// A claim has the wrong JSON type.
     #[error("token claim has an invalid format: {0}")]
     InvalidClaim(String),
+    /// The token's `jti` was revoked.
+    #[error("token revoked")]
+    Revoked,
     /// `typ` header differs from the issuer's required type.
     #[error("token type must be `{0}`")]
     WrongType(String),
@@ -123,6 +126,8 @@ impl VerifiedToken {
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
     cache: DashMap<TokenDigest, Arc<VerifiedToken>>,
+    /// Revoked `(issuer, jti)` until their `exp`.
+    revoked: DashMap<(String, String), u64>,
     capacity: usize,
     leeway: u64,
     http: reqwest::Client,
@@ -146,6 +151,7 @@ impl Verifier {
         Self {
             issuers,
             cache: DashMap::new(),
+            revoked: DashMap::new(),
             capacity: config.token_cache_capacity,
             leeway: config.leeway_seconds,
             http,
@@ -188,9 +194,42 @@ impl Verifier {
         }
     }
 
+    /// Marks a token id revoked until `exp`, and drops it from the cache at once, so the
+    /// next decision on it is a deny even if it was verified before.
+    pub fn revoke(&self, issuer: &str, jti: &str, exp: u64) {
+        let now = now();
+        if self.revoked.len() > 10_000 {
+            self.revoked.retain(|_, e| *e + self.leeway > now);
+        }
+        self.revoked
+            .insert((issuer.to_owned(), jti.to_owned()), exp);
+        self.cache
+            .retain(|_, t| !(t.issuer == issuer && t.jti.as_deref() == Some(jti)));
+    }
+
+    fn is_revoked(&self, token: &VerifiedToken) -> bool {
+        if self.revoked.is_empty() {
+            return false;
+        }
+        match &token.jti {
+            Some(jti) => self
+                .revoked
+                .contains_key(&(token.issuer.clone(), jti.clone())),
+            None => false,
+        }
+    }
+
     /// Verifies a token: from the cache, or by signature and claims (refreshing the issuer's
-    /// keys once when the `kid` is unknown).
+    /// keys once when the `kid` is unknown). A revoked token is refused either way.
     pub async fn verify(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
+        let verified = self.verify_unrevoked(token).await?;
+        if self.is_revoked(&verified) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(verified)
+    }
+
+    async fn verify_unrevoked(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
         let digest = digest(token);
         if let Some(hit) = self.cached(&digest) {
             return Ok(hit);

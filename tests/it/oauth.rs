@@ -388,3 +388,112 @@ async fn rotation_keeps_old_tokens_valid_and_a_restart_keeps_clients_and_keys() 
         Reason::Allowed
     );
 }
+
+async fn form(
+    server: &TestServer,
+    path: &str,
+    c: &Client,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url(server, path))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn introspection_and_revocation_seen_by_the_pdp_at_once() {
+    let mut server = TestServer::start().await;
+    let owner = client(&server, "read", "client_secret_basic").await;
+    let other = client(&server, "read", "client_secret_basic").await;
+    let body: Value = post_token(&server, &owner, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_string();
+
+    // Cached by the PDP first.
+    assert_eq!(
+        reason(&server.authorize(&token, "GET", "/item/1", json!({})).await),
+        Reason::Allowed
+    );
+
+    let info: Value = form(&server, "/introspect", &other, &[("token", &token)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["active"], true);
+    assert_eq!(info["client_id"], owner.id.as_str());
+    assert_eq!(info["scope"], "read");
+    let garbage: Value = form(&server, "/introspect", &other, &[("token", "not-a-token")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(garbage, json!({ "active": false }));
+    let wrong = Client {
+        id: other.id.clone(),
+        secret: "nope".into(),
+    };
+    assert_eq!(
+        form(&server, "/introspect", &wrong, &[("token", &token)])
+            .await
+            .status(),
+        401
+    );
+
+    // Only the client the token was issued to may revoke it.
+    let refused = form(&server, "/revoke", &other, &[("token", &token)]).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        reason(&server.authorize(&token, "GET", "/item/1", json!({})).await),
+        Reason::Allowed
+    );
+
+    let revoked_at = std::time::Instant::now();
+    let done = form(
+        &server,
+        "/revoke",
+        &owner,
+        &[("token", &token), ("token_type_hint", "access_token")],
+    )
+    .await;
+    assert_eq!(done.status(), 200);
+    let r = server.authorize(&token, "GET", "/item/1", json!({})).await;
+    assert_eq!(reason(&r), Reason::InvalidToken, "{r:?}");
+    assert!(r.errors[0].contains("revoked"));
+    assert!(revoked_at.elapsed() < std::time::Duration::from_secs(1));
+    let info: Value = form(&server, "/introspect", &owner, &[("token", &token)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info, json!({ "active": false }));
+    // Revoking garbage or twice is fine (RFC 7009 §2.2).
+    assert_eq!(
+        form(&server, "/revoke", &owner, &[("token", "garbage")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        form(&server, "/revoke", &owner, &[("token", &token)])
+            .await
+            .status(),
+        200
+    );
+
+    // The revocation outlives a restart.
+    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+    let issuer = server.config.oauth.issuer.clone();
+    drop(server);
+    let mut again = TestServer::start_in(dir, |c| c.oauth.issuer = issuer).await;
+    let r = again.authorize(&token, "GET", "/item/1", json!({})).await;
+    assert_eq!(reason(&r), Reason::InvalidToken, "{r:?}");
+    assert!(r.errors[0].contains("revoked"), "{r:?}");
+}

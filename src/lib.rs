@@ -127,10 +127,12 @@ impl Arbiter {
                     store,
                     keys,
                     verifier.clone(),
+                    policies.clone(),
                     oauth::token::TokenSettings {
                         issuer: config.oauth.issuer.clone(),
                         audience: config.oauth.audience.clone(),
                         ttl_seconds: config.oauth.access_token_ttl_seconds,
+                        trusted_proxies: config.oauth.trusted_proxies.clone(),
                     },
                 )))
             }
@@ -246,10 +248,13 @@ impl Arbiter {
             });
         let http_server = async {
             match http {
-                Some((listener, router)) => axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                    .await
-                    .map_err(StartError::Http),
+                Some((listener, router)) => axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+                .map_err(StartError::Http),
                 None => Ok(()),
             }
         };

@@ -126,6 +126,8 @@ pub struct OAuthConfig {
     pub audience: String,
     /// Access token lifetime in seconds.
     pub access_token_ttl_seconds: u64,
+    /// Proxies (CIDRs) whose `X-Forwarded-For` and `X-Fraud-Score` headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for OAuthConfig {
@@ -135,6 +137,7 @@ impl Default for OAuthConfig {
             issuer: "http://127.0.0.1:8080".into(),
             audience: "arbiter".into(),
             access_token_ttl_seconds: 3600,
+            trusted_proxies: Vec::new(),
         }
     }
 }

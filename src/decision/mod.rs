@@ -5,6 +5,7 @@
 //! [`Pdp`] wraps it with bounds checks, token verification and the decision log.
 
 pub mod context;
+pub mod issue;
 pub mod path;
 mod pdp;
 
@@ -23,7 +24,7 @@ use crate::policy::{AttrType, Endpoint, PolicySnapshot};
 use crate::token::VerifiedToken;
 use context::{record_fields, to_expr, Mode};
 
-static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
+pub(crate) static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
 static USER: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("User"));
 static CLIENT: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Client"));
 static ANONYMOUS: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Anonymous"));

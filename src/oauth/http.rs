@@ -14,7 +14,11 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::json;
 
-use super::token::{ClientAuth, OAuthError, TokenRequest, TokenService};
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+
+use super::token::{ClientAuth, OAuthError, Origin, TokenRequest, TokenService};
 
 /// Largest token request body accepted.
 const MAX_BODY: usize = 16 * 1024;
@@ -54,20 +58,27 @@ impl IntoResponse for OAuthError {
 
 async fn token(
     State(service): State<Arc<TokenService>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match parse(&headers, &body) {
-        Ok(req) => match service.token(req).await {
-            Ok(granted) => {
-                let mut response = Json(granted).into_response();
-                let h = response.headers_mut();
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-                response
-            }
-            Err(e) => e.into_response(),
-        },
+    let mut req = match parse(&headers, &body) {
+        Ok(req) => req,
+        Err(e) => return e.into_response(),
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    req.origin = Origin {
+        peer: Some(peer.ip()),
+        forwarded_for: header("x-forwarded-for"),
+        fraud_score: header("x-fraud-score"),
+    };
+    match service.token(req).await {
+        Ok(granted) => no_store(Json(granted).into_response()),
         Err(e) => e.into_response(),
     }
 }
@@ -78,6 +89,7 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
         grant_type: params.remove("grant_type"),
         scope: params.remove("scope"),
         auth,
+        origin: Origin::default(),
     })
 }
 

@@ -9,6 +9,8 @@ use serde_json::json;
 
 use super::clients::secret_matches;
 use super::keys::KeyRing;
+use crate::decision::issue::decide_scope;
+use crate::policy::PolicyStore;
 use crate::store::{ClientRecord, Store};
 use crate::token::Verifier;
 
@@ -42,6 +44,55 @@ pub struct TokenRequest {
     pub scope: Option<String>,
     /// The client's credentials.
     pub auth: ClientAuth,
+    /// Where the request came from, and the risk signals a trusted proxy attached.
+    pub origin: Origin,
+}
+
+/// The network facts of a request, as the HTTP layer saw them.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The TCP peer.
+    pub peer: Option<std::net::IpAddr>,
+    /// `X-Forwarded-For`, if any.
+    pub forwarded_for: Option<String>,
+    /// `X-Fraud-Score`, if any.
+    pub fraud_score: Option<String>,
+}
+
+impl Origin {
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    /// untrusted address of `X-Forwarded-For` (read from the right).
+    pub fn client_ip(&self, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+        let peer = self.peer?;
+        let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+        if !is_trusted(&peer) {
+            return Some(peer);
+        }
+        let mut candidate = peer;
+        if let Some(chain) = &self.forwarded_for {
+            for hop in chain.rsplit(',').map(str::trim) {
+                match hop.parse::<std::net::IpAddr>() {
+                    Ok(ip) => {
+                        candidate = ip;
+                        if !is_trusted(&ip) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        Some(candidate)
+    }
+
+    /// The fraud score, believed only from a trusted proxy.
+    pub fn fraud_score(&self, trusted: &[ipnet::IpNet]) -> Option<i64> {
+        let peer = self.peer?;
+        if !trusted.iter().any(|net| net.contains(&peer)) {
+            return None;
+        }
+        self.fraud_score.as_deref()?.trim().parse().ok()
+    }
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -98,6 +149,8 @@ pub struct TokenSettings {
     pub audience: String,
     /// Access token lifetime in seconds.
     pub ttl_seconds: u64,
+    /// Proxies whose forwarding and risk headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The authorization server's token logic.
@@ -105,6 +158,7 @@ pub struct TokenService {
     store: Arc<dyn Store>,
     keys: Arc<KeyRing>,
     verifier: Arc<Verifier>,
+    policies: Arc<PolicyStore>,
     settings: TokenSettings,
 }
 
@@ -115,12 +169,14 @@ impl TokenService {
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
         verifier: Arc<Verifier>,
+        policies: Arc<PolicyStore>,
         settings: TokenSettings,
     ) -> Self {
         Self {
             store,
             keys,
             verifier,
+            policies,
             settings,
         }
     }
@@ -256,6 +312,39 @@ impl TokenService {
                 granted.push(s);
             }
         }
+        // Each remaining scope is a policy decision in this request's context.
+        let mut context = serde_json::Map::new();
+        context.insert("grant_type".into(), json!("client_credentials"));
+        context.insert("audience".into(), json!(self.settings.audience));
+        context.insert("time".into(), json!(crate::token::now()));
+        if let Some(ip) = req.origin.client_ip(&self.settings.trusted_proxies) {
+            context.insert("ip".into(), json!(ip.to_string()));
+        }
+        if let Some(score) = req.origin.fraud_score(&self.settings.trusted_proxies) {
+            context.insert("fraud_score".into(), json!(score));
+        }
+        let mut attributes = serde_json::Map::new();
+        attributes.insert("name".into(), json!(client.name));
+        if let Some(v) = &client.software_id {
+            attributes.insert("software_id".into(), json!(v));
+        }
+        if let Some(v) = &client.org {
+            attributes.insert("org".into(), json!(v));
+        }
+        let snapshot = self.policies.load();
+        granted.retain(|scope| {
+            let verdict = decide_scope(&snapshot, &client.client_id, &attributes, scope, &context);
+            if !verdict.allowed {
+                tracing::info!(
+                    client_id = %client.client_id,
+                    scope = %scope,
+                    policies = ?verdict.policy_ids,
+                    errors = ?verdict.errors,
+                    "scope trimmed by policy"
+                );
+            }
+            verdict.allowed
+        });
         if granted.is_empty() {
             return Err(fail(
                 "invalid_scope",

@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cedar_policy::{Entities, Entity, EntityUid, Policy, PolicyId, PolicySet, ResourceConstraint};
+use cedar_policy::{
+    ActionConstraint, Entities, Entity, EntityUid, Policy, PolicyId, PolicySet, ResourceConstraint,
+};
 
 use super::error::PolicyError;
 use super::load::{PolicyMeta, ENTITIES_FILE};
@@ -136,10 +138,14 @@ impl RouteTable {
             endpoint_entities.push((uid, list));
         }
 
-        // 4. Assign each policy to the endpoints it can apply to.
+        // 4. Assign each policy to the endpoints it can apply to. A policy only for issuing
+        // scopes never applies to an endpoint (its action never matches an HTTP method).
         let mut global: Vec<&Policy> = Vec::new();
         let mut own: Vec<Vec<&Policy>> = vec![Vec::new(); order.len()];
         for policy in policies.policies() {
+            if only_issue_scope(policy) {
+                continue;
+            }
             match policy.resource_constraint() {
                 ResourceConstraint::Any => global.push(policy),
                 ResourceConstraint::Is(ty) => {
@@ -220,6 +226,16 @@ pub fn endpoint_uid(template: &str) -> EntityUid {
 
 fn is_endpoint(uid: &EntityUid) -> bool {
     uid.type_name().to_string() == ENDPOINT_TYPE
+}
+
+/// Whether a policy's action scope names nothing but `IssueScope`.
+fn only_issue_scope(policy: &Policy) -> bool {
+    let is_issue = |a: &EntityUid| a.id().unescaped() == "IssueScope";
+    match policy.action_constraint() {
+        ActionConstraint::Eq(a) => is_issue(&a),
+        ActionConstraint::In(list) => !list.is_empty() && list.iter().all(is_issue),
+        ActionConstraint::Any => false,
+    }
 }
 
 /// The entity a policy's resource scope names, if any.

@@ -8,6 +8,7 @@ mod error;
 mod index;
 mod load;
 mod reads;
+mod scope_index;
 pub mod scopes;
 mod shape;
 mod store;
@@ -23,6 +24,7 @@ pub use error::{LoadError, PolicyError};
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use load::{PolicyMeta, ENTITIES_FILE, SCHEMA_FILE};
 pub use reads::{context_reads, ContextReads};
+pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
 pub use store::{
     reload_in_background, PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
@@ -51,6 +53,8 @@ pub struct PolicySnapshot {
     pub entities: Entities,
     /// Route templates and the policy slice of each.
     pub routes: RouteTable,
+    /// Policy slices for issuing scopes at the token endpoint.
+    pub scopes: ScopeIndex,
     /// Validator warnings, kept for status and logs.
     pub warnings: Vec<PolicyError>,
 }
@@ -74,6 +78,8 @@ impl PolicySnapshot {
         let loaded = load::load_dir(dir, cache).map_err(fail)?;
         let routes =
             RouteTable::build(&loaded.policies, &loaded.meta, &loaded.entities).map_err(fail)?;
+        let scopes = ScopeIndex::build(&loaded.policies)
+            .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
         Ok(Self {
             version: loaded.version,
             source: dir.to_path_buf(),
@@ -84,6 +90,7 @@ impl PolicySnapshot {
             meta: loaded.meta,
             entities: loaded.entities,
             routes,
+            scopes,
             warnings: loaded.warnings,
         })
     }

@@ -497,3 +497,84 @@ async fn introspection_and_revocation_seen_by_the_pdp_at_once() {
     assert_eq!(reason(&r), Reason::InvalidToken, "{r:?}");
     assert!(r.errors[0].contains("revoked"), "{r:?}");
 }
+
+async fn granted(
+    server: &TestServer,
+    c: &Client,
+    scope: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(url(server, "/token"))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)]);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn scopes_are_trimmed_by_issue_scope_policies_in_context() {
+    let trusted: ipnet::IpNet = "127.0.0.0/8".parse().unwrap();
+    let server = TestServer::start_with(|c| c.oauth.trusted_proxies = vec![trusted]).await;
+    let c = client(&server, "read write payment", "client_secret_basic").await;
+    let all = "read write payment";
+
+    let (status, body) = granted(&server, &c, all, &[]).await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some(all)), "{body}");
+
+    // A risky network (through a trusted proxy): no write scope.
+    let (_, body) = granted(
+        &server,
+        &c,
+        all,
+        &[("x-forwarded-for", "198.51.100.9, 127.0.0.1")],
+    )
+    .await;
+    assert_eq!(body["scope"], "read payment", "{body}");
+    // Likely fraud: no payment scope.
+    let (_, body) = granted(&server, &c, all, &[("x-fraud-score", "75")]).await;
+    assert_eq!(body["scope"], "read write", "{body}");
+    let (_, body) = granted(&server, &c, all, &[("x-fraud-score", "70")]).await;
+    assert_eq!(body["scope"], all, "{body}");
+    // Nothing left: invalid_scope.
+    let (status, body) =
+        granted(&server, &c, "write", &[("x-forwarded-for", "198.51.100.9")]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope")),
+        "{body}"
+    );
+
+    // Policies reload like any other: forbid `read` for this client and it is trimmed too.
+    std::fs::write(
+        server.policies().join("more-scopes.cedar"),
+        format!(
+            "@id(\"no-read-for-test-client\")\nforbid (principal == Client::{:?}, action == Action::\"IssueScope\", resource == Scope::\"read\");\n",
+            c.id
+        ),
+    )
+    .unwrap();
+    let trimmed = eventually(std::time::Duration::from_secs(5), || async {
+        let (_, body) = granted(&server, &c, all, &[]).await;
+        (body["scope"] == "write payment").then_some(())
+    })
+    .await;
+    assert!(trimmed.is_some(), "the new IssueScope policy applied");
+}
+
+#[tokio::test]
+async fn risk_headers_from_untrusted_peers_are_ignored() {
+    let server = TestServer::start().await; // no trusted proxies
+    let c = client(&server, "read write payment", "client_secret_basic").await;
+    let (_, body) = granted(
+        &server,
+        &c,
+        "read write payment",
+        &[("x-forwarded-for", "198.51.100.9"), ("x-fraud-score", "99")],
+    )
+    .await;
+    assert_eq!(body["scope"], "read write payment", "{body}");
+}

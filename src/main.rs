@@ -74,6 +74,9 @@ enum ClientsCommand {
         /// Token endpoint authentication method.
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
+        /// The client's JWKS file, for `--auth-method private_key_jwt`.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -475,6 +478,21 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let store = arbiter::store::open_default(&data_dir).await?;
         match &cmd {
+            ClientsCommand::Create { name, scopes, auth_method, jwks: Some(jwks), .. } => {
+                let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
+                if auth_method != "private_key_jwt" {
+                    bail!("--jwks goes with --auth-method private_key_jwt");
+                }
+                let text = std::fs::read_to_string(jwks)
+                    .with_context(|| format!("cannot read --jwks `{}`", jwks.display()))?;
+                let jwks: Value = serde_json::from_str(&text).context("--jwks is not JSON")?;
+                let record = clients::create_with_jwks(store.as_ref(), name, &scopes, jwks).await?;
+                if json_out {
+                    say!("{}", json!({ "client_id": record.client_id }));
+                } else {
+                    say!("client_id:     {}", record.client_id);
+                }
+            }
             ClientsCommand::Create { name, scopes, auth_method, .. } => {
                 let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
                 let created = clients::create(store.as_ref(), name, &scopes, auth_method).await?;

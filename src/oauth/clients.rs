@@ -42,13 +42,49 @@ pub struct CreatedClient {
     pub secret: String,
 }
 
-/// Creates a client with a generated id and secret.
+/// Creates a client with a generated id and secret (`client_secret_basic` or
+/// `client_secret_post`).
 pub async fn create(
     store: &dyn Store,
     name: &str,
     scopes: &[String],
     auth_method: &str,
 ) -> Result<CreatedClient, ClientError> {
+    if auth_method == "private_key_jwt" {
+        return Err(ClientError::Invalid(
+            "a private_key_jwt client is created with its JWKS (--jwks FILE)".into(),
+        ));
+    }
+    check(name, scopes, auth_method)?;
+    let secret = random_token(32)?;
+    let record = new_record(name, scopes, auth_method, Some(digest(&secret)), None)?;
+    store.create_client(&record).await?;
+    Ok(CreatedClient { record, secret })
+}
+
+/// Creates a `private_key_jwt` client (RFC 7523) that authenticates with assertions signed
+/// by a key of `jwks`; it has no secret.
+pub async fn create_with_jwks(
+    store: &dyn Store,
+    name: &str,
+    scopes: &[String],
+    jwks: serde_json::Value,
+) -> Result<ClientRecord, ClientError> {
+    check(name, scopes, "private_key_jwt")?;
+    let (keys, skipped) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
+        .map_err(ClientError::Invalid)?;
+    if keys.is_empty() {
+        return Err(ClientError::Invalid(format!(
+            "the JWKS has no usable signing key ({})",
+            skipped.join("; ")
+        )));
+    }
+    let record = new_record(name, scopes, "private_key_jwt", None, Some(jwks))?;
+    store.create_client(&record).await?;
+    Ok(record)
+}
+
+fn check(name: &str, scopes: &[String], auth_method: &str) -> Result<(), ClientError> {
     if name.trim().is_empty() {
         return Err(ClientError::Invalid("a client needs a --name".into()));
     }
@@ -65,24 +101,31 @@ pub async fn create(
             return Err(ClientError::Invalid(format!("`{s}` is not a valid scope")));
         }
     }
-    let secret = random_token(32)?;
+    Ok(())
+}
+
+fn new_record(
+    name: &str,
+    scopes: &[String],
+    auth_method: &str,
+    secret_sha256: Option<Vec<u8>>,
+    jwks: Option<serde_json::Value>,
+) -> Result<ClientRecord, ClientError> {
     let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
-    let record = ClientRecord {
+    Ok(ClientRecord {
         // hex, so an id never starts with `-` (it is a command-line argument too)
         client_id: random_hex(16)?,
         name: name.to_owned(),
-        secret_sha256: Some(digest(&secret)),
+        secret_sha256,
         allowed_scopes: scopes.to_vec(),
         auth_method: auth_method.to_owned(),
-        jwks: None,
+        jwks,
         software_id: None,
         org: None,
         disabled: false,
         created_at: now,
         updated_at: now,
-    };
-    store.create_client(&record).await?;
-    Ok(CreatedClient { record, secret })
+    })
 }
 
 /// Replaces a client's secret; returns the new one (shown once).

@@ -122,6 +122,7 @@ fn parse_form(
         Some(value) => Some(basic_credentials(value)?),
         None => None,
     };
+    let client_id_param = params.get("client_id").cloned();
     let post = match (params.remove("client_id"), params.remove("client_secret")) {
         (Some(id), Some(secret)) => Some((id, secret)),
         (None, None) => None,
@@ -133,6 +134,31 @@ fn parse_form(
             ))
         }
     };
+    let assertion = match (params.remove("client_assertion_type"), params.remove("client_assertion")) {
+        (Some(kind), Some(jwt)) if kind == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" => Some(jwt),
+        (None, None) => None,
+        _ => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "`client_assertion_type` must be `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`, with `client_assertion`",
+            ))
+        }
+    };
+    if let Some(jwt) = assertion {
+        if basic.is_some() || post.is_some() {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "use one client authentication method, not two",
+            ));
+        }
+        return Ok((
+            params,
+            ClientAuth::Assertion {
+                id: client_id_param,
+                assertion: jwt,
+            },
+        ));
+    }
     let auth = match (basic, post) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::new(
@@ -245,7 +271,8 @@ async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "jwks_uri": format!("{issuer}/jwks.json"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "EdDSA"],
         "response_types_supported": [],
         "scopes_supported": [],
     }))

@@ -31,6 +31,13 @@ pub enum ClientAuth {
         /// `client_secret`.
         secret: String,
     },
+    /// A signed JWT (`private_key_jwt`, RFC 7523).
+    Assertion {
+        /// `client_id` given beside the assertion, if any.
+        id: Option<String>,
+        /// The JWT.
+        assertion: String,
+    },
     /// No credentials.
     None,
 }
@@ -202,6 +209,9 @@ impl TokenService {
         let (id, secret, method) = match auth {
             ClientAuth::Basic { id, secret } => (id, secret, "client_secret_basic"),
             ClientAuth::Post { id, secret } => (id, secret, "client_secret_post"),
+            ClientAuth::Assertion { id, assertion } => {
+                return self.authenticate_assertion(id.as_deref(), assertion).await
+            }
             ClientAuth::None => {
                 return Err(fail("invalid_client", "client authentication is required"))
             }
@@ -215,6 +225,92 @@ impl TokenService {
             })?
             .filter(|c| !c.disabled && c.auth_method == method && secret_matches(c, secret))
             .ok_or_else(|| fail("invalid_client", "client authentication failed"))
+    }
+
+    /// RFC 7523 client authentication: the assertion is signed by a key of the client's
+    /// registered JWKS, `iss` and `sub` are the client, `aud` is exactly this issuer
+    /// (draft-ietf-oauth-rfc7523bis, after the 2025 audience-injection flaw), and each `jti` is
+    /// accepted once.
+    async fn authenticate_assertion(
+        &self,
+        id: Option<&str>,
+        assertion: &str,
+    ) -> Result<ClientRecord, OAuthError> {
+        let fail = |why: &str| {
+            tracing::info!(reason = %why, "client assertion refused");
+            OAuthError::new("invalid_client", "client authentication failed")
+        };
+        // Which client: `sub` (equal to `iss`), read before verification only to find its keys.
+        let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(assertion)
+            .map_err(|_| fail("malformed assertion"))?;
+        let sub = unverified
+            .claims
+            .get("sub")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| fail("no sub"))?;
+        if id.is_some_and(|id| id != sub) {
+            return Err(fail("client_id does not match the assertion"));
+        }
+        let client = self
+            .store
+            .client(sub)
+            .await
+            .map_err(|_| OAuthError::new("server_error", "the client could not be looked up"))?
+            .filter(|c| !c.disabled && c.auth_method == "private_key_jwt")
+            .ok_or_else(|| fail("unknown, disabled or not a private_key_jwt client"))?;
+        let jwks = client
+            .jwks
+            .as_ref()
+            .ok_or_else(|| fail("no registered JWKS"))?;
+        let (keys, _) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
+            .map_err(|_| fail("unusable registered JWKS"))?;
+        let key = keys
+            .find(unverified.header.kid.as_deref())
+            .ok_or_else(|| fail("unknown kid"))?;
+        if key.alg != unverified.header.alg {
+            return Err(fail("algorithm does not match the key"));
+        }
+        let mut validation = jsonwebtoken::Validation::new(key.alg);
+        validation.set_issuer(&[&client.client_id]);
+        validation.sub = Some(client.client_id.clone());
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        validation.validate_aud = false; // checked below: exactly the issuer identifier
+        validation.leeway = 30;
+        let verified =
+            jsonwebtoken::decode::<serde_json::Value>(assertion, &key.decoding, &validation)
+                .map_err(|e| fail(&format!("invalid assertion: {e}")))?;
+        let claims = verified.claims;
+        let aud_ok = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => *a == self.settings.issuer,
+            Some(serde_json::Value::Array(list)) => {
+                list.len() == 1 && list[0].as_str() == Some(self.settings.issuer.as_str())
+            }
+            _ => false,
+        };
+        if !aud_ok {
+            return Err(fail("aud is not exactly the issuer identifier"));
+        }
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| fail("no exp"))?;
+        let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+        if exp > now + 600 {
+            return Err(fail("assertion lives longer than 10 minutes"));
+        }
+        let jti = claims
+            .get("jti")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| fail("no jti"))?;
+        let fresh = self
+            .store
+            .use_assertion(&client.client_id, jti, exp)
+            .await
+            .map_err(|_| OAuthError::new("server_error", "the assertion could not be recorded"))?;
+        if !fresh {
+            return Err(fail("assertion jti replayed"));
+        }
+        Ok(client)
     }
 
     /// RFC 7662: what an active token of this server says; `None` for anything else

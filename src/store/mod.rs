@@ -119,6 +119,10 @@ pub trait Store: Send + Sync {
     async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
     /// Adds a signing key and retires every other active one at `key.created_at`, atomically.
     async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Records a client assertion's `jti` until its `exp`; `false` if it was seen before
+    /// (a replay).
+    async fn use_assertion(&self, client_id: &str, jti: &str, exp: i64)
+        -> Result<bool, StoreError>;
     /// Records a revoked token id until its `exp` (idempotent).
     async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
     /// Revoked token ids that have not expired by `now`: `(issuer, jti, exp)`.

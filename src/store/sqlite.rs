@@ -45,6 +45,14 @@ CREATE TABLE revoked_tokens (
     PRIMARY KEY (issuer, jti)
 );
 "#,
+    r#"
+CREATE TABLE used_assertions (
+    client_id TEXT NOT NULL,
+    jti       TEXT NOT NULL,
+    exp       INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+"#,
 ];
 
 /// SQLite behind [`Store`].
@@ -212,6 +220,30 @@ impl Store for SqliteStore {
                 .execute(&self.pool)
                 .await
                 .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        exp: i64,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM used_assertions WHERE exp < ?")
+            .bind(now() - 600)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        let done = sqlx::query(
+            "INSERT INTO used_assertions (client_id, jti, exp) VALUES (?, ?, ?)
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(exp)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -578,3 +578,87 @@ async fn risk_headers_from_untrusted_peers_are_ignored() {
     .await;
     assert_eq!(body["scope"], "read write payment", "{body}");
 }
+
+#[tokio::test]
+async fn private_key_jwt_with_exact_audience_and_no_replay() {
+    let server = TestServer::start().await;
+    let key = TestKey::es256("client-key-1");
+    let rogue = TestKey::es256("client-key-1");
+    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+        .await
+        .unwrap();
+    let record = clients::create_with_jwks(
+        &store,
+        "jwt client",
+        &["read".into()],
+        json!({ "keys": [key.jwk] }),
+    )
+    .await
+    .unwrap();
+    let issuer = server.config.oauth.issuer.clone();
+    let assertion = |aud: Value, jti: &str, signer: &TestKey| {
+        let now = now();
+        signer.sign(&json!({
+            "iss": record.client_id, "sub": record.client_id, "aud": aud,
+            "iat": now, "exp": now + 60, "jti": jti,
+        }))
+    };
+    let send = |jwt: String| {
+        let server_url = url(&server, "/token");
+        async move {
+            let resp = reqwest::Client::new()
+                .post(server_url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", jwt.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+
+    let good = assertion(json!(issuer), "a-1", &key);
+    let (status, body) = send(good.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "read");
+    let (status, body) = send(good).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a replayed jti is refused"
+    );
+
+    for (name, jwt) in [
+        (
+            "token endpoint URL as aud",
+            assertion(json!(format!("{issuer}/token")), "a-2", &key),
+        ),
+        (
+            "issuer among other audiences",
+            assertion(json!([issuer, "https://elsewhere.example"]), "a-3", &key),
+        ),
+        (
+            "signed by another key under the same kid",
+            assertion(json!(issuer), "a-4", &rogue),
+        ),
+    ] {
+        let (status, body) = send(jwt).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{name}: {body}"
+        );
+    }
+    let (status, _) = send(assertion(json!([issuer]), "a-5", &key)).await;
+    assert_eq!(
+        status, 200,
+        "a one-element aud array naming the issuer is exact"
+    );
+}

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,7 +32,6 @@ pub fn router(service: Arc<TokenService>) -> Router {
         .route("/revoke", post(revoke))
         .route("/jwks.json", get(jwks))
         .route("/.well-known/oauth-authorization-server", get(metadata))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(service)
 }
 
@@ -60,8 +60,12 @@ async fn token(
     State(service): State<Arc<TokenService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     let mut req = match parse(&headers, &body) {
         Ok(req) => req,
         Err(e) => return e.into_response(),
@@ -81,6 +85,16 @@ async fn token(
         Ok(granted) => no_store(Json(granted).into_response()),
         Err(e) => e.into_response(),
     }
+}
+
+/// Reads a request body up to [`MAX_BODY`]; a larger one is an OAuth `invalid_request`.
+async fn read_body(body: Body) -> Result<Bytes, OAuthError> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        OAuthError::new(
+            "invalid_request",
+            format!("the request body is larger than {MAX_BODY} bytes"),
+        )
+    })
 }
 
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
@@ -192,9 +206,10 @@ fn no_store(mut response: Response) -> Response {
 async fn introspect(
     State(service): State<Arc<TokenService>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let result = async {
+        let body = read_body(body).await?;
         let (mut params, auth) = parse_form(&headers, &body)?;
         let token = token_param(&mut params)?;
         service.introspect(&auth, &token).await
@@ -211,9 +226,10 @@ async fn introspect(
 async fn revoke(
     State(service): State<Arc<TokenService>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let result = async {
+        let body = read_body(body).await?;
         let (mut params, auth) = parse_form(&headers, &body)?;
         let token = token_param(&mut params)?;
         service.revoke(&auth, &token).await

@@ -207,6 +207,20 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
         .unwrap();
     assert_eq!(error_of(garbage).await.2, "invalid_client");
 
+    // An oversized body is an OAuth error too, never a 500.
+    let big = http
+        .post(url(&server, "/token"))
+        .basic_auth(&basic_client.id, Some(&basic_client.secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope={}",
+            "a".repeat(64 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(big).await.2, "invalid_request");
+
     // A disabled client cannot authenticate.
     let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
         .await

@@ -138,6 +138,7 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
 struct ServeProcess {
     child: std::process::Child,
     addr: String,
+    http: String,
     lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
 
@@ -152,6 +153,8 @@ impl ServeProcess {
                 "--log-format",
                 "json",
                 "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
                 "127.0.0.1:0",
                 "--config",
             ])
@@ -173,17 +176,21 @@ impl ServeProcess {
                     panic!("log line is not JSON: {line}");
                 };
                 if v["message"] == "arbiter ready" {
-                    let _ = ready_tx.send(v["grpc_addr"].as_str().unwrap_or_default().to_string());
+                    let _ = ready_tx.send((
+                        v["grpc_addr"].as_str().unwrap_or_default().to_string(),
+                        v["http_addr"].as_str().unwrap_or_default().to_string(),
+                    ));
                 }
                 sink.lock().unwrap().push(v);
             }
         });
-        let addr = ready_rx
+        let (addr, http) = ready_rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("server became ready");
         Self {
             child,
             addr: format!("http://{addr}"),
+            http: format!("http://{http}"),
             lines,
         }
     }
@@ -291,5 +298,81 @@ async fn json_decision_log_and_sighup_reload_through_the_binary() {
     assert_eq!(
         after.last_reload.unwrap().trigger,
         arbiter::grpc::proto::reload_outcome::Trigger::Signal as i32
+    );
+}
+
+#[tokio::test]
+async fn clients_and_keys_survive_kill_9_mid_request() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let config = "policies = \"policies\"\ndata_dir = \"data\"\n";
+    let out = arbiter()
+        .args([
+            "clients",
+            "create",
+            "--name",
+            "crash",
+            "--scopes",
+            "read",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, secret) = (
+        created["client_id"].as_str().unwrap().to_string(),
+        created["client_secret"].as_str().unwrap().to_string(),
+    );
+    let mut server = ServeProcess::start(dir.path(), config);
+    let jwks: serde_json::Value = reqwest::get(format!("{}/jwks.json", server.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+
+    // Token requests in flight when the process is killed with SIGKILL.
+    let http = reqwest::Client::new();
+    let url = format!("{}/token", server.http);
+    let mut inflight = Vec::new();
+    for _ in 0..50 {
+        let req = http
+            .post(&url)
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send();
+        inflight.push(tokio::spawn(req));
+    }
+    let _ = server.child.kill(); // SIGKILL
+    let _ = server.child.wait();
+    for r in inflight {
+        let _ = r.await;
+    }
+
+    // Restarted on the same data directory: same client, same signing key.
+    let again = ServeProcess::start(dir.path(), config);
+    let jwks: serde_json::Value = reqwest::get(format!("{}/jwks.json", again.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+    let resp = http
+        .post(format!("{}/token", again.http))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap(),
+        kid
     );
 }

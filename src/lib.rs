@@ -258,7 +258,24 @@ impl Arbiter {
                 None => Ok(()),
             }
         };
-        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+        let rotation = async {
+            let (Some(every), Some(_)) = (self.config.oauth.key_rotation_seconds, &self.tokens)
+            else {
+                return;
+            };
+            let every = Duration::from_secs(every.max(1));
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {
+                        if let Err(e) = self.rotate_signing_key().await {
+                            tracing::error!(error = %e, "scheduled key rotation failed; the current key stays active");
+                        }
+                    }
+                }
+            }
+        };
+        let (grpc_result, http_result, ()) = tokio::join!(grpc_server, http_server, rotation);
         grpc_result?;
         http_result
     }

@@ -128,6 +128,8 @@ pub struct OAuthConfig {
     pub access_token_ttl_seconds: u64,
     /// Proxies (CIDRs) whose `X-Forwarded-For` and `X-Fraud-Score` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Rotate the signing key this often (seconds); never when absent.
+    pub key_rotation_seconds: Option<u64>,
 }
 
 impl Default for OAuthConfig {
@@ -138,6 +140,7 @@ impl Default for OAuthConfig {
             audience: "arbiter".into(),
             access_token_ttl_seconds: 3600,
             trusted_proxies: Vec::new(),
+            key_rotation_seconds: None,
         }
     }
 }

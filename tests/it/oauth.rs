@@ -676,3 +676,49 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
         "a one-element aud array naming the issuer is exact"
     );
 }
+
+#[tokio::test]
+async fn scheduled_rotation_keeps_earlier_tokens_valid() {
+    let mut server = TestServer::start_with(|c| c.oauth.key_rotation_seconds = Some(1)).await;
+    let c = client(&server, "read", "client_secret_basic").await;
+    let first: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first_token = first["access_token"].as_str().unwrap().to_string();
+    let first_kid = jsonwebtoken::decode_header(&first_token)
+        .unwrap()
+        .kid
+        .unwrap();
+    let rotated = eventually(std::time::Duration::from_secs(5), || async {
+        let jwks: Value = reqwest::get(url(&server, "/jwks.json"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (jwks["keys"].as_array()?.len() >= 2 && jwks["keys"][0]["kid"] != first_kid.as_str())
+            .then_some(())
+    })
+    .await;
+    assert!(rotated.is_some(), "the key rotated on schedule");
+    let next: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next_kid = jsonwebtoken::decode_header(next["access_token"].as_str().unwrap())
+        .unwrap()
+        .kid
+        .unwrap();
+    assert_ne!(next_kid, first_kid);
+    assert_eq!(
+        reason(
+            &server
+                .authorize(&first_token, "GET", "/item/1", json!({}))
+                .await
+        ),
+        Reason::Allowed
+    );
+}

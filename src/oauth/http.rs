@@ -202,19 +202,23 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// The client's credentials and the `token` parameter of introspection and revocation.
+async fn token_form(headers: &HeaderMap, body: Body) -> Result<(ClientAuth, String), OAuthError> {
+    let body = read_body(body).await?;
+    let (mut params, auth) = parse_form(headers, &body)?;
+    Ok((auth, token_param(&mut params)?))
+}
+
 /// RFC 7662 introspection: the caller authenticates as a client.
 async fn introspect(
     State(service): State<Arc<TokenService>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = async {
-        let body = read_body(body).await?;
-        let (mut params, auth) = parse_form(&headers, &body)?;
-        let token = token_param(&mut params)?;
-        service.introspect(&auth, &token).await
-    }
-    .await;
+    let result = match token_form(&headers, body).await {
+        Ok((auth, token)) => service.introspect(&auth, &token).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(Some(active)) => no_store(Json(active).into_response()),
         Ok(None) => no_store(Json(json!({ "active": false })).into_response()),
@@ -228,13 +232,10 @@ async fn revoke(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = async {
-        let body = read_body(body).await?;
-        let (mut params, auth) = parse_form(&headers, &body)?;
-        let token = token_param(&mut params)?;
-        service.revoke(&auth, &token).await
-    }
-    .await;
+    let result = match token_form(&headers, body).await {
+        Ok((auth, token)) => service.revoke(&auth, &token).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => e.into_response(),

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 use crate::store::{SigningKeyRecord, Store, StoreError};
 use crate::token::jwks::Key;
-use crate::token::keys::{signing_key_from_pkcs8, KeyError, SigningKey};
+use crate::token::keys::{generate_p256_pkcs8, signing_key_from_pkcs8, KeyError, SigningKey};
 
 /// Errors of key management.
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +92,7 @@ impl KeyRing {
 }
 
 fn generate() -> Result<SigningKeyRecord, KeyError> {
-    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-        .map_err(|e| KeyError::Crypto(e.to_string()))?;
-    let der = pair
-        .to_pkcs8v1()
-        .map_err(|e| KeyError::Crypto(e.to_string()))?
-        .as_ref()
-        .to_vec();
+    let der = generate_p256_pkcs8()?;
     let key = signing_key_from_pkcs8(&der)?;
     Ok(SigningKeyRecord {
         kid: key.kid,

@@ -65,13 +65,7 @@ pub fn load_or_generate_dev_key(data_dir: &Path) -> Result<SigningKey, KeyError>
     let der = match std::fs::read(&path) {
         Ok(der) => der,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                .map_err(|e| KeyError::Crypto(e.to_string()))?;
-            let der = pair
-                .to_pkcs8v1()
-                .map_err(|e| KeyError::Crypto(e.to_string()))?
-                .as_ref()
-                .to_vec();
+            let der = generate_p256_pkcs8()?;
             write_private(&path, &der).map_err(io)?;
             tracing::info!(path = %path.display(), "generated development issuer key");
             // Another process may have raced us; whatever is on disk now is the key.
@@ -82,6 +76,17 @@ pub fn load_or_generate_dev_key(data_dir: &Path) -> Result<SigningKey, KeyError>
     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der)
         .map_err(|_| KeyError::Invalid(path.clone()))?;
     signing_key_from_pkcs8(&der)
+}
+
+/// A new P-256 private key as PKCS#8 DER, from the OS random generator.
+pub fn generate_p256_pkcs8() -> Result<Vec<u8>, KeyError> {
+    let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+        .map_err(|e| KeyError::Crypto(e.to_string()))?;
+    Ok(pair
+        .to_pkcs8v1()
+        .map_err(|e| KeyError::Crypto(e.to_string()))?
+        .as_ref()
+        .to_vec())
 }
 
 /// A signing key from P-256 PKCS#8 DER.

@@ -126,8 +126,9 @@ impl VerifiedToken {
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
     cache: DashMap<TokenDigest, Arc<VerifiedToken>>,
-    /// Revoked `(issuer, jti)` until their `exp`.
-    revoked: DashMap<(String, String), u64>,
+    /// Revoked token ids: `jti` → the issuers that revoked it, each with the token's `exp`.
+    /// Keyed by `jti` alone so a decision looks it up without allocating.
+    revoked: DashMap<String, Vec<(String, u64)>>,
     capacity: usize,
     leeway: u64,
     http: reqwest::Client,
@@ -199,10 +200,16 @@ impl Verifier {
     pub fn revoke(&self, issuer: &str, jti: &str, exp: u64) {
         let now = now();
         if self.revoked.len() > 10_000 {
-            self.revoked.retain(|_, e| *e + self.leeway > now);
+            self.revoked.retain(|_, by| {
+                by.retain(|(_, e)| *e + self.leeway > now);
+                !by.is_empty()
+            });
         }
-        self.revoked
-            .insert((issuer.to_owned(), jti.to_owned()), exp);
+        let mut by = self.revoked.entry(jti.to_owned()).or_default();
+        if !by.iter().any(|(i, _)| i == issuer) {
+            by.push((issuer.to_owned(), exp));
+        }
+        drop(by);
         self.cache
             .retain(|_, t| !(t.issuer == issuer && t.jti.as_deref() == Some(jti)));
     }
@@ -214,7 +221,8 @@ impl Verifier {
         match &token.jti {
             Some(jti) => self
                 .revoked
-                .contains_key(&(token.issuer.clone(), jti.clone())),
+                .get(jti.as_str())
+                .is_some_and(|by| by.iter().any(|(issuer, _)| *issuer == token.issuer)),
             None => false,
         }
     }

@@ -32,14 +32,8 @@ fn url(server: &TestServer, path: &str) -> String {
     format!("http://{}{path}", server.http_addr)
 }
 
-async fn post_token(server: &TestServer, c: &Client, form: &[(&str, &str)]) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url(server, "/token"))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(form)
-        .send()
-        .await
-        .unwrap()
+async fn post_token(server: &TestServer, c: &Client, fields: &[(&str, &str)]) -> reqwest::Response {
+    form(server, "/token", c, fields).await
 }
 
 #[tokio::test]

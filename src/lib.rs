@@ -103,12 +103,18 @@ impl Arbiter {
         let authority = if config.oauth.enabled {
             let store = store::open_default(&config.data_dir).await?;
             let keys = Arc::new(
-                oauth::keys::KeyRing::open(store.clone(), config.oauth.access_token_ttl_seconds)
-                    .await?,
+                oauth::keys::KeyRing::open(
+                    store.clone(),
+                    config.oauth.access_token_ttl_seconds,
+                    token::keys::signing_algorithm(&config.oauth.signing_alg)?,
+                )
+                .await?,
             );
+            let mut audiences = vec![config.oauth.audience.clone()];
+            audiences.extend(config.oauth.resources.iter().cloned());
             extra.push(Issuer::with_static_keys(
                 config.oauth.issuer.clone(),
-                vec![config.oauth.audience.clone()],
+                audiences,
                 keys.verification_keys(),
             ));
             Some((store, keys))
@@ -131,6 +137,7 @@ impl Arbiter {
                     oauth::token::TokenSettings {
                         issuer: config.oauth.issuer.clone(),
                         audience: config.oauth.audience.clone(),
+                        resources: config.oauth.resources.clone(),
                         ttl_seconds: config.oauth.access_token_ttl_seconds,
                         trusted_proxies: config.oauth.trusted_proxies.clone(),
                     },
@@ -175,10 +182,24 @@ impl Arbiter {
             ))
         })?;
         let kid = tokens.keys().rotate().await?;
+        self.trust_signing_keys(tokens);
+        Ok(kid)
+    }
+
+    /// Re-reads the authorization server's keys from the store (a rotation by
+    /// `arbiter keys rotate` or another instance) and trusts exactly those in the PDP.
+    pub async fn refresh_signing_keys(&self) -> Result<(), StartError> {
+        if let Some(tokens) = &self.tokens {
+            tokens.keys().refresh().await?;
+            self.trust_signing_keys(tokens);
+        }
+        Ok(())
+    }
+
+    fn trust_signing_keys(&self, tokens: &oauth::token::TokenService) {
         if let Some(issuer) = self.pdp.verifier().issuer(&self.config.oauth.issuer) {
             issuer.set_keys(tokens.keys().verification_keys());
         }
-        Ok(kid)
     }
 
     /// The development issuer's signing key, when enabled.
@@ -258,28 +279,50 @@ impl Arbiter {
                 None => Ok(()),
             }
         };
-        let rotation = async {
-            let (Some(every), Some(_)) = (self.config.oauth.key_rotation_seconds, &self.tokens)
-            else {
-                return;
-            };
-            let every = Duration::from_secs(every.max(1));
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => {
-                        if let Err(e) = self.rotate_signing_key().await {
-                            tracing::error!(error = %e, "scheduled key rotation failed; the current key stays active");
-                        }
-                    }
-                }
-            }
-        };
-        let (grpc_result, http_result, ()) = tokio::join!(grpc_server, http_server, rotation);
+        let (grpc_result, http_result, ()) = tokio::join!(
+            grpc_server,
+            http_server,
+            self.maintain_signing_keys(&shutdown)
+        );
         grpc_result?;
         http_result
     }
 }
+
+impl Arbiter {
+    /// Keeps the signing keys current until `shutdown`: rotates when the active key is older
+    /// than `[oauth] key_rotation_seconds` (so a restart does not postpone it), and otherwise
+    /// re-reads the store every few seconds to pick up rotations made elsewhere.
+    async fn maintain_signing_keys(&self, shutdown: &CancellationToken) {
+        let Some(tokens) = &self.tokens else {
+            return;
+        };
+        let rotation = self.config.oauth.key_rotation_seconds.map(|s| s.max(1));
+        let tick = Duration::from_secs(
+            rotation.map_or(KEY_REFRESH_SECONDS, |r| r.min(KEY_REFRESH_SECONDS)),
+        );
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+            let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+            let age = now.saturating_sub(tokens.keys().current().active_created_at);
+            let due = rotation.is_some_and(|every| age >= i64::try_from(every).unwrap_or(i64::MAX));
+            let outcome = if due {
+                self.rotate_signing_key().await.map(drop)
+            } else {
+                self.refresh_signing_keys().await
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, rotate = due, "signing key maintenance failed; the current keys stay in use");
+            }
+        }
+    }
+}
+
+/// How often a running server re-reads its signing keys from the store.
+pub const KEY_REFRESH_SECONDS: u64 = 5;
 
 /// Reloads the policies on SIGHUP until `shutdown`.
 fn spawn_sighup_reload(store: Arc<policy::PolicyStore>, shutdown: CancellationToken) {

@@ -50,6 +50,9 @@ enum Command {
     /// Manage OAuth clients directly in the store (for bootstrapping).
     #[command(subcommand)]
     Clients(ClientsCommand),
+    /// The authorization server's signing keys, in the store.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Load-test a running server (and the gRPC floor of this machine), or time a reload.
     Bench(BenchArgs),
     /// A bare gRPC Authorizer that answers without deciding: the floor for `bench`.
@@ -77,6 +80,14 @@ enum ClientsCommand {
         /// The client's JWKS file, for `--auth-method private_key_jwt`.
         #[arg(long)]
         jwks: Option<PathBuf>,
+        /// Space-separated resource servers (RFC 8707 `resource`, absolute URIs, also listed
+        /// in `[oauth] resources`) the client may ask tokens for.
+        #[arg(long, default_value = "")]
+        resources: String,
+        /// Accept the token endpoint URL as the `aud` of this client's assertions besides the
+        /// issuer identifier: only for old private_key_jwt clients that cannot be changed.
+        #[arg(long)]
+        legacy_audience: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -103,6 +114,24 @@ enum ClientsCommand {
     RotateSecret {
         /// Client id.
         client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// List signing keys: the active one, and retired ones still published.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Make a new signing key active. A running server picks it up within seconds; the old
+    /// key stays published and trusted until the tokens it signed have expired.
+    Rotate {
+        /// Algorithm of the new key: ES256, EdDSA or RS256 [default: `[oauth] signing_alg`].
+        #[arg(long)]
+        alg: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -278,6 +307,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
         Command::Clients(cmd) => clients(cmd),
+        Command::Keys(cmd) => keys(cmd),
         Command::Bench(args) => bench(args),
         Command::EchoServer { grpc_addr } => echo_server(grpc_addr),
     }
@@ -452,6 +482,71 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    use arbiter::oauth::keys::{alg_name, generate};
+    let store_args = match &cmd {
+        KeysCommand::List { store } | KeysCommand::Rotate { store, .. } => store,
+    };
+    let config = load_config(store_args.config.as_ref())?;
+    let data_dir = store_args
+        .data_dir
+        .clone()
+        .unwrap_or(config.data_dir.clone());
+    let json_out = store_args.json;
+    let ttl = i64::try_from(config.oauth.access_token_ttl_seconds).unwrap_or(i64::MAX);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = arbiter::store::open_default(&data_dir).await?;
+        match &cmd {
+            KeysCommand::List { .. } => {
+                let now = i64::try_from(arbiter::token::now()).unwrap_or(i64::MAX);
+                let rows: Vec<Value> = store
+                    .signing_keys()
+                    .await?
+                    .iter()
+                    .map(|k| {
+                        let state = match k.retired_at {
+                            None => "active",
+                            Some(at) if at.saturating_add(ttl) > now => "published",
+                            Some(_) => "expired",
+                        };
+                        json!({
+                            "kid": k.kid, "alg": k.alg, "state": state,
+                            "created_at": k.created_at, "retired_at": k.retired_at,
+                        })
+                    })
+                    .collect();
+                if json_out {
+                    say!("{}", Value::Array(rows));
+                } else {
+                    for r in &rows {
+                        say!("{}\t{}\t{}\tcreated {}", r["kid"].as_str().unwrap_or_default(), r["alg"].as_str().unwrap_or_default(), r["state"].as_str().unwrap_or_default(), r["created_at"]);
+                    }
+                }
+            }
+            KeysCommand::Rotate { alg, .. } => {
+                let alg = arbiter::token::keys::signing_algorithm(
+                    alg.as_deref().unwrap_or(&config.oauth.signing_alg),
+                )?;
+                let key = generate(alg)?;
+                store.rotate_signing_key(&key).await?;
+                if json_out {
+                    say!("{}", json!({ "kid": key.kid, "alg": alg_name(alg) }));
+                } else {
+                    say!("active key: {} ({})", key.kid, alg_name(alg));
+                    eprintln!(
+                        "a running server signs with it within {} s; the previous key stays published for {} s",
+                        arbiter::KEY_REFRESH_SECONDS,
+                        ttl
+                    );
+                }
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
     use arbiter::oauth::clients;
     let store_args = match &cmd {
@@ -470,6 +565,8 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
             "name": c.name,
             "scopes": c.allowed_scopes.join(" "),
             "auth_method": c.auth_method,
+            "resources": c.resources,
+            "legacy_audience": c.legacy_audience,
             "disabled": c.disabled,
             "created_at": c.created_at,
         })
@@ -478,33 +575,50 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let store = arbiter::store::open_default(&data_dir).await?;
         match &cmd {
-            ClientsCommand::Create { name, scopes, auth_method, jwks: Some(jwks), .. } => {
-                let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
-                if auth_method != "private_key_jwt" {
-                    bail!("--jwks goes with --auth-method private_key_jwt");
-                }
-                let text = std::fs::read_to_string(jwks)
-                    .with_context(|| format!("cannot read --jwks `{}`", jwks.display()))?;
-                let jwks: Value = serde_json::from_str(&text).context("--jwks is not JSON")?;
-                let record = clients::create_with_jwks(store.as_ref(), name, &scopes, jwks).await?;
+            ClientsCommand::Create {
+                name,
+                scopes,
+                auth_method,
+                jwks,
+                resources,
+                legacy_audience,
+                ..
+            } => {
+                let words = |s: &str| {
+                    s.split_ascii_whitespace()
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>()
+                };
+                let jwks = match jwks {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(path)
+                            .with_context(|| format!("cannot read --jwks `{}`", path.display()))?;
+                        Some(serde_json::from_str::<Value>(&text).context("--jwks is not JSON")?)
+                    }
+                    None => None,
+                };
+                let spec = clients::ClientSpec {
+                    name: name.clone(),
+                    scopes: words(scopes),
+                    auth_method: auth_method.clone(),
+                    jwks,
+                    resources: words(resources),
+                    legacy_audience: *legacy_audience,
+                    ..Default::default()
+                };
+                let created = clients::create(store.as_ref(), &spec).await?;
                 if json_out {
-                    say!("{}", json!({ "client_id": record.client_id }));
-                } else {
-                    say!("client_id:     {}", record.client_id);
-                }
-            }
-            ClientsCommand::Create { name, scopes, auth_method, .. } => {
-                let scopes: Vec<String> = scopes.split_ascii_whitespace().map(str::to_owned).collect();
-                let created = clients::create(store.as_ref(), name, &scopes, auth_method).await?;
-                if json_out {
-                    say!(
-                        "{}",
-                        json!({ "client_id": created.record.client_id, "client_secret": created.secret })
-                    );
+                    let mut out = json!({ "client_id": created.record.client_id });
+                    if let Some(secret) = &created.secret {
+                        out["client_secret"] = json!(secret);
+                    }
+                    say!("{out}");
                 } else {
                     say!("client_id:     {}", created.record.client_id);
-                    say!("client_secret: {}", created.secret);
-                    eprintln!("the secret is shown only now; store it safely");
+                    if let Some(secret) = &created.secret {
+                        say!("client_secret: {secret}");
+                        eprintln!("the secret is shown only now; store it safely");
+                    }
                 }
             }
             ClientsCommand::List { .. } => {
@@ -514,7 +628,13 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     for c in &all {
                         let state = if c.disabled { "disabled" } else { "enabled" };
-                        say!("{}\t{}\t{}\t{}", c.client_id, state, c.name, c.allowed_scopes.join(" "));
+                        say!(
+                            "{}\t{}\t{}\t{}",
+                            c.client_id,
+                            state,
+                            c.name,
+                            c.allowed_scopes.join(" ")
+                        );
                     }
                 }
             }
@@ -523,7 +643,14 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                     .client(client_id)
                     .await?
                     .with_context(|| format!("no client `{client_id}`"))?;
-                say!("{}", if json_out { show(&c).to_string() } else { serde_json::to_string_pretty(&show(&c))? });
+                say!(
+                    "{}",
+                    if json_out {
+                        show(&c).to_string()
+                    } else {
+                        serde_json::to_string_pretty(&show(&c))?
+                    }
+                );
             }
             ClientsCommand::Disable { client_id, .. } => {
                 if !store.set_client_disabled(client_id, true).await? {
@@ -536,7 +663,10 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
             ClientsCommand::RotateSecret { client_id, .. } => {
                 let secret = clients::rotate_secret(store.as_ref(), client_id).await?;
                 if json_out {
-                    say!("{}", json!({ "client_id": client_id, "client_secret": secret }));
+                    say!(
+                        "{}",
+                        json!({ "client_id": client_id, "client_secret": secret })
+                    );
                 } else {
                     say!("client_secret: {secret}");
                     eprintln!("the secret is shown only now; the old one no longer works");

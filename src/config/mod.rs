@@ -128,8 +128,16 @@ pub struct OAuthConfig {
     pub access_token_ttl_seconds: u64,
     /// Proxies (CIDRs) whose `X-Forwarded-For` and `X-Fraud-Score` headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Rotate the signing key this often (seconds); never when absent.
+    /// Rotate the signing key this often (seconds, counted from the active key's creation,
+    /// so restarts do not postpone it); never when absent.
     pub key_rotation_seconds: Option<u64>,
+    /// The algorithm of new signing keys: `ES256` (default), `EdDSA` or `RS256`. Changing it
+    /// rotates to a key of the new algorithm at the next start.
+    pub signing_alg: String,
+    /// Resource servers (absolute URIs) a client may name with the RFC 8707 `resource`
+    /// parameter to get tokens addressed to them; the PDP accepts them as audiences of this
+    /// issuer's tokens. A client's own `resources` list narrows this further.
+    pub resources: Vec<String>,
 }
 
 impl Default for OAuthConfig {
@@ -141,6 +149,8 @@ impl Default for OAuthConfig {
             access_token_ttl_seconds: 3600,
             trusted_proxies: Vec::new(),
             key_rotation_seconds: None,
+            signing_alg: "ES256".into(),
+            resources: Vec::new(),
         }
     }
 }
@@ -270,6 +280,14 @@ impl Config {
                 || (self.oauth.enabled && self.oauth.issuer == issuer.issuer)
             {
                 return invalid(format!("{at}: issuer configured twice"));
+            }
+        }
+        if let Err(e) = crate::token::keys::signing_algorithm(&self.oauth.signing_alg) {
+            return invalid(format!("oauth.signing_alg: {e}"));
+        }
+        for r in &self.oauth.resources {
+            if let Err(why) = crate::oauth::resource::check_resource_uri(r) {
+                return invalid(format!("oauth.resources: `{r}` {why}"));
             }
         }
         Ok(())

@@ -33,99 +33,114 @@ pub enum ClientError {
     Random,
 }
 
+/// What a new client is: everything but its generated id and secret.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSpec {
+    /// Human-readable name.
+    pub name: String,
+    /// Scopes it may ever be granted.
+    pub scopes: Vec<String>,
+    /// One of [`AUTH_METHODS`].
+    pub auth_method: String,
+    /// Its JWKS, for (and only for) `private_key_jwt`.
+    pub jwks: Option<serde_json::Value>,
+    /// RFC 8707 resources it may ask tokens for.
+    pub resources: Vec<String>,
+    /// Accept the token endpoint URL as its assertions' `aud` (old clients only).
+    pub legacy_audience: bool,
+    /// `software_id` of its software statement.
+    pub software_id: Option<String>,
+    /// Organisation.
+    pub org: Option<String>,
+}
+
 /// A new client with its secret, shown once.
 #[derive(Debug)]
 pub struct CreatedClient {
     /// The stored record (secret digest only).
     pub record: ClientRecord,
-    /// The secret; only now is it known.
-    pub secret: String,
+    /// The secret (none for `private_key_jwt`); only now is it known.
+    pub secret: Option<String>,
 }
 
-/// Creates a client with a generated id and secret (`client_secret_basic` or
-/// `client_secret_post`).
-pub async fn create(
-    store: &dyn Store,
-    name: &str,
-    scopes: &[String],
-    auth_method: &str,
-) -> Result<CreatedClient, ClientError> {
-    if auth_method == "private_key_jwt" {
-        return Err(ClientError::Invalid(
-            "a private_key_jwt client is created with its JWKS (--jwks FILE)".into(),
-        ));
-    }
-    check(name, scopes, auth_method)?;
-    let secret = random_token(32)?;
-    let record = new_record(name, scopes, auth_method, Some(digest(&secret)), None)?;
+/// Creates a client with a generated id, and a generated secret unless it authenticates
+/// with `private_key_jwt` (RFC 7523) by a key of its JWKS.
+pub async fn create(store: &dyn Store, spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
+    check(spec)?;
+    let secret = match spec.auth_method.as_str() {
+        "private_key_jwt" => None,
+        _ => Some(random_token(32)?),
+    };
+    let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+    let record = ClientRecord {
+        // hex, so an id never starts with `-` (it is a command-line argument too)
+        client_id: random_hex(16)?,
+        name: spec.name.clone(),
+        secret_sha256: secret.as_deref().map(digest),
+        allowed_scopes: spec.scopes.clone(),
+        auth_method: spec.auth_method.clone(),
+        jwks: spec.jwks.clone(),
+        software_id: spec.software_id.clone(),
+        org: spec.org.clone(),
+        resources: spec.resources.clone(),
+        legacy_audience: spec.legacy_audience,
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
     store.create_client(&record).await?;
     Ok(CreatedClient { record, secret })
 }
 
-/// Creates a `private_key_jwt` client (RFC 7523) that authenticates with assertions signed
-/// by a key of `jwks`; it has no secret.
-pub async fn create_with_jwks(
-    store: &dyn Store,
-    name: &str,
-    scopes: &[String],
-    jwks: serde_json::Value,
-) -> Result<ClientRecord, ClientError> {
-    check(name, scopes, "private_key_jwt")?;
-    let (keys, skipped) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
-        .map_err(ClientError::Invalid)?;
-    if keys.is_empty() {
-        return Err(ClientError::Invalid(format!(
-            "the JWKS has no usable signing key ({})",
-            skipped.join("; ")
-        )));
+fn check(spec: &ClientSpec) -> Result<(), ClientError> {
+    let invalid = |m: String| Err(ClientError::Invalid(m));
+    if spec.name.trim().is_empty() {
+        return invalid("a client needs a name".into());
     }
-    let record = new_record(name, scopes, "private_key_jwt", None, Some(jwks))?;
-    store.create_client(&record).await?;
-    Ok(record)
-}
-
-fn check(name: &str, scopes: &[String], auth_method: &str) -> Result<(), ClientError> {
-    if name.trim().is_empty() {
-        return Err(ClientError::Invalid("a client needs a --name".into()));
-    }
-    if !AUTH_METHODS.contains(&auth_method) {
-        return Err(ClientError::Invalid(format!(
-            "unknown auth method `{auth_method}` (one of {})",
+    if !AUTH_METHODS.contains(&spec.auth_method.as_str()) {
+        return invalid(format!(
+            "unknown auth method `{}` (one of {})",
+            spec.auth_method,
             AUTH_METHODS.join(", ")
-        )));
+        ));
     }
-    for s in scopes {
-        if s.chars()
-            .any(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
+    for s in &spec.scopes {
+        if s.is_empty()
+            || s.chars()
+                .any(|c| !matches!(c, '\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E'))
         {
-            return Err(ClientError::Invalid(format!("`{s}` is not a valid scope")));
+            return invalid(format!("`{s}` is not a valid scope"));
         }
     }
-    Ok(())
-}
-
-fn new_record(
-    name: &str,
-    scopes: &[String],
-    auth_method: &str,
-    secret_sha256: Option<Vec<u8>>,
-    jwks: Option<serde_json::Value>,
-) -> Result<ClientRecord, ClientError> {
-    let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
-    Ok(ClientRecord {
-        // hex, so an id never starts with `-` (it is a command-line argument too)
-        client_id: random_hex(16)?,
-        name: name.to_owned(),
-        secret_sha256,
-        allowed_scopes: scopes.to_vec(),
-        auth_method: auth_method.to_owned(),
-        jwks,
-        software_id: None,
-        org: None,
-        disabled: false,
-        created_at: now,
-        updated_at: now,
-    })
+    for r in &spec.resources {
+        if let Err(why) = super::resource::check_resource_uri(r) {
+            return invalid(format!("resource `{r}` {why}"));
+        }
+    }
+    match (&spec.jwks, spec.auth_method.as_str()) {
+        (None, "private_key_jwt") => {
+            invalid("a private_key_jwt client is created with its JWKS (--jwks FILE)".into())
+        }
+        (Some(_), m) if m != "private_key_jwt" => invalid(format!(
+            "a JWKS is only for private_key_jwt clients, not {m}"
+        )),
+        (Some(jwks), _) => {
+            let (keys, skipped) =
+                crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
+                    .map_err(ClientError::Invalid)?;
+            if keys.is_empty() {
+                return invalid(format!(
+                    "the JWKS has no usable signing key ({})",
+                    skipped.join("; ")
+                ));
+            }
+            Ok(())
+        }
+        (None, _) if spec.legacy_audience => {
+            invalid("the legacy audience only concerns private_key_jwt clients".into())
+        }
+        (None, _) => Ok(()),
+    }
 }
 
 /// Replaces a client's secret; returns the new one (shown once).

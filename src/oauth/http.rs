@@ -98,20 +98,30 @@ async fn read_body(body: Body) -> Result<Bytes, OAuthError> {
 }
 
 fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
-    let (mut params, auth) = parse_form(headers, body)?;
+    let Form {
+        mut params,
+        resources,
+        auth,
+    } = parse_form(headers, body)?;
     Ok(TokenRequest {
         grant_type: params.remove("grant_type"),
         scope: params.remove("scope"),
+        resources,
         auth,
         origin: Origin::default(),
     })
 }
 
-/// An endpoint's form parameters and the client's credentials, parsed by RFC 6749's rules.
-fn parse_form(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(HashMap<String, String>, ClientAuth), OAuthError> {
+/// A parsed form: single-valued parameters, RFC 8707 `resource`s, and the credentials.
+struct Form {
+    params: HashMap<String, String>,
+    resources: Vec<String>,
+    auth: ClientAuth,
+}
+
+/// An endpoint's form parameters and the client's credentials, parsed by RFC 6749's rules
+/// (only `resource` may repeat, as RFC 8707 allows).
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -124,8 +134,11 @@ fn parse_form(
         ));
     }
     let mut params: HashMap<String, String> = HashMap::new();
+    let mut resources = Vec::new();
     for (k, v) in form_urlencoded::parse(body) {
-        if params.insert(k.to_string(), v.to_string()).is_some() {
+        if k == "resource" {
+            resources.push(v.into_owned());
+        } else if params.insert(k.to_string(), v.to_string()).is_some() {
             return Err(OAuthError::new(
                 "invalid_request",
                 format!("parameter `{k}` is repeated"),
@@ -165,13 +178,14 @@ fn parse_form(
                 "use one client authentication method, not two",
             ));
         }
-        return Ok((
+        return Ok(Form {
             params,
-            ClientAuth::Assertion {
+            resources,
+            auth: ClientAuth::Assertion {
                 id: client_id_param,
                 assertion: jwt,
             },
-        ));
+        });
     }
     let auth = match (basic, post) {
         (Some(_), Some(_)) => {
@@ -184,7 +198,11 @@ fn parse_form(
         (None, Some((id, secret))) => ClientAuth::Post { id, secret },
         (None, None) => ClientAuth::None,
     };
-    Ok((params, auth))
+    Ok(Form {
+        params,
+        resources,
+        auth,
+    })
 }
 
 /// The `token` parameter of introspection and revocation.
@@ -205,8 +223,8 @@ fn no_store(mut response: Response) -> Response {
 /// The client's credentials and the `token` parameter of introspection and revocation.
 async fn token_form(headers: &HeaderMap, body: Body) -> Result<(ClientAuth, String), OAuthError> {
     let body = read_body(body).await?;
-    let (mut params, auth) = parse_form(headers, &body)?;
-    Ok((auth, token_param(&mut params)?))
+    let mut form = parse_form(headers, &body)?;
+    Ok((form.auth, token_param(&mut form.params)?))
 }
 
 /// RFC 7662 introspection: the caller authenticates as a client.
@@ -278,15 +296,21 @@ async fn jwks(State(service): State<Arc<TokenService>>) -> Response {
 }
 
 async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
-    let issuer = service.settings().issuer.trim_end_matches('/').to_owned();
+    let settings = service.settings();
+    let base = settings.issuer.trim_end_matches('/');
+    let methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
     Json(json!({
-        "issuer": issuer,
-        "token_endpoint": format!("{issuer}/token"),
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "revocation_endpoint": format!("{issuer}/revoke"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "jwks_uri": format!("{issuer}/jwks.json"),
+        "issuer": settings.issuer,
+        "token_endpoint": format!("{base}/token"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint_auth_methods_supported": methods,
+        "revocation_endpoint_auth_methods_supported": methods,
+        "jwks_uri": format!("{base}/jwks.json"),
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "EdDSA"],

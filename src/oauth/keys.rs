@@ -1,15 +1,17 @@
-//! The authorization server's signing keys: ES256, generated on first start and kept in the
-//! store, rotated on command with the previous key still published until every token it
-//! signed has expired.
+//! The authorization server's signing keys: ES256 by default (EdDSA and RS256 selectable),
+//! generated on first start and kept in the store, rotated on a schedule or on command, with
+//! a retired key still published until every token it signed has expired. A key rotated by
+//! another process (`arbiter keys rotate`) is picked up by [`KeyRing::refresh`].
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::Algorithm;
 
 use crate::store::{SigningKeyRecord, Store, StoreError};
 use crate::token::jwks::Key;
-use crate::token::keys::{generate_p256_pkcs8, signing_key_from_pkcs8, KeyError, SigningKey};
+use crate::token::keys::{signing_algorithm, KeyError, SigningKey};
 
 /// Errors of key management.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,8 @@ pub struct KeySet {
     pub active: SigningKey,
     /// Every published key (active first), as JWKs.
     pub published: Vec<Jwk>,
+    /// When the active key was created (seconds since the epoch).
+    pub active_created_at: i64,
 }
 
 /// The live key set, swappable on rotation.
@@ -35,25 +39,59 @@ pub struct KeyRing {
     store: Arc<dyn Store>,
     /// How long tokens live, so a retired key stays published that long.
     token_ttl: i64,
+    /// The algorithm new keys use.
+    alg: Algorithm,
     current: ArcSwap<KeySet>,
 }
 
 impl KeyRing {
-    /// Loads the keys from the store, generating the first one if there is none.
-    pub async fn open(store: Arc<dyn Store>, token_ttl_seconds: u64) -> Result<Self, KeyRingError> {
+    /// Loads the keys from the store. With no active key, or an active key of another
+    /// algorithm than `alg` (the configuration changed), a new `alg` key becomes active; the
+    /// old one stays published as after any rotation.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        token_ttl_seconds: u64,
+        alg: Algorithm,
+    ) -> Result<Self, KeyRingError> {
         let token_ttl = i64::try_from(token_ttl_seconds).unwrap_or(i64::MAX);
         let mut records = store.signing_keys().await?;
-        if !records.iter().any(|k| k.retired_at.is_none()) {
-            store.rotate_signing_key(&generate()?).await?;
+        let active_alg = records
+            .iter()
+            .find(|k| k.retired_at.is_none())
+            .map(|k| k.alg.clone());
+        if active_alg.as_deref() != Some(alg_name(alg)) {
+            store.rotate_signing_key(&generate(alg)?).await?;
             records = store.signing_keys().await?;
-            tracing::info!("generated the authorization server's first signing key");
+            match active_alg {
+                None => tracing::info!(
+                    alg = alg_name(alg),
+                    "generated the authorization server's first signing key"
+                ),
+                Some(was) => {
+                    tracing::info!(was = %was, alg = alg_name(alg), "signing algorithm changed: rotated to a new key")
+                }
+            }
         }
         let set = build(&records, token_ttl)?;
         Ok(Self {
             store,
             token_ttl,
+            alg,
             current: ArcSwap::from_pointee(set),
         })
+    }
+
+    /// Re-reads the keys from the store, so a rotation made elsewhere (the CLI, another
+    /// instance) takes effect and expired retired keys stop being published.
+    pub async fn refresh(&self) -> Result<(), KeyRingError> {
+        let records = self.store.signing_keys().await?;
+        let set = build(&records, self.token_ttl)?;
+        let before = self.current.load().active.kid.clone();
+        if set.active.kid != before {
+            tracing::info!(kid = %set.active.kid, was = %before, "signing key changed in the store");
+        }
+        self.current.store(Arc::new(set));
+        Ok(())
     }
 
     /// The current keys.
@@ -80,7 +118,7 @@ impl KeyRing {
 
     /// Makes a new signing key active; the old one stays published until its tokens expired.
     pub async fn rotate(&self) -> Result<String, KeyRingError> {
-        let key = generate()?;
+        let key = generate(self.alg)?;
         let kid = key.kid.clone();
         self.store.rotate_signing_key(&key).await?;
         let records = self.store.signing_keys().await?;
@@ -91,12 +129,21 @@ impl KeyRing {
     }
 }
 
-fn generate() -> Result<SigningKeyRecord, KeyError> {
-    let der = generate_p256_pkcs8()?;
-    let key = signing_key_from_pkcs8(&der)?;
+/// The JOSE name of an algorithm, as stored.
+pub fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::EdDSA => "EdDSA",
+        Algorithm::RS256 => "RS256",
+        _ => "ES256",
+    }
+}
+
+/// A new key record for `alg`, ready to store.
+pub fn generate(alg: Algorithm) -> Result<SigningKeyRecord, KeyError> {
+    let (key, der) = SigningKey::generate(alg)?;
     Ok(SigningKeyRecord {
         kid: key.kid,
-        alg: "ES256".into(),
+        alg: alg_name(alg).into(),
         private_der: der,
         created_at: i64::try_from(crate::token::now()).unwrap_or(i64::MAX),
         retired_at: None,
@@ -114,12 +161,17 @@ fn build(records: &[SigningKeyRecord], token_ttl: i64) -> Result<KeySet, KeyRing
         if !still_needed {
             continue;
         }
-        let key = signing_key_from_pkcs8(&r.private_der)?;
+        let key = SigningKey::from_pkcs8(signing_algorithm(&r.alg)?, &r.private_der)?;
         published.push(key.jwk.clone());
         if r.retired_at.is_none() && active.is_none() {
-            active = Some(key);
+            active = Some((key, r.created_at));
         }
     }
-    let active = active.ok_or_else(|| KeyError::Crypto("no active signing key".into()))?;
-    Ok(KeySet { active, published })
+    let (active, active_created_at) =
+        active.ok_or_else(|| KeyError::Crypto("no active signing key".into()))?;
+    Ok(KeySet {
+        active,
+        published,
+        active_created_at,
+    })
 }

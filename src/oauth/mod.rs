@@ -1,7 +1,9 @@
-//! The authorization server paired with the PDP. So far: client records and their secrets,
-//! for the `arbiter clients` bootstrap commands; the token endpoint builds on them.
+//! The authorization server paired with the PDP: clients and their credentials, signing
+//! keys, the token endpoint with policy-trimmed scopes and RFC 8707 resources, and its HTTP
+//! routes (token, introspection, revocation, JWKS, metadata).
 
 pub mod clients;
 pub mod http;
 pub mod keys;
+pub mod resource;
 pub mod token;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use jsonwebtoken::{encode, Algorithm, Header};
 use serde_json::json;
 
 use super::clients::secret_matches;
@@ -49,6 +48,8 @@ pub struct TokenRequest {
     pub grant_type: Option<String>,
     /// `scope`, space-separated.
     pub scope: Option<String>,
+    /// RFC 8707 `resource` parameters, in order.
+    pub resources: Vec<String>,
     /// The client's credentials.
     pub auth: ClientAuth,
     /// Where the request came from, and the risk signals a trusted proxy attached.
@@ -152,8 +153,10 @@ impl OAuthError {
 pub struct TokenSettings {
     /// The issuer identifier (`iss`).
     pub issuer: String,
-    /// The `aud` of access tokens.
+    /// The `aud` of access tokens when the client names no `resource`.
     pub audience: String,
+    /// Resource servers a client may name with `resource` (RFC 8707).
+    pub resources: Vec<String>,
     /// Access token lifetime in seconds.
     pub ttl_seconds: u64,
     /// Proxies whose forwarding and risk headers are believed.
@@ -280,15 +283,24 @@ impl TokenService {
             jsonwebtoken::decode::<serde_json::Value>(assertion, &key.decoding, &validation)
                 .map_err(|e| fail(&format!("invalid assertion: {e}")))?;
         let claims = verified.claims;
+        // A legacy client may still address the token endpoint URL; nobody else may.
+        let token_endpoint = format!("{}/token", self.settings.issuer.trim_end_matches('/'));
+        let acceptable = |aud: &str| {
+            aud == self.settings.issuer || (client.legacy_audience && aud == token_endpoint)
+        };
         let aud_ok = match claims.get("aud") {
-            Some(serde_json::Value::String(a)) => *a == self.settings.issuer,
+            Some(serde_json::Value::String(a)) => acceptable(a),
             Some(serde_json::Value::Array(list)) => {
-                list.len() == 1 && list[0].as_str() == Some(self.settings.issuer.as_str())
+                list.len() == 1 && list[0].as_str().is_some_and(acceptable)
             }
             _ => false,
         };
         if !aud_ok {
-            return Err(fail("aud is not exactly the issuer identifier"));
+            return Err(fail(if client.legacy_audience {
+                "aud is neither the issuer identifier nor the token endpoint"
+            } else {
+                "aud is not exactly the issuer identifier"
+            }));
         }
         let exp = claims
             .get("exp")
@@ -408,10 +420,17 @@ impl TokenService {
                 granted.push(s);
             }
         }
-        // Each remaining scope is a policy decision in this request's context.
+        let audiences = super::resource::audiences(
+            &req.resources,
+            &client,
+            &self.settings.audience,
+            &self.settings.resources,
+        )
+        .map_err(|e| OAuthError { used_basic, ..e })?;
+        // Each remaining scope is a policy decision in this request's context, once per
+        // audience: a scope is granted only if every audience may receive it.
         let mut context = serde_json::Map::new();
         context.insert("grant_type".into(), json!("client_credentials"));
-        context.insert("audience".into(), json!(self.settings.audience));
         context.insert("time".into(), json!(crate::token::now()));
         if let Some(ip) = req.origin.client_ip(&self.settings.trusted_proxies) {
             context.insert("ip".into(), json!(ip.to_string()));
@@ -428,19 +447,24 @@ impl TokenService {
             attributes.insert("org".into(), json!(v));
         }
         let snapshot = self.policies.load();
-        granted.retain(|scope| {
-            let verdict = decide_scope(&snapshot, &client.client_id, &attributes, scope, &context);
-            if !verdict.allowed {
-                tracing::info!(
-                    client_id = %client.client_id,
-                    scope = %scope,
-                    policies = ?verdict.policy_ids,
-                    errors = ?verdict.errors,
-                    "scope trimmed by policy"
-                );
-            }
-            verdict.allowed
-        });
+        for audience in &audiences {
+            context.insert("audience".into(), json!(audience));
+            granted.retain(|scope| {
+                let verdict =
+                    decide_scope(&snapshot, &client.client_id, &attributes, scope, &context);
+                if !verdict.allowed {
+                    tracing::info!(
+                        client_id = %client.client_id,
+                        scope = %scope,
+                        audience = %audience,
+                        policies = ?verdict.policy_ids,
+                        errors = ?verdict.errors,
+                        "scope trimmed by policy"
+                    );
+                }
+                verdict.allowed
+            });
+        }
         if granted.is_empty() {
             return Err(fail(
                 "invalid_scope",
@@ -453,17 +477,17 @@ impl TokenService {
             "iss": self.settings.issuer,
             "sub": client.client_id,
             "client_id": client.client_id,
-            "aud": self.settings.audience,
+            "aud": match audiences.as_slice() {
+                [one] => json!(one),
+                many => json!(many),
+            },
             "iat": now,
             "exp": now + self.settings.ttl_seconds,
             "jti": uuid::Uuid::now_v7().to_string(),
             "scope": scope,
         });
         let keys = self.keys.current();
-        let mut header = Header::new(Algorithm::ES256);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(keys.active.kid.clone());
-        let access_token = encode(&header, &claims, &keys.active.encoding).map_err(|e| {
+        let access_token = keys.active.sign_jwt("at+jwt", &claims).map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             fail("server_error", "the token could not be signed")
         })?;

@@ -43,6 +43,13 @@ pub struct ClientRecord {
     pub software_id: Option<String>,
     /// Organisation, if known.
     pub org: Option<String>,
+    /// Resource servers (RFC 8707) this client may ask tokens for; empty: only the default
+    /// audience.
+    pub resources: Vec<String>,
+    /// Accept the token endpoint URL as the `aud` of this client's assertions, besides the
+    /// issuer identifier: only for old `private_key_jwt` clients that cannot be updated
+    /// (draft-ietf-oauth-rfc7523bis).
+    pub legacy_audience: bool,
     /// A disabled client cannot authenticate.
     pub disabled: bool,
     /// Seconds since the epoch.
@@ -62,6 +69,8 @@ impl std::fmt::Debug for ClientRecord {
             )
             .field("allowed_scopes", &self.allowed_scopes)
             .field("auth_method", &self.auth_method)
+            .field("resources", &self.resources)
+            .field("legacy_audience", &self.legacy_audience)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }

@@ -53,6 +53,10 @@ CREATE TABLE used_assertions (
     PRIMARY KEY (client_id, jti)
 );
 "#,
+    r#"
+ALTER TABLE clients ADD COLUMN resources TEXT NOT NULL DEFAULT '';
+ALTER TABLE clients ADD COLUMN legacy_audience INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// SQLite behind [`Store`].
@@ -139,6 +143,13 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreE
         },
         software_id: row.try_get("software_id").map_err(backend)?,
         org: row.try_get("org").map_err(backend)?,
+        resources: row
+            .try_get::<String, _>("resources")
+            .map_err(backend)?
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        legacy_audience: row.try_get::<i64, _>("legacy_audience").map_err(backend)? != 0,
         disabled: row.try_get::<i64, _>("disabled").map_err(backend)? != 0,
         created_at: row.try_get("created_at").map_err(backend)?,
         updated_at: row.try_get("updated_at").map_err(backend)?,
@@ -149,8 +160,8 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreE
 impl Store for SqliteStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org, disabled, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org, resources, legacy_audience, disabled, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&c.client_id)
         .bind(&c.name)
@@ -160,6 +171,8 @@ impl Store for SqliteStore {
         .bind(c.jwks.as_ref().map(ToString::to_string))
         .bind(&c.software_id)
         .bind(&c.org)
+        .bind(c.resources.join(" "))
+        .bind(i64::from(c.legacy_audience))
         .bind(i64::from(c.disabled))
         .bind(c.created_at)
         .bind(c.updated_at)

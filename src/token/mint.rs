@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use jsonwebtoken::{encode, Algorithm, Header};
 use serde_json::{json, Map, Value};
 
 use super::keys::SigningKey;
@@ -30,7 +29,7 @@ pub fn mint(
     issuer: &str,
     audience: &str,
     req: &DevTokenRequest,
-) -> Result<String, jsonwebtoken::errors::Error> {
+) -> Result<String, super::keys::KeyError> {
     let iat = now();
     let mut claims = req.extra.clone();
     let standard = json!({
@@ -47,8 +46,5 @@ pub fn mint(
     if let Value::Object(map) = standard {
         claims.extend(map);
     }
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(key.kid.clone());
-    header.typ = Some("at+jwt".into());
-    encode(&header, &claims, &key.encoding)
+    key.sign_jwt("at+jwt", &claims)
 }

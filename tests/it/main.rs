@@ -13,3 +13,4 @@ mod matrix;
 mod oauth;
 mod reload;
 mod store;
+mod token_options;

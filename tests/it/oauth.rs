@@ -19,12 +19,16 @@ async fn client(server: &TestServer, scopes: &str, method: &str) -> Client {
         .await
         .unwrap();
     let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
-    let created = clients::create(&store, "test client", &scopes, method)
-        .await
-        .unwrap();
+    let spec = clients::ClientSpec {
+        name: "test client".into(),
+        scopes,
+        auth_method: method.into(),
+        ..Default::default()
+    };
+    let created = clients::create(&store, &spec).await.unwrap();
     Client {
         id: created.record.client_id,
-        secret: created.secret,
+        secret: created.secret.unwrap(),
     }
 }
 
@@ -595,14 +599,14 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
     let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
         .await
         .unwrap();
-    let record = clients::create_with_jwks(
-        &store,
-        "jwt client",
-        &["read".into()],
-        json!({ "keys": [key.jwk] }),
-    )
-    .await
-    .unwrap();
+    let spec = clients::ClientSpec {
+        name: "jwt client".into(),
+        scopes: vec!["read".into()],
+        auth_method: "private_key_jwt".into(),
+        jwks: Some(json!({ "keys": [key.jwk] })),
+        ..Default::default()
+    };
+    let record = clients::create(&store, &spec).await.unwrap().record;
     let issuer = server.config.oauth.issuer.clone();
     let assertion = |aud: Value, jti: &str, signer: &TestKey| {
         let now = now();

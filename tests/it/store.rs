@@ -16,6 +16,8 @@ fn record(id: &str) -> ClientRecord {
         jwks: Some(serde_json::json!({ "keys": [] })),
         software_id: Some("sw-1".into()),
         org: None,
+        resources: vec!["https://api.example/payments".into()],
+        legacy_audience: true,
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,
@@ -80,22 +82,20 @@ async fn secrets_are_random_digested_and_rotated() {
     let store = SqliteStore::open(&dir.path().join("arbiter.db"))
         .await
         .unwrap();
-    let created = clients::create(&store, "demo", &["read".into()], "client_secret_basic")
+    let created = clients::create(&store, &spec("demo", &["read"], "client_secret_basic"))
         .await
         .unwrap();
-    assert!(created.secret.len() >= 43, "256 bits, base64url");
+    let secret = created.secret.clone().unwrap();
+    assert!(secret.len() >= 43, "256 bits, base64url");
     let stored = store
         .client(&created.record.client_id)
         .await
         .unwrap()
         .unwrap();
-    assert_ne!(
-        stored.secret_sha256.as_deref(),
-        Some(created.secret.as_bytes())
-    );
-    assert!(clients::secret_matches(&stored, &created.secret));
+    assert_ne!(stored.secret_sha256.as_deref(), Some(secret.as_bytes()));
+    assert!(clients::secret_matches(&stored, &secret));
     assert!(!clients::secret_matches(&stored, "guess"));
-    let other = clients::create(&store, "demo", &[], "client_secret_post")
+    let other = clients::create(&store, &spec("demo", &[], "client_secret_post"))
         .await
         .unwrap();
     assert_ne!(other.secret, created.secret);
@@ -111,20 +111,52 @@ async fn secrets_are_random_digested_and_rotated() {
         .unwrap();
     assert!(clients::secret_matches(&stored, &rotated));
     assert!(
-        !clients::secret_matches(&stored, &created.secret),
+        !clients::secret_matches(&stored, &secret),
         "the old secret no longer works"
     );
     assert!(format!("{stored:?}").contains("<redacted>"));
 
-    assert!(clients::create(&store, " ", &[], "client_secret_basic")
-        .await
-        .is_err());
-    assert!(clients::create(&store, "x", &[], "none").await.is_err());
-    assert!(
-        clients::create(&store, "x", &["bad\"scope".into()], "client_secret_basic")
-            .await
-            .is_err()
-    );
+    for (bad, why) in [
+        (spec(" ", &[], "client_secret_basic"), "no name"),
+        (spec("x", &[], "none"), "unknown method"),
+        (
+            spec("x", &["bad\"scope"], "client_secret_basic"),
+            "bad scope",
+        ),
+        (spec("x", &[], "private_key_jwt"), "no JWKS"),
+        (
+            clients::ClientSpec {
+                jwks: Some(serde_json::json!({"keys": []})),
+                ..spec("x", &[], "client_secret_basic")
+            },
+            "JWKS for a secret client",
+        ),
+        (
+            clients::ClientSpec {
+                legacy_audience: true,
+                ..spec("x", &[], "client_secret_basic")
+            },
+            "legacy audience without assertions",
+        ),
+        (
+            clients::ClientSpec {
+                resources: vec!["/relative".into()],
+                ..spec("x", &[], "client_secret_basic")
+            },
+            "relative resource",
+        ),
+    ] {
+        assert!(clients::create(&store, &bad).await.is_err(), "{why}");
+    }
+}
+
+fn spec(name: &str, scopes: &[&str], method: &str) -> clients::ClientSpec {
+    clients::ClientSpec {
+        name: name.into(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        auth_method: method.into(),
+        ..Default::default()
+    }
 }
 
 fn arbiter_clients(data: &std::path::Path, args: &[&str]) -> std::process::Output {

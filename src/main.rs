@@ -182,6 +182,22 @@ struct BenchArgs {
     /// Path for --token.
     #[arg(long, default_value = "/item/42")]
     path: String,
+    /// Load the OAuth token endpoint at this base URL (e.g. `http://127.0.0.1:8080`) instead
+    /// of `Authorize`: client_credentials with HTTP Basic.
+    #[arg(long, requires = "client_id")]
+    token_endpoint: Option<String>,
+    /// Client id for --token-endpoint.
+    #[arg(long, env = "CLIENT_ID")]
+    client_id: Option<String>,
+    /// Client secret for --token-endpoint (prefer the environment variable).
+    #[arg(long, env = "CLIENT_SECRET", hide_env_values = true)]
+    client_secret: Option<String>,
+    /// `scope` for --token-endpoint.
+    #[arg(long)]
+    scope: Option<String>,
+    /// With --token-endpoint: a new connection per token instead of keep-alive.
+    #[arg(long)]
+    no_keep_alive: bool,
     /// Data directory whose development key mints the mix's tokens [default: data].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -679,7 +695,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    use arbiter::bench::{bundled_mix, measure_reload, run_load, LoadPlan};
+    use arbiter::bench::{bundled_mix, measure_reload, run_load, LoadPlan, TokenLoad, Workload};
     let runtime = tokio::runtime::Runtime::new()?;
     if let Some(file) = &args.reload_file {
         let times = runtime
@@ -702,6 +718,36 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(base) = &args.token_endpoint {
+        if args.echo_floor {
+            bail!("--echo-floor is for Authorize load, not --token-endpoint");
+        }
+        let plan = LoadPlan {
+            addr: base.clone(),
+            concurrency: args.concurrency,
+            connections: args.connections,
+            duration: Duration::from_secs_f64(args.duration),
+            requests: args.requests,
+            rate: args.rate,
+            warmup: Duration::from_secs_f64(args.warmup),
+            workload: Workload::Token(TokenLoad {
+                client_id: args.client_id.clone().unwrap_or_default(),
+                client_secret: args
+                    .client_secret
+                    .clone()
+                    .context("--token-endpoint needs the client secret (CLIENT_SECRET)")?,
+                scope: args.scope.clone(),
+                keep_alive: !args.no_keep_alive,
+            }),
+        };
+        let report = runtime.block_on(run_load(&plan))?;
+        if args.json {
+            say!("{}", json!({ "target": report.to_json() }));
+        } else {
+            say!("tokens {}", report.summary().replace("allowed", "granted"));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -741,7 +787,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         requests: args.requests,
         rate: args.rate,
         warmup: Duration::from_secs_f64(args.warmup),
-        mix: mix.clone(),
+        workload: Workload::Authorize(mix.clone()),
     };
     runtime.block_on(async {
         let floor = if args.echo_floor {

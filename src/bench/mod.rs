@@ -1,5 +1,5 @@
-//! `arbiter bench`: a load generator for `Authorize` over gRPC, and the echo floor to compare
-//! it with. Closed loop (as fast as the server answers, for peak throughput) or paced at a
+//! `arbiter bench`: a load generator for `Authorize` over gRPC (with the echo floor to compare
+//! it with) and for the token endpoint over HTTP. Closed loop (as fast as the server answers, for peak throughput) or paced at a
 //! fixed rate (for latency at a given load). Latency counts from the moment a request is
 //! sent; how late sends were against their schedule is reported beside it, so a server that
 //! cannot keep up shows as lag instead of hiding its queueing (tokio's timer has 1 ms
@@ -34,8 +34,18 @@ pub struct LoadPlan {
     pub rate: Option<f64>,
     /// Unmeasured time before measuring.
     pub warmup: Duration,
-    /// The requests to send, round robin.
-    pub mix: Vec<proto::AuthorizeRequest>,
+    /// What to send.
+    pub workload: Workload,
+}
+
+/// What a load run sends.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// `Authorize` calls over gRPC, round robin over these requests.
+    Authorize(Vec<proto::AuthorizeRequest>),
+    /// Token requests to the OAuth token endpoint at `addr` (HTTP/1.1; `connections` is
+    /// unused: each request in flight holds a connection).
+    Token(TokenLoad),
 }
 
 /// What a load run measured.
@@ -45,9 +55,10 @@ pub struct LoadReport {
     pub addr: String,
     /// Completed requests (measured part).
     pub requests: u64,
-    /// Failed RPCs (transport or status errors; a deny is not an error).
+    /// Failed requests (transport or status errors, or a token request that was not granted;
+    /// a deny is not an error).
     pub errors: u64,
-    /// Answers that allowed.
+    /// Answers that allowed (for tokens: tokens granted).
     pub allowed: u64,
     /// Measured time.
     pub elapsed: Duration,
@@ -128,12 +139,25 @@ pub enum BenchError {
     /// Nothing to send.
     #[error("the request mix is empty")]
     EmptyMix,
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Http(String),
 }
 
 /// Runs one load and reports. The generator's own cost is part of the measurement, as it
 /// would be for any client sharing the machine.
 pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
-    if plan.mix.is_empty() {
+    match &plan.workload {
+        Workload::Authorize(mix) => authorize_load(plan, mix).await,
+        Workload::Token(token) => token_load(plan, token).await,
+    }
+}
+
+async fn authorize_load(
+    plan: &LoadPlan,
+    mix: &[proto::AuthorizeRequest],
+) -> Result<LoadReport, BenchError> {
+    if mix.is_empty() {
         return Err(BenchError::EmptyMix);
     }
     let endpoint = Endpoint::from_shared(plan.addr.clone())
@@ -151,7 +175,93 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
                 })?,
         );
     }
-    let mix = Arc::new(plan.mix.clone());
+    let mix: Arc<[proto::AuthorizeRequest]> = mix.into();
+    Ok(drive(plan, |worker| {
+        let client = AuthorizerClient::new(channels[worker % channels.len()].clone());
+        let mix = mix.clone();
+        move |k: usize| {
+            let mut client = client.clone();
+            let req = mix[k % mix.len()].clone();
+            async move {
+                client
+                    .authorize(req)
+                    .await
+                    .map(|r| r.get_ref().decision == proto::Decision::Allow as i32)
+                    .map_err(drop)
+            }
+        }
+    })
+    .await)
+}
+
+/// The token endpoint under load: `client_credentials` with HTTP Basic, as a gateway or a
+/// service fleet would ask for tokens.
+#[derive(Debug, Clone)]
+pub struct TokenLoad {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret (never printed).
+    pub client_secret: String,
+    /// The `scope` parameter, if any.
+    pub scope: Option<String>,
+    /// Reuse connections (HTTP/1.1 keep-alive) or open one per token.
+    pub keep_alive: bool,
+}
+
+async fn token_load(plan: &LoadPlan, load: &TokenLoad) -> Result<LoadReport, BenchError> {
+    let url = format!("{}/token", plan.addr.trim_end_matches('/'));
+    let mut builder = reqwest::Client::builder().tcp_nodelay(true);
+    if !load.keep_alive {
+        builder = builder.pool_max_idle_per_host(0);
+    }
+    let client = builder
+        .build()
+        .map_err(|e| BenchError::Http(e.to_string()))?;
+    let mut body = String::from("grant_type=client_credentials");
+    if let Some(scope) = &load.scope {
+        body.push_str("&scope=");
+        body.extend(form_urlencoded::byte_serialize(scope.as_bytes()));
+    }
+    let id = load.client_id.clone();
+    let secret = load.client_secret.clone();
+    Ok(drive(plan, |_| {
+        let (client, url, body, id, secret) = (
+            client.clone(),
+            url.clone(),
+            body.clone(),
+            id.clone(),
+            secret.clone(),
+        );
+        move |_k: usize| {
+            let request = client
+                .post(&url)
+                .basic_auth(&id, Some(&secret))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone());
+            async move {
+                let response = request.send().await.map_err(drop)?;
+                let granted = response.status().is_success();
+                // Read the whole answer, as a client would, so the connection can be reused.
+                response.bytes().await.map_err(drop)?;
+                if granted {
+                    Ok(true)
+                } else {
+                    Err(())
+                }
+            }
+        }
+    })
+    .await)
+}
+
+/// Runs `plan.concurrency` workers, each sending with its own sender (made by
+/// `make_sender(worker)`) closed loop or on its paced schedule, and merges what they measured.
+/// A sender's `Ok(true)` counts as allowed, `Err` as an error.
+async fn drive<S, Fut>(plan: &LoadPlan, mut make_sender: impl FnMut(usize) -> S) -> LoadReport
+where
+    S: FnMut(usize) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<bool, ()>> + Send,
+{
     let concurrency = plan.concurrency.max(1);
     let budget = plan.requests.map(|n| Arc::new(AtomicU64::new(n)));
     let started = Instant::now();
@@ -164,8 +274,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
 
     let mut tasks = Vec::with_capacity(concurrency);
     for i in 0..concurrency {
-        let mut client = AuthorizerClient::new(channels[i % channels.len()].clone());
-        let mix = mix.clone();
+        let mut send = make_sender(i);
         let budget = budget.clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = new_histogram();
@@ -193,20 +302,18 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
                 if budget.is_none() && scheduled >= stop_at {
                     break;
                 }
-                let req = mix[k % mix.len()].clone();
+                let request = send(k);
                 k += concurrency;
                 let sent = Instant::now();
-                let result = client.authorize(req).await;
+                let result = request.await;
                 let finished = Instant::now();
                 if scheduled < measure_from && budget.is_none() {
                     continue;
                 }
                 done += 1;
                 match result {
-                    Ok(r) => {
-                        allowed += u64::from(r.get_ref().decision == proto::Decision::Allow as i32);
-                    }
-                    Err(_) => errors += 1,
+                    Ok(a) => allowed += u64::from(a),
+                    Err(()) => errors += 1,
                 }
                 let us = finished.saturating_duration_since(sent).as_micros() as u64;
                 let _ = hist.record(us.max(1));
@@ -237,7 +344,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
             .min(stop_at)
             .saturating_duration_since(measure_from)
     };
-    Ok(LoadReport {
+    LoadReport {
         addr: plan.addr.clone(),
         requests,
         errors,
@@ -245,7 +352,7 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
         elapsed,
         latency_us,
         lag_us,
-    })
+    }
 }
 
 fn new_histogram() -> Histogram<u64> {

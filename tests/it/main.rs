@@ -9,6 +9,7 @@ mod cli;
 mod hostile;
 mod index;
 mod jwks;
+mod load_tool;
 mod matrix;
 mod oauth;
 mod reload;

@@ -19,6 +19,7 @@ pub mod decision;
 pub mod grpc;
 pub mod oauth;
 pub mod policy;
+pub mod ssa;
 pub mod store;
 pub mod telemetry;
 pub mod token;
@@ -79,6 +80,7 @@ pub struct Arbiter {
     pdp: Arc<Pdp>,
     dev_key: Option<Arc<SigningKey>>,
     tokens: Option<Arc<oauth::token::TokenService>>,
+    ssa: Option<Arc<ssa::SsaService>>,
 }
 
 impl Arbiter {
@@ -105,6 +107,7 @@ impl Arbiter {
             let keys = Arc::new(
                 oauth::keys::KeyRing::open(
                     store.clone(),
+                    store::KEY_PURPOSE_ACCESS_TOKEN,
                     config.oauth.access_token_ttl_seconds,
                     token::keys::signing_algorithm(&config.oauth.signing_alg)?,
                 )
@@ -145,6 +148,32 @@ impl Arbiter {
             }
             None => None,
         };
+        let ssa = match &tokens {
+            Some(tokens) if config.ssa.enabled => {
+                let store = tokens.store().clone();
+                // Clients disabled before this start (or by the CLI) are refused at once.
+                verifier
+                    .set_disabled_clients(&config.oauth.issuer, store.disabled_clients().await?);
+                let keys = Arc::new(
+                    oauth::keys::KeyRing::open(
+                        store.clone(),
+                        store::KEY_PURPOSE_STATEMENT,
+                        config.ssa.max_validity_seconds,
+                        token::keys::signing_algorithm(&config.ssa.signing_alg)?,
+                    )
+                    .await?,
+                );
+                Some(Arc::new(ssa::SsaService::new(
+                    store,
+                    keys,
+                    config.oauth.issuer.clone(),
+                    config.ssa.clone(),
+                    verifier.clone(),
+                    config.leeway_seconds,
+                )))
+            }
+            _ => None,
+        };
         let pdp = Arc::new(Pdp::new(
             policies,
             verifier,
@@ -155,6 +184,7 @@ impl Arbiter {
             pdp,
             dev_key,
             tokens,
+            ssa,
         })
     }
 
@@ -186,12 +216,41 @@ impl Arbiter {
         Ok(kid)
     }
 
+    /// The software statement workflow, when enabled.
+    pub fn ssa(&self) -> Option<&Arc<ssa::SsaService>> {
+        self.ssa.as_ref()
+    }
+
+    /// Every HTTP route: the OAuth endpoints, registration, and the statement workflow.
+    fn http_router(&self, tokens: &Arc<oauth::token::TokenService>) -> axum::Router {
+        let mut router = oauth::http::router(tokens.clone()).merge(oauth::register::router(
+            oauth::register::RegisterState {
+                store: tokens.store().clone(),
+                ssa: self.ssa.clone(),
+                verifier: self.pdp.verifier().clone(),
+                issuer: self.config.oauth.issuer.clone(),
+                open_registration: self.config.oauth.open_registration,
+            },
+        ));
+        if let Some(ssa) = &self.ssa {
+            router = router.merge(ssa::http::router(ssa::http::SsaState {
+                service: ssa.clone(),
+                pdp: self.pdp.clone(),
+                token_issuer: self.config.oauth.issuer.clone(),
+            }));
+        }
+        router
+    }
+
     /// Re-reads the authorization server's keys from the store (a rotation by
     /// `arbiter keys rotate` or another instance) and trusts exactly those in the PDP.
     pub async fn refresh_signing_keys(&self) -> Result<(), StartError> {
         if let Some(tokens) = &self.tokens {
             tokens.keys().refresh().await?;
             self.trust_signing_keys(tokens);
+        }
+        if let Some(ssa) = &self.ssa {
+            ssa.keys().refresh().await?;
         }
         Ok(())
     }
@@ -219,6 +278,9 @@ impl Arbiter {
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
         self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
+        if let Some(ssa) = &self.ssa {
+            ssa.statements().start(&shutdown, FIRST_JWKS_FETCH).await;
+        }
         if self.config.watch_policies {
             policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
         }
@@ -235,7 +297,7 @@ impl Arbiter {
             .await;
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
         let http = match (http, &self.tokens) {
-            (Some(listener), Some(tokens)) => Some((listener, oauth::http::router(tokens.clone()))),
+            (Some(listener), Some(tokens)) => Some((listener, self.http_router(tokens))),
             _ => None,
         };
         let http_addr = match &http {
@@ -279,10 +341,11 @@ impl Arbiter {
                 None => Ok(()),
             }
         };
-        let (grpc_result, http_result, ()) = tokio::join!(
+        let (grpc_result, http_result, (), ()) = tokio::join!(
             grpc_server,
             http_server,
-            self.maintain_signing_keys(&shutdown)
+            self.maintain_signing_keys(&shutdown),
+            self.follow_disabled_clients(&shutdown)
         );
         grpc_result?;
         http_result
@@ -290,6 +353,29 @@ impl Arbiter {
 }
 
 impl Arbiter {
+    /// Until `shutdown`, re-reads which clients are disabled every second, so a client
+    /// disabled outside this process (the CLI, another instance) has its tokens refused.
+    async fn follow_disabled_clients(&self, shutdown: &CancellationToken) {
+        let Some(tokens) = &self.tokens else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            match tokens.store().disabled_clients().await {
+                Ok(ids) => self
+                    .pdp
+                    .verifier()
+                    .set_disabled_clients(&self.config.oauth.issuer, ids),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read disabled clients; keeping the last known set")
+                }
+            }
+        }
+    }
+
     /// Keeps the signing keys current until `shutdown`: rotates when the active key is older
     /// than `[oauth] key_rotation_seconds` (so a restart does not postpone it), and otherwise
     /// re-reads the store every few seconds to pick up rotations made elsewhere.

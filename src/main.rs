@@ -121,7 +121,8 @@ enum ClientsCommand {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// List signing keys: the active one, and retired ones still published.
+    /// List signing keys (access tokens, then software statements): the active one, and
+    /// retired ones still published.
     List {
         #[command(flatten)]
         store: StoreArgs,
@@ -129,9 +130,13 @@ enum KeysCommand {
     /// Make a new signing key active. A running server picks it up within seconds; the old
     /// key stays published and trusted until the tokens it signed have expired.
     Rotate {
-        /// Algorithm of the new key: ES256, EdDSA or RS256 [default: `[oauth] signing_alg`].
+        /// Algorithm of the new key: ES256, EdDSA or RS256 [default: `[oauth] signing_alg`,
+        /// or `[ssa] signing_alg` with --statements].
         #[arg(long)]
         alg: Option<String>,
+        /// Rotate the software statement key instead of the access token key.
+        #[arg(long)]
+        statements: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -509,51 +514,62 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or(config.data_dir.clone());
     let json_out = store_args.json;
-    let ttl = i64::try_from(config.oauth.access_token_ttl_seconds).unwrap_or(i64::MAX);
+    use arbiter::store::{KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT};
+    let ttl_of = |purpose: &str| {
+        let seconds = if purpose == KEY_PURPOSE_STATEMENT {
+            config.ssa.max_validity_seconds
+        } else {
+            config.oauth.access_token_ttl_seconds
+        };
+        i64::try_from(seconds).unwrap_or(i64::MAX)
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let store = arbiter::store::open_default(&data_dir).await?;
         match &cmd {
             KeysCommand::List { .. } => {
                 let now = i64::try_from(arbiter::token::now()).unwrap_or(i64::MAX);
-                let rows: Vec<Value> = store
-                    .signing_keys()
-                    .await?
-                    .iter()
-                    .map(|k| {
+                let mut rows: Vec<Value> = Vec::new();
+                for purpose in [KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT] {
+                    let ttl = ttl_of(purpose);
+                    for k in store.signing_keys(purpose).await? {
                         let state = match k.retired_at {
                             None => "active",
                             Some(at) if at.saturating_add(ttl) > now => "published",
                             Some(_) => "expired",
                         };
-                        json!({
-                            "kid": k.kid, "alg": k.alg, "state": state,
+                        rows.push(json!({
+                            "kid": k.kid, "purpose": purpose, "alg": k.alg, "state": state,
                             "created_at": k.created_at, "retired_at": k.retired_at,
-                        })
-                    })
-                    .collect();
+                        }));
+                    }
+                }
                 if json_out {
                     say!("{}", Value::Array(rows));
                 } else {
                     for r in &rows {
-                        say!("{}\t{}\t{}\tcreated {}", r["kid"].as_str().unwrap_or_default(), r["alg"].as_str().unwrap_or_default(), r["state"].as_str().unwrap_or_default(), r["created_at"]);
+                        let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+                        say!("{}\t{}\t{}\t{}\tcreated {}", text("kid"), text("purpose"), text("alg"), text("state"), r["created_at"]);
                     }
                 }
             }
-            KeysCommand::Rotate { alg, .. } => {
-                let alg = arbiter::token::keys::signing_algorithm(
-                    alg.as_deref().unwrap_or(&config.oauth.signing_alg),
-                )?;
-                let key = generate(alg)?;
+            KeysCommand::Rotate { alg, statements, .. } => {
+                let (purpose, default_alg) = if *statements {
+                    (KEY_PURPOSE_STATEMENT, &config.ssa.signing_alg)
+                } else {
+                    (KEY_PURPOSE_ACCESS_TOKEN, &config.oauth.signing_alg)
+                };
+                let alg = arbiter::token::keys::signing_algorithm(alg.as_deref().unwrap_or(default_alg))?;
+                let key = generate(purpose, alg)?;
                 store.rotate_signing_key(&key).await?;
                 if json_out {
-                    say!("{}", json!({ "kid": key.kid, "alg": alg_name(alg) }));
+                    say!("{}", json!({ "kid": key.kid, "purpose": purpose, "alg": alg_name(alg) }));
                 } else {
-                    say!("active key: {} ({})", key.kid, alg_name(alg));
+                    say!("active {purpose} key: {} ({})", key.kid, alg_name(alg));
                     eprintln!(
                         "a running server signs with it within {} s; the previous key stays published for {} s",
                         arbiter::KEY_REFRESH_SECONDS,
-                        ttl
+                        ttl_of(purpose)
                     );
                 }
             }

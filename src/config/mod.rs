@@ -58,6 +58,8 @@ pub struct Config {
     pub dev_issuer: DevIssuerConfig,
     /// The paired authorization server.
     pub oauth: OAuthConfig,
+    /// Software statements: the review workflow and who may sign them.
+    pub ssa: SsaConfig,
     /// External issuers whose tokens are trusted.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -76,6 +78,7 @@ impl Default for Config {
             token_cache_capacity: 100_000,
             dev_issuer: DevIssuerConfig::default(),
             oauth: OAuthConfig::default(),
+            ssa: SsaConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -138,6 +141,54 @@ pub struct OAuthConfig {
     /// parameter to get tokens addressed to them; the PDP accepts them as audiences of this
     /// issuer's tokens. A client's own `resources` list narrows this further.
     pub resources: Vec<String>,
+    /// Let clients register (RFC 7591) without a software statement. Off by default: a
+    /// client then gets no scopes it was not approved for.
+    pub open_registration: bool,
+}
+
+/// Software statements (RFC 7591 §2.3): the request → review → issue workflow, and the
+/// issuers whose statements registration accepts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SsaConfig {
+    /// Serve the workflow and accept Arbiter's own statements at registration (only with
+    /// the authorization server enabled).
+    pub enabled: bool,
+    /// Algorithm of the statement signing key: `ES256`, `EdDSA` or `RS256`.
+    pub signing_alg: String,
+    /// Validity of a statement when the reviewer gives none (seconds).
+    pub default_validity_seconds: u64,
+    /// Longest validity a reviewer may give (seconds); retired statement keys stay
+    /// published this long.
+    pub max_validity_seconds: u64,
+    /// Other signers of statements registration accepts (e.g. a regulator).
+    pub trusted_issuers: Vec<StatementIssuerConfig>,
+}
+
+impl Default for SsaConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signing_alg: "ES256".into(),
+            default_validity_seconds: 365 * 24 * 3600,
+            max_validity_seconds: 2 * 365 * 24 * 3600,
+            trusted_issuers: Vec::new(),
+        }
+    }
+}
+
+/// An external signer of software statements, by its JWKS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementIssuerConfig {
+    /// Exact `iss` of its statements.
+    pub issuer: String,
+    /// JWKS document URL.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// JWKS document on disk.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
 }
 
 impl Default for OAuthConfig {
@@ -151,6 +202,7 @@ impl Default for OAuthConfig {
             key_rotation_seconds: None,
             signing_alg: "ES256".into(),
             resources: Vec::new(),
+            open_registration: false,
         }
     }
 }
@@ -284,6 +336,30 @@ impl Config {
         }
         if let Err(e) = crate::token::keys::signing_algorithm(&self.oauth.signing_alg) {
             return invalid(format!("oauth.signing_alg: {e}"));
+        }
+        if let Err(e) = crate::token::keys::signing_algorithm(&self.ssa.signing_alg) {
+            return invalid(format!("ssa.signing_alg: {e}"));
+        }
+        if self.ssa.default_validity_seconds == 0
+            || self.ssa.default_validity_seconds > self.ssa.max_validity_seconds
+        {
+            return invalid(
+                "ssa: default_validity_seconds must be positive and at most max_validity_seconds"
+                    .into(),
+            );
+        }
+        for (i, t) in self.ssa.trusted_issuers.iter().enumerate() {
+            if t.issuer.is_empty() || t.jwks_url.is_some() == t.jwks_file.is_some() {
+                return invalid(format!(
+                    "ssa.trusted_issuers[{i}]: give `issuer` and exactly one of `jwks_url` or `jwks_file`"
+                ));
+            }
+            if t.issuer == self.oauth.issuer {
+                return invalid(format!(
+                    "ssa.trusted_issuers[{i}]: `{}` is Arbiter's own issuer",
+                    t.issuer
+                ));
+            }
         }
         for r in &self.oauth.resources {
             if let Err(why) = crate::oauth::resource::check_resource_uri(r) {

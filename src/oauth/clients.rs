@@ -66,6 +66,14 @@ pub struct CreatedClient {
 /// Creates a client with a generated id, and a generated secret unless it authenticates
 /// with `private_key_jwt` (RFC 7523) by a key of its JWKS.
 pub async fn create(store: &dyn Store, spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
+    let created = prepare(spec)?;
+    store.create_client(&created.record).await?;
+    Ok(created)
+}
+
+/// Checks a spec and makes the client's id and secret, without storing it (registration
+/// adds more before it stores the record in its own transaction).
+pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
     check(spec)?;
     let secret = match spec.auth_method.as_str() {
         "private_key_jwt" => None,
@@ -84,11 +92,13 @@ pub async fn create(store: &dyn Store, spec: &ClientSpec) -> Result<CreatedClien
         org: spec.org.clone(),
         resources: spec.resources.clone(),
         legacy_audience: spec.legacy_audience,
+        statement: None,
+        registration_token_sha256: None,
+        metadata: None,
         disabled: false,
         created_at: now,
         updated_at: now,
     };
-    store.create_client(&record).await?;
     Ok(CreatedClient { record, secret })
 }
 
@@ -174,7 +184,7 @@ fn random_hex(bytes: usize) -> Result<String, ClientError> {
 }
 
 /// `bytes` of OS randomness, base64url without padding.
-fn random_token(bytes: usize) -> Result<String, ClientError> {
+pub fn random_token(bytes: usize) -> Result<String, ClientError> {
     let mut buf = vec![0u8; bytes];
     aws_lc_rs::rand::fill(&mut buf).map_err(|_| ClientError::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))

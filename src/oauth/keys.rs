@@ -41,6 +41,8 @@ pub struct KeyRing {
     token_ttl: i64,
     /// The algorithm new keys use.
     alg: Algorithm,
+    /// What the keys sign (a store key purpose).
+    purpose: &'static str,
     current: ArcSwap<KeySet>,
 }
 
@@ -50,25 +52,27 @@ impl KeyRing {
     /// old one stays published as after any rotation.
     pub async fn open(
         store: Arc<dyn Store>,
+        purpose: &'static str,
         token_ttl_seconds: u64,
         alg: Algorithm,
     ) -> Result<Self, KeyRingError> {
         let token_ttl = i64::try_from(token_ttl_seconds).unwrap_or(i64::MAX);
-        let mut records = store.signing_keys().await?;
+        let mut records = store.signing_keys(purpose).await?;
         let active_alg = records
             .iter()
             .find(|k| k.retired_at.is_none())
             .map(|k| k.alg.clone());
         if active_alg.as_deref() != Some(alg_name(alg)) {
-            store.rotate_signing_key(&generate(alg)?).await?;
-            records = store.signing_keys().await?;
+            store.rotate_signing_key(&generate(purpose, alg)?).await?;
+            records = store.signing_keys(purpose).await?;
             match active_alg {
                 None => tracing::info!(
+                    purpose,
                     alg = alg_name(alg),
-                    "generated the authorization server's first signing key"
+                    "generated the first signing key"
                 ),
                 Some(was) => {
-                    tracing::info!(was = %was, alg = alg_name(alg), "signing algorithm changed: rotated to a new key")
+                    tracing::info!(purpose, was = %was, alg = alg_name(alg), "signing algorithm changed: rotated to a new key")
                 }
             }
         }
@@ -77,6 +81,7 @@ impl KeyRing {
             store,
             token_ttl,
             alg,
+            purpose,
             current: ArcSwap::from_pointee(set),
         })
     }
@@ -84,7 +89,7 @@ impl KeyRing {
     /// Re-reads the keys from the store, so a rotation made elsewhere (the CLI, another
     /// instance) takes effect and expired retired keys stop being published.
     pub async fn refresh(&self) -> Result<(), KeyRingError> {
-        let records = self.store.signing_keys().await?;
+        let records = self.store.signing_keys(self.purpose).await?;
         let set = build(&records, self.token_ttl)?;
         let before = self.current.load().active.kid.clone();
         if set.active.kid != before {
@@ -118,13 +123,13 @@ impl KeyRing {
 
     /// Makes a new signing key active; the old one stays published until its tokens expired.
     pub async fn rotate(&self) -> Result<String, KeyRingError> {
-        let key = generate(self.alg)?;
+        let key = generate(self.purpose, self.alg)?;
         let kid = key.kid.clone();
         self.store.rotate_signing_key(&key).await?;
-        let records = self.store.signing_keys().await?;
+        let records = self.store.signing_keys(self.purpose).await?;
         self.current
             .store(Arc::new(build(&records, self.token_ttl)?));
-        tracing::info!(kid = %kid, "rotated the authorization server's signing key");
+        tracing::info!(kid = %kid, purpose = self.purpose, "rotated the signing key");
         Ok(kid)
     }
 }
@@ -138,11 +143,12 @@ pub fn alg_name(alg: Algorithm) -> &'static str {
     }
 }
 
-/// A new key record for `alg`, ready to store.
-pub fn generate(alg: Algorithm) -> Result<SigningKeyRecord, KeyError> {
+/// A new key record for `purpose` and `alg`, ready to store.
+pub fn generate(purpose: &str, alg: Algorithm) -> Result<SigningKeyRecord, KeyError> {
     let (key, der) = SigningKey::generate(alg)?;
     Ok(SigningKeyRecord {
         kid: key.kid,
+        purpose: purpose.to_owned(),
         alg: alg_name(alg).into(),
         private_der: der,
         created_at: i64::try_from(crate::token::now()).unwrap_or(i64::MAX),

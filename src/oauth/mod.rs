@@ -5,5 +5,6 @@
 pub mod clients;
 pub mod http;
 pub mod keys;
+pub mod register;
 pub mod resource;
 pub mod token;

@@ -196,6 +196,11 @@ impl TokenService {
         &self.settings
     }
 
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// The key ring.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys

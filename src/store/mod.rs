@@ -50,6 +50,12 @@ pub struct ClientRecord {
     /// issuer identifier: only for old `private_key_jwt` clients that cannot be updated
     /// (draft-ietf-oauth-rfc7523bis).
     pub legacy_audience: bool,
+    /// The software statement it registered with: `(iss, jti)`.
+    pub statement: Option<(String, String)>,
+    /// SHA-256 of its RFC 7592 registration access token, if it registered itself.
+    pub registration_token_sha256: Option<Vec<u8>>,
+    /// Its RFC 7591 metadata as registered (client_name, grant_types, contacts, …).
+    pub metadata: Option<serde_json::Value>,
     /// A disabled client cannot authenticate.
     pub disabled: bool,
     /// Seconds since the epoch.
@@ -81,6 +87,8 @@ impl std::fmt::Debug for ClientRecord {
 pub struct SigningKeyRecord {
     /// The `kid` (RFC 7638 thumbprint).
     pub kid: String,
+    /// What it signs: [`KEY_PURPOSE_ACCESS_TOKEN`] or [`KEY_PURPOSE_STATEMENT`].
+    pub purpose: String,
     /// JOSE algorithm, e.g. `ES256`.
     pub alg: String,
     /// PKCS#8 DER of the private key.
@@ -95,6 +103,7 @@ impl std::fmt::Debug for SigningKeyRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SigningKeyRecord")
             .field("kid", &self.kid)
+            .field("purpose", &self.purpose)
             .field("alg", &self.alg)
             .field("created_at", &self.created_at)
             .field("retired_at", &self.retired_at)
@@ -124,9 +133,10 @@ pub trait Store: Send + Sync {
         client_id: &str,
         secret_sha256: &[u8],
     ) -> Result<bool, StoreError>;
-    /// Every signing key: the active one first, then the most recently created.
-    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
-    /// Adds a signing key and retires every other active one at `key.created_at`, atomically.
+    /// Every signing key of a purpose: the active one first, then the most recently created.
+    async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Adds a signing key and retires every other active one of its purpose at
+    /// `key.created_at`, atomically.
     async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
     /// Records a client assertion's `jti` until its `exp`; `false` if it was seen before
     /// (a replay).
@@ -136,6 +146,197 @@ pub trait Store: Send + Sync {
     async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
     /// Revoked token ids that have not expired by `now`: `(issuer, jti, exp)`.
     async fn revoked_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// Ids of every disabled client.
+    async fn disabled_clients(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Registers a client (RFC 7591), consuming its software statement's `(iss, jti)` if it
+    /// has one: [`StoreError::Duplicate`] if that statement was used before. Audited in the
+    /// same transaction.
+    async fn register_client(
+        &self,
+        client: &ClientRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// Replaces a client's registered metadata (RFC 7592 update); `false` if it is gone.
+    async fn update_client(
+        &self,
+        client: &ClientRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores a new software statement request.
+    async fn create_ssa_request(
+        &self,
+        request: &SsaRequestRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StoreError>;
+    /// One request by id.
+    async fn ssa_request(&self, id: &str) -> Result<Option<SsaRequestRecord>, StoreError>;
+    /// Requests, newest first, optionally only of a status and/or a requester.
+    async fn ssa_requests(
+        &self,
+        status: Option<&str>,
+        requester: Option<&str>,
+    ) -> Result<Vec<SsaRequestRecord>, StoreError>;
+    /// Records a review decision on a pending request, and the statement issued for it if
+    /// approved; `false` (nothing written) if the request is not pending any more.
+    async fn decide_ssa_request(
+        &self,
+        request: &SsaRequestRecord,
+        statement: Option<&StatementRecord>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StoreError>;
+    /// One issued statement by `jti`.
+    async fn statement(&self, jti: &str) -> Result<Option<StatementRecord>, StoreError>;
+    /// Revokes a statement and disables every client registered with it, atomically.
+    /// `None` if there is no such statement or it was revoked already; else the disabled
+    /// client ids.
+    async fn revoke_statement(
+        &self,
+        issuer: &str,
+        jti: &str,
+        audit: &AuditEvent,
+    ) -> Result<Option<Vec<String>>, StoreError>;
+
+    /// Audit events matching every given field, oldest first.
+    async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// What a signing key signs: access tokens of the token endpoint.
+pub const KEY_PURPOSE_ACCESS_TOKEN: &str = "access_token";
+/// What a signing key signs: software statements.
+pub const KEY_PURPOSE_STATEMENT: &str = "software_statement";
+
+/// A request for a software statement, from submission to review.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SsaRequestRecord {
+    /// Request id (UUIDv7).
+    pub id: String,
+    /// Who asked: the Cedar principal of their token, e.g. `Client::"abc"`.
+    pub requester: String,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// Software name.
+    pub software_name: String,
+    /// Software version, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// What the software does.
+    pub description: String,
+    /// How to reach its developers.
+    pub contact: String,
+    /// Organisation, if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// Scopes asked for.
+    pub requested_scopes: Vec<String>,
+    /// Grant types asked for.
+    pub grant_types: Vec<String>,
+    /// Why the software needs them.
+    pub justification: String,
+    /// Its JWKS, for `private_key_jwt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Or its JWKS URI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// Who reviewed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    /// The reviewer's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Scopes approved (a subset of those asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_scopes: Vec<String>,
+    /// The statement issued on approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_jti: Option<String>,
+    /// Seconds since the epoch.
+    pub created_at: i64,
+    /// When it was reviewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<i64>,
+}
+
+/// A software statement Arbiter issued.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatementRecord {
+    /// `jti`.
+    pub jti: String,
+    /// `iss`.
+    pub issuer: String,
+    /// The request it answers.
+    pub request_id: String,
+    /// `software_id`.
+    pub software_id: String,
+    /// `authorization.allowed_scopes`.
+    pub allowed_scopes: Vec<String>,
+    /// `iat`.
+    pub issued_at: i64,
+    /// `exp`.
+    pub expires_at: i64,
+    /// The signed JWT.
+    pub jwt: String,
+    /// When it was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
+/// One audited step: who did what, when, why, to which request, statement or client.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEvent {
+    /// Sequence number (assigned by the store; 0 before).
+    pub id: i64,
+    /// Seconds since the epoch.
+    pub at: i64,
+    /// Who: a Cedar principal, or `cli` / `system`.
+    pub actor: String,
+    /// What, e.g. `ssa.request`, `ssa.approve`, `ssa.deny`, `ssa.revoke`, `client.register`.
+    pub action: String,
+    /// The request concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The statement concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement_jti: Option<String>,
+    /// The client concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The stated reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Anything else worth keeping (e.g. scopes asked and approved).
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event now.
+    pub fn new(actor: impl Into<String>, action: &str) -> Self {
+        Self {
+            id: 0,
+            at: i64::try_from(crate::token::now()).unwrap_or(i64::MAX),
+            actor: actor.into(),
+            action: action.to_owned(),
+            request_id: None,
+            statement_jti: None,
+            client_id: None,
+            reason: None,
+            detail: serde_json::Value::Null,
+        }
+    }
+}
+
+/// Which audit events to return; every field given must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// By request.
+    pub request_id: Option<String>,
+    /// By statement.
+    pub statement_jti: Option<String>,
+    /// By client.
+    pub client_id: Option<String>,
 }
 
 /// Opens the default store: SQLite at `<data_dir>/arbiter.db`, created on first use.

@@ -4,7 +4,7 @@
 //!
 //! Knows nothing of policies or transports. Never logs a raw token: a digest or `jti` only.
 
-mod issuer;
+pub mod issuer;
 pub mod jwks;
 pub mod keys;
 pub mod mint;
@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use base64::Engine;
 use dashmap::DashMap;
 use jsonwebtoken::errors::ErrorKind;
@@ -78,6 +79,9 @@ pub enum TokenError {
     /// The token's `jti` was revoked.
     #[error("token revoked")]
     Revoked,
+    /// The client the token was issued to is disabled (or its software statement revoked).
+    #[error("token's client is disabled")]
+    ClientDisabled,
     /// `typ` header differs from the issuer's required type.
     #[error("token type must be `{0}`")]
     WrongType(String),
@@ -129,6 +133,9 @@ pub struct Verifier {
     /// Revoked token ids: `jti` → the issuers that revoked it, each with the token's `exp`.
     /// Keyed by `jti` alone so a decision looks it up without allocating.
     revoked: DashMap<String, Vec<(String, u64)>>,
+    /// Disabled clients: `client_id` → the issuer that issued their tokens. Swapped whole;
+    /// read without locking.
+    disabled: ArcSwap<HashMap<String, String>>,
     capacity: usize,
     leeway: u64,
     http: reqwest::Client,
@@ -153,6 +160,7 @@ impl Verifier {
             issuers,
             cache: DashMap::new(),
             revoked: DashMap::new(),
+            disabled: ArcSwap::from_pointee(HashMap::new()),
             capacity: config.token_cache_capacity,
             leeway: config.leeway_seconds,
             http,
@@ -234,7 +242,61 @@ impl Verifier {
         if self.is_revoked(&verified) {
             return Err(TokenError::Revoked);
         }
+        if self.is_client_disabled(&verified) {
+            return Err(TokenError::ClientDisabled);
+        }
         Ok(verified)
+    }
+
+    /// Refuses, from now on, every token `issuer` issued to these clients (they were
+    /// disabled, or their software statement was revoked).
+    pub fn disable_clients(&self, issuer: &str, client_ids: &[String]) {
+        if client_ids.is_empty() {
+            return;
+        }
+        self.disabled.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            for id in client_ids {
+                next.insert(id.clone(), issuer.to_owned());
+            }
+            next
+        });
+    }
+
+    /// Replaces the disabled clients of `issuer` with exactly these (as the store lists
+    /// them), so clients disabled elsewhere (the CLI, another instance) are refused too.
+    pub fn set_disabled_clients(&self, issuer: &str, client_ids: Vec<String>) {
+        let current = self.disabled.load();
+        let same = current.values().filter(|i| *i == issuer).count() == client_ids.len()
+            && client_ids
+                .iter()
+                .all(|id| current.get(id).is_some_and(|i| i == issuer));
+        if same {
+            return;
+        }
+        self.disabled.rcu(|current| {
+            let mut next: HashMap<String, String> = current
+                .iter()
+                .filter(|(_, i)| *i != issuer)
+                .map(|(c, i)| (c.clone(), i.clone()))
+                .collect();
+            for id in &client_ids {
+                next.insert(id.clone(), issuer.to_owned());
+            }
+            next
+        });
+    }
+
+    fn is_client_disabled(&self, token: &VerifiedToken) -> bool {
+        let disabled = self.disabled.load();
+        if disabled.is_empty() {
+            return false;
+        }
+        token
+            .client_id
+            .as_deref()
+            .and_then(|id| disabled.get(id))
+            .is_some_and(|issuer| *issuer == token.issuer)
     }
 
     async fn verify_unrevoked(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {

@@ -177,6 +177,7 @@ async fn a_rotation_from_the_cli_reaches_the_running_server() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|k| k["purpose"] == "access_token")
         .map(|k| (k["alg"].as_str().unwrap(), k["state"].as_str().unwrap()))
         .collect();
     assert_eq!(states, [("RS256", "active"), ("ES256", "published")]);

@@ -1,0 +1,406 @@
+//! The workflow's HTTP API. Every route but the statement JWKS is guarded by Arbiter's own
+//! decision path: the bearer token, method and path go through the PDP like any API call,
+//! so who may request, review or revoke is written as Cedar policies (`policies/ssa.cedar`)
+//! and audited like every other rule. Requesters see only their own requests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{Approval, NewRequest, SsaError, SsaService};
+use crate::decision::Reason;
+use crate::decision::{AuthzRequest, Pdp};
+use crate::store::{AuditFilter, SsaRequestRecord};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// What the routes share.
+#[derive(Clone)]
+pub struct SsaState {
+    /// The workflow.
+    pub service: Arc<SsaService>,
+    /// The decision point guarding the routes.
+    pub pdp: Arc<Pdp>,
+    /// The issuer of this server's access tokens (whose clients a revocation disables).
+    pub token_issuer: String,
+}
+
+/// The workflow routes.
+pub fn router(state: SsaState) -> Router {
+    Router::new()
+        .route("/ssa/jwks.json", get(jwks))
+        .route("/ssa/requests", post(submit).get(my_requests))
+        .route("/ssa/requests/{id}", get(my_request))
+        .route("/ssa/review/requests", get(all_requests))
+        .route("/ssa/review/requests/{id}", get(any_request))
+        .route("/ssa/review/requests/{id}/approve", post(approve))
+        .route("/ssa/review/requests/{id}/deny", post(deny))
+        .route("/ssa/review/statements/{jti}/revoke", post(revoke))
+        .route("/ssa/review/audit", get(audit))
+        .with_state(state)
+}
+
+/// A refused or failed call, as JSON.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    challenge: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            description: description.into(),
+            challenge: None,
+        }
+    }
+}
+
+impl From<SsaError> for ApiError {
+    fn from(e: SsaError) -> Self {
+        let (status, code) = match &e {
+            SsaError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            SsaError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            SsaError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            SsaError::Store(_) | SsaError::Signing => {
+                tracing::error!(error = %e, "software statement workflow failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+            }
+        };
+        let description = match &e {
+            SsaError::Store(_) => "the store failed".to_owned(),
+            other => other.to_string(),
+        };
+        Self::new(status, code, description)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "error": self.code, "error_description": self.description })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// Asks the PDP whether the caller may make this call; the caller's principal if so.
+async fn guard(
+    state: &SsaState,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+) -> Result<String, ApiError> {
+    let token = match headers.get(header::AUTHORIZATION) {
+        None => "",
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| {
+                let mut e = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_request",
+                    "use `Authorization: Bearer <token>`",
+                );
+                e.challenge = Some("Bearer error=\"invalid_request\"".into());
+                e
+            })?,
+    };
+    let context = serde_json::Map::new();
+    let answer = state
+        .pdp
+        .authorize(AuthzRequest {
+            token,
+            method: method.as_str(),
+            path: uri.path(),
+            context: &context,
+            explain: false,
+        })
+        .await;
+    let verdict = answer.verdict;
+    if verdict.allowed {
+        return Ok(answer
+            .principal
+            .map_or_else(|| "Anonymous".to_owned(), |p| p.entity));
+    }
+    let mut e = match verdict.reason {
+        Reason::MissingToken => {
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "a bearer token is required",
+            );
+            e.challenge = Some("Bearer".into());
+            e
+        }
+        Reason::InvalidToken => {
+            let mut e = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                verdict.errors.join("; "),
+            );
+            e.challenge = Some("Bearer error=\"invalid_token\"".into());
+            e
+        }
+        Reason::InsufficientScope => {
+            let scope = verdict.required_scopes.join(" ");
+            let mut e = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this call needs the scope(s) `{scope}`"),
+            );
+            e.challenge = Some(format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            ));
+            e
+        }
+        Reason::NoRoute => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            "no policy covers this endpoint (see policies/ssa.cedar)",
+        ),
+        other => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "access_denied",
+            format!("denied by policy ({})", other.as_str()),
+        ),
+    };
+    e.description.truncate(500);
+    Err(e)
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    })?;
+    let text = if bytes.is_empty() {
+        &b"{}"[..]
+    } else {
+        &bytes[..]
+    };
+    serde_json::from_slice(text).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A request as its readers see it, with the statement once issued.
+async fn view(state: &SsaState, request: &SsaRequestRecord) -> Result<Value, ApiError> {
+    let mut out = serde_json::to_value(request).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "encoding failed",
+        )
+    })?;
+    if let Some(jti) = &request.statement_jti {
+        if let Some(st) = state.service.statement(jti).await? {
+            out["software_statement"] = json!(st.jwt);
+            out["statement_expires_at"] = json!(st.expires_at);
+            out["statement_revoked_at"] = json!(st.revoked_at);
+        }
+    }
+    Ok(out)
+}
+
+async fn jwks(State(state): State<SsaState>) -> Response {
+    let mut response = Json(state.service.keys().jwks()).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+async fn submit(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let caller = guard(&state, &headers, &method, &uri).await?;
+    let new: NewRequest = read_json(body).await?;
+    let record = state.service.submit(&caller, new).await?;
+    Ok(no_store(StatusCode::CREATED, view(&state, &record).await?))
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list(state: &SsaState, status: Option<&str>, owner: Option<&str>) -> ApiResult {
+    let mut out = Vec::new();
+    for r in state.service.requests(status, owner).await? {
+        out.push(view(state, &r).await?);
+    }
+    Ok(no_store(StatusCode::OK, Value::Array(out)))
+}
+
+async fn my_requests(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    let caller = guard(&state, &headers, &method, &uri).await?;
+    list(&state, q.status.as_deref(), Some(&caller)).await
+}
+
+async fn all_requests(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    guard(&state, &headers, &method, &uri).await?;
+    list(&state, q.status.as_deref(), None).await
+}
+
+async fn my_request(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let caller = guard(&state, &headers, &method, &uri).await?;
+    let record = state.service.request(&id, Some(&caller)).await?;
+    Ok(no_store(StatusCode::OK, view(&state, &record).await?))
+}
+
+async fn any_request(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult {
+    guard(&state, &headers, &method, &uri).await?;
+    let record = state.service.request(&id, None).await?;
+    Ok(no_store(StatusCode::OK, view(&state, &record).await?))
+}
+
+async fn approve(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let reviewer = guard(&state, &headers, &method, &uri).await?;
+    let approval: Approval = read_json(body).await?;
+    let (record, _) = state.service.approve(&reviewer, &id, approval).await?;
+    Ok(no_store(StatusCode::OK, view(&state, &record).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reasoned {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn deny(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let reviewer = guard(&state, &headers, &method, &uri).await?;
+    let r: Reasoned = read_json(body).await?;
+    let record = state.service.deny(&reviewer, &id, &r.reason).await?;
+    Ok(no_store(StatusCode::OK, view(&state, &record).await?))
+}
+
+async fn revoke(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Path(jti): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let reviewer = guard(&state, &headers, &method, &uri).await?;
+    let r: Reasoned = read_json(body).await?;
+    let clients = state
+        .service
+        .revoke(&reviewer, &jti, &r.reason, &state.token_issuer)
+        .await?;
+    Ok(no_store(
+        StatusCode::OK,
+        json!({ "jti": jti, "revoked": true, "disabled_clients": clients }),
+    ))
+}
+
+async fn audit(
+    State(state): State<SsaState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    guard(&state, &headers, &method, &uri).await?;
+    for k in q.keys() {
+        if !matches!(k.as_str(), "request_id" | "statement_jti" | "client_id") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("unknown filter `{k}` (request_id, statement_jti, client_id)"),
+            ));
+        }
+    }
+    let filter = AuditFilter {
+        request_id: q.get("request_id").cloned(),
+        statement_jti: q.get("statement_jti").cloned(),
+        client_id: q.get("client_id").cloned(),
+    };
+    let events = state.service.audit(&filter).await?;
+    Ok(no_store(StatusCode::OK, json!(events)))
+}

@@ -287,6 +287,7 @@ fn describe(
     metadata.insert("scope".into(), json!(scopes.join(" ")));
     for name in [
         "software_id",
+        "software_name",
         "software_version",
         "contacts",
         "org_name",

@@ -13,5 +13,6 @@ mod load_tool;
 mod matrix;
 mod oauth;
 mod reload;
+mod ssa;
 mod store;
 mod token_options;

@@ -132,6 +132,10 @@ impl Arbiter {
                 for (issuer, jti, exp) in store.revoked_tokens(now).await? {
                     verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
                 }
+                // So are disabled clients' tokens (and those disabled later from outside this
+                // process: see `follow_disabled_clients`).
+                verifier
+                    .set_disabled_clients(&config.oauth.issuer, store.disabled_clients().await?);
                 Some(Arc::new(oauth::token::TokenService::new(
                     store,
                     keys,
@@ -151,9 +155,6 @@ impl Arbiter {
         let ssa = match &tokens {
             Some(tokens) if config.ssa.enabled => {
                 let store = tokens.store().clone();
-                // Clients disabled before this start (or by the CLI) are refused at once.
-                verifier
-                    .set_disabled_clients(&config.oauth.issuer, store.disabled_clients().await?);
                 let keys = Arc::new(
                     oauth::keys::KeyRing::open(
                         store.clone(),

@@ -82,6 +82,9 @@ enum ClientsCommand {
         /// The client's JWKS file, for `--auth-method private_key_jwt`.
         #[arg(long)]
         jwks: Option<PathBuf>,
+        /// Or the URL where the client publishes its JWKS (https, or http on loopback).
+        #[arg(long, conflicts_with = "jwks")]
+        jwks_uri: Option<String>,
         /// Space-separated resource servers (RFC 8707 `resource`, absolute URIs, also listed
         /// in `[oauth] resources`) the client may ask tokens for.
         #[arg(long, default_value = "")]
@@ -829,6 +832,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                 scopes,
                 auth_method,
                 jwks,
+                jwks_uri,
                 resources,
                 legacy_audience,
                 ..
@@ -851,6 +855,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                     scopes: words(scopes),
                     auth_method: auth_method.clone(),
                     jwks,
+                    jwks_uri: jwks_uri.clone(),
                     resources: words(resources),
                     legacy_audience: *legacy_audience,
                     ..Default::default()

@@ -44,6 +44,8 @@ pub struct ClientSpec {
     pub auth_method: String,
     /// Its JWKS, for (and only for) `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Or where its JWKS is published (https, or http on loopback).
+    pub jwks_uri: Option<String>,
     /// RFC 8707 resources it may ask tokens for.
     pub resources: Vec<String>,
     /// Accept the token endpoint URL as its assertions' `aud` (old clients only).
@@ -88,6 +90,7 @@ pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
         allowed_scopes: spec.scopes.clone(),
         auth_method: spec.auth_method.clone(),
         jwks: spec.jwks.clone(),
+        jwks_uri: spec.jwks_uri.clone(),
         software_id: spec.software_id.clone(),
         org: spec.org.clone(),
         resources: spec.resources.clone(),
@@ -127,29 +130,55 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
             return invalid(format!("resource `{r}` {why}"));
         }
     }
-    match (&spec.jwks, spec.auth_method.as_str()) {
-        (None, "private_key_jwt") => {
-            invalid("a private_key_jwt client is created with its JWKS (--jwks FILE)".into())
+    let keyed = spec.jwks.is_some() || spec.jwks_uri.is_some();
+    if spec.jwks.is_some() && spec.jwks_uri.is_some() {
+        return invalid("give a JWKS or a JWKS URI, not both".into());
+    }
+    if spec.auth_method == "private_key_jwt" && !keyed {
+        return invalid(
+            "a private_key_jwt client is created with its JWKS (--jwks FILE) or JWKS URI".into(),
+        );
+    }
+    if spec.auth_method != "private_key_jwt" && keyed {
+        return invalid(format!(
+            "a JWKS is only for private_key_jwt clients, not {}",
+            spec.auth_method
+        ));
+    }
+    if spec.auth_method != "private_key_jwt" && spec.legacy_audience {
+        return invalid("the legacy audience only concerns private_key_jwt clients".into());
+    }
+    if let Some(uri) = &spec.jwks_uri {
+        check_jwks_uri(uri).map_err(ClientError::Invalid)?;
+    }
+    if let Some(jwks) = &spec.jwks {
+        let (keys, skipped) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
+            .map_err(ClientError::Invalid)?;
+        if keys.is_empty() {
+            return invalid(format!(
+                "the JWKS has no usable signing key ({})",
+                skipped.join("; ")
+            ));
         }
-        (Some(_), m) if m != "private_key_jwt" => invalid(format!(
-            "a JWKS is only for private_key_jwt clients, not {m}"
-        )),
-        (Some(jwks), _) => {
-            let (keys, skipped) =
-                crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
-                    .map_err(ClientError::Invalid)?;
-            if keys.is_empty() {
-                return invalid(format!(
-                    "the JWKS has no usable signing key ({})",
-                    skipped.join("; ")
-                ));
-            }
-            Ok(())
-        }
-        (None, _) if spec.legacy_audience => {
-            invalid("the legacy audience only concerns private_key_jwt clients".into())
-        }
-        (None, _) => Ok(()),
+    }
+    Ok(())
+}
+
+/// Whether `uri` may publish a client's keys: https, or http on a loopback host (for
+/// development), without a fragment.
+pub fn check_jwks_uri(uri: &str) -> Result<(), String> {
+    let ok = url::Url::parse(uri).is_ok_and(|u| {
+        u.fragment().is_none()
+            && (u.scheme() == "https"
+                || (u.scheme() == "http"
+                    && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{uri}` must be an https URL (or http on loopback) without fragment"
+        ))
     }
 }
 

@@ -308,6 +308,7 @@ async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
         "token_endpoint": format!("{base}/token"),
         "introspection_endpoint": format!("{base}/introspect"),
         "revocation_endpoint": format!("{base}/revoke"),
+        "registration_endpoint": format!("{base}/register"),
         "introspection_endpoint_auth_methods_supported": methods,
         "revocation_endpoint_auth_methods_supported": methods,
         "jwks_uri": format!("{base}/jwks.json"),

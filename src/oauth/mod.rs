@@ -6,5 +6,6 @@ pub mod clients;
 pub mod http;
 pub mod keys;
 pub mod register;
+pub mod remote_jwks;
 pub mod resource;
 pub mod token;

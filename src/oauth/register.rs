@@ -248,18 +248,13 @@ fn describe(
         metadata.insert("redirect_uris".into(), json!(uris));
     }
     let jwks = pick("jwks").filter(|v| !v.is_null()).cloned();
-    if text(pick("jwks_uri"), "jwks_uri")?.is_some() {
-        return Err(reg_error(
-            "invalid_client_metadata",
-            "`jwks_uri` is not supported yet; register the keys as `jwks`",
-        ));
-    }
+    let jwks_uri = text(pick("jwks_uri"), "jwks_uri")?;
     let method = text(
         request.get("token_endpoint_auth_method"),
         "token_endpoint_auth_method",
     )?
     .unwrap_or_else(|| {
-        if jwks.is_some() {
+        if jwks.is_some() || jwks_uri.is_some() {
             "private_key_jwt".into()
         } else {
             "client_secret_basic".into()
@@ -306,11 +301,15 @@ fn describe(
     if let Some(j) = &jwks {
         metadata.insert("jwks".into(), j.clone());
     }
+    if let Some(u) = &jwks_uri {
+        metadata.insert("jwks_uri".into(), json!(u));
+    }
     let spec = ClientSpec {
         name: client_name,
         scopes,
         auth_method: method,
         jwks,
+        jwks_uri,
         software_id: text(pick("software_id"), "software_id")?,
         org: text(pick("org_name"), "org_name")?,
         ..Default::default()
@@ -521,6 +520,7 @@ async fn update(
             "software_version",
             "grant_types",
             "jwks",
+            "jwks_uri",
             "org_name",
             "contacts",
         ] {
@@ -553,9 +553,15 @@ async fn update(
     if let Some(jwks) = stored.get("jwks") {
         merged.entry("jwks").or_insert_with(|| jwks.clone());
     }
+    if let Some(uri) = stored.get("jwks_uri") {
+        merged.entry("jwks_uri").or_insert_with(|| uri.clone());
+    }
     let Described { spec, mut metadata } =
         describe(&merged, statement_claims.as_ref(), ceiling.as_deref())?;
-    if spec.auth_method != record.auth_method || spec.jwks != record.jwks {
+    if spec.auth_method != record.auth_method
+        || spec.jwks != record.jwks
+        || spec.jwks_uri != record.jwks_uri
+    {
         return Err(reg_error(
             "invalid_client_metadata",
             "the authentication method and keys cannot change; register a new client",

@@ -170,6 +170,7 @@ pub struct TokenService {
     verifier: Arc<Verifier>,
     policies: Arc<PolicyStore>,
     settings: TokenSettings,
+    remote_jwks: super::remote_jwks::RemoteJwks,
 }
 
 impl TokenService {
@@ -188,6 +189,7 @@ impl TokenService {
             verifier,
             policies,
             settings,
+            remote_jwks: super::remote_jwks::RemoteJwks::new(),
         }
     }
 
@@ -266,15 +268,21 @@ impl TokenService {
             .map_err(|_| OAuthError::new("server_error", "the client could not be looked up"))?
             .filter(|c| !c.disabled && c.auth_method == "private_key_jwt")
             .ok_or_else(|| fail("unknown, disabled or not a private_key_jwt client"))?;
-        let jwks = client
-            .jwks
-            .as_ref()
-            .ok_or_else(|| fail("no registered JWKS"))?;
-        let (keys, _) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
-            .map_err(|_| fail("unusable registered JWKS"))?;
-        let key = keys
-            .find(unverified.header.kid.as_deref())
-            .ok_or_else(|| fail("unknown kid"))?;
+        let kid = unverified.header.kid.as_deref();
+        let keys = match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => Arc::new(
+                crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
+                    .map_err(|_| fail("unusable registered JWKS"))?
+                    .0,
+            ),
+            (None, Some(uri)) => self
+                .remote_jwks
+                .keys(uri, kid)
+                .await
+                .map_err(|e| fail(&format!("client JWKS at `{uri}`: {e}")))?,
+            (None, None) => return Err(fail("no registered JWKS")),
+        };
+        let key = keys.find(kid).ok_or_else(|| fail("unknown kid"))?;
         if key.alg != unverified.header.alg {
             return Err(fail("algorithm does not match the key"));
         }

@@ -174,9 +174,7 @@ impl SsaService {
             }
         }
         if let Some(uri) = &new.jwks_uri {
-            if !uri.starts_with("https://") || url::Url::parse(uri).is_err() {
-                return Err(SsaError::Invalid("`jwks_uri` must be an https URL".into()));
-            }
+            crate::oauth::clients::check_jwks_uri(uri).map_err(SsaError::Invalid)?;
         }
         let now = now();
         let record = SsaRequestRecord {

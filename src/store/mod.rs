@@ -39,6 +39,8 @@ pub struct ClientRecord {
     pub auth_method: String,
     /// The client's JWKS, for `private_key_jwt`.
     pub jwks: Option<serde_json::Value>,
+    /// Or where to fetch it.
+    pub jwks_uri: Option<String>,
     /// `software_id` from its software statement, if any.
     pub software_id: Option<String>,
     /// Organisation, if known.

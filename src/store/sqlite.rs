@@ -104,6 +104,9 @@ CREATE INDEX audit_by_request ON audit_events (request_id);
 CREATE INDEX audit_by_statement ON audit_events (statement_jti);
 CREATE INDEX audit_by_client ON audit_events (client_id);
 "#,
+    r#"
+ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
+"#,
 ];
 
 /// SQLite behind [`Store`].
@@ -182,6 +185,7 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreE
         allowed_scopes: scopes.split_ascii_whitespace().map(str::to_owned).collect(),
         auth_method: row.try_get("auth_method").map_err(backend)?,
         jwks: json_column(row, "jwks")?,
+        jwks_uri: row.try_get("jwks_uri").map_err(backend)?,
         software_id: row.try_get("software_id").map_err(backend)?,
         org: row.try_get("org").map_err(backend)?,
         resources: row
@@ -633,8 +637,8 @@ async fn insert_client(
     let result = sqlx::query(
         "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org,
              resources, legacy_audience, statement_iss, statement_jti, registration_token_sha256, metadata,
-             disabled, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             disabled, created_at, updated_at, jwks_uri)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&c.client_id)
     .bind(&c.name)
@@ -653,6 +657,7 @@ async fn insert_client(
     .bind(i64::from(c.disabled))
     .bind(c.created_at)
     .bind(c.updated_at)
+    .bind(&c.jwks_uri)
     .execute(conn)
     .await;
     match result {

@@ -210,6 +210,13 @@ async fn request_review_issue_register_token_authorize_and_revoke() {
     assert_eq!(claims["software_version"], "1.2");
     assert_eq!(claims["org_name"], "Example Corp");
     assert_eq!(claims["iss"], server.config.oauth.issuer.as_str());
+    let (_, metadata) = http
+        .call("GET", "/.well-known/oauth-authorization-server", None, None)
+        .await;
+    assert_eq!(
+        metadata["registration_endpoint"],
+        format!("{}/register", server.config.oauth.issuer)
+    );
     // A stock verifier checks it against the published statement keys.
     let (_, ssa_jwks) = http.call("GET", "/ssa/jwks.json", None, None).await;
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(ssa_jwks).unwrap();
@@ -777,4 +784,61 @@ async fn a_client_disabled_from_the_cli_loses_its_tokens_within_a_second_or_two(
     .await
     .expect("the disabled client's token is refused");
     assert!(refused.errors[0].contains("disabled"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_statement_with_a_jwks_uri_registers_a_private_key_jwt_client() {
+    let regulator = TestKey::es256("regulator-1");
+    let client_key = TestKey::es256("app-key-1");
+    let idp = TestIdp::start(&[&client_key]).await;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let jwks_file = dir.path().join("regulator.json");
+    std::fs::write(&jwks_file, json!({ "keys": [regulator.jwk] }).to_string()).unwrap();
+    let server = TestServer::start_in(dir, |c| {
+        c.ssa.trusted_issuers = vec![arbiter::config::StatementIssuerConfig {
+            issuer: "https://regulator.example".into(),
+            jwks_url: None,
+            jwks_file: Some(jwks_file.clone()),
+        }];
+    })
+    .await;
+    let http = Http::new(&server);
+    let now = now() as i64;
+    let statement = regulator.sign(&json!({
+        "iss": "https://regulator.example", "iat": now, "exp": now + 600, "jti": "reg-uri-1",
+        "software_id": "sw-uri", "software_name": "keyed app",
+        "jwks_uri": idp.jwks_url, "authorization": { "allowed_scopes": ["read"] },
+    }));
+    let (status, registered) = register(&http, json!({ "software_statement": statement })).await;
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(registered["token_endpoint_auth_method"], "private_key_jwt");
+    assert!(registered.get("client_secret").is_none());
+    let client_id = registered["client_id"].as_str().unwrap();
+    let issuer = server.config.oauth.issuer.clone();
+    let assertion = client_key.sign(&json!({
+        "iss": client_id, "sub": client_id, "aud": issuer,
+        "iat": now, "exp": now + 60, "jti": "assert-1",
+    }));
+    let resp = reqwest::Client::new()
+        .post(format!("{}/token", http.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["scope"], "read");
+    assert_eq!(
+        idp.fetches(),
+        1,
+        "the client's keys were fetched from its jwks_uri once"
+    );
 }

@@ -14,6 +14,7 @@ fn record(id: &str) -> ClientRecord {
         allowed_scopes: vec!["read".into(), "write".into()],
         auth_method: "client_secret_basic".into(),
         jwks: Some(serde_json::json!({ "keys": [] })),
+        jwks_uri: None,
         software_id: Some("sw-1".into()),
         org: None,
         resources: vec!["https://api.example/payments".into()],

@@ -427,6 +427,15 @@ enum PoliciesCommand {
         #[arg(default_value = "policies")]
         dir: PathBuf,
     },
+    /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
+    Test {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -446,6 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args),
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
+        Command::Policies(PoliciesCommand::Test { dir, json }) => policy_tests(dir, json),
         Command::Clients(cmd) => clients(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Ssa(args) => ssa(args),
@@ -1093,6 +1103,82 @@ fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `arbiter policies test`: 0 when every case passes, 1 on a failure, 3 when the policies
+/// or a test file are invalid.
+fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
+    use arbiter::policy::cases;
+    let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let results = match cases::test_files(&dir).and_then(|files| cases::run(&snapshot, &files)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    let file_name = |r: &cases::CaseResult| {
+        r.file
+            .strip_prefix(&dir)
+            .unwrap_or(&r.file)
+            .display()
+            .to_string()
+    };
+    if json_out {
+        let cases: Vec<Value> = results
+            .iter()
+            .map(|r| {
+                json!({
+                    "file": file_name(r), "name": r.name, "passed": r.passed(),
+                    "mismatches": r.mismatches.iter().map(|m| json!({
+                        "what": m.what, "expected": m.expected, "actual": m.actual,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        say!(
+            "{}",
+            json!({ "passed": results.len() - failed, "failed": failed, "cases": cases })
+        );
+    } else {
+        for r in &results {
+            if r.passed() {
+                say!("PASS  {} › {}", file_name(r), r.name);
+            } else {
+                say!("FAIL  {} › {}", file_name(r), r.name);
+                for m in &r.mismatches {
+                    say!("        {}:", m.what);
+                    say!("        - expected: {}", m.expected);
+                    say!("        + actual:   {}", m.actual);
+                }
+            }
+        }
+        say!(
+            "{} passed, {} failed ({} cases, policy version {})",
+            results.len() - failed,
+            failed,
+            results.len(),
+            snapshot.version
+        );
+    }
+    if results.is_empty() {
+        eprintln!(
+            "warning: no test cases under `{}`",
+            dir.join("tests").display()
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {

@@ -2,6 +2,7 @@
 //! snapshot → [`decide`] → decision log line. Transports convert their messages to an
 //! [`AuthzRequest`] and the [`Answer`] back; nothing here knows gRPC or HTTP.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use serde_json::{Map, Value};
 use super::context::check_bounds;
 use super::path::normalize;
 use super::{decide, Caller, Input, Reason, Verdict};
-use crate::policy::PolicyStore;
+use crate::policy::{PolicySnapshot, PolicyStore};
 use crate::token::{now, VerifiedToken, Verifier};
 
 /// Longest token accepted.
@@ -130,32 +131,9 @@ impl Pdp {
         &self,
         req: &AuthzRequest<'_>,
     ) -> (Verdict, Option<Arc<VerifiedToken>>, Option<String>) {
-        let invalid = |m: String| (Verdict::deny(Reason::InvalidRequest, m), None, None);
-        if req.token.len() > MAX_TOKEN_BYTES {
-            return invalid(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
-        }
-        if req.path.len() > MAX_PATH_BYTES {
-            return invalid(format!("path is longer than {MAX_PATH_BYTES} bytes"));
-        }
-        if req.method.is_empty()
-            || req.method.len() > MAX_METHOD_BYTES
-            || !req.method.bytes().all(|b| b.is_ascii_alphabetic())
-        {
-            return invalid("method must be an HTTP method such as `GET`".into());
-        }
-        if let Err(m) = check_bounds(req.context) {
-            return invalid(m);
-        }
-        let path = match normalize(req.path) {
-            Ok(p) => p,
-            Err(e) => return invalid(e.to_string()),
-        };
-        let method_upper;
-        let method = if req.method.bytes().all(|b| b.is_ascii_uppercase()) {
-            req.method
-        } else {
-            method_upper = req.method.to_ascii_uppercase();
-            &method_upper
+        let (method, path) = match prepare(req) {
+            Ok(prepared) => prepared,
+            Err(verdict) => return (verdict, None, None),
         };
         let token = if req.token.is_empty() {
             None
@@ -176,7 +154,7 @@ impl Pdp {
             None => Caller::Anonymous,
         };
         let input = Input {
-            method,
+            method: &method,
             path: &path,
             context: req.context,
             explain: req.explain,
@@ -185,6 +163,64 @@ impl Pdp {
         let verdict = decide(&snapshot, &input, caller);
         (verdict, token, Some(snapshot.version.clone()))
     }
+}
+
+/// The request's bounds and path rules, as every decision applies them: the upper-case
+/// method and the normalized path, or the deny that ends the request.
+fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), Verdict> {
+    let invalid = |m: String| Verdict::deny(Reason::InvalidRequest, m);
+    if req.token.len() > MAX_TOKEN_BYTES {
+        return Err(invalid(format!(
+            "token is longer than {MAX_TOKEN_BYTES} bytes"
+        )));
+    }
+    if req.path.len() > MAX_PATH_BYTES {
+        return Err(invalid(format!(
+            "path is longer than {MAX_PATH_BYTES} bytes"
+        )));
+    }
+    if req.method.is_empty()
+        || req.method.len() > MAX_METHOD_BYTES
+        || !req.method.bytes().all(|b| b.is_ascii_alphabetic())
+    {
+        return Err(invalid(
+            "method must be an HTTP method such as `GET`".into(),
+        ));
+    }
+    check_bounds(req.context).map_err(invalid)?;
+    let path = normalize(req.path).map_err(|e| invalid(e.to_string()))?;
+    let method = if req.method.bytes().all(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(req.method)
+    } else {
+        Cow::Owned(req.method.to_ascii_uppercase())
+    };
+    Ok((method, path))
+}
+
+/// Decides a request whose token was verified elsewhere (policy tests, replay of logged
+/// decisions): the same bounds, path rules and decision as [`Pdp::authorize`], with the
+/// given claims instead of a verifier. `req.token` is ignored.
+pub fn decide_verified(
+    snapshot: &PolicySnapshot,
+    req: &AuthzRequest<'_>,
+    token: Option<&VerifiedToken>,
+) -> Verdict {
+    let unbounded = AuthzRequest { token: "", ..*req };
+    let (method, path) = match prepare(&unbounded) {
+        Ok(prepared) => prepared,
+        Err(verdict) => return verdict,
+    };
+    let caller = match token {
+        Some(t) => Caller::Token(t),
+        None => Caller::Anonymous,
+    };
+    let input = Input {
+        method: &method,
+        path: &path,
+        context: req.context,
+        explain: req.explain,
+    };
+    decide(snapshot, &input, caller)
 }
 
 fn principal_info(t: &VerifiedToken) -> PrincipalInfo {

@@ -4,6 +4,7 @@
 //!
 //! This module knows nothing of tokens or transports.
 
+pub mod cases;
 mod error;
 mod index;
 mod load;

@@ -12,6 +12,7 @@ mod jwks;
 mod load_tool;
 mod matrix;
 mod oauth;
+mod policy_tests;
 mod reload;
 mod ssa;
 mod store;

@@ -1,0 +1,303 @@
+//! Policy tests: `tests/*.yaml` beside the policies, each case a request (a principal with
+//! scopes and claims, or anonymous; method, path, context) and the expected decision, and
+//! optionally the reason and the determining policies. Run with `arbiter policies test`,
+//! without a server, through the same path rules and decision code as `Authorize`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::PolicySnapshot;
+use crate::decision::{decide_verified, AuthzRequest, Verdict};
+use crate::token::VerifiedToken;
+
+/// The issuer named in test tokens.
+pub const TEST_ISSUER: &str = "arbiter-policy-tests";
+
+/// One file of cases.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestFile {
+    /// What the file covers.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The cases.
+    pub cases: Vec<TestCase>,
+}
+
+/// One request and what must come of it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// What it checks.
+    pub name: String,
+    /// `User::"alice"` or `Client::"demo"`; anonymous when absent.
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// The client a user's token was issued to (default `policy-tests`).
+    #[serde(default)]
+    pub client: Option<String>,
+    /// The token's scopes.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Further token claims (e.g. `acr`, `department`).
+    #[serde(default)]
+    pub claims: Map<String, Value>,
+    /// HTTP method (for a request to an API).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Request path (for a request to an API).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Instead of a request: may the token endpoint issue this scope to the principal (a
+    /// `Client`, whose registered attributes are `claims`)? `Action::"IssueScope"`.
+    #[serde(default)]
+    pub issue_scope: Option<String>,
+    /// The caller's context.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// `allow` or `deny`.
+    pub expect: Expectation,
+    /// The expected reason (`allow`, `policy_deny`, `insufficient_scope`, …).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The expected determining policies, in any order.
+    #[serde(default)]
+    pub policies: Option<Vec<String>>,
+}
+
+/// The expected decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expectation {
+    /// Allowed.
+    Allow,
+    /// Denied.
+    Deny,
+}
+
+/// The outcome of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The case's name.
+    pub name: String,
+    /// What differed from the expectation (empty: passed).
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// One expectation that did not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// `decision`, `reason` or `policies`.
+    pub what: &'static str,
+    /// Expected.
+    pub expected: String,
+    /// Actual.
+    pub actual: String,
+}
+
+impl CaseResult {
+    /// Whether every expectation held.
+    pub fn passed(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Errors reading test files.
+#[derive(Debug, thiserror::Error)]
+pub enum CasesError {
+    /// A file could not be read.
+    #[error("cannot read `{0}`: {1}")]
+    Io(PathBuf, std::io::Error),
+    /// A file is not valid.
+    #[error("`{0}`: {1}")]
+    Invalid(PathBuf, String),
+}
+
+/// The test files of a policy directory (`tests/*.yaml`, `*.yml`), sorted.
+pub fn test_files(policy_dir: &Path) -> Result<Vec<PathBuf>, CasesError> {
+    let dir = policy_dir.join("tests");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CasesError::Io(dir, e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads and runs every case of `files` against `snapshot`.
+pub fn run(snapshot: &PolicySnapshot, files: &[PathBuf]) -> Result<Vec<CaseResult>, CasesError> {
+    let mut results = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|e| CasesError::Io(file.clone(), e))?;
+        let parsed: TestFile = yaml_serde::from_str(&text)
+            .map_err(|e| CasesError::Invalid(file.clone(), e.to_string()))?;
+        for case in parsed.cases {
+            let mismatches = run_case(snapshot, &case).map_err(|e| {
+                CasesError::Invalid(file.clone(), format!("case `{}`: {e}", case.name))
+            })?;
+            results.push(CaseResult {
+                file: file.clone(),
+                name: case.name,
+                mismatches,
+            });
+        }
+    }
+    Ok(results)
+}
+
+/// The token a case describes, as if an issuer had signed and Arbiter verified it.
+pub fn case_token(case: &TestCase) -> Result<Option<VerifiedToken>, String> {
+    let Some(principal) = &case.principal else {
+        if !case.scopes.is_empty() || !case.claims.is_empty() {
+            return Err("scopes or claims need a `principal`".into());
+        }
+        return Ok(None);
+    };
+    let (kind, id) = parse_entity(principal)?;
+    let (sub, client_id) = match kind {
+        "User" => (
+            id.clone(),
+            case.client.clone().unwrap_or_else(|| "policy-tests".into()),
+        ),
+        "Client" => (id.clone(), id.clone()),
+        other => return Err(format!("a principal is a User or a Client, not `{other}`")),
+    };
+    let mut claims = case.claims.clone();
+    let standard = [
+        ("iss", Value::from(TEST_ISSUER)),
+        ("sub", Value::from(sub)),
+        ("client_id", Value::from(client_id)),
+        ("scope", Value::from(case.scopes.join(" "))),
+        ("exp", Value::from(u64::MAX / 2)),
+        ("iat", Value::from(crate::token::now())),
+    ];
+    for (k, v) in standard {
+        claims.insert(k.into(), v);
+    }
+    VerifiedToken::from_verified_claims(claims)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_entity(text: &str) -> Result<(&str, String), String> {
+    let (kind, quoted) = text
+        .split_once("::")
+        .ok_or_else(|| format!("`{text}` is not an entity such as User::\"alice\""))?;
+    let id: String = serde_json::from_str(quoted.trim())
+        .map_err(|_| format!("`{text}`: the id must be a quoted string"))?;
+    Ok((kind.trim(), id))
+}
+
+fn run_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Vec<Mismatch>, String> {
+    let verdict = match (&case.issue_scope, &case.method, &case.path) {
+        (Some(scope), None, None) => issue_scope(snapshot, case, scope)?,
+        (None, Some(method), Some(path)) => {
+            let token = case_token(case)?;
+            decide_verified(
+                snapshot,
+                &AuthzRequest {
+                    token: "",
+                    method,
+                    path,
+                    context: &case.context,
+                    explain: false,
+                },
+                token.as_ref(),
+            )
+        }
+        _ => return Err("give `method` and `path`, or `issue_scope`".into()),
+    };
+    Ok(compare(case, &verdict))
+}
+
+/// An `IssueScope` case, as the token endpoint would decide it.
+fn issue_scope(snapshot: &PolicySnapshot, case: &TestCase, scope: &str) -> Result<Verdict, String> {
+    let principal = case
+        .principal
+        .as_deref()
+        .ok_or("an `issue_scope` case needs a `Client` principal")?;
+    let (kind, client_id) = parse_entity(principal)?;
+    if kind != "Client" {
+        return Err("scopes are issued to a `Client` principal".into());
+    }
+    let mut context = case.context.clone();
+    context
+        .entry("grant_type")
+        .or_insert_with(|| Value::from("client_credentials"));
+    let v =
+        crate::decision::issue::decide_scope(snapshot, &client_id, &case.claims, scope, &context);
+    let mut verdict = Verdict::deny(
+        if v.allowed {
+            crate::decision::Reason::Allowed
+        } else if v.errors.is_empty() {
+            crate::decision::Reason::PolicyDeny
+        } else {
+            crate::decision::Reason::Error
+        },
+        String::new(),
+    );
+    verdict.allowed = v.allowed;
+    verdict.policy_ids = v.policy_ids;
+    verdict.errors = v.errors;
+    Ok(verdict)
+}
+
+fn compare(case: &TestCase, verdict: &Verdict) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let decision = |allowed: bool| if allowed { "allow" } else { "deny" };
+    let expected_allow = case.expect == Expectation::Allow;
+    if verdict.allowed != expected_allow {
+        out.push(Mismatch {
+            what: "decision",
+            expected: decision(expected_allow).into(),
+            actual: format!(
+                "{} ({}{}{})",
+                decision(verdict.allowed),
+                verdict.reason.as_str(),
+                if verdict.policy_ids.is_empty() {
+                    ""
+                } else {
+                    " by "
+                },
+                verdict.policy_ids.join(", ")
+            ) + &if verdict.errors.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", verdict.errors.join("; "))
+            },
+        });
+    }
+    if let Some(reason) = &case.reason {
+        if reason != verdict.reason.as_str() {
+            out.push(Mismatch {
+                what: "reason",
+                expected: reason.clone(),
+                actual: verdict.reason.as_str().into(),
+            });
+        }
+    }
+    if let Some(policies) = &case.policies {
+        let mut expected = policies.clone();
+        expected.sort();
+        let mut actual = verdict.policy_ids.clone();
+        actual.sort();
+        if expected != actual {
+            out.push(Mismatch {
+                what: "policies",
+                expected: expected.join(", "),
+                actual: actual.join(", "),
+            });
+        }
+    }
+    out
+}

@@ -133,7 +133,7 @@ impl Pdp {
     ) -> (Verdict, Option<Arc<VerifiedToken>>, Option<String>) {
         let (method, path) = match prepare(req) {
             Ok(prepared) => prepared,
-            Err(verdict) => return (verdict, None, None),
+            Err(m) => return (Verdict::deny(Reason::InvalidRequest, m), None, None),
         };
         let token = if req.token.is_empty() {
             None
@@ -166,9 +166,9 @@ impl Pdp {
 }
 
 /// The request's bounds and path rules, as every decision applies them: the upper-case
-/// method and the normalized path, or the deny that ends the request.
-fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), Verdict> {
-    let invalid = |m: String| Verdict::deny(Reason::InvalidRequest, m);
+/// method and the normalized path, or why the request is invalid.
+fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), String> {
+    let invalid = |m: String| m;
     if req.token.len() > MAX_TOKEN_BYTES {
         return Err(invalid(format!(
             "token is longer than {MAX_TOKEN_BYTES} bytes"
@@ -208,7 +208,7 @@ pub fn decide_verified(
     let unbounded = AuthzRequest { token: "", ..*req };
     let (method, path) = match prepare(&unbounded) {
         Ok(prepared) => prepared,
-        Err(verdict) => return verdict,
+        Err(m) => return Verdict::deny(Reason::InvalidRequest, m),
     };
     let caller = match token {
         Some(t) => Caller::Token(t),

@@ -214,7 +214,9 @@ mod tests {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
         for entry in std::fs::read_dir(src).unwrap() {
             let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            if entry.path().is_file() {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
         }
         dir
     }

@@ -238,6 +238,45 @@ enum SsaCommand {
     },
 }
 
+#[derive(Debug, Args)]
+struct QueryArgs {
+    /// Policy directory [default: policies]; ignored with --addr.
+    dir: Option<PathBuf>,
+    /// Query the live set of a running server instead (gRPC URL).
+    #[arg(long)]
+    addr: Option<String>,
+    /// Annotation `KEY` or `KEY=VALUE`, e.g. `tag=healthcare`.
+    #[arg(long = "annotation", value_name = "KEY[=VALUE]")]
+    annotations: Vec<String>,
+    /// Attribute read anywhere in the policy: `principal.nationality`, or a tail.
+    #[arg(long = "attribute", value_name = "PATH")]
+    attributes: Vec<String>,
+    /// A literal the policy compares with, e.g. `US`.
+    #[arg(long = "value", value_name = "LITERAL")]
+    values: Vec<String>,
+    /// An entity type or entity named: `User` or `User::"alice"`.
+    #[arg(long = "entity", value_name = "TYPE[::ID]")]
+    entities: Vec<String>,
+    /// An action the policy applies to, e.g. `DELETE`.
+    #[arg(long = "action", value_name = "NAME")]
+    actions: Vec<String>,
+    /// A request the policy can apply to: "METHOD /concrete/path".
+    #[arg(long = "endpoint", value_name = "METHOD PATH")]
+    endpoints: Vec<String>,
+    /// A scope the policy asks for.
+    #[arg(long = "scope", value_name = "NAME")]
+    scopes: Vec<String>,
+    /// permit or forbid.
+    #[arg(long)]
+    effect: Option<String>,
+    /// Source file glob, relative to the policy directory.
+    #[arg(long = "file", value_name = "GLOB")]
+    files: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// List signing keys (access tokens, then software statements): the active one, and
@@ -427,6 +466,9 @@ enum PoliciesCommand {
         #[arg(default_value = "policies")]
         dir: PathBuf,
     },
+    /// Find policies by annotation, attribute, value, entity, action, endpoint, scope,
+    /// effect or file (every filter must hold; each may repeat).
+    Query(QueryArgs),
     /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
     Test {
         /// Policy directory.
@@ -456,6 +498,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
         Command::Policies(PoliciesCommand::Test { dir, json }) => policy_tests(dir, json),
+        Command::Policies(PoliciesCommand::Query(args)) => query_policies(args),
         Command::Clients(cmd) => clients(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Ssa(args) => ssa(args),
@@ -1102,6 +1145,88 @@ fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
         arbiter::bench::echo::serve_echo(listener, shutdown).await?;
         Ok::<_, anyhow::Error>(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `arbiter policies query`: over a directory, or the live set of a server.
+fn query_policies(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let request = proto::QueryPoliciesRequest {
+        annotations: args.annotations,
+        attributes: args.attributes,
+        values: args.values,
+        entities: args.entities,
+        actions: args.actions,
+        endpoints: args.endpoints,
+        scopes: args.scopes,
+        effect: args.effect.unwrap_or_default(),
+        files: args.files,
+    };
+    let (version, matches) = match &args.addr {
+        Some(addr) => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            let response = runtime.block_on(async {
+                let mut admin =
+                    proto::policy_admin_client::PolicyAdminClient::connect(addr.clone())
+                        .await
+                        .with_context(|| format!("cannot connect to `{addr}`"))?;
+                Ok::<_, anyhow::Error>(admin.query_policies(request).await?.into_inner())
+            })?;
+            (response.policy_version, response.policies)
+        }
+        None => {
+            let dir = args.dir.unwrap_or_else(|| PathBuf::from("policies"));
+            let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("arbiter: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            let query = arbiter::policy::query::Query {
+                annotations: request.annotations,
+                attributes: request.attributes,
+                values: request.values,
+                entities: request.entities,
+                actions: request.actions,
+                endpoints: request.endpoints,
+                scopes: request.scopes,
+                effect: Some(request.effect).filter(|e| !e.is_empty()),
+                files: request.files,
+            };
+            let hits =
+                arbiter::policy::query::query(&snapshot, &query).map_err(anyhow::Error::msg)?;
+            (
+                snapshot.version.clone(),
+                hits.into_iter()
+                    .map(arbiter::grpc::admin::policy_match)
+                    .collect(),
+            )
+        }
+    };
+    if args.json {
+        let list: Vec<Value> = matches
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id, "effect": m.effect, "file": m.file, "line": m.line,
+                    "annotations": m.annotations, "why": m.why, "text": m.text,
+                })
+            })
+            .collect();
+        say!("{}", json!({ "policy_version": version, "policies": list }));
+    } else {
+        for m in &matches {
+            say!(
+                "{}\t{}\t{}:{}\t{}",
+                m.id,
+                m.effect,
+                m.file,
+                m.line,
+                m.why.join("; ")
+            );
+        }
+        say!("{} matching (policy version {version})", matches.len());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

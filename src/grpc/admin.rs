@@ -1,4 +1,5 @@
-//! `arbiter.v1.PolicyAdmin`: status of the live policy set and manual reload.
+//! `arbiter.v1.PolicyAdmin`: status of the live policy set, manual reload, and policy
+//! queries for auditors.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -47,6 +48,36 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         }))
     }
 
+    async fn query_policies(
+        &self,
+        request: Request<proto::QueryPoliciesRequest>,
+    ) -> Result<Response<proto::QueryPoliciesResponse>, Status> {
+        let r = request.into_inner();
+        let query = crate::policy::query::Query {
+            annotations: r.annotations,
+            attributes: r.attributes,
+            values: r.values,
+            entities: r.entities,
+            actions: r.actions,
+            endpoints: r.endpoints,
+            scopes: r.scopes,
+            effect: Some(r.effect).filter(|e| !e.is_empty()),
+            files: r.files,
+        };
+        let snapshot = self.store.snapshot();
+        let hits = tokio::task::spawn_blocking({
+            let snapshot = snapshot.clone();
+            move || crate::policy::query::query(&snapshot, &query)
+        })
+        .await
+        .map_err(|_| Status::internal("the query failed"))?
+        .map_err(Status::invalid_argument)?;
+        Ok(Response::new(proto::QueryPoliciesResponse {
+            policy_version: snapshot.version.clone(),
+            policies: hits.into_iter().map(policy_match).collect(),
+        }))
+    }
+
     async fn reload(
         &self,
         _: Request<proto::ReloadRequest>,
@@ -59,6 +90,20 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
             errors: errors.iter().map(error).collect(),
             policy_version: self.store.load().version.clone(),
         }))
+    }
+}
+
+/// A query hit as the wire message.
+pub fn policy_match(hit: crate::policy::query::Hit) -> proto::PolicyMatch {
+    let f = hit.facts;
+    proto::PolicyMatch {
+        id: f.id,
+        effect: f.effect.to_owned(),
+        file: f.file,
+        line: f.line,
+        annotations: f.annotations.into_iter().collect(),
+        why: hit.why,
+        text: f.text,
     }
 }
 

@@ -1,7 +1,7 @@
 //! gRPC transport: `arbiter.v1.Authorizer`, standard health checking and server reflection.
 //! An adapter over [`crate::decision::Pdp`]; nothing else imports it.
 
-mod admin;
+pub mod admin;
 mod authorizer;
 mod convert;
 

@@ -8,6 +8,7 @@ pub mod cases;
 mod error;
 mod index;
 mod load;
+pub mod query;
 mod reads;
 mod scope_index;
 pub mod scopes;
@@ -58,6 +59,8 @@ pub struct PolicySnapshot {
     pub scopes: ScopeIndex,
     /// Validator warnings, kept for status and logs.
     pub warnings: Vec<PolicyError>,
+    /// Facts for policy queries, built on first use (or right after the snapshot goes live).
+    query_index: std::sync::OnceLock<query::QueryIndex>,
 }
 
 impl PolicySnapshot {
@@ -93,7 +96,14 @@ impl PolicySnapshot {
             routes,
             scopes,
             warnings: loaded.warnings,
+            query_index: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The facts policy queries run over, indexed once per snapshot.
+    pub fn query_index(&self) -> &query::QueryIndex {
+        self.query_index
+            .get_or_init(|| query::QueryIndex::build(self))
     }
 
     /// Number of policies in the set.

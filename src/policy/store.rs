@@ -86,10 +86,11 @@ impl PolicyStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
         let dir = dir.into();
         let mut cache = LoadCache::default();
-        let snapshot = PolicySnapshot::load_with(&dir, Some(&mut cache))?;
+        let snapshot = Arc::new(PolicySnapshot::load_with(&dir, Some(&mut cache))?);
+        index_queries_in_background(&snapshot);
         Ok(Self {
             dir,
-            current: ArcSwap::from_pointee(snapshot),
+            current: ArcSwap::new(snapshot),
             reloading: Mutex::new(cache),
             status: Mutex::new(ReloadStatus::default()),
         })
@@ -133,7 +134,9 @@ impl PolicyStore {
                 for w in &snapshot.warnings {
                     tracing::warn!(warning = %w, "policy validation warning");
                 }
-                self.current.store(Arc::new(snapshot));
+                let snapshot = Arc::new(snapshot);
+                index_queries_in_background(&snapshot);
+                self.current.store(snapshot);
                 tracing::info!(
                     policy_version = %version,
                     previous = %live_version,
@@ -203,6 +206,20 @@ pub async fn reload_in_background(
 /// even if a holder panicked (they only replace whole values).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Builds a snapshot's query index off the decision path, so the first policy query after a
+/// load answers quickly; decisions never wait for it.
+fn index_queries_in_background(snapshot: &Arc<PolicySnapshot>) {
+    let snapshot = Arc::clone(snapshot);
+    let spawned = std::thread::Builder::new()
+        .name("policy-query-index".into())
+        .spawn(move || {
+            snapshot.query_index();
+        });
+    if let Err(e) = spawned {
+        tracing::debug!(error = %e, "query index will be built on first query");
+    }
 }
 
 #[cfg(test)]

@@ -468,7 +468,7 @@ enum PoliciesCommand {
     },
     /// Find policies by annotation, attribute, value, entity, action, endpoint, scope,
     /// effect or file (every filter must hold; each may repeat).
-    Query(QueryArgs),
+    Query(Box<QueryArgs>),
     /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
     Test {
         /// Policy directory.
@@ -498,7 +498,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Dev(args)) => dev_token(args),
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
         Command::Policies(PoliciesCommand::Test { dir, json }) => policy_tests(dir, json),
-        Command::Policies(PoliciesCommand::Query(args)) => query_policies(args),
+        Command::Policies(PoliciesCommand::Query(args)) => query_policies(*args),
         Command::Clients(cmd) => clients(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Ssa(args) => ssa(args),

@@ -13,6 +13,7 @@ mod load_tool;
 mod matrix;
 mod oauth;
 mod policy_tests;
+mod query;
 mod reload;
 mod ssa;
 mod store;

@@ -1,6 +1,7 @@
 //! One in-process decision with a cached token, for 100 to 100 000 generated route policies
-//! (target: median ≤ 10 µs, and 100 000 within 2× of 100), and the cost of a first-time
-//! token verification per algorithm.
+//! (target: median ≤ 10 µs, and 100 000 within 2× of 100), the cost of a first-time
+//! token verification per algorithm, and policy queries over 10 000 policies (target:
+//! milliseconds).
 //!
 //! `cargo bench --bench decision` (set `ARBITER_BENCH_MAX=10000` to skip the 100k set).
 
@@ -177,9 +178,61 @@ fn bench_decisions(c: &mut Criterion) {
     group.finish();
 }
 
+fn bench_queries(c: &mut Criterion) {
+    use arbiter::policy::query::{query, Query};
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 10_000);
+    let snapshot = PolicySnapshot::load(dir.path()).unwrap();
+    let started = std::time::Instant::now();
+    snapshot.query_index();
+    eprintln!(
+        "query index over 10 000 policies built in {:?}",
+        started.elapsed()
+    );
+    let mut group = c.benchmark_group("policy_query_10k");
+    let cases = [
+        (
+            "scope_and_attribute",
+            Query {
+                scopes: vec!["admin".into()],
+                attributes: vec!["context.scopes".into()],
+                ..Query::default()
+            },
+            2_500,
+        ),
+        (
+            "endpoint",
+            Query {
+                endpoints: vec!["GET /svc5000/items/1".into()],
+                ..Query::default()
+            },
+            3,
+        ),
+        (
+            "annotation_and_value",
+            Query {
+                annotations: vec!["tag=risk".into()],
+                values: vec!["203.0.113.0/24".into()],
+                ..Query::default()
+            },
+            1,
+        ),
+    ];
+    for (name, q, expected) in cases {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let hits = query(&snapshot, &q).unwrap();
+                assert_eq!(hits.len(), expected, "{name}");
+                hits
+            })
+        });
+    }
+    group.finish();
+}
+
 fn verifier_uncached(signers: &[Signer]) -> Verifier {
     verifier(signers, 0)
 }
 
-criterion_group!(benches, bench_decisions);
+criterion_group!(benches, bench_decisions, bench_queries);
 criterion_main!(benches);

@@ -124,6 +124,8 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
                 line: e.line,
                 scopes: e.scopes.unwrap_or_default(),
                 missing_scopes: e.missing_scopes,
+                scope_matched: e.scope_matched,
+                failed_condition: e.failed_condition.unwrap_or_default(),
                 error: e.error.unwrap_or_default(),
             })
             .collect(),

@@ -18,6 +18,7 @@ pub mod config;
 pub mod decision;
 pub mod grpc;
 pub mod oauth;
+pub mod openapi;
 pub mod policy;
 pub mod ssa;
 pub mod store;

@@ -13,6 +13,7 @@ mod jwks;
 mod load_tool;
 mod matrix;
 mod oauth;
+mod openapi;
 mod policy_tests;
 mod query;
 mod reload;

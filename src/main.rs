@@ -505,6 +505,19 @@ enum PoliciesCommand {
     /// Find policies by annotation, attribute, value, entity, action, endpoint, scope,
     /// effect or file (every filter must hold; each may repeat).
     Query(Box<QueryArgs>),
+    /// Decide logged decisions again against a candidate policy directory and report every
+    /// decision that would change (exit 2 if any allow/deny flips).
+    Replay {
+        /// The decision log (JSON lines, as `arbiter serve --log-format json` writes).
+        #[arg(long)]
+        log: PathBuf,
+        /// The candidate policy directory.
+        #[arg(long)]
+        candidate: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
     Test {
         /// Policy directory.
@@ -535,6 +548,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policies(PoliciesCommand::Validate { dir }) => validate(dir),
         Command::Policies(PoliciesCommand::Test { dir, json }) => policy_tests(dir, json),
         Command::Policies(PoliciesCommand::Query(args)) => query_policies(*args),
+        Command::Policies(PoliciesCommand::Replay {
+            log,
+            candidate,
+            json,
+        }) => replay_decisions(&log, &candidate, json),
         Command::Clients(cmd) => clients(cmd),
         Command::Keys(cmd) => keys(cmd),
         Command::Ssa(args) => ssa(args),
@@ -1262,6 +1280,65 @@ fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `arbiter policies replay`: 0 when no allow/deny flips, 2 when some do, 3 when the
+/// candidate is invalid.
+fn replay_decisions(
+    log: &std::path::Path,
+    candidate: &std::path::Path,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    use arbiter::policy::replay;
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("cannot read `{}`", log.display()))?;
+    let snapshot = match arbiter::policy::PolicySnapshot::load(candidate) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let (decisions, skipped) = replay::parse_log(&text);
+    let report = replay::replay(&snapshot, &decisions, skipped);
+    if json_out {
+        say!("{}", serde_json::to_string(&report)?);
+    } else {
+        for c in &report.changes {
+            say!(
+                "{} {} {} ({}): {} {} [{}] → {} {} [{}]",
+                if c.decision_changed {
+                    "CHANGED"
+                } else {
+                    "changed"
+                },
+                c.request,
+                c.principal,
+                c.decision_id,
+                c.before.decision,
+                c.before.reason,
+                c.before.policies.join(", "),
+                c.after.decision,
+                c.after.reason,
+                c.after.policies.join(", "),
+            );
+        }
+        say!(
+            "{} decisions, {} replayed against version {}, {} flip allow/deny, {} change reason or policies only, {} not replayable (token rejected), {} lines skipped",
+            report.decisions,
+            report.replayed,
+            snapshot.version,
+            report.decision_changes,
+            report.changes.len() - report.decision_changes,
+            report.not_replayable,
+            report.skipped_lines
+        );
+    }
+    Ok(if report.decision_changes == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// `arbiter policies query`: over a directory, or the live set of a server.

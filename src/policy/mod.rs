@@ -10,6 +10,7 @@ mod index;
 mod load;
 pub mod query;
 mod reads;
+pub mod replay;
 mod scope_index;
 pub mod scopes;
 mod shape;

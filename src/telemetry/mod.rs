@@ -37,7 +37,10 @@ pub fn init(format: LogFormat) -> LogGuard {
     LogGuard(guard)
 }
 
-/// Writes the decision log line (target `arbiter::decision`). Never the raw token.
+/// Writes the decision log line (target `arbiter::decision`). Never the raw token: the
+/// `replay` field carries what the decision used instead (method, path, the caller's
+/// context and the verified claims), so `arbiter policies replay` can decide it again
+/// against a candidate policy set. It is serialized only when the line is written.
 pub fn log_decision(
     answer: &Answer,
     req: &AuthzRequest<'_>,
@@ -59,8 +62,37 @@ pub fn log_decision(
         errors = ?v.errors,
         policy_version = %answer.policy_version,
         latency_us = latency.as_micros() as u64,
+        replay = %Replay { req, token },
         "decision"
     );
+}
+
+/// The request as the decision saw it, as one JSON object.
+struct Replay<'a> {
+    req: &'a AuthzRequest<'a>,
+    token: Option<&'a VerifiedToken>,
+}
+
+impl std::fmt::Display for Replay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        #[derive(serde::Serialize)]
+        struct Record<'a> {
+            method: &'a str,
+            path: &'a str,
+            context: &'a serde_json::Map<String, serde_json::Value>,
+            claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
+            token_given: bool,
+        }
+        let record = Record {
+            method: self.req.method,
+            path: self.req.path,
+            context: self.req.context,
+            claims: self.token.map(|t| &t.claims),
+            token_given: !self.req.token.is_empty(),
+        };
+        let text = serde_json::to_string(&record).map_err(|_| std::fmt::Error)?;
+        f.write_str(&text)
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -376,3 +376,142 @@ async fn clients_and_keys_survive_kill_9_mid_request() {
         kid
     );
 }
+
+#[tokio::test]
+async fn logged_decisions_replay_against_a_candidate_policy_set() {
+    use arbiter::grpc::proto::authorizer_client::AuthorizerClient;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(
+        dir.path(),
+        "watch_policies = false\npolicies = \"policies\"\ndata_dir = \"data\"\n",
+    );
+    let key = arbiter::token::keys::load_or_generate_dev_key(&dir.path().join("data")).unwrap();
+    let defaults = arbiter::Config::default();
+    let token = |scopes: &[&str]| {
+        arbiter::token::mint::mint(
+            &key,
+            &defaults.dev_issuer.issuer,
+            &defaults.dev_issuer.audience,
+            &arbiter::token::mint::DevTokenRequest {
+                client_id: "demo".into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ttl: std::time::Duration::from_secs(60),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let mut client = AuthorizerClient::connect(server.addr.clone())
+        .await
+        .unwrap();
+    let tokens = [
+        token(&["read", "otp"]),
+        token(&["read", "fido"]),
+        token(&["read"]),
+    ];
+    let requests = [
+        request(&tokens[0], "POST", "/items", serde_json::json!({})),
+        request(&tokens[1], "POST", "/items", serde_json::json!({})),
+        request(
+            &tokens[2],
+            "GET",
+            "/item/3",
+            serde_json::json!({ "fraud_score": 90 }),
+        ),
+        request("", "GET", "/health", serde_json::json!({})),
+        request("not-a-token", "GET", "/item/3", serde_json::json!({})),
+    ];
+    let mut ids = Vec::new();
+    for r in requests {
+        ids.push(client.authorize(r).await.unwrap().into_inner().decision_id);
+    }
+    let lines = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let lines = server.lines();
+        let ids = ids.clone();
+        async move {
+            let found = lines
+                .iter()
+                .filter(|l| ids.iter().any(|id| l["decision_id"] == id.as_str()))
+                .count();
+            (found == ids.len()).then_some(lines)
+        }
+    })
+    .await
+    .expect("every decision was logged");
+    let log = dir.path().join("decisions.jsonl");
+    std::fs::write(
+        &log,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+
+    // The candidate drops `fido` as a second factor.
+    let candidate = dir.path().join("candidate");
+    copy_dir(&dir.path().join("policies"), &candidate);
+    let items = std::fs::read_to_string(candidate.join("items.cedar")).unwrap();
+    let changed = items
+        .replace(
+            "@scopes(\"read && (fido || otp)\")",
+            "@scopes(\"read && otp\")",
+        )
+        .replace(
+            "context.scopes.containsAny([\"fido\", \"otp\"])",
+            "context.scopes.contains(\"otp\")",
+        );
+    assert_ne!(changed, items);
+    std::fs::write(candidate.join("items.cedar"), changed).unwrap();
+
+    let out = arbiter()
+        .args(["policies", "replay", "--json", "--log"])
+        .arg(&log)
+        .arg("--candidate")
+        .arg(&candidate)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["decisions"], 5, "{report}");
+    assert_eq!(report["replayed"], 4, "{report}");
+    assert_eq!(report["not_replayable"], 1, "the rejected token: {report}");
+    assert_eq!(report["decision_changes"], 1, "{report}");
+    let change = &report["changes"][0];
+    assert_eq!(change["decision_id"], ids[1].as_str());
+    assert_eq!(change["request"], "POST /items");
+    assert_eq!(change["before"]["decision"], "allow");
+    assert_eq!(
+        change["before"]["policies"],
+        serde_json::json!(["items-create"])
+    );
+    assert_eq!(change["after"]["decision"], "deny");
+    assert_eq!(change["after"]["reason"], "insufficient_scope");
+
+    // The same log against the live set changes nothing.
+    let out = arbiter()
+        .args(["policies", "replay", "--log"])
+        .arg(&log)
+        .arg("--candidate")
+        .arg(dir.path().join("policies"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The log holds claims, never the token.
+    let text = std::fs::read_to_string(&log).unwrap();
+    for t in &tokens {
+        assert!(!text.contains(t.rsplit('.').next().unwrap()));
+    }
+    assert!(
+        text.contains("\\\"scope\\\":\\\"read fido\\\""),
+        "the claims are there"
+    );
+}

@@ -1,0 +1,205 @@
+//! Replay before rollout: decisions from the decision log (JSON lines) decided again
+//! against a candidate policy directory, reporting every decision that would change. The
+//! log never holds a raw token; each line's `replay` field holds what the decision used
+//! (method, path, the caller's context and the verified claims).
+
+use serde_json::{Map, Value};
+
+use super::PolicySnapshot;
+use crate::decision::{decide_verified, AuthzRequest};
+use crate::token::VerifiedToken;
+
+/// One decision read from the log.
+#[derive(Debug, Clone)]
+pub struct LoggedDecision {
+    /// `decision_id`.
+    pub decision_id: String,
+    /// The principal it named.
+    pub principal: String,
+    /// HTTP method.
+    pub method: String,
+    /// Request path.
+    pub path: String,
+    /// The caller's context.
+    pub context: Map<String, Value>,
+    /// The verified claims, if a token was accepted.
+    pub claims: Option<Map<String, Value>>,
+    /// Whether a token was sent at all.
+    pub token_given: bool,
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The logged reason.
+    pub reason: String,
+    /// The determining policies.
+    pub policies: Vec<String>,
+    /// The policy version that decided.
+    pub policy_version: String,
+}
+
+/// A decision that comes out differently.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    /// The logged decision's id.
+    pub decision_id: String,
+    /// `METHOD /path`.
+    pub request: String,
+    /// The principal.
+    pub principal: String,
+    /// Logged: decision, reason, policies.
+    pub before: Outcome,
+    /// With the candidate.
+    pub after: Outcome,
+    /// Whether allow/deny flipped (otherwise only the reason or policies changed).
+    pub decision_changed: bool,
+}
+
+/// One side of a [`Change`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outcome {
+    /// `allow` or `deny`.
+    pub decision: String,
+    /// The reason.
+    pub reason: String,
+    /// The determining policies, sorted.
+    pub policies: Vec<String>,
+}
+
+/// What a replay found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReplayReport {
+    /// Decision lines read.
+    pub decisions: usize,
+    /// Decided again.
+    pub replayed: usize,
+    /// Refused before any policy (a rejected token): the candidate cannot change them.
+    pub not_replayable: usize,
+    /// Lines that were not decisions, or decisions without a `replay` field (older logs).
+    pub skipped_lines: usize,
+    /// Decisions whose allow/deny flips.
+    pub decision_changes: usize,
+    /// Every decision that comes out differently (decision, reason or policies).
+    pub changes: Vec<Change>,
+}
+
+/// Reads the decisions of a JSON-lines log.
+pub fn parse_log(text: &str) -> (Vec<LoggedDecision>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match parse_line(line) {
+            Some(d) => out.push(d),
+            None => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+fn parse_line(line: &str) -> Option<LoggedDecision> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    if v.get("message").and_then(Value::as_str) != Some("decision") {
+        return None;
+    }
+    let replay: Value = serde_json::from_str(v.get("replay")?.as_str()?).ok()?;
+    let text = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let policies = match v.get("policies") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::String(s)) => serde_json::from_str::<Vec<String>>(s).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    Some(LoggedDecision {
+        decision_id: text(&v, "decision_id"),
+        principal: text(&v, "principal"),
+        method: text(&replay, "method"),
+        path: text(&replay, "path"),
+        context: replay
+            .get("context")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        claims: replay.get("claims").and_then(Value::as_object).cloned(),
+        token_given: replay
+            .get("token_given")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        decision: text(&v, "decision"),
+        reason: text(&v, "reason"),
+        policies,
+        policy_version: text(&v, "policy_version"),
+    })
+}
+
+/// Decides every logged decision again against `candidate`.
+pub fn replay(
+    candidate: &PolicySnapshot,
+    decisions: &[LoggedDecision],
+    skipped: usize,
+) -> ReplayReport {
+    let mut report = ReplayReport {
+        decisions: decisions.len(),
+        skipped_lines: skipped,
+        ..ReplayReport::default()
+    };
+    for d in decisions {
+        let token = match (&d.claims, d.token_given) {
+            (Some(claims), _) => match VerifiedToken::from_verified_claims(claims.clone()) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    report.not_replayable += 1;
+                    continue;
+                }
+            },
+            (None, true) => {
+                report.not_replayable += 1;
+                continue;
+            }
+            (None, false) => None,
+        };
+        report.replayed += 1;
+        let verdict = decide_verified(
+            candidate,
+            &AuthzRequest {
+                token: "",
+                method: &d.method,
+                path: &d.path,
+                context: &d.context,
+                explain: false,
+            },
+            token.as_ref(),
+        );
+        let mut before_policies = d.policies.clone();
+        before_policies.sort();
+        let mut after_policies = verdict.policy_ids.clone();
+        after_policies.sort();
+        let before = Outcome {
+            decision: d.decision.clone(),
+            reason: d.reason.clone(),
+            policies: before_policies,
+        };
+        let after = Outcome {
+            decision: if verdict.allowed { "allow" } else { "deny" }.into(),
+            reason: verdict.reason.as_str().into(),
+            policies: after_policies,
+        };
+        if before != after {
+            let decision_changed = before.decision != after.decision;
+            report.decision_changes += usize::from(decision_changed);
+            report.changes.push(Change {
+                decision_id: d.decision_id.clone(),
+                request: format!("{} {}", d.method, d.path),
+                principal: d.principal.clone(),
+                before,
+                after,
+                decision_changed,
+            });
+        }
+    }
+    report
+}

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod bench;
+pub mod client;
 pub mod config;
 pub mod decision;
 pub mod grpc;

@@ -3,7 +3,7 @@
 
 pub mod admin;
 mod authorizer;
-mod convert;
+pub mod convert;
 
 use std::sync::Arc;
 

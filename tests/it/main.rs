@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod client;
 mod explain;
 mod hostile;
 mod index;

@@ -17,6 +17,7 @@ pub mod bench;
 pub mod client;
 pub mod config;
 pub mod decision;
+pub mod gateway;
 pub mod grpc;
 pub mod oauth;
 pub mod openapi;

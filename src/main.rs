@@ -55,6 +55,8 @@ enum Command {
     Keys(KeysCommand),
     /// The software statement workflow, through a running server's HTTP API with a token.
     Ssa(SsaArgs),
+    /// A reverse proxy that asks Arbiter before forwarding each request to the upstream.
+    Gateway(GatewayArgs),
     /// Policies from an OpenAPI document, and where policies and the design disagree.
     #[command(subcommand)]
     Openapi(OpenApiCommand),
@@ -125,6 +127,46 @@ enum ClientsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Debug, Args)]
+struct GatewayArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// The upstream base URL.
+    #[arg(long)]
+    upstream: String,
+    /// Arbiter's gRPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pdp: String,
+    /// Strip the Authorization header before forwarding.
+    #[arg(long)]
+    strip_authorization: bool,
+    /// Accept `access_token` in the query string (RFC 6750 §2.3).
+    #[arg(long)]
+    allow_query_token: bool,
+    /// Copy a request header into the decision context: `x-fraud-score=fraud_score`.
+    #[arg(long = "context-header", value_name = "HEADER=KEY")]
+    context_headers: Vec<String>,
+    /// Deadline for one decision, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    deadline_ms: u64,
+    /// Decisions cached (0: no cache).
+    #[arg(long, default_value_t = 10_000)]
+    cache: usize,
+    /// Forward when the PDP is unreachable (dangerous; logged on every use).
+    #[arg(long)]
+    fail_open: bool,
+    /// Longest wait for the upstream's response headers, in seconds.
+    #[arg(long, default_value_t = 30)]
+    upstream_timeout: u64,
+    /// Largest request body forwarded.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -557,6 +599,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(cmd) => keys(cmd),
         Command::Ssa(args) => ssa(args),
         Command::Openapi(cmd) => openapi(cmd),
+        Command::Gateway(args) => gateway(args),
         Command::Bench(args) => bench(args),
         Command::EchoServer { grpc_addr } => echo_server(grpc_addr),
     }
@@ -728,6 +771,43 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     say!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
+    use arbiter::gateway::{serve, GatewayConfig};
+    let _log = arbiter::telemetry::init(args.log_format);
+    let mut config = GatewayConfig::new(args.upstream, args.pdp);
+    config.pass_authorization = !args.strip_authorization;
+    config.allow_query_token = args.allow_query_token;
+    config.pdp.deadline = Duration::from_millis(args.deadline_ms);
+    config.pdp.cache_capacity = args.cache;
+    config.pdp.fail_open = args.fail_open;
+    config.upstream_timeout = Duration::from_secs(args.upstream_timeout);
+    config.max_body_bytes = args.max_body_bytes;
+    for mapping in &args.context_headers {
+        let (h, key) = mapping
+            .split_once('=')
+            .with_context(|| format!("--context-header `{mapping}` is HEADER=KEY"))?;
+        let name = axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+            .with_context(|| format!("`{h}` is not a header name"))?;
+        config.context_headers.push((name, key.trim().to_owned()));
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, upstream = %config.upstream, pdp = %config.pdp.endpoint, "arbiter gateway ready");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
+        serve(listener, config, shutdown).await?;
+        Ok::<_, anyhow::Error>(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

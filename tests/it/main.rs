@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod client;
 mod explain;
+mod gateway;
 mod hostile;
 mod index;
 mod jwks;

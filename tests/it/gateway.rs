@@ -1,0 +1,254 @@
+//! `arbiter gateway` between a real client and a real upstream, asking a real Arbiter: the
+//! RFC 6750 answers, forwarded headers, streamed bodies, and an unreachable upstream or PDP.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use arbiter::gateway::{serve, GatewayConfig, DECISION_HEADER, PRINCIPAL_HEADER};
+use axum::body::Body;
+use axum::extract::Request;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+/// An upstream that describes what it received; `/big` answers 16 MiB.
+async fn upstream() -> (SocketAddr, CancellationToken) {
+    async fn echo(request: Request) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let (parts, body) = request.into_parts();
+        if parts.uri.path() == "/big" {
+            let chunk = vec![b'x'; 1024 * 1024];
+            let stream = futures_stream(chunk, 16);
+            return Body::from_stream(stream).into_response();
+        }
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let headers: serde_json::Map<String, Value> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
+            .collect();
+        axum::Json(json!({
+            "method": parts.method.as_str(),
+            "uri": parts.uri.to_string(),
+            "headers": headers,
+            "length": bytes.len(),
+            "sha256": hex::encode(Sha256::digest(&bytes)),
+        }))
+        .into_response()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, axum::Router::new().fallback(echo))
+            .with_graceful_shutdown(s.cancelled_owned())
+            .await
+    });
+    (addr, stop)
+}
+
+fn futures_stream(
+    chunk: Vec<u8>,
+    times: usize,
+) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    tokio_stream::iter((0..times).map(move |_| Ok(chunk.clone())))
+}
+
+async fn gateway(config: GatewayConfig) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, config, stop.clone()));
+    (format!("http://{addr}"), stop)
+}
+
+#[tokio::test]
+async fn answers_and_forwards_per_rfc_6750() {
+    let server = TestServer::start().await;
+    let (up, _up_stop) = upstream().await;
+    let mut config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
+    config.max_body_bytes = 64 * 1024 * 1024;
+    config
+        .context_headers
+        .push(("x-fraud-score".parse().unwrap(), "fraud_score".into()));
+    let (gw, _stop) = gateway(config).await;
+    let http = reqwest::Client::new();
+    let read = server.token("demo", None, "read");
+
+    // Allowed: forwarded with the decision, the principal and the client address.
+    let resp = http
+        .get(format!("{gw}/item/7?x=1"))
+        .bearer_auth(&read)
+        .header("connection", "keep-alive, x-secret-hop")
+        .header("x-secret-hop", "must not pass")
+        .header(PRINCIPAL_HEADER, "Client::\"forged\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["uri"], "/item/7?x=1");
+    let h = &seen["headers"];
+    assert!(!h[DECISION_HEADER].as_str().unwrap().is_empty());
+    assert_eq!(
+        h[PRINCIPAL_HEADER], "Client::\"demo\"",
+        "the client cannot forge it"
+    );
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert!(h["forwarded"]
+        .as_str()
+        .unwrap()
+        .starts_with("for=127.0.0.1;proto=http"));
+    assert!(
+        h.get("x-secret-hop").is_none(),
+        "headers named by Connection are hop-by-hop"
+    );
+    assert!(h["authorization"].as_str().unwrap().starts_with("Bearer "));
+
+    // No token: 401 with a challenge without an error attribute.
+    let resp = http.get(format!("{gw}/item/7")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"arbiter\""
+    );
+    // Invalid token: 401 invalid_token.
+    let resp = http
+        .get(format!("{gw}/item/7"))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge
+            .starts_with("Bearer realm=\"arbiter\", error=\"invalid_token\", error_description=\""),
+        "{challenge}"
+    );
+    // Insufficient scope: 403 with the scopes that would do.
+    let resp = http
+        .post(format!("{gw}/items"))
+        .bearer_auth(&read)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"fido read\"") || challenge.contains("scope=\"otp read\""),
+        "{challenge}"
+    );
+    // A forbid: 403 without a challenge.
+    let resp = http
+        .get(format!("{gw}/item/7"))
+        .bearer_auth(&read)
+        .header("x-fraud-score", "95")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    assert!(resp.headers().get(DECISION_HEADER).is_some());
+    let resp = http
+        .get(format!("{gw}/item/7"))
+        .bearer_auth(&read)
+        .header("x-forwarded-for", "203.0.113.5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        200,
+        "X-Forwarded-For from the client is not the client IP"
+    );
+    // Tokens in the query string are refused by default.
+    let resp = http
+        .get(format!("{gw}/item/7?access_token={read}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
+    // A large body streams through both ways.
+    let create = server.token("demo", None, "read fido");
+    let body: Vec<u8> = (0..32 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = hex::encode(Sha256::digest(&body));
+    let resp = http
+        .post(format!("{gw}/items"))
+        .bearer_auth(&create)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["length"], 32 * 1024 * 1024);
+    assert_eq!(seen["sha256"], digest.as_str());
+}
+
+#[tokio::test]
+async fn large_responses_stream_and_dead_peers_are_502_and_503() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    std::fs::write(
+        dir.path().join("policies/big.cedar"),
+        "@id(\"big\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/big\");\n",
+    )
+    .unwrap();
+    let server = TestServer::start_in(dir, |_| {}).await;
+    let (up, up_stop) = upstream().await;
+    let (gw, _stop) = gateway(GatewayConfig::new(
+        format!("http://{up}"),
+        format!("http://{}", server.addr),
+    ))
+    .await;
+    let http = reqwest::Client::new();
+    let resp = http.get(format!("{gw}/big")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().len(), 16 * 1024 * 1024);
+
+    // Upstream gone: 502.
+    up_stop.cancel();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let (gw_dead_upstream, _s1) = gateway(GatewayConfig::new(
+        format!("http://{dead_addr}"),
+        format!("http://{}", server.addr),
+    ))
+    .await;
+    let resp = http
+        .get(format!("{gw_dead_upstream}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502);
+    // PDP gone: 503, never a forward.
+    let (gw_dead_pdp, _s2) = gateway(GatewayConfig::new(
+        format!("http://{up}"),
+        format!("http://{dead_addr}"),
+    ))
+    .await;
+    let resp = http
+        .get(format!("{gw_dead_pdp}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+}

@@ -71,7 +71,17 @@ impl Load {
         }
     }
 
+    /// Stops the load after a few more calls, so calls sent after the caller saw the final
+    /// state are part of what the load saw (on a loaded machine the load task may not have
+    /// run since).
     async fn finish(self) -> (u64, u64, Vec<String>) {
+        let from = self.calls.load(Ordering::Relaxed);
+        let calls = self.calls.clone();
+        crate::support::eventually(Duration::from_secs(5), || {
+            let calls = calls.clone();
+            async move { (calls.load(Ordering::Relaxed) >= from + 3).then_some(()) }
+        })
+        .await;
         self.stop.store(true, Ordering::Relaxed);
         let seen = self.handle.await.unwrap();
         (

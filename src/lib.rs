@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+pub mod authzen;
 pub mod bench;
 pub mod client;
 pub mod config;
@@ -235,6 +236,10 @@ impl Arbiter {
                 issuer: self.config.oauth.issuer.clone(),
                 open_registration: self.config.oauth.open_registration,
             },
+        ));
+        router = router.merge(authzen::router(
+            self.pdp.clone(),
+            self.config.oauth.issuer.clone(),
         ));
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod authzen;
 mod cli;
 mod client;
 mod explain;

@@ -1,0 +1,245 @@
+//! The OpenID AuthZEN interop cases (copied from openid/authzen into
+//! `tests/fixtures/authzen-interop/`) over real HTTP against `examples/authzen/*` served as
+//! they are, plus the request checks of the newer certification scenario.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn fixture(rel: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/authzen-interop")
+        .join(rel);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn serve_example(name: &str) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let example: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/authzen")
+        .join(name);
+    copy_dir(&example, &dir.path().join("policies"));
+    TestServer::start_in(dir, |_| {}).await
+}
+
+async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}{path}", server.http_addr))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Runs a fixture's `evaluation` and `evaluations` cases; the failures, described.
+async fn run_cases(server: &TestServer, cases: &Value) -> (usize, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for case in cases["evaluation"].as_array().into_iter().flatten() {
+        count += 1;
+        let (status, body) = post(server, "/access/v1/evaluation", &case["request"]).await;
+        if status != 200 || body["decision"] != case["expected"] {
+            failures.push(format!("{}: got {status} {body}", case["request"]));
+        }
+    }
+    for case in cases["evaluations"].as_array().into_iter().flatten() {
+        count += 1;
+        let (status, body) = post(server, "/access/v1/evaluations", &case["request"]).await;
+        if status != 200 || body["evaluations"] != case["expected"] {
+            failures.push(format!("{}: got {status} {body}", case["request"]));
+        }
+    }
+    (count, failures)
+}
+
+#[tokio::test]
+async fn the_api_gateway_interop_cases_pass() {
+    let server = serve_example("api-gateway").await;
+    let cases =
+        fixture("api-gateway/interop/authzen-api-gateways/test-harness/test/decisions.json");
+    let (count, failures) = run_cases(&server, &cases).await;
+    assert_eq!(count, 25);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test]
+async fn the_todo_interop_cases_pass() {
+    let server = serve_example("todo").await;
+    for (file, expected) in [
+        (
+            "todo/interop/authzen-todo-backend/test/decisions-authorization-api-1_0-02.json",
+            43,
+        ),
+        (
+            "todo/interop/authzen-todo-backend/test/decisions-authorization-api-1_0-01.json",
+            40,
+        ),
+    ] {
+        let (count, failures) = run_cases(&server, &fixture(file)).await;
+        assert_eq!(count, expected, "{file}");
+        assert!(failures.is_empty(), "{file}: {failures:#?}");
+    }
+}
+
+#[tokio::test]
+async fn requests_are_checked_and_batches_keep_their_semantics() {
+    let server = serve_example("todo").await;
+    let rick = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
+    let beth = "CiRmZDM2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
+    let todo =
+        |owner: &str| json!({ "type": "todo", "id": "t1", "properties": { "ownerID": owner } });
+    for (body, why) in [
+        (
+            json!({ "action": { "name": "can_read_todos" }, "resource": todo("x") }),
+            "no subject",
+        ),
+        (
+            json!({ "subject": { "type": "user" }, "action": { "name": "can_read_todos" }, "resource": todo("x") }),
+            "no subject id",
+        ),
+        (
+            json!({ "subject": { "type": "user", "id": rick }, "resource": todo("x") }),
+            "no action",
+        ),
+        (
+            json!({ "subject": { "type": "user", "id": rick }, "action": { "name": 7 }, "resource": todo("x") }),
+            "action name not a string",
+        ),
+        (
+            json!({ "subject": { "type": "user", "id": rick }, "action": { "name": "can_read_todos" } }),
+            "no resource",
+        ),
+        (json!([1, 2]), "not an object"),
+    ] {
+        let (status, _) = post(&server, "/access/v1/evaluation", &body).await;
+        assert_eq!(status, 400, "{why}");
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-42")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.headers()["x-request-id"], "req-42");
+
+    // Unknown fields are ignored; an unknown entity type is a deny, not an error.
+    let (status, body) = post(
+        &server,
+        "/access/v1/evaluation",
+        &json!({
+            "subject": { "type": "user", "id": rick, "extra": true },
+            "action": { "name": "can_delete_todo" },
+            "resource": todo("morty@the-citadel.com"),
+            "unknown": 1,
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["decision"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let (status, body) = post(
+        &server,
+        "/access/v1/evaluation",
+        &json!({
+            "subject": { "type": "robot", "id": "r2" },
+            "action": { "name": "can_read_todos" },
+            "resource": todo("x"),
+        }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["decision"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+
+    // Batch: defaults replaced whole per item, order and length kept, short-circuits.
+    let batch = |semantic: &str| {
+        json!({
+            "subject": { "type": "user", "id": beth },
+            "action": { "name": "can_read_todos" },
+            "options": { "evaluations_semantic": semantic },
+            "evaluations": [
+                { "resource": todo("x") },
+                { "action": { "name": "can_delete_todo" }, "resource": todo("x") },
+                { "subject": { "type": "user", "id": rick }, "action": { "name": "can_delete_todo" }, "resource": todo("x") },
+            ],
+        })
+    };
+    let (_, all) = post(&server, "/access/v1/evaluations", &batch("execute_all")).await;
+    assert_eq!(
+        all["evaluations"],
+        json!([{ "decision": true }, { "decision": false }, { "decision": true }])
+    );
+    let (_, first_deny) = post(
+        &server,
+        "/access/v1/evaluations",
+        &batch("deny_on_first_deny"),
+    )
+    .await;
+    assert_eq!(
+        first_deny["evaluations"],
+        json!([{ "decision": true }, { "decision": false }])
+    );
+    let (_, first_permit) = post(
+        &server,
+        "/access/v1/evaluations",
+        &batch("permit_on_first_permit"),
+    )
+    .await;
+    assert_eq!(first_permit["evaluations"], json!([{ "decision": true }]));
+    let (status, _) = post(&server, "/access/v1/evaluations", &batch("sometimes")).await;
+    assert_eq!(status, 400);
+
+    let config: Value = reqwest::get(format!(
+        "http://{}/.well-known/authzen-configuration",
+        server.http_addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        config["access_evaluation_endpoint"],
+        format!("{}/access/v1/evaluation", server.config.oauth.issuer)
+    );
+}
+
+#[tokio::test]
+async fn a_bearer_token_can_stand_for_the_subject() {
+    let server = TestServer::start().await;
+    let token = server.token("demo", None, "read");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .bearer_auth(&token)
+        .json(&json!({ "action": { "name": "GET" }, "resource": { "type": "route", "id": "/health" } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["decision"], true, "{body}");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .bearer_auth("garbage")
+        .json(&json!({ "action": { "name": "GET" }, "resource": { "type": "route", "id": "/health" } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["decision"], false,
+        "an invalid token is a deny: {body}"
+    );
+}

@@ -316,7 +316,33 @@ fn denial(config: &GatewayConfig, d: &Decision, had_token: bool) -> Response {
     }
 }
 
-/// An RFC 6750 §3 challenge: no `error` attribute when no token was sent at all.
+/// The RFC 6750 §3 `WWW-Authenticate` value: no `error` attribute when no token was sent
+/// at all; the description is reduced to printable ASCII without quotes.
+pub fn www_authenticate(
+    realm: &str,
+    error: Option<&str>,
+    description: &str,
+    scope: Option<&str>,
+) -> String {
+    let mut value = format!("Bearer realm=\"{realm}\"");
+    if let Some(e) = error {
+        value.push_str(&format!(", error=\"{e}\""));
+        if !description.is_empty() {
+            let d: String = description
+                .chars()
+                .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
+                .take(200)
+                .collect();
+            value.push_str(&format!(", error_description=\"{d}\""));
+        }
+    }
+    if let Some(s) = scope {
+        value.push_str(&format!(", scope=\"{s}\""));
+    }
+    value
+}
+
+/// An RFC 6750 §3 challenge response.
 fn challenge(
     config: &GatewayConfig,
     status: StatusCode,
@@ -324,22 +350,7 @@ fn challenge(
     description: &str,
     scope: Option<&str>,
 ) -> Response {
-    let mut value = format!("Bearer realm=\"{}\"", config.realm);
-    if let Some(e) = error {
-        let _ = std::fmt::Write::write_fmt(&mut value, format_args!(", error=\"{e}\""));
-        if !description.is_empty() {
-            let d: String = description
-                .chars()
-                .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-                .take(200)
-                .collect();
-            let _ =
-                std::fmt::Write::write_fmt(&mut value, format_args!(", error_description=\"{d}\""));
-        }
-    }
-    if let Some(s) = scope {
-        let _ = std::fmt::Write::write_fmt(&mut value, format_args!(", scope=\"{s}\""));
-    }
+    let value = www_authenticate(&config.realm, error, description, scope);
     let mut response = (
         status,
         axum::Json(

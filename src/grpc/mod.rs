@@ -4,6 +4,7 @@
 pub mod admin;
 mod authorizer;
 pub mod convert;
+pub mod ext_authz;
 
 use std::sync::Arc;
 
@@ -41,9 +42,15 @@ pub fn routes(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let admin = PolicyAdminServer::new(PolicyAdminService::new(pdp.policies().clone()));
+    let pdp_for_envoy = pdp.clone();
     let authorizer = AuthorizerServer::new(AuthorizerService::new(pdp))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+        ext_authz::ExtAuthzService::new(pdp_for_envoy),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let routes = tonic::service::Routes::new(authorizer)
+        .add_service(ext_authz)
         .add_service(admin)
         .add_service(health)
         .add_service(reflection);

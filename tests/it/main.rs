@@ -8,6 +8,7 @@ mod support;
 mod authzen;
 mod cli;
 mod client;
+mod envoy;
 mod explain;
 mod gateway;
 mod hostile;

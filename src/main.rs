@@ -68,6 +68,9 @@ enum Command {
         /// Listen address; port 0 picks one, printed on stdout.
         #[arg(long, default_value = "127.0.0.1:0")]
         grpc_addr: SocketAddr,
+        /// Serve a bare HTTP upstream (`200 ok`) instead, for gateway benchmarks.
+        #[arg(long)]
+        http: bool,
     },
 }
 
@@ -439,6 +442,10 @@ struct BenchArgs {
     /// With --token-endpoint: a new connection per token instead of keep-alive.
     #[arg(long)]
     no_keep_alive: bool,
+    /// Load this URL with GET (an API directly or through `arbiter gateway`), with
+    /// `--token` as the bearer token if given.
+    #[arg(long)]
+    http_url: Option<String>,
     /// Data directory whose development key mints the mix's tokens [default: data].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -601,7 +608,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Openapi(cmd) => openapi(cmd),
         Command::Gateway(args) => gateway(args),
         Command::Bench(args) => bench(args),
-        Command::EchoServer { grpc_addr } => echo_server(grpc_addr),
+        Command::EchoServer { grpc_addr, http } => echo_server(grpc_addr, http),
     }
 }
 
@@ -1226,6 +1233,27 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(url) = &args.http_url {
+        let plan = LoadPlan {
+            addr: url.clone(),
+            concurrency: args.concurrency,
+            connections: args.connections,
+            duration: Duration::from_secs_f64(args.duration),
+            requests: args.requests,
+            rate: args.rate,
+            warmup: Duration::from_secs_f64(args.warmup),
+            workload: Workload::Http {
+                token: args.token.clone(),
+            },
+        };
+        let report = runtime.block_on(run_load(&plan))?;
+        if args.json {
+            say!("{}", json!({ "target": report.to_json() }));
+        } else {
+            say!("http {}", report.summary().replace("; allowed", "; ok"));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(base) = &args.token_endpoint {
         if args.echo_floor {
             bail!("--echo-floor is for Authorize load, not --token-endpoint");
@@ -1345,7 +1373,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
+fn echo_server(addr: SocketAddr, http: bool) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -1356,7 +1384,11 @@ fn echo_server(addr: SocketAddr) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
             signal.cancel();
         });
-        arbiter::bench::echo::serve_echo(listener, shutdown).await?;
+        if http {
+            arbiter::bench::echo::serve_http_echo(listener, shutdown).await?;
+        } else {
+            arbiter::bench::echo::serve_echo(listener, shutdown).await?;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,18 @@ use crate::grpc::proto::{
     AuthorizeRequest, AuthorizeResponse,
 };
 
+/// A bare HTTP upstream answering every request `200 ok`: the API behind `arbiter gateway`
+/// when measuring what the gateway adds.
+pub async fn serve_http_echo(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(|| async { "ok" });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
 /// The echo service.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EchoAuthorizer;

@@ -46,6 +46,12 @@ pub enum Workload {
     /// Token requests to the OAuth token endpoint at `addr` (HTTP/1.1; `connections` is
     /// unused: each request in flight holds a connection).
     Token(TokenLoad),
+    /// `GET` requests to the URL `addr` with an optional bearer token: an API directly, or
+    /// through `arbiter gateway`, to measure what the gateway adds.
+    Http {
+        /// Bearer token, if any.
+        token: Option<String>,
+    },
 }
 
 /// What a load run measured.
@@ -150,7 +156,37 @@ pub async fn run_load(plan: &LoadPlan) -> Result<LoadReport, BenchError> {
     match &plan.workload {
         Workload::Authorize(mix) => authorize_load(plan, mix).await,
         Workload::Token(token) => token_load(plan, token).await,
+        Workload::Http { token } => http_load(plan, token.as_deref()).await,
     }
+}
+
+async fn http_load(plan: &LoadPlan, token: Option<&str>) -> Result<LoadReport, BenchError> {
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| BenchError::Http(e.to_string()))?;
+    let url = plan.addr.clone();
+    let auth = token.map(|t| format!("Bearer {t}"));
+    Ok(drive(plan, |_| {
+        let (client, url, auth) = (client.clone(), url.clone(), auth.clone());
+        move |_k: usize| {
+            let mut request = client.get(&url);
+            if let Some(a) = &auth {
+                request = request.header("authorization", a);
+            }
+            async move {
+                let response = request.send().await.map_err(drop)?;
+                let ok = response.status().is_success();
+                response.bytes().await.map_err(drop)?;
+                if ok {
+                    Ok(true)
+                } else {
+                    Err(())
+                }
+            }
+        }
+    })
+    .await)
 }
 
 async fn authorize_load(

@@ -120,3 +120,68 @@ async fn token_load_grants_tokens_with_and_without_keep_alive_and_paced() {
         "a refused token request is an error: {wrong}"
     );
 }
+
+#[tokio::test]
+async fn http_load_through_the_gateway_counts_answers() {
+    let server = TestServer::start().await;
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = upstream.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(arbiter::bench::echo::serve_http_echo(
+        upstream,
+        stop.clone(),
+    ));
+    let gw_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = gw_listener.local_addr().unwrap();
+    tokio::spawn(arbiter::gateway::serve(
+        gw_listener,
+        arbiter::gateway::GatewayConfig::new(
+            format!("http://{up}"),
+            format!("http://{}", server.addr),
+        ),
+        stop.clone(),
+    ));
+    let token = server.token("demo", None, "read");
+    let through = bench(
+        &[
+            "--http-url",
+            &format!("http://{gw}/item/1"),
+            "--token",
+            &token,
+            "--requests",
+            "30",
+            "--concurrency",
+            "3",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (through["requests"].as_u64(), through["errors"].as_u64()),
+        (Some(30), Some(0)),
+        "{through}"
+    );
+    let denied = bench(
+        &[
+            "--http-url",
+            &format!("http://{gw}/item/1"),
+            "--requests",
+            "5",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(denied["errors"], 5, "401s are errors: {denied}");
+    let direct = bench(
+        &[
+            "--http-url",
+            &format!("http://{up}/item/1"),
+            "--requests",
+            "10",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(direct["errors"], 0, "{direct}");
+    stop.cancel();
+}

@@ -134,15 +134,18 @@ enum ClientsCommand {
 
 #[derive(Debug, Args)]
 struct GatewayArgs {
-    /// Where to listen.
-    #[arg(long, default_value = "127.0.0.1:8000")]
-    listen: SocketAddr,
+    /// TOML file with any of the settings below (same names, `-` as `_`); flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where to listen [default: 127.0.0.1:8000].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// The upstream base URL.
     #[arg(long)]
-    upstream: String,
-    /// Arbiter's gRPC URL.
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pdp: String,
+    upstream: Option<String>,
+    /// Arbiter's gRPC URL [default: http://127.0.0.1:50051].
+    #[arg(long)]
+    pdp: Option<String>,
     /// Strip the Authorization header before forwarding.
     #[arg(long)]
     strip_authorization: bool,
@@ -152,24 +155,45 @@ struct GatewayArgs {
     /// Copy a request header into the decision context: `x-fraud-score=fraud_score`.
     #[arg(long = "context-header", value_name = "HEADER=KEY")]
     context_headers: Vec<String>,
-    /// Deadline for one decision, in milliseconds.
-    #[arg(long, default_value_t = 250)]
-    deadline_ms: u64,
-    /// Decisions cached (0: no cache).
-    #[arg(long, default_value_t = 10_000)]
-    cache: usize,
+    /// Deadline for one decision, in milliseconds [default: 250].
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Decisions cached, 0 for none [default: 10000].
+    #[arg(long)]
+    cache: Option<usize>,
     /// Forward when the PDP is unreachable (dangerous; logged on every use).
     #[arg(long)]
     fail_open: bool,
-    /// Longest wait for the upstream's response headers, in seconds.
-    #[arg(long, default_value_t = 30)]
-    upstream_timeout: u64,
-    /// Largest request body forwarded.
-    #[arg(long, default_value_t = 10 * 1024 * 1024)]
-    max_body_bytes: usize,
+    /// Longest wait for the upstream's response headers, in seconds [default: 30].
+    #[arg(long)]
+    upstream_timeout: Option<u64>,
+    /// Largest request body forwarded [default: 10485760].
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+/// `arbiter gateway --config FILE`: the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    listen: Option<SocketAddr>,
+    upstream: Option<String>,
+    pdp: Option<String>,
+    #[serde(default)]
+    strip_authorization: bool,
+    #[serde(default)]
+    allow_query_token: bool,
+    #[serde(default)]
+    context_headers: Vec<String>,
+    deadline_ms: Option<u64>,
+    cache: Option<usize>,
+    #[serde(default)]
+    fail_open: bool,
+    upstream_timeout: Option<u64>,
+    max_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -784,27 +808,60 @@ fn dev_token(args: DevTokenArgs) -> anyhow::Result<ExitCode> {
 fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     use arbiter::gateway::{serve, GatewayConfig};
     let _log = arbiter::telemetry::init(args.log_format);
-    let mut config = GatewayConfig::new(args.upstream, args.pdp);
-    config.pass_authorization = !args.strip_authorization;
-    config.allow_query_token = args.allow_query_token;
-    config.pdp.deadline = Duration::from_millis(args.deadline_ms);
-    config.pdp.cache_capacity = args.cache;
-    config.pdp.fail_open = args.fail_open;
-    config.upstream_timeout = Duration::from_secs(args.upstream_timeout);
-    config.max_body_bytes = args.max_body_bytes;
-    for mapping in &args.context_headers {
+    let file: GatewayFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read `{}`", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("`{}`", path.display()))?
+        }
+        None => GatewayFile::default(),
+    };
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
+    let upstream = args
+        .upstream
+        .or(file.upstream)
+        .context("--upstream (or `upstream` in --config) is required")?;
+    let pdp = args
+        .pdp
+        .or(file.pdp)
+        .unwrap_or_else(|| "http://127.0.0.1:50051".into());
+    let mut config = GatewayConfig::new(upstream, pdp);
+    config.pass_authorization = !(args.strip_authorization || file.strip_authorization);
+    config.allow_query_token = args.allow_query_token || file.allow_query_token;
+    config.pdp.deadline =
+        Duration::from_millis(args.deadline_ms.or(file.deadline_ms).unwrap_or(250));
+    config.pdp.cache_capacity = args.cache.or(file.cache).unwrap_or(10_000);
+    config.pdp.fail_open = args.fail_open || file.fail_open;
+    config.upstream_timeout = Duration::from_secs(
+        args.upstream_timeout
+            .or(file.upstream_timeout)
+            .unwrap_or(30),
+    );
+    config.max_body_bytes = args
+        .max_body_bytes
+        .or(file.max_body_bytes)
+        .unwrap_or(10 * 1024 * 1024);
+    let mappings = if args.context_headers.is_empty() {
+        file.context_headers
+    } else {
+        args.context_headers
+    };
+    for mapping in &mappings {
         let (h, key) = mapping
             .split_once('=')
-            .with_context(|| format!("--context-header `{mapping}` is HEADER=KEY"))?;
+            .with_context(|| format!("context header `{mapping}` is HEADER=KEY"))?;
         let name = axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
             .with_context(|| format!("`{h}` is not a header name"))?;
         config.context_headers.push((name, key.trim().to_owned()));
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("cannot listen on {}", args.listen))?;
+            .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(listen = %listener.local_addr()?, upstream = %config.upstream, pdp = %config.pdp.endpoint, "arbiter gateway ready");
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();

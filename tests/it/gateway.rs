@@ -252,3 +252,60 @@ async fn large_responses_stream_and_dead_peers_are_502_and_503() {
         .unwrap();
     assert_eq!(resp.status(), 503);
 }
+
+#[tokio::test]
+async fn the_binary_reads_its_settings_from_a_config_file() {
+    let server = TestServer::start().await;
+    let (up, _up_stop) = upstream().await;
+    let port = {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nupstream = \"http://{up}\"\npdp = \"http://{}\"\nstrip_authorization = true\ncontext_headers = [\"x-fraud-score=fraud_score\"]\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let _child = tokio::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+        .args(["gateway", "--config"])
+        .arg(&config)
+        .kill_on_drop(true)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let token = server.token("demo", None, "read");
+    let seen = eventually(Duration::from_secs(10), || {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/item/1"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 200).then_some(r)
+        }
+    })
+    .await
+    .expect("the gateway came up from its config file");
+    let seen: Value = seen.json().await.unwrap();
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "stripped as configured"
+    );
+    let resp = http
+        .get(format!("{base}/item/1"))
+        .bearer_auth(&token)
+        .header("x-fraud-score", "99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403, "the mapped header reached the decision");
+}

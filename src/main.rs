@@ -1263,6 +1263,23 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One load report: JSON, or a line naming what the allowed answers were.
+fn print_report(
+    report: &arbiter::bench::LoadReport,
+    json_out: bool,
+    label: &str,
+    allowed_as: &str,
+) {
+    if json_out {
+        say!("{}", json!({ "target": report.to_json() }));
+    } else {
+        say!(
+            "{label} {}",
+            report.summary().replace("; allowed", allowed_as)
+        );
+    }
+}
+
 fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     use arbiter::bench::{bundled_mix, measure_reload, run_load, LoadPlan, TokenLoad, Workload};
     let runtime = tokio::runtime::Runtime::new()?;
@@ -1304,11 +1321,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             },
         };
         let report = runtime.block_on(run_load(&plan))?;
-        if args.json {
-            say!("{}", json!({ "target": report.to_json() }));
-        } else {
-            say!("http {}", report.summary().replace("; allowed", "; ok"));
-        }
+        print_report(&report, args.json, "http", "; ok");
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(base) = &args.token_endpoint {
@@ -1334,11 +1347,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }),
         };
         let report = runtime.block_on(run_load(&plan))?;
-        if args.json {
-            say!("{}", json!({ "target": report.to_json() }));
-        } else {
-            say!("tokens {}", report.summary().replace("allowed", "granted"));
-        }
+        print_report(&report, args.json, "tokens", "; granted");
         return Ok(ExitCode::SUCCESS);
     }
     let mix = match &args.token {

@@ -294,24 +294,16 @@ async fn principal_of(
         .verify(token)
         .await
         .map_err(|err| format!("bearer token: {err}"))?;
-    let client = verified
-        .client_id
-        .clone()
-        .or_else(|| verified.sub.clone())
-        .unwrap_or_default();
-    let sub = verified.sub.clone().unwrap_or_default();
-    let subject = if !sub.is_empty() && sub != client {
-        EntityRef {
-            ty: "user".into(),
-            id: sub,
-            properties: Map::new(),
-        }
+    let who = crate::decision::principal_info(&verified);
+    let (ty, id) = if who.entity.starts_with("User::") {
+        ("user", who.sub)
     } else {
-        EntityRef {
-            ty: "client".into(),
-            id: client,
-            properties: Map::new(),
-        }
+        ("client", who.client_id)
+    };
+    let subject = EntityRef {
+        ty: ty.into(),
+        id,
+        properties: Map::new(),
     };
     Ok((subject, Some(verified)))
 }

@@ -18,7 +18,7 @@ use cedar_policy::{
 };
 use serde_json::{Map, Value};
 
-pub use pdp::{decide_verified, Answer, AuthzRequest, Pdp, PrincipalInfo};
+pub use pdp::{decide_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
 use crate::policy::{AttrType, Endpoint, PolicySnapshot};
 use crate::token::VerifiedToken;

@@ -149,18 +149,8 @@ impl Pdp {
                 }
             }
         };
-        let caller = match &token {
-            Some(t) => Caller::Token(t),
-            None => Caller::Anonymous,
-        };
-        let input = Input {
-            method: &method,
-            path: &path,
-            context: req.context,
-            explain: req.explain,
-        };
         let snapshot = self.policies.load();
-        let verdict = decide(&snapshot, &input, caller);
+        let verdict = decide_prepared(&snapshot, &method, &path, req, token.as_deref());
         (verdict, token, Some(snapshot.version.clone()))
     }
 }
@@ -210,20 +200,33 @@ pub fn decide_verified(
         Ok(prepared) => prepared,
         Err(m) => return Verdict::deny(Reason::InvalidRequest, m),
     };
+    decide_prepared(snapshot, &method, &path, req, token)
+}
+
+/// Decides a prepared request (method upper-cased, path normalized) with a verified token.
+fn decide_prepared(
+    snapshot: &PolicySnapshot,
+    method: &str,
+    path: &str,
+    req: &AuthzRequest<'_>,
+    token: Option<&VerifiedToken>,
+) -> Verdict {
     let caller = match token {
         Some(t) => Caller::Token(t),
         None => Caller::Anonymous,
     };
     let input = Input {
-        method: &method,
-        path: &path,
+        method,
+        path,
         context: req.context,
         explain: req.explain,
     };
     decide(snapshot, &input, caller)
 }
 
-fn principal_info(t: &VerifiedToken) -> PrincipalInfo {
+/// Who a verified token names, per the Cedar mapping: `User::"<sub>"` when it carries an end
+/// user (sub ≠ client id), else `Client::"<client_id>"`.
+pub fn principal_info(t: &VerifiedToken) -> PrincipalInfo {
     let client_id = t
         .client_id
         .clone()

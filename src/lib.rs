@@ -237,6 +237,23 @@ impl Arbiter {
                 open_registration: self.config.oauth.open_registration,
             },
         ));
+        let pdp = self.pdp.clone();
+        router = router.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let pdp = pdp.clone();
+                async move {
+                    let text = telemetry::metrics::METRICS.encode(&pdp.policies().load().version);
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
         router = router.merge(authzen::router(
             self.pdp.clone(),
             self.config.oauth.issuer.clone(),

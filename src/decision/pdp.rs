@@ -121,7 +121,13 @@ impl Pdp {
             principal,
             cache_ttl_seconds,
         };
-        crate::telemetry::log_decision(&answer, &req, token.as_deref(), started.elapsed());
+        let took = started.elapsed();
+        crate::telemetry::metrics::METRICS.decision(
+            answer.verdict.allowed,
+            answer.verdict.reason.as_str(),
+            took,
+        );
+        crate::telemetry::log_decision(&answer, &req, token.as_deref(), took);
         answer
     }
 

@@ -405,6 +405,20 @@ impl TokenService {
 
     /// Handles one token request.
     pub async fn token(&self, req: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let metrics = &crate::telemetry::metrics::METRICS;
+        match self.issue(req).await {
+            Ok((response, client_id)) => {
+                metrics.token_issued(&client_id, "client_credentials");
+                Ok(response)
+            }
+            Err(e) => {
+                metrics.token_error(e.code);
+                Err(e)
+            }
+        }
+    }
+
+    async fn issue(&self, req: TokenRequest) -> Result<(TokenResponse, String), OAuthError> {
         let used_basic = matches!(req.auth, ClientAuth::Basic { .. });
         let fail = |code: &'static str, description: &str| OAuthError {
             code,
@@ -504,11 +518,14 @@ impl TokenService {
             tracing::error!(error = %e, "signing failed");
             fail("server_error", "the token could not be signed")
         })?;
-        Ok(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in: self.settings.ttl_seconds,
-            scope,
-        })
+        Ok((
+            TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in: self.settings.ttl_seconds,
+                scope,
+            },
+            client.client_id,
+        ))
     }
 }

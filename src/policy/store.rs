@@ -172,6 +172,11 @@ impl PolicyStore {
             ReloadResult::Unchanged => status.counters.unchanged += 1,
             ReloadResult::Failed => status.counters.failed += 1,
         }
+        match result {
+            ReloadResult::Applied => crate::telemetry::metrics::METRICS.reload("applied"),
+            ReloadResult::Unchanged => crate::telemetry::metrics::METRICS.reload("unchanged"),
+            ReloadResult::Failed => crate::telemetry::metrics::METRICS.reload("failed"),
+        }
         if result != ReloadResult::Failed {
             status.last_errors.clear();
         } else {

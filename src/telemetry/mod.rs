@@ -1,6 +1,8 @@
 //! Logging: the tracing subscriber (text or JSON) and the one structured line every
 //! decision writes. A leaf module: nothing here decides anything.
 
+pub mod metrics;
+
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;

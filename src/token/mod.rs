@@ -301,7 +301,9 @@ impl Verifier {
 
     async fn verify_unrevoked(&self, token: &str) -> Result<Arc<VerifiedToken>, TokenError> {
         let digest = digest(token);
-        if let Some(hit) = self.cached(&digest) {
+        let hit = self.cached(&digest);
+        crate::telemetry::metrics::METRICS.token_cache(hit.is_some());
+        if let Some(hit) = hit {
             return Ok(hit);
         }
         let header = decode_header(token).map_err(|e| match e.kind() {

@@ -16,6 +16,7 @@ mod index;
 mod jwks;
 mod load_tool;
 mod matrix;
+mod metrics;
 mod oauth;
 mod openapi;
 mod policy_tests;

@@ -1,0 +1,179 @@
+//! Prometheus metrics (OpenMetrics text at `GET /metrics` on the HTTP listener): decisions by
+//! decision and reason, decision latency, token cache hits and misses, policy reloads by
+//! outcome, the live policy version (an info metric), tokens issued by client and grant,
+//! token endpoint errors by code. Label values on the decision path are `&'static str`, so
+//! counting a decision does not allocate.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IssuedLabels {
+    client_id: String,
+    grant_type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: &'static str,
+}
+
+/// Every metric Arbiter exports.
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    decision_seconds: Histogram,
+    token_cache_hits: Counter,
+    token_cache_misses: Counter,
+    reloads: Family<OutcomeLabels, Counter>,
+    policy_info: Family<VersionLabels, Gauge>,
+    tokens_issued: Family<IssuedLabels, Counter>,
+    token_errors: Family<CodeLabels, Counter>,
+}
+
+/// The process's metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("arbiter");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "decisions",
+            "Decisions by decision and reason",
+            decisions.clone(),
+        );
+        // 10 µs … ~0.16 s
+        let decision_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 15));
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide one request, token verification included",
+            decision_seconds.clone(),
+        );
+        let token_cache_hits = Counter::default();
+        registry.register(
+            "token_cache_hits",
+            "Tokens found verified in the cache",
+            token_cache_hits.clone(),
+        );
+        let token_cache_misses = Counter::default();
+        registry.register(
+            "token_cache_misses",
+            "Tokens that had to be verified",
+            token_cache_misses.clone(),
+        );
+        let reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "policy_reloads",
+            "Policy reloads by outcome (applied, unchanged, failed)",
+            reloads.clone(),
+        );
+        let policy_info = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "policy_info",
+            "The live policy set (its version as a label)",
+            policy_info.clone(),
+        );
+        let tokens_issued = Family::<IssuedLabels, Counter>::default();
+        registry.register(
+            "tokens_issued",
+            "Access tokens issued by client and grant type",
+            tokens_issued.clone(),
+        );
+        let token_errors = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "token_endpoint_errors",
+            "Token endpoint errors by OAuth error code",
+            token_errors.clone(),
+        );
+        Self {
+            registry,
+            decisions,
+            decision_seconds,
+            token_cache_hits,
+            token_cache_misses,
+            reloads,
+            policy_info,
+            tokens_issued,
+            token_errors,
+        }
+    }
+
+    /// Counts one decision.
+    pub fn decision(&self, allowed: bool, reason: &'static str, took: Duration) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                decision: if allowed { "allow" } else { "deny" },
+                reason,
+            })
+            .inc();
+        self.decision_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Counts a token cache lookup.
+    pub fn token_cache(&self, hit: bool) {
+        if hit {
+            self.token_cache_hits.inc();
+        } else {
+            self.token_cache_misses.inc();
+        }
+    }
+
+    /// Counts a policy reload.
+    pub fn reload(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts an issued token.
+    pub fn token_issued(&self, client_id: &str, grant_type: &'static str) {
+        self.tokens_issued
+            .get_or_create(&IssuedLabels {
+                client_id: client_id.to_owned(),
+                grant_type,
+            })
+            .inc();
+    }
+
+    /// Counts a token endpoint error.
+    pub fn token_error(&self, code: &'static str) {
+        self.token_errors.get_or_create(&CodeLabels { code }).inc();
+    }
+
+    /// The OpenMetrics text, with `version` as the live policy version.
+    pub fn encode(&self, version: &str) -> String {
+        self.policy_info.clear();
+        self.policy_info
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

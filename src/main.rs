@@ -514,6 +514,10 @@ struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Check the configuration, the policy directory, the store and every issuer's keys,
+    /// then exit (0 all good, 1 a problem, 3 invalid policies).
+    #[arg(long)]
+    check_config: bool,
 }
 
 #[derive(Debug, Args)]
@@ -660,6 +664,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
+    if args.check_config {
+        return check_config(&config);
+    }
     let _log = arbiter::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
@@ -691,8 +698,121 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             wait_for_signal().await;
             signal.cancel();
         });
-        arbiter.serve(grpc, http, shutdown).await?;
+        let grace = Duration::from_secs(config.shutdown_grace_seconds);
+        let stopped = shutdown.clone();
+        tokio::select! {
+            served = arbiter.serve(grpc, http, shutdown) => served?,
+            () = async move {
+                stopped.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; exiting with requests still in flight");
+            }
+        }
+        tracing::info!("stopped");
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+/// `arbiter serve --check-config`: everything `serve` would load, without serving.
+fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut problems = 0;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        say!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        problems += usize::from(!ok);
+    };
+    match config.validate() {
+        Ok(()) => report(true, "configuration", "valid".into()),
+        Err(e) => report(false, "configuration", e.to_string()),
+    }
+    match arbiter::policy::PolicySnapshot::load(&config.policies) {
+        Ok(s) => report(
+            true,
+            "policies",
+            format!(
+                "{} policies, {} routes, version {} ({})",
+                s.policy_count(),
+                s.routes.endpoints().len(),
+                s.version,
+                config.policies.display()
+            ),
+        ),
+        Err(e) => {
+            say!("FAIL policies: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        if config.oauth.enabled {
+            match arbiter::store::open_default(&config.data_dir).await {
+                Ok(store) => match store.clients().await {
+                    Ok(c) => report(
+                        true,
+                        "store",
+                        format!("{} clients in {}", c.len(), config.data_dir.display()),
+                    ),
+                    Err(e) => report(false, "store", e.to_string()),
+                },
+                Err(e) => report(false, "store", e.to_string()),
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        for issuer in &config.issuers {
+            let keys = if let Some(url) = &issuer.jwks_url {
+                match http
+                    .get(url)
+                    .send()
+                    .await
+                    .and_then(reqwest::Response::error_for_status)
+                {
+                    Ok(r) => r
+                        .bytes()
+                        .await
+                        .map(|b| b.to_vec())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else if let Some(file) = &issuer.jwks_file {
+                std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))
+            } else {
+                report(
+                    true,
+                    &format!("issuer {}", issuer.issuer),
+                    "HMAC secret configured".into(),
+                );
+                continue;
+            };
+            match keys.and_then(|bytes| arbiter::token::jwks::KeySet::from_jwks(&bytes)) {
+                Ok((set, skipped)) if !set.is_empty() => report(
+                    true,
+                    &format!("issuer {}", issuer.issuer),
+                    format!(
+                        "{} usable keys{}",
+                        set.len(),
+                        if skipped.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({} skipped)", skipped.len())
+                        }
+                    ),
+                ),
+                Ok(_) => report(
+                    false,
+                    &format!("issuer {}", issuer.issuer),
+                    "no usable signing key".into(),
+                ),
+                Err(e) => report(false, &format!("issuer {}", issuer.issuer), e),
+            }
+        }
+    });
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -58,6 +58,8 @@ pub struct Config {
     pub dev_issuer: DevIssuerConfig,
     /// The paired authorization server.
     pub oauth: OAuthConfig,
+    /// After SIGTERM/SIGINT, how long in-flight requests may take before the process exits.
+    pub shutdown_grace_seconds: u64,
     /// Software statements: the review workflow and who may sign them.
     pub ssa: SsaConfig,
     /// External issuers whose tokens are trusted.
@@ -78,6 +80,7 @@ impl Default for Config {
             token_cache_capacity: 100_000,
             dev_issuer: DevIssuerConfig::default(),
             oauth: OAuthConfig::default(),
+            shutdown_grace_seconds: 30,
             ssa: SsaConfig::default(),
             issuers: Vec::new(),
         }

@@ -515,3 +515,69 @@ async fn logged_decisions_replay_against_a_candidate_policy_set() {
         "the claims are there"
     );
 }
+
+#[test]
+fn serve_check_config_reports_every_part() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let run = |config: &str| {
+        std::fs::write(dir.path().join("arbiter.toml"), config).unwrap();
+        let out = arbiter()
+            .args(["serve", "--check-config", "--config", "arbiter.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("policies = \"policies\"\ndata_dir = \"data\"\n");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok   policies: 18 policies"), "{out}");
+    assert!(out.contains("ok   store: 0 clients"), "{out}");
+    std::fs::write(dir.path().join("jwks.json"), r#"{"keys": []}"#).unwrap();
+    let (code, out) = run(
+        "policies = \"policies\"\ndata_dir = \"data\"\n[[issuers]]\nissuer = \"https://idp.example\"\naudiences = [\"api\"]\njwks_file = \"missing.json\"\n",
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL issuer https://idp.example: missing.json"),
+        "{out}"
+    );
+    std::fs::write(dir.path().join("policies/broken.cedar"), "permit (").unwrap();
+    let (code, out) = run("policies = \"policies\"\ndata_dir = \"data\"\n");
+    assert_eq!(code, Some(3), "{out}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let mut server = ServeProcess::start(
+        dir.path(),
+        "policies = \"policies\"\ndata_dir = \"data\"\nshutdown_grace_seconds = 5\n",
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let exit = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        server.lines().iter().any(|l| l["message"] == "stopped"),
+        "the last line was flushed"
+    );
+}

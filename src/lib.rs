@@ -330,6 +330,11 @@ impl Arbiter {
             Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
             None => None,
         };
+        for (name, a) in [("grpc", Some(addr)), ("http", http_addr)] {
+            if let Some(a) = a.filter(|a| !a.ip().is_loopback()) {
+                tracing::warn!(listener = name, addr = %a, "serving PLAINTEXT on a non-loopback address (allow_plaintext): terminate TLS in front of Arbiter");
+            }
+        }
         let snapshot = self.pdp.policies().snapshot();
         tracing::info!(
             grpc_addr = %addr,

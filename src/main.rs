@@ -514,6 +514,9 @@ struct ServeArgs {
     /// Log format [default: text].
     #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
+    /// Allow plaintext listeners on non-loopback addresses (logged as a warning).
+    #[arg(long)]
+    allow_plaintext: bool,
     /// Check the configuration, the policy directory, the store and every issuer's keys,
     /// then exit (0 all good, 1 a problem, 3 invalid policies).
     #[arg(long)]
@@ -664,6 +667,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
+    config.allow_plaintext |= args.allow_plaintext;
     if args.check_config {
         return check_config(&config);
     }

@@ -46,6 +46,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Allow plaintext listeners on addresses other than loopback. Arbiter does not serve
+    /// TLS yet, so a deployment beyond one host must opt in (and put TLS in front of it);
+    /// every start with it logs a warning.
+    pub allow_plaintext: bool,
     /// Reload the policy directory when its files change.
     pub watch_policies: bool,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
@@ -74,6 +78,7 @@ impl Default for Config {
             policies: PathBuf::from("policies"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
+            allow_plaintext: false,
             watch_policies: true,
             leeway_seconds: 30,
             decision_cache_ttl_seconds: 60,
@@ -337,6 +342,13 @@ impl Config {
                 return invalid(format!("{at}: issuer configured twice"));
             }
         }
+        for (name, addr) in [("grpc_addr", self.grpc_addr), ("http_addr", self.http_addr)] {
+            if !addr.ip().is_loopback() && !self.allow_plaintext {
+                return invalid(format!(
+                    "{name} {addr} is not a loopback address and Arbiter serves plaintext: set `allow_plaintext = true` (or --allow-plaintext) and terminate TLS in front of it"
+                ));
+            }
+        }
         if let Err(e) = crate::token::keys::signing_algorithm(&self.oauth.signing_alg) {
             return invalid(format!("oauth.signing_alg: {e}"));
         }
@@ -391,7 +403,11 @@ mod tests {
         .unwrap();
         assert_eq!(c.grpc_addr.port(), 9000);
         assert_eq!(c.issuers.len(), 1);
-        c.validate().unwrap();
+        let refused = c.validate().unwrap_err().to_string();
+        assert!(refused.contains("allow_plaintext"), "{refused}");
+        let mut allowed = c.clone();
+        allowed.allow_plaintext = true;
+        allowed.validate().unwrap();
         assert!(Config::from_toml("grpc_adr = \"x\"")
             .unwrap_err()
             .contains("grpc_adr"));

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod ssa;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod token;
 
 use std::sync::Arc;
@@ -76,6 +77,9 @@ pub enum StartError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(tls::TlsError),
 }
 
 /// A configured Arbiter: policies loaded, keys ready, not yet serving.
@@ -349,27 +353,64 @@ impl Arbiter {
         for w in &snapshot.warnings {
             tracing::warn!(warning = %w, "policy validation warning");
         }
-        let incoming = tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+        let tls = match &self.config.tls {
+            Some(c) => {
+                let tls = tls::ReloadingTls::new(c.clone()).map_err(StartError::Tls)?;
+                tokio::spawn(tls.clone().watch(shutdown.clone()));
+                Some(tls)
+            }
+            None => None,
+        };
         let drain = shutdown.clone();
-        let grpc_server = tonic::transport::Server::builder()
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async move {
-                drain.cancelled().await;
-                health
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-                tracing::info!("shutting down: draining in-flight calls");
-            });
+        let drained = async move {
+            drain.cancelled().await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tracing::info!("shutting down: draining in-flight calls");
+        };
+        let builder = tonic::transport::Server::builder().add_routes(routes);
+        let grpc_server: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + '_>,
+        > = match &tls {
+            Some(tls) => {
+                let accepted = tls::accept(grpc, tls.clone(), shutdown.clone());
+                let incoming = tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::ReceiverStream::new(accepted),
+                    |(stream, _)| Ok::<_, std::io::Error>(stream),
+                );
+                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+            }
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+            }
+        };
         let http_server = async {
-            match http {
-                Some((listener, router)) => axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .await
-                .map_err(StartError::Http),
-                None => Ok(()),
+            let Some((listener, router)) = http else {
+                return Ok(());
+            };
+            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let stop = shutdown.clone().cancelled_owned();
+            match &tls {
+                Some(tls) => {
+                    let local = listener.local_addr().map_err(StartError::Http)?;
+                    let accepted = tls::accept(listener, tls.clone(), shutdown.clone());
+                    // `tap_io` only so axum hands the peer address to ConnectInfo.
+                    let incoming = axum::serve::ListenerExt::tap_io(
+                        tls::TlsIncoming::new(accepted, local),
+                        |_| {},
+                    );
+                    axum::serve(incoming, service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .map_err(StartError::Http)
+                }
+                None => axum::serve(listener, service)
+                    .with_graceful_shutdown(stop)
+                    .await
+                    .map_err(StartError::Http),
             }
         };
         let (grpc_result, http_result, (), ()) = tokio::join!(

@@ -729,6 +729,24 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
         Ok(()) => report(true, "configuration", "valid".into()),
         Err(e) => report(false, "configuration", e.to_string()),
     }
+    if let Some(tls) = &config.tls {
+        match arbiter::tls::server_config(tls) {
+            Ok(_) => report(
+                true,
+                "tls",
+                format!(
+                    "certificate {} loads{}",
+                    tls.cert_file.display(),
+                    if tls.client_ca_file.is_some() {
+                        ", client certificates required"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+            Err(e) => report(false, "tls", e.to_string()),
+        }
+    }
     match arbiter::policy::PolicySnapshot::load(&config.policies) {
         Ok(s) => report(
             true,

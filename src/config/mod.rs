@@ -50,6 +50,8 @@ pub struct Config {
     /// TLS yet, so a deployment beyond one host must opt in (and put TLS in front of it);
     /// every start with it logs a warning.
     pub allow_plaintext: bool,
+    /// Serve both listeners over TLS.
+    pub tls: Option<TlsConfig>,
     /// Reload the policy directory when its files change.
     pub watch_policies: bool,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
@@ -79,6 +81,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
             allow_plaintext: false,
+            tls: None,
             watch_policies: true,
             leeway_seconds: 30,
             decision_cache_ttl_seconds: 60,
@@ -152,6 +155,27 @@ pub struct OAuthConfig {
     /// Let clients register (RFC 7591) without a software statement. Off by default: a
     /// client then gets no scopes it was not approved for.
     pub open_registration: bool,
+}
+
+/// TLS for the listeners: PEM files, re-read when they change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain (PEM), leaf first.
+    pub cert_file: PathBuf,
+    /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// CA bundle (PEM) client certificates must chain to; when set, a client certificate
+    /// is required (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    /// How often to look for changed files, in seconds.
+    #[serde(default = "default_tls_reload")]
+    pub reload_seconds: u64,
+}
+
+fn default_tls_reload() -> u64 {
+    10
 }
 
 /// Software statements (RFC 7591 §2.3): the request → review → issue workflow, and the
@@ -343,7 +367,7 @@ impl Config {
             }
         }
         for (name, addr) in [("grpc_addr", self.grpc_addr), ("http_addr", self.http_addr)] {
-            if !addr.ip().is_loopback() && !self.allow_plaintext {
+            if !addr.ip().is_loopback() && !self.allow_plaintext && self.tls.is_none() {
                 return invalid(format!(
                     "{name} {addr} is not a loopback address and Arbiter serves plaintext: set `allow_plaintext = true` (or --allow-plaintext) and terminate TLS in front of it"
                 ));

@@ -29,8 +29,7 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         &self,
         _: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
-        let snapshot = self.store.snapshot();
-        let status = self.store.status();
+        let (snapshot, status) = self.store.snapshot_and_status();
         Ok(Response::new(proto::StatusResponse {
             policy_version: snapshot.version.clone(),
             policy_count: u32::try_from(snapshot.policy_count()).unwrap_or(u32::MAX),

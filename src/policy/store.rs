@@ -116,6 +116,13 @@ impl PolicyStore {
         lock(&self.status).clone()
     }
 
+    /// The live snapshot and the reload status that describes it, read together (a reload
+    /// swaps the snapshot and updates the status in one step).
+    pub fn snapshot_and_status(&self) -> (Arc<PolicySnapshot>, ReloadStatus) {
+        let status = lock(&self.status);
+        (self.current.load_full(), status.clone())
+    }
+
     /// Loads the directory again and swaps it in only if all of it is valid. Blocking and
     /// CPU-heavy: call it from a blocking thread. Concurrent calls run one after the other.
     pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
@@ -124,6 +131,7 @@ impl PolicyStore {
         let loaded = PolicySnapshot::load_with(&self.dir, Some(&mut cache));
         let duration = started.elapsed();
         let live_version = self.current.load().version.clone();
+        let mut to_store = None;
         let (result, version, errors) = match loaded {
             Ok(snapshot) if snapshot.version == live_version => {
                 (ReloadResult::Unchanged, snapshot.version, Vec::new())
@@ -136,7 +144,7 @@ impl PolicyStore {
                 }
                 let snapshot = Arc::new(snapshot);
                 index_queries_in_background(&snapshot);
-                self.current.store(snapshot);
+                to_store = Some(snapshot);
                 tracing::info!(
                     policy_version = %version,
                     previous = %live_version,
@@ -166,7 +174,11 @@ impl PolicyStore {
             version,
             duration,
         };
+        // The new set goes live and the status says so in one step for status readers.
         let mut status = lock(&self.status);
+        if let Some(snapshot) = to_store {
+            self.current.store(snapshot);
+        }
         match result {
             ReloadResult::Applied => status.counters.applied += 1,
             ReloadResult::Unchanged => status.counters.unchanged += 1,

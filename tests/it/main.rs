@@ -24,4 +24,5 @@ mod query;
 mod reload;
 mod ssa;
 mod store;
+mod tls;
 mod token_options;

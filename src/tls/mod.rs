@@ -1,0 +1,237 @@
+//! TLS for the gRPC and HTTP listeners (rustls with aws-lc-rs): certificate and key from
+//! PEM files, optional client-certificate verification (mTLS) against a CA bundle, and the
+//! files re-read when they change on disk, so certificates rotate without a restart. A
+//! change that does not load keeps the last good configuration (and says why in the log).
+//! Handshakes run off the accept loop, each bounded in time, so a slow client cannot hold
+//! up others.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::TlsConfig;
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the TLS files could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read `{0}`: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// A file holds no usable PEM item.
+    #[error("`{0}`: {1}")]
+    Pem(PathBuf, String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration: {0}")]
+    Rustls(String),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::Read(path.to_path_buf(), e))
+}
+
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem(path.to_path_buf(), e.to_string()))?;
+    if certs.is_empty() {
+        return Err(TlsError::Pem(path.to_path_buf(), "no certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// Builds the server configuration the files describe.
+pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    let chain = certificates(&config.cert_file)?;
+    let key_pem = read(&config.key_file)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| TlsError::Pem(config.key_file.clone(), e.to_string()))?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = match &config.client_ca_file {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(ca)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| TlsError::Pem(ca.clone(), e.to_string()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| TlsError::Rustls(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut server = builder
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(server))
+}
+
+/// The live TLS configuration, replaced when the files change.
+pub struct ReloadingTls {
+    config: TlsConfig,
+    current: ArcSwap<ServerConfig>,
+    stamps: std::sync::Mutex<Vec<Option<(SystemTime, u64)>>>,
+}
+
+impl ReloadingTls {
+    /// Loads the files; fails when they do not make a valid configuration.
+    pub fn new(config: TlsConfig) -> Result<Arc<Self>, TlsError> {
+        let current = server_config(&config)?;
+        let stamps = stamps(&config);
+        Ok(Arc::new(Self {
+            config,
+            current: ArcSwap::new(current),
+            stamps: std::sync::Mutex::new(stamps),
+        }))
+    }
+
+    /// The configuration for a new connection.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        self.current.load_full()
+    }
+
+    /// Re-reads the files if they changed; `true` when a new configuration went live.
+    pub fn reload_if_changed(&self) -> bool {
+        let now = stamps(&self.config);
+        let mut seen = self
+            .stamps
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *seen == now {
+            return false;
+        }
+        *seen = now;
+        drop(seen);
+        match server_config(&self.config) {
+            Ok(next) => {
+                self.current.store(next);
+                tracing::info!(cert = %self.config.cert_file.display(), "TLS certificate reloaded");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TLS files changed but do not load; the previous certificate stays in use");
+                false
+            }
+        }
+    }
+
+    /// Polls the files until `shutdown`.
+    pub async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let every = Duration::from_secs(self.config.reload_seconds.max(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let this = self.clone();
+            let _ = tokio::task::spawn_blocking(move || this.reload_if_changed()).await;
+        }
+    }
+}
+
+fn stamps(config: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
+    let mut files = vec![&config.cert_file, &config.key_file];
+    if let Some(ca) = &config.client_ca_file {
+        files.push(ca);
+    }
+    files
+        .into_iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
+}
+
+/// Accepts TCP connections and completes TLS handshakes concurrently, handing over the
+/// established streams until `shutdown`.
+pub fn accept(
+    listener: TcpListener,
+    tls: Arc<ReloadingTls>,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let _ = tcp.set_nodelay(true);
+            let acceptor = TlsAcceptor::from(tls.current());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send((stream, peer)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    rx
+}
+
+/// Established TLS connections as an axum listener.
+pub struct TlsIncoming {
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    local: SocketAddr,
+}
+
+impl TlsIncoming {
+    /// Wraps the handshaken streams of [`accept`] for a listener bound at `local`.
+    pub fn new(rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>, local: SocketAddr) -> Self {
+        Self { rx, local }
+    }
+}
+
+impl axum::serve::Listener for TlsIncoming {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(accepted) => accepted,
+            // The accept loop stopped (shutdown): never hand out another connection.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}

@@ -1,0 +1,230 @@
+//! TLS on both listeners with certificates made at run time (rcgen): success, a client
+//! trusting another CA refused, an expired certificate refused, mTLS required and missing,
+//! and a certificate rotated on disk going live without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arbiter::config::TlsConfig;
+use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::support::*;
+
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        Self {
+            cert: p.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    /// A leaf for `localhost`/127.0.0.1 (server) or a client; `(cert PEM, key PEM)`.
+    fn leaf(&self, client: bool, expired: bool) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        p.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        if expired {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        }
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+}
+
+struct TlsServer {
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start(server_cert: (String, String), client_ca: Option<&Ca>) -> TlsServer {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let cert_file = write(dir.path(), "server.pem", &server_cert.0);
+    let key_file = write(dir.path(), "server.key", &server_cert.1);
+    let client_ca_file = client_ca.map(|ca| write(dir.path(), "clients-ca.pem", &ca.pem()));
+    let mut config =
+        arbiter::Config::for_test(dir.path().join("policies"), dir.path().join("data"));
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+    config.oauth.issuer = format!("https://localhost:{}", http_addr.port());
+    config.tls = Some(TlsConfig {
+        cert_file,
+        key_file,
+        client_ca_file,
+        reload_seconds: 1,
+    });
+    let arbiter = Arc::new(arbiter::Arbiter::build(config).await.unwrap());
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move { arbiter.serve(grpc, Some(http), stop).await });
+    TlsServer {
+        grpc: grpc_addr,
+        http: http_addr,
+        dir,
+        shutdown,
+    }
+}
+
+/// One `Authorize` over TLS trusting `ca`, optionally presenting a client certificate.
+async fn ask(
+    server: &TlsServer,
+    ca: &Ca,
+    identity: Option<&(String, String)>,
+) -> Result<proto::AuthorizeResponse, String> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca.pem()))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Endpoint::from_shared(format!("https://127.0.0.1:{}", server.grpc.port()))
+        .unwrap()
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    AuthorizerClient::new(channel)
+        .authorize(request("", "GET", "/health", serde_json::json!({})))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn tls_success_wrong_ca_and_expired_certificate() {
+    let ca = Ca::new("Arbiter test CA");
+    let other = Ca::new("Somebody else");
+    let server = start(ca.leaf(false, false), None).await;
+    let ok = eventually(Duration::from_secs(5), || async {
+        ask(&server, &ca, None).await.ok()
+    })
+    .await
+    .expect("Authorize over TLS");
+    assert_eq!(reason(&ok), proto::Reason::Allowed);
+    assert!(
+        ask(&server, &other, None).await.is_err(),
+        "a client trusting another CA refuses it"
+    );
+
+    // HTTP too: JWKS over https with the CA, refused in plaintext.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = http
+        .get(format!(
+            "https://localhost:{}/jwks.json",
+            server.http.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let plaintext =
+        reqwest::get(format!("http://127.0.0.1:{}/jwks.json", server.http.port())).await;
+    assert!(
+        plaintext.map_or(true, |r| r.status() != 200),
+        "plaintext HTTP is not served on a TLS listener"
+    );
+
+    let expired = start(ca.leaf(false, true), None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = ask(&expired, &ca, None).await;
+    assert!(
+        refused.is_err(),
+        "an expired server certificate is refused: {refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn mtls_requires_a_client_certificate_from_the_configured_ca() {
+    let ca = Ca::new("Server CA");
+    let clients = Ca::new("Client CA");
+    let strangers = Ca::new("Strangers");
+    let server = start(ca.leaf(false, false), Some(&clients)).await;
+    let good = clients.leaf(true, false);
+    let ok = eventually(Duration::from_secs(5), || async {
+        ask(&server, &ca, Some(&good)).await.ok()
+    })
+    .await
+    .expect("mTLS with a client certificate");
+    assert_eq!(reason(&ok), proto::Reason::Allowed);
+    assert!(
+        ask(&server, &ca, None).await.is_err(),
+        "no client certificate"
+    );
+    let stranger = strangers.leaf(true, false);
+    assert!(
+        ask(&server, &ca, Some(&stranger)).await.is_err(),
+        "a client certificate from another CA"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_rotated_on_disk_goes_live_without_a_restart() {
+    let old_ca = Ca::new("Old CA");
+    let new_ca = Ca::new("New CA");
+    let server = start(old_ca.leaf(false, false), None).await;
+    eventually(Duration::from_secs(5), || async {
+        ask(&server, &old_ca, None).await.ok()
+    })
+    .await
+    .expect("served with the old certificate");
+    assert!(ask(&server, &new_ca, None).await.is_err());
+    let (cert, key) = new_ca.leaf(false, false);
+    // Key first, then the certificate, as a rotation tool would.
+    std::fs::write(server.dir.path().join("server.key"), key).unwrap();
+    std::fs::write(server.dir.path().join("server.pem"), cert).unwrap();
+    let rotated = eventually(Duration::from_secs(8), || async {
+        ask(&server, &new_ca, None).await.ok()
+    })
+    .await;
+    assert!(rotated.is_some(), "the new certificate went live");
+    assert!(
+        ask(&server, &old_ca, None).await.is_err(),
+        "the old one is gone"
+    );
+}

@@ -143,9 +143,18 @@ struct GatewayArgs {
     /// The upstream base URL.
     #[arg(long)]
     upstream: Option<String>,
-    /// Arbiter's gRPC URL [default: http://127.0.0.1:50051].
+    /// Arbiter's gRPC URL [default: http://127.0.0.1:50051]; `https://` with --pdp-ca.
     #[arg(long)]
     pdp: Option<String>,
+    /// CA bundle (PEM) to verify Arbiter's certificate with.
+    #[arg(long)]
+    pdp_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for an Arbiter that requires mTLS (with --pdp-key).
+    #[arg(long, requires = "pdp_key")]
+    pdp_cert: Option<PathBuf>,
+    /// Client key (PEM) for --pdp-cert.
+    #[arg(long, requires = "pdp_cert")]
+    pdp_key: Option<PathBuf>,
     /// Strip the Authorization header before forwarding.
     #[arg(long)]
     strip_authorization: bool,
@@ -182,6 +191,9 @@ struct GatewayFile {
     listen: Option<SocketAddr>,
     upstream: Option<String>,
     pdp: Option<String>,
+    pdp_ca: Option<PathBuf>,
+    pdp_cert: Option<PathBuf>,
+    pdp_key: Option<PathBuf>,
     #[serde(default)]
     strip_authorization: bool,
     #[serde(default)]
@@ -977,6 +989,23 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         Duration::from_millis(args.deadline_ms.or(file.deadline_ms).unwrap_or(250));
     config.pdp.cache_capacity = args.cache.or(file.cache).unwrap_or(10_000);
     config.pdp.fail_open = args.fail_open || file.fail_open;
+    if let Some(ca_file) = args.pdp_ca.or(file.pdp_ca) {
+        let identity = match (
+            args.pdp_cert.or(file.pdp_cert),
+            args.pdp_key.or(file.pdp_key),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("pdp_cert and pdp_key go together"),
+        };
+        config.pdp.tls = Some(arbiter::client::ClientTls {
+            ca_file,
+            identity,
+            domain: None,
+        });
+    } else if config.pdp.endpoint.starts_with("https://") {
+        bail!("an https:// PDP needs --pdp-ca (the gateway never accepts any certificate)");
+    }
     config.upstream_timeout = Duration::from_secs(
         args.upstream_timeout
             .or(file.upstream_timeout)

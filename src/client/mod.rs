@@ -32,6 +32,20 @@ pub struct ClientConfig {
     pub cache_capacity: usize,
     /// Allow when the PDP cannot be reached. Off by default; every use is logged as an error.
     pub fail_open: bool,
+    /// TLS to the PDP (an `https://` endpoint): the CA to verify it with, and optionally a
+    /// client certificate for mTLS. Never "accept any certificate".
+    pub tls: Option<ClientTls>,
+}
+
+/// How the client verifies the PDP and proves itself.
+#[derive(Debug, Clone)]
+pub struct ClientTls {
+    /// PEM CA bundle the PDP's certificate must chain to.
+    pub ca_file: std::path::PathBuf,
+    /// PEM client certificate and key, for a PDP that requires mTLS.
+    pub identity: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The name to verify, when it differs from the endpoint's host.
+    pub domain: Option<String>,
 }
 
 impl ClientConfig {
@@ -44,6 +58,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(1),
             cache_capacity: 10_000,
             fail_open: false,
+            tls: None,
         }
     }
 }
@@ -54,6 +69,9 @@ pub enum ClientError {
     /// The endpoint is not a valid URL.
     #[error("invalid PDP endpoint `{0}`")]
     Endpoint(String),
+    /// The TLS files could not be used.
+    #[error("PDP TLS: {0}")]
+    Tls(String),
 }
 
 /// One question.
@@ -124,10 +142,29 @@ pub struct ArbiterClient {
 impl ArbiterClient {
     /// A client; the channel connects on first use and reconnects by itself.
     pub fn new(config: ClientConfig) -> Result<Self, ClientError> {
-        let endpoint = Endpoint::from_shared(config.endpoint.clone())
+        let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
             .map_err(|_| ClientError::Endpoint(config.endpoint.clone()))?
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true);
+        if let Some(tls) = &config.tls {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| ClientError::Tls(format!("{}: {e}", p.display())))
+            };
+            let mut settings = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(&tls.ca_file)?));
+            if let Some((cert, key)) = &tls.identity {
+                settings = settings.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            if let Some(domain) = &tls.domain {
+                settings = settings.domain_name(domain.clone());
+            }
+            endpoint = endpoint
+                .tls_config(settings)
+                .map_err(|e| ClientError::Tls(e.to_string()))?;
+        }
         if config.fail_open {
             tracing::warn!(endpoint = %config.endpoint, "arbiter client configured to FAIL OPEN: requests are allowed when the PDP is unreachable");
         }

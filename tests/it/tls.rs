@@ -228,3 +228,53 @@ async fn a_certificate_rotated_on_disk_goes_live_without_a_restart() {
         "the old one is gone"
     );
 }
+
+#[tokio::test]
+async fn the_client_library_verifies_the_pdp_and_presents_its_certificate() {
+    use arbiter::client::{ArbiterClient, Check, ClientConfig, ClientTls};
+    let ca = Ca::new("Server CA");
+    let clients = Ca::new("Client CA");
+    let server = start(ca.leaf(false, false), Some(&clients)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = write(dir.path(), "ca.pem", &ca.pem());
+    let (cert, key) = clients.leaf(true, false);
+    let identity = (
+        write(dir.path(), "c.pem", &cert),
+        write(dir.path(), "c.key", &key),
+    );
+    let empty = serde_json::Map::new();
+    let check = Check {
+        token: "",
+        method: "GET",
+        path: "/health",
+        context: &empty,
+    };
+    let config = |tls: Option<ClientTls>| {
+        let mut c = ClientConfig::new(format!("https://127.0.0.1:{}", server.grpc.port()));
+        c.deadline = Duration::from_secs(2);
+        c.tls = tls;
+        c
+    };
+    let tls = |identity: Option<(PathBuf, PathBuf)>, ca_file: &Path| ClientTls {
+        ca_file: ca_file.to_path_buf(),
+        identity,
+        domain: Some("localhost".into()),
+    };
+    let good = ArbiterClient::new(config(Some(tls(Some(identity.clone()), &ca_file)))).unwrap();
+    let d = eventually(Duration::from_secs(5), || async {
+        Some(good.check(check).await).filter(|d| !d.unavailable)
+    })
+    .await
+    .expect("decisions over mTLS");
+    assert!(d.allowed);
+    let no_identity = ArbiterClient::new(config(Some(tls(None, &ca_file)))).unwrap();
+    let d = no_identity.check(check).await;
+    assert!(d.unavailable && !d.allowed, "mTLS required: {d:?}");
+    let other_ca = write(dir.path(), "other.pem", &Ca::new("Other").pem());
+    let wrong = ArbiterClient::new(config(Some(tls(Some(identity), &other_ca)))).unwrap();
+    let d = wrong.check(check).await;
+    assert!(
+        d.unavailable && !d.allowed,
+        "the server's certificate is verified: {d:?}"
+    );
+}

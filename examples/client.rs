@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         method: &method,
         path: &path,
         context: &context,
+        client_cert_sha256: "",
     };
     for _ in 0..2 {
         let d = client.check(check).await;

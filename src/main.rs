@@ -550,6 +550,9 @@ struct CheckArgs {
     /// Ask for a per-policy explanation.
     #[arg(long)]
     explain: bool,
+    /// RFC 8705: base64url SHA-256 of the client certificate the caller presented.
+    #[arg(long)]
+    client_cert_sha256: Option<String>,
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
     addr: String,
@@ -892,6 +895,7 @@ fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 path: args.path.clone(),
                 context,
                 explain: args.explain,
+                client_cert_sha256: args.client_cert_sha256.clone().unwrap_or_default(),
             })
             .await
             .context("authorize failed")?;
@@ -1528,6 +1532,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             path: args.path.clone(),
             context: None,
             explain: false,
+            client_cert_sha256: String::new(),
         }],
         None => {
             let config = load_config(args.config.as_ref())?;

@@ -406,6 +406,7 @@ pub fn bundled_mix(read_fido: &str, read: &str) -> Vec<proto::AuthorizeRequest> 
             path: path.into(),
             context,
             explain: false,
+            client_cert_sha256: String::new(),
         }
     };
     let fraud = prost_types::Struct {

@@ -85,6 +85,9 @@ pub struct Check<'a> {
     pub path: &'a str,
     /// Free-form context (client IP, host, fraud score, …).
     pub context: &'a Map<String, Value>,
+    /// RFC 8705: base64url SHA-256 of the client certificate the caller presented, for
+    /// certificate-bound tokens; empty when none.
+    pub client_cert_sha256: &'a str,
 }
 
 /// The answer, from the PDP or the cache.
@@ -226,6 +229,7 @@ impl ArbiterClient {
                 Some(json_to_struct(check.context))
             },
             explain: false,
+            client_cert_sha256: check.client_cert_sha256.to_owned(),
         });
         request.set_timeout(self.config.deadline);
         let mut rpc = self.rpc.clone();
@@ -320,6 +324,8 @@ fn cache_key(check: &Check<'_>) -> Key {
     h.update(check.method.as_bytes());
     h.update([0]);
     h.update(check.path.as_bytes());
+    h.update([0]);
+    h.update(check.client_cert_sha256.as_bytes());
     h.update([0]);
     // serde_json's map keeps keys sorted, so equal contexts serialize equally.
     if let Ok(bytes) = serde_json::to_vec(check.context) {

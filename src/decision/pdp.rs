@@ -34,6 +34,8 @@ pub struct AuthzRequest<'a> {
     pub context: &'a Map<String, Value>,
     /// Whether to explain every policy of the slice.
     pub explain: bool,
+    /// RFC 8705: base64url SHA-256 of the client certificate presented; empty when none.
+    pub client_cert_sha256: &'a str,
 }
 
 /// Who the token says the caller is.
@@ -155,6 +157,11 @@ impl Pdp {
                 }
             }
         };
+        if let Some(t) = &token {
+            if let Err(why) = check_certificate_binding(t, req.client_cert_sha256) {
+                return (Verdict::deny(Reason::InvalidToken, why), None, None);
+            }
+        }
         let snapshot = self.policies.load();
         let verdict = decide_prepared(&snapshot, &method, &path, req, token.as_deref());
         (verdict, token, Some(snapshot.version.clone()))
@@ -228,6 +235,23 @@ fn decide_prepared(
         explain: req.explain,
     };
     decide(snapshot, &input, caller)
+}
+
+/// RFC 8705 §3: a token carrying `cnf.x5t#S256` is only good with that certificate.
+fn check_certificate_binding(token: &VerifiedToken, presented: &str) -> Result<(), &'static str> {
+    let bound = token
+        .claims
+        .get("cnf")
+        .and_then(|c| c.get("x5t#S256"))
+        .and_then(Value::as_str);
+    match bound {
+        None => Ok(()),
+        Some(_) if presented.is_empty() => {
+            Err("the token is bound to a client certificate (RFC 8705) and none was presented")
+        }
+        Some(b) if b == presented => Ok(()),
+        Some(_) => Err("the token is bound to another client certificate (RFC 8705)"),
+    }
 }
 
 /// Who a verified token names, per the Cedar mapping: `User::"<sub>"` when it carries an end

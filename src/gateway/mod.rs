@@ -169,6 +169,7 @@ async fn handle(
             method: parts.method.as_str(),
             path: &path_and_query,
             context: &context,
+            client_cert_sha256: "",
         })
         .await;
     if !decision.allowed || decision.unavailable && !gw.config.pdp.fail_open {

@@ -49,6 +49,7 @@ impl AuthorizerService {
                 path: &req.path,
                 context: &context,
                 explain: req.explain,
+                client_cert_sha256: &req.client_cert_sha256,
             })
             .await;
         to_proto(answer)

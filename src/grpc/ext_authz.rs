@@ -64,6 +64,12 @@ impl Authorization for ExtAuthzService {
                 context.insert(k.clone(), value);
             }
         }
+        let thumbprint = request
+            .attributes
+            .as_ref()
+            .and_then(|a| a.source.as_ref())
+            .and_then(|s| certificate_thumbprint(&s.certificate))
+            .unwrap_or_default();
         let answer = self
             .pdp
             .authorize(AuthzRequest {
@@ -72,6 +78,7 @@ impl Authorization for ExtAuthzService {
                 path: &http.path,
                 context: &context,
                 explain: false,
+                client_cert_sha256: &thumbprint,
             })
             .await;
         let v = &answer.verdict;
@@ -142,4 +149,22 @@ impl Authorization for ExtAuthzService {
         response.set_http_response(denied);
         Ok(Response::new(response))
     }
+}
+
+/// RFC 8705 thumbprint (base64url SHA-256 of the DER) of the client certificate Envoy
+/// reports in `source.certificate` (URL-encoded PEM, set when Envoy terminated mTLS).
+pub fn certificate_thumbprint(url_encoded_pem: &str) -> Option<String> {
+    use base64::Engine as _;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::Digest as _;
+    if url_encoded_pem.is_empty() {
+        return None;
+    }
+    let pem = percent_encoding::percent_decode_str(url_encoded_pem)
+        .decode_utf8()
+        .ok()?;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
+    Some(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der.as_ref())),
+    )
 }

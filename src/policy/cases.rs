@@ -211,6 +211,7 @@ fn run_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Vec<Mismatch>,
                     path,
                     context: &case.context,
                     explain: false,
+                    client_cert_sha256: "",
                 },
                 token.as_ref(),
             )

@@ -171,6 +171,7 @@ pub fn replay(
                 path: &d.path,
                 context: &d.context,
                 explain: false,
+                client_cert_sha256: "",
             },
             token.as_ref(),
         );

@@ -140,6 +140,7 @@ async fn guard(
             path: uri.path(),
             context: &context,
             explain: false,
+            client_cert_sha256: "",
         })
         .await;
     let verdict = answer.verdict;

@@ -27,6 +27,7 @@ async fn hits_misses_expiry_and_version_drops() {
         method: "GET",
         path,
         context: &empty,
+        client_cert_sha256: "",
     };
     let first = c.check(check("/item/1")).await;
     assert!(first.allowed && !first.cached);
@@ -41,6 +42,7 @@ async fn hits_misses_expiry_and_version_drops() {
     let risky = c
         .check(Check {
             context: &ctx,
+            client_cert_sha256: "",
             ..check("/item/1")
         })
         .await;
@@ -84,6 +86,7 @@ async fn identical_requests_on_a_miss_share_one_rpc() {
                 method: "GET",
                 path: "/item/9",
                 context: &empty,
+                client_cert_sha256: "",
             })
             .await
         }));
@@ -109,6 +112,7 @@ async fn an_unreachable_pdp_is_a_deny_unless_fail_open_was_chosen() {
         method: "GET",
         path: "/item/1",
         context: &empty,
+        client_cert_sha256: "",
     };
     let closed = ArbiterClient::new(ClientConfig::new(format!("http://{addr}"))).unwrap();
     let started = std::time::Instant::now();

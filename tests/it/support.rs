@@ -249,6 +249,7 @@ pub fn request(token: &str, method: &str, path: &str, context: Value) -> proto::
             _ => None,
         },
         explain: false,
+        client_cert_sha256: String::new(),
     }
 }
 

@@ -248,6 +248,7 @@ async fn the_client_library_verifies_the_pdp_and_presents_its_certificate() {
         method: "GET",
         path: "/health",
         context: &empty,
+        client_cert_sha256: "",
     };
     let config = |tls: Option<ClientTls>| {
         let mut c = ClientConfig::new(format!("https://127.0.0.1:{}", server.grpc.port()));

@@ -14,8 +14,6 @@ use crate::token::jwks::KeySet;
 const FRESH_FOR: Duration = Duration::from_secs(300);
 /// The least time between fetches of one URI.
 const MIN_INTERVAL: Duration = Duration::from_secs(30);
-/// Largest JWKS document accepted.
-const MAX_BYTES: usize = 256 * 1024;
 
 /// A cache of client JWKS documents by URI.
 pub struct RemoteJwks {
@@ -71,32 +69,8 @@ impl RemoteJwks {
     }
 
     async fn fetch(&self, uri: &str) -> Result<KeySet, String> {
-        let response = self
-            .http
-            .get(uri)
-            .send()
+        crate::token::issuer::fetch_jwks(&self.http, uri)
             .await
-            .map_err(|e| format!("fetch failed: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("HTTP {}", response.status().as_u16()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BYTES as u64)
-        {
-            return Err("document too large".into());
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("read failed: {e}"))?;
-        if bytes.len() > MAX_BYTES {
-            return Err("document too large".into());
-        }
-        let (keys, _) = KeySet::from_jwks(&bytes)?;
-        if keys.is_empty() {
-            return Err("no usable signing key".into());
-        }
-        Ok(keys)
+            .map(|(keys, _, _)| keys)
     }
 }

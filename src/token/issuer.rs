@@ -251,42 +251,71 @@ impl Issuer {
         &self,
         http: &reqwest::Client,
     ) -> Result<(KeySet, Vec<String>, Option<Duration>), String> {
-        let (bytes, max_age) = match &self.source {
-            KeySource::Url(url) => {
-                let resp = http
-                    .get(url)
-                    .header("accept", "application/jwk-set+json, application/json")
-                    .send()
+        match &self.source {
+            KeySource::Url(url) => fetch_jwks(http, url).await,
+            KeySource::File(path) => {
+                let bytes = tokio::fs::read(path)
                     .await
-                    .map_err(|e| format!("GET `{url}`: {e}"))?;
-                if !resp.status().is_success() {
-                    return Err(format!("GET `{url}`: HTTP {}", resp.status()));
-                }
-                let max_age = resp
-                    .headers()
-                    .get(reqwest::header::CACHE_CONTROL)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(max_age);
-                let bytes = resp
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("GET `{url}`: {e}"))?;
-                (bytes.to_vec(), max_age)
+                    .map_err(|e| format!("read `{}`: {e}", path.display()))?;
+                let (set, skipped) = usable_keys(&bytes)?;
+                Ok((set, skipped, None))
             }
-            KeySource::File(path) => (
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|e| format!("read `{}`: {e}", path.display()))?,
-                None,
-            ),
-            KeySource::Static | KeySource::Hmac => return Err("not refreshable".into()),
-        };
-        let (set, skipped) = KeySet::from_jwks(&bytes)?;
-        if set.is_empty() {
-            return Err(format!("no usable keys (skipped: {})", skipped.join("; ")));
+            KeySource::Static | KeySource::Hmac => Err("not refreshable".into()),
         }
-        Ok((set, skipped, max_age))
     }
+}
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Fetches a JWKS document: its usable keys, what was skipped, and the `Cache-Control`
+/// max-age. Shared by issuers, clients registered with a `jwks_uri`, and `--check-config`.
+pub async fn fetch_jwks(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(KeySet, Vec<String>, Option<Duration>), String> {
+    let resp = http
+        .get(url)
+        .header("accept", "application/jwk-set+json, application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET `{url}`: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("GET `{url}`: HTTP {}", resp.status()));
+    }
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err(format!(
+            "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
+        ));
+    }
+    let max_age = resp
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| format!("GET `{url}`: {e}"))?;
+    if bytes.len() > MAX_JWKS_BYTES {
+        return Err(format!(
+            "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
+        ));
+    }
+    let (set, skipped) = usable_keys(&bytes)?;
+    Ok((set, skipped, max_age))
+}
+
+/// The keys of a JWKS document; an error when none is usable.
+pub fn usable_keys(bytes: &[u8]) -> Result<(KeySet, Vec<String>), String> {
+    let (set, skipped) = KeySet::from_jwks(bytes)?;
+    if set.is_empty() {
+        return Err(format!("no usable keys (skipped: {})", skipped.join("; ")));
+    }
+    Ok((set, skipped))
 }
 
 impl Refresh {

@@ -17,7 +17,11 @@ use serde_json::{json, Value};
 use super::{Approval, NewRequest, SsaError, SsaService};
 use crate::decision::Reason;
 use crate::decision::{AuthzRequest, Pdp};
+use crate::gateway::www_authenticate;
 use crate::store::{AuditFilter, SsaRequestRecord};
+
+/// The realm of the RFC 6750 challenges.
+const REALM: &str = "arbiter";
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -104,6 +108,23 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The caller of a workflow route, admitted by the PDP: its Cedar principal
+/// (`Client::"…"`, `User::"…"`, or `Anonymous` when a policy opens the route to anyone).
+struct Caller(String);
+
+impl axum::extract::FromRequestParts<SsaState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &SsaState,
+    ) -> Result<Self, ApiError> {
+        guard(state, &parts.headers, &parts.method, &parts.uri)
+            .await
+            .map(Caller)
+    }
+}
+
 /// Asks the PDP whether the caller may make this call; the caller's principal if so.
 async fn guard(
     state: &SsaState,
@@ -127,7 +148,7 @@ async fn guard(
                     "invalid_request",
                     "use `Authorization: Bearer <token>`",
                 );
-                e.challenge = Some("Bearer error=\"invalid_request\"".into());
+                e.challenge = Some(www_authenticate(REALM, Some("invalid_request"), "", None));
                 e
             })?,
     };
@@ -156,7 +177,7 @@ async fn guard(
                 "invalid_token",
                 "a bearer token is required",
             );
-            e.challenge = Some("Bearer".into());
+            e.challenge = Some(www_authenticate(REALM, None, "", None));
             e
         }
         Reason::InvalidToken => {
@@ -165,7 +186,12 @@ async fn guard(
                 "invalid_token",
                 verdict.errors.join("; "),
             );
-            e.challenge = Some("Bearer error=\"invalid_token\"".into());
+            e.challenge = Some(www_authenticate(
+                REALM,
+                Some("invalid_token"),
+                &e.description,
+                None,
+            ));
             e
         }
         Reason::InsufficientScope => {
@@ -175,8 +201,11 @@ async fn guard(
                 "insufficient_scope",
                 format!("this call needs the scope(s) `{scope}`"),
             );
-            e.challenge = Some(format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{scope}\""
+            e.challenge = Some(www_authenticate(
+                REALM,
+                Some("insufficient_scope"),
+                "",
+                Some(&scope),
             ));
             e
         }
@@ -253,14 +282,7 @@ async fn jwks(State(state): State<SsaState>) -> Response {
     response
 }
 
-async fn submit(
-    State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
-    let caller = guard(&state, &headers, &method, &uri).await?;
+async fn submit(State(state): State<SsaState>, Caller(caller): Caller, body: Body) -> ApiResult {
     let new: NewRequest = read_json(body).await?;
     let record = state.service.submit(&caller, new).await?;
     Ok(no_store(StatusCode::CREATED, view(&state, &record).await?))
@@ -281,59 +303,44 @@ async fn list(state: &SsaState, status: Option<&str>, owner: Option<&str>) -> Ap
 
 async fn my_requests(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(caller): Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    let caller = guard(&state, &headers, &method, &uri).await?;
     list(&state, q.status.as_deref(), Some(&caller)).await
 }
 
 async fn all_requests(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    _admitted: Caller,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    guard(&state, &headers, &method, &uri).await?;
     list(&state, q.status.as_deref(), None).await
 }
 
 async fn my_request(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let caller = guard(&state, &headers, &method, &uri).await?;
     let record = state.service.request(&id, Some(&caller)).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
 }
 
 async fn any_request(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    _admitted: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
-    guard(&state, &headers, &method, &uri).await?;
     let record = state.service.request(&id, None).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
 }
 
 async fn approve(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(reviewer): Caller,
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let reviewer = guard(&state, &headers, &method, &uri).await?;
     let approval: Approval = read_json(body).await?;
     let (record, _) = state.service.approve(&reviewer, &id, approval).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
@@ -348,13 +355,10 @@ struct Reasoned {
 
 async fn deny(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(reviewer): Caller,
     Path(id): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let reviewer = guard(&state, &headers, &method, &uri).await?;
     let r: Reasoned = read_json(body).await?;
     let record = state.service.deny(&reviewer, &id, &r.reason).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
@@ -362,13 +366,10 @@ async fn deny(
 
 async fn revoke(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    Caller(reviewer): Caller,
     Path(jti): Path<String>,
     body: Body,
 ) -> ApiResult {
-    let reviewer = guard(&state, &headers, &method, &uri).await?;
     let r: Reasoned = read_json(body).await?;
     let clients = state
         .service
@@ -382,12 +383,9 @@ async fn revoke(
 
 async fn audit(
     State(state): State<SsaState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    _admitted: Caller,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    guard(&state, &headers, &method, &uri).await?;
     for k in q.keys() {
         if !matches!(k.as_str(), "request_id" | "statement_jti" | "client_id") {
             return Err(ApiError::new(

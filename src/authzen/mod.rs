@@ -180,18 +180,15 @@ fn decide(
     token: Option<&crate::token::VerifiedToken>,
     e: &Evaluation,
 ) -> Outcome {
-    let mut e = e.clone();
-    if let Some(t) = token {
-        let declared = snapshot
-            .shapes
-            .contexts
-            .get(&e.action)
-            .is_some_and(|shape| shape.get("scopes").is_some());
-        if declared && !e.context.contains_key("scopes") {
-            e.context.insert("scopes".into(), json!(t.scopes));
-        }
-    }
-    match try_decide(snapshot, principal, &e) {
+    let scopes = token.filter(|_| {
+        !e.context.contains_key("scopes")
+            && snapshot
+                .shapes
+                .contexts
+                .get(&e.action)
+                .is_some_and(|shape| shape.get("scopes").is_some())
+    });
+    match try_decide(snapshot, principal, e, scopes.map(|t| t.scopes.as_slice())) {
         Ok(o) => o,
         Err(reason) => Outcome {
             allowed: false,
@@ -201,10 +198,12 @@ fn decide(
     }
 }
 
+/// `scopes`: the bearer token's, to add to the context.
 fn try_decide(
     snapshot: &PolicySnapshot,
     principal: &EntityRef,
     e: &Evaluation,
+    scopes: Option<&[String]>,
 ) -> Result<Outcome, String> {
     let schema = &snapshot.schema;
     let p_uid = uid(&cedar_type(&principal.ty, false), &principal.id)?;
@@ -241,21 +240,28 @@ fn try_decide(
             Entity::from_json_value(json, Some(schema)).map_err(|err| format!("{u}: {err}"))?,
         );
     }
+    // The static entities are copied only when the request brings attributes of its own.
+    let upserted;
     let entities = if extra.is_empty() {
-        snapshot.entities.clone()
+        &snapshot.entities
     } else {
-        snapshot
+        upserted = snapshot
             .entities
             .clone()
             .upsert_entities(extra, Some(schema))
-            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())?;
+        &upserted
     };
-    let ctx = Context::from_json_value(Value::Object(e.context.clone()), Some((schema, &a_uid)))
+    let mut context = e.context.clone();
+    if let Some(scopes) = scopes {
+        context.insert("scopes".into(), json!(scopes));
+    }
+    let ctx = Context::from_json_value(Value::Object(context), Some((schema, &a_uid)))
         .map_err(|err| format!("context: {err}"))?;
     let request =
         Request::new(p_uid, a_uid, r_uid, ctx, Some(schema)).map_err(|err| err.to_string())?;
     let response =
-        crate::decision::AUTHORIZER.is_authorized(&request, &snapshot.policies, &entities);
+        crate::decision::AUTHORIZER.is_authorized(&request, &snapshot.policies, entities);
     let diagnostics = response.diagnostics();
     let forbid_failed = diagnostics.errors().any(|err| match err {
         cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => snapshot

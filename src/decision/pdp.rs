@@ -171,27 +171,20 @@ impl Pdp {
 /// The request's bounds and path rules, as every decision applies them: the upper-case
 /// method and the normalized path, or why the request is invalid.
 fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), String> {
-    let invalid = |m: String| m;
     if req.token.len() > MAX_TOKEN_BYTES {
-        return Err(invalid(format!(
-            "token is longer than {MAX_TOKEN_BYTES} bytes"
-        )));
+        return Err(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
     }
     if req.path.len() > MAX_PATH_BYTES {
-        return Err(invalid(format!(
-            "path is longer than {MAX_PATH_BYTES} bytes"
-        )));
+        return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
     }
     if req.method.is_empty()
         || req.method.len() > MAX_METHOD_BYTES
         || !req.method.bytes().all(|b| b.is_ascii_alphabetic())
     {
-        return Err(invalid(
-            "method must be an HTTP method such as `GET`".into(),
-        ));
+        return Err("method must be an HTTP method such as `GET`".into());
     }
-    check_bounds(req.context).map_err(invalid)?;
-    let path = normalize(req.path).map_err(|e| invalid(e.to_string()))?;
+    check_bounds(req.context)?;
+    let path = normalize(req.path).map_err(|e| e.to_string())?;
     let method = if req.method.bytes().all(|b| b.is_ascii_uppercase()) {
         Cow::Borrowed(req.method)
     } else {

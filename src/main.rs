@@ -1469,19 +1469,23 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let load = |addr: String, workload: Workload| LoadPlan {
+        addr,
+        concurrency: args.concurrency,
+        connections: args.connections,
+        duration: Duration::from_secs_f64(args.duration),
+        requests: args.requests,
+        rate: args.rate,
+        warmup: Duration::from_secs_f64(args.warmup),
+        workload,
+    };
     if let Some(url) = &args.http_url {
-        let plan = LoadPlan {
-            addr: url.clone(),
-            concurrency: args.concurrency,
-            connections: args.connections,
-            duration: Duration::from_secs_f64(args.duration),
-            requests: args.requests,
-            rate: args.rate,
-            warmup: Duration::from_secs_f64(args.warmup),
-            workload: Workload::Http {
+        let plan = load(
+            url.clone(),
+            Workload::Http {
                 token: args.token.clone(),
             },
-        };
+        );
         let report = runtime.block_on(run_load(&plan))?;
         print_report(&report, args.json, "http", "; ok");
         return Ok(ExitCode::SUCCESS);
@@ -1490,15 +1494,9 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         if args.echo_floor {
             bail!("--echo-floor is for Authorize load, not --token-endpoint");
         }
-        let plan = LoadPlan {
-            addr: base.clone(),
-            concurrency: args.concurrency,
-            connections: args.connections,
-            duration: Duration::from_secs_f64(args.duration),
-            requests: args.requests,
-            rate: args.rate,
-            warmup: Duration::from_secs_f64(args.warmup),
-            workload: Workload::Token(TokenLoad {
+        let plan = load(
+            base.clone(),
+            Workload::Token(TokenLoad {
                 client_id: args.client_id.clone().unwrap_or_default(),
                 client_secret: args
                     .client_secret
@@ -1507,7 +1505,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 scope: args.scope.clone(),
                 keep_alive: !args.no_keep_alive,
             }),
-        };
+        );
         let report = runtime.block_on(run_load(&plan))?;
         print_report(&report, args.json, "tokens", "; granted");
         return Ok(ExitCode::SUCCESS);
@@ -1541,16 +1539,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             bundled_mix(&dev("read fido")?, &dev("read")?)
         }
     };
-    let plan = |addr: String| LoadPlan {
-        addr,
-        concurrency: args.concurrency,
-        connections: args.connections,
-        duration: Duration::from_secs_f64(args.duration),
-        requests: args.requests,
-        rate: args.rate,
-        warmup: Duration::from_secs_f64(args.warmup),
-        workload: Workload::Authorize(mix.clone()),
-    };
+    let plan = |addr: String| load(addr, Workload::Authorize(mix.clone()));
     runtime.block_on(async {
         let floor = if args.echo_floor {
             let mut child = std::process::Command::new(std::env::current_exe()?)

@@ -173,7 +173,7 @@ async fn handle(
         })
         .await;
     if !decision.allowed || decision.unavailable && !gw.config.pdp.fail_open {
-        return denial(&gw.config, &decision, token.is_some());
+        return denial(&gw.config, &decision);
     }
     // Forward.
     strip_hop_by_hop(&mut parts.headers);
@@ -280,40 +280,109 @@ fn bearer_token(
     }
 }
 
-fn denial(config: &GatewayConfig, d: &Decision, had_token: bool) -> Response {
+fn denial(config: &GatewayConfig, d: &Decision) -> Response {
     if d.unavailable {
         return plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "the policy decision point is unavailable",
         );
     }
-    let describe = || d.errors.join("; ").replace(['"', '\\'], "'");
-    match d.reason {
-        Reason::MissingToken if !had_token => {
-            challenge(config, StatusCode::UNAUTHORIZED, None, "", None)
-        }
-        Reason::InvalidToken | Reason::MissingToken => challenge(
-            config,
-            StatusCode::UNAUTHORIZED,
-            Some("invalid_token"),
-            &describe(),
-            None,
-        ),
-        Reason::InsufficientScope => challenge(
-            config,
-            StatusCode::FORBIDDEN,
-            Some("insufficient_scope"),
-            "the token lacks a required scope",
-            Some(&d.required_scopes.join(" ")),
-        ),
-        Reason::InvalidRequest => plain(StatusCode::BAD_REQUEST, &describe()),
-        _ => {
-            let mut r = plain(StatusCode::FORBIDDEN, "denied by policy");
-            if let Ok(v) = HeaderValue::from_str(&d.decision_id) {
-                r.headers_mut().insert(DECISION_HEADER, v);
+    let answer = http_denial(&config.realm, d.reason, &d.errors, &d.required_scopes);
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut response = match (&answer.challenge, d.reason) {
+        (Some(value), _) => {
+            let mut r = (
+                status,
+                axum::Json(
+                    json!({ "error": answer.error, "error_description": answer.description }),
+                ),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(value) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
             r
         }
+        (None, _) => plain(status, &answer.description),
+    };
+    if let Ok(v) = HeaderValue::from_str(&d.decision_id) {
+        response.headers_mut().insert(DECISION_HEADER, v);
+    }
+    response
+}
+
+/// How a deny answers over HTTP (RFC 6750 §3): the status, the error code, a description
+/// safe to show, and the `WWW-Authenticate` challenge when there is one. Shared by the
+/// gateway, Envoy ext_authz and the workflow routes, so they answer alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpDenial {
+    /// 400, 401 or 403.
+    pub status: u16,
+    /// `invalid_token`, `insufficient_scope`, `invalid_request`, `access_denied`, …
+    pub error: &'static str,
+    /// Safe to show.
+    pub description: String,
+    /// The `WWW-Authenticate` value, for 401 and insufficient scope.
+    pub challenge: Option<String>,
+}
+
+/// Maps a deny to its HTTP answer: no token → 401 with a bare challenge; an invalid token
+/// → 401 `invalid_token`; insufficient scope → 403 with the scopes that would do; an
+/// invalid request → 400; any other deny → 403.
+pub fn http_denial(
+    realm: &str,
+    reason: Reason,
+    errors: &[String],
+    required_scopes: &[String],
+) -> HttpDenial {
+    let describe = || errors.join("; ").replace(['"', '\\'], "'");
+    match reason {
+        Reason::MissingToken => HttpDenial {
+            status: 401,
+            error: "invalid_token",
+            description: "a bearer token is required".into(),
+            challenge: Some(www_authenticate(realm, None, "", None)),
+        },
+        Reason::InvalidToken => {
+            let description = describe();
+            HttpDenial {
+                status: 401,
+                error: "invalid_token",
+                challenge: Some(www_authenticate(
+                    realm,
+                    Some("invalid_token"),
+                    &description,
+                    None,
+                )),
+                description,
+            }
+        }
+        Reason::InsufficientScope => {
+            let scope = required_scopes.join(" ");
+            HttpDenial {
+                status: 403,
+                error: "insufficient_scope",
+                description: format!("the token lacks a required scope (`{scope}` would do)"),
+                challenge: Some(www_authenticate(
+                    realm,
+                    Some("insufficient_scope"),
+                    "the token lacks a required scope",
+                    Some(&scope),
+                )),
+            }
+        }
+        Reason::InvalidRequest => HttpDenial {
+            status: 400,
+            error: "invalid_request",
+            description: describe(),
+            challenge: None,
+        },
+        other => HttpDenial {
+            status: 403,
+            error: "access_denied",
+            description: format!("denied by policy ({})", other.as_str_name()),
+            challenge: None,
+        },
     }
 }
 

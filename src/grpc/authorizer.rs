@@ -133,6 +133,12 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
     }
 }
 
+impl From<Reason> for proto::Reason {
+    fn from(r: Reason) -> Self {
+        reason(r)
+    }
+}
+
 fn reason(r: Reason) -> proto::Reason {
     match r {
         Reason::Allowed => proto::Reason::Allowed,

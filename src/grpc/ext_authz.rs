@@ -14,8 +14,8 @@ use envoy_types::ext_authz::v3::{
 use serde_json::{json, Map, Value};
 use tonic::{Request, Response, Status};
 
-use crate::decision::{AuthzRequest, Pdp, Reason};
-use crate::gateway::{www_authenticate, DECISION_HEADER, PRINCIPAL_HEADER};
+use crate::decision::{AuthzRequest, Pdp};
+use crate::gateway::{http_denial, DECISION_HEADER, PRINCIPAL_HEADER};
 
 /// The ext_authz service over the decision point.
 pub struct ExtAuthzService {
@@ -92,44 +92,22 @@ impl Authorization for ExtAuthzService {
             response.set_http_response(ok);
             return Ok(Response::new(response));
         }
-        let description = v.errors.join("; ");
-        let (status, http_status, challenge) = match v.reason {
-            Reason::MissingToken => (
-                Status::unauthenticated("a bearer token is required"),
+        let answer_http = http_denial("arbiter", v.reason.into(), &v.errors, &v.required_scopes);
+        let (status, http_status) = match answer_http.status {
+            401 => (
+                Status::unauthenticated(answer_http.error),
                 HttpStatusCode::Unauthorized,
-                Some(www_authenticate("arbiter", None, "", None)),
             ),
-            Reason::InvalidToken => (
-                Status::unauthenticated("invalid token"),
-                HttpStatusCode::Unauthorized,
-                Some(www_authenticate(
-                    "arbiter",
-                    Some("invalid_token"),
-                    &description,
-                    None,
-                )),
-            ),
-            Reason::InsufficientScope => (
-                Status::permission_denied("insufficient scope"),
-                HttpStatusCode::Forbidden,
-                Some(www_authenticate(
-                    "arbiter",
-                    Some("insufficient_scope"),
-                    "the token lacks a required scope",
-                    Some(&v.required_scopes.join(" ")),
-                )),
-            ),
-            Reason::InvalidRequest => (
-                Status::permission_denied("invalid request"),
+            400 => (
+                Status::permission_denied(answer_http.error),
                 HttpStatusCode::BadRequest,
-                None,
             ),
             _ => (
-                Status::permission_denied("denied by policy"),
+                Status::permission_denied(answer_http.error),
                 HttpStatusCode::Forbidden,
-                None,
             ),
         };
+        let challenge = answer_http.challenge;
         let mut denied = DeniedHttpResponseBuilder::new();
         denied.set_http_status(http_status);
         denied.add_header("content-type", "application/json", None, false);

@@ -170,56 +170,22 @@ async fn guard(
             .principal
             .map_or_else(|| "Anonymous".to_owned(), |p| p.entity));
     }
-    let mut e = match verdict.reason {
-        Reason::MissingToken => {
-            let mut e = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "a bearer token is required",
-            );
-            e.challenge = Some(www_authenticate(REALM, None, "", None));
-            e
-        }
-        Reason::InvalidToken => {
-            let mut e = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                verdict.errors.join("; "),
-            );
-            e.challenge = Some(www_authenticate(
-                REALM,
-                Some("invalid_token"),
-                &e.description,
-                None,
-            ));
-            e
-        }
-        Reason::InsufficientScope => {
-            let scope = verdict.required_scopes.join(" ");
-            let mut e = ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                format!("this call needs the scope(s) `{scope}`"),
-            );
-            e.challenge = Some(www_authenticate(
-                REALM,
-                Some("insufficient_scope"),
-                "",
-                Some(&scope),
-            ));
-            e
-        }
-        Reason::NoRoute => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "access_denied",
-            "no policy covers this endpoint (see policies/ssa.cedar)",
-        ),
-        other => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "access_denied",
-            format!("denied by policy ({})", other.as_str()),
-        ),
-    };
+    let denial = crate::gateway::http_denial(
+        REALM,
+        verdict.reason.into(),
+        &verdict.errors,
+        &verdict.required_scopes,
+    );
+    let mut e = ApiError::new(
+        StatusCode::from_u16(denial.status).unwrap_or(StatusCode::FORBIDDEN),
+        denial.error,
+        if verdict.reason == Reason::NoRoute {
+            "no policy covers this endpoint (see policies/ssa.cedar)".to_owned()
+        } else {
+            denial.description
+        },
+    );
+    e.challenge = denial.challenge;
     e.description.truncate(500);
     Err(e)
 }

@@ -111,7 +111,7 @@ impl Arbiter {
         };
         // The paired authorization server: its keys are trusted in-process, no HTTP round trip.
         let authority = if config.oauth.enabled {
-            let store = store::open_default(&config.data_dir).await?;
+            let store = store::open(&config).await?;
             let keys = Arc::new(
                 oauth::keys::KeyRing::open(
                     store.clone(),
@@ -137,11 +137,11 @@ impl Arbiter {
             Some((store, keys)) => {
                 // Revocations outlive restarts.
                 let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
-                for (issuer, jti, exp) in store.revoked_tokens(now).await? {
+                for (issuer, jti, exp) in store.revoked_tokens(now, 0).await? {
                     verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
                 }
                 // So are disabled clients' tokens (and those disabled later from outside this
-                // process: see `follow_disabled_clients`).
+                // process: see `follow_store`).
                 verifier
                     .set_disabled_clients(&config.oauth.issuer, store.disabled_clients().await?);
                 Some(Arc::new(oauth::token::TokenService::new(
@@ -417,7 +417,7 @@ impl Arbiter {
             grpc_server,
             http_server,
             self.maintain_signing_keys(&shutdown),
-            self.follow_disabled_clients(&shutdown)
+            self.follow_store(&shutdown)
         );
         grpc_result?;
         http_result
@@ -425,24 +425,38 @@ impl Arbiter {
 }
 
 impl Arbiter {
-    /// Until `shutdown`, re-reads which clients are disabled every second, so a client
-    /// disabled outside this process (the CLI, another instance) has its tokens refused.
-    async fn follow_disabled_clients(&self, shutdown: &CancellationToken) {
+    /// Until `shutdown`, follows what other processes (the CLI, other replicas sharing the
+    /// store) change: every second, re-reads which clients are disabled and the tokens
+    /// revoked since the last look, so both are refused here within about a second.
+    async fn follow_store(&self, shutdown: &CancellationToken) {
         let Some(tokens) = &self.tokens else {
             return;
         };
+        // Revocations are read by their time with a minute's overlap, so a replica whose clock
+        // runs behind ours is not missed; known ones cost nothing.
+        let mut since = i64::try_from(token::now()).unwrap_or(i64::MAX);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+            let verifier = self.pdp.verifier();
             match tokens.store().disabled_clients().await {
-                Ok(ids) => self
-                    .pdp
-                    .verifier()
-                    .set_disabled_clients(&self.config.oauth.issuer, ids),
+                Ok(ids) => verifier.set_disabled_clients(&self.config.oauth.issuer, ids),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read disabled clients; keeping the last known set")
+                }
+            }
+            let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+            match tokens.store().revoked_tokens(now, since - 60).await {
+                Ok(revoked) => {
+                    for (issuer, jti, exp) in revoked {
+                        verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
+                    }
+                    since = now;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read revoked tokens; will try again")
                 }
             }
         }

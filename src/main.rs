@@ -419,15 +419,32 @@ enum KeysCommand {
 
 #[derive(Debug, Args)]
 struct StoreArgs {
-    /// Data directory holding the store [default: data].
+    /// Data directory holding the SQLite store [default: data].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Configuration file (for its data_dir).
+    /// Database URL (postgres://… or sqlite://FILE) instead of the data directory's SQLite.
+    #[arg(long, env = "ARBITER_STORE_URL", hide_env_values = true)]
+    store_url: Option<String>,
+    /// Configuration file (for its data_dir and [store]).
     #[arg(long, env = "ARBITER_CONFIG")]
     config: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+impl StoreArgs {
+    /// The configuration file's settings under these flags.
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = load_config(self.config.as_ref())?;
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(url) = &self.store_url {
+            config.store.url = Some(url.clone());
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -514,9 +531,12 @@ struct ServeArgs {
     /// Policy directory [default: policies].
     #[arg(long, env = "ARBITER_POLICIES")]
     policies: Option<PathBuf>,
-    /// Data directory for generated keys [default: data].
+    /// Data directory for generated keys and the SQLite store [default: data].
     #[arg(long, env = "ARBITER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Database URL (postgres://… or sqlite://FILE) instead of the data directory's SQLite.
+    #[arg(long, env = "ARBITER_STORE_URL", hide_env_values = true)]
+    store_url: Option<String>,
     /// gRPC listen address [default: 127.0.0.1:50051].
     #[arg(long, env = "ARBITER_GRPC_ADDR")]
     grpc_addr: Option<SocketAddr>,
@@ -673,6 +693,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = args.data_dir {
         config.data_dir = d;
     }
+    if let Some(url) = args.store_url {
+        config.store.url = Some(url);
+    }
     if let Some(a) = args.grpc_addr {
         config.grpc_addr = a;
     }
@@ -782,12 +805,16 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         if config.oauth.enabled {
-            match arbiter::store::open_default(&config.data_dir).await {
+            match arbiter::store::open(config).await {
                 Ok(store) => match store.clients().await {
                     Ok(c) => report(
                         true,
                         "store",
-                        format!("{} clients in {}", c.len(), config.data_dir.display()),
+                        format!(
+                            "{} clients in {}",
+                            c.len(),
+                            arbiter::store::describe(config)
+                        ),
                     ),
                     Err(e) => report(false, "store", e.to_string()),
                 },
@@ -1221,11 +1248,7 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     let store_args = match &cmd {
         KeysCommand::List { store } | KeysCommand::Rotate { store, .. } => store,
     };
-    let config = load_config(store_args.config.as_ref())?;
-    let data_dir = store_args
-        .data_dir
-        .clone()
-        .unwrap_or(config.data_dir.clone());
+    let config = store_args.config()?;
     let json_out = store_args.json;
     use arbiter::store::{KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT};
     let ttl_of = |purpose: &str| {
@@ -1238,7 +1261,7 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = arbiter::store::open_default(&data_dir).await?;
+        let store = arbiter::store::open(&config).await?;
         match &cmd {
             KeysCommand::List { .. } => {
                 let now = i64::try_from(arbiter::token::now()).unwrap_or(i64::MAX);
@@ -1274,7 +1297,15 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 };
                 let alg = arbiter::token::keys::signing_algorithm(alg.as_deref().unwrap_or(default_alg))?;
                 let key = generate(purpose, alg)?;
-                store.rotate_signing_key(&key).await?;
+                let active = store
+                    .signing_keys(purpose)
+                    .await?
+                    .into_iter()
+                    .find(|k| k.retired_at.is_none())
+                    .map(|k| k.kid);
+                if !store.rotate_signing_key(&key, active.as_deref()).await? {
+                    anyhow::bail!("another process rotated the {purpose} key at the same moment; nothing changed (run `arbiter keys list`)");
+                }
                 if json_out {
                     say!("{}", json!({ "kid": key.kid, "purpose": purpose, "alg": alg_name(alg) }));
                 } else {
@@ -1301,8 +1332,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
         | ClientsCommand::Disable { store, .. }
         | ClientsCommand::RotateSecret { store, .. } => store,
     };
-    let config = load_config(store_args.config.as_ref())?;
-    let data_dir = store_args.data_dir.clone().unwrap_or(config.data_dir);
+    let config = store_args.config()?;
     let json_out = store_args.json;
     let show = |c: &arbiter::store::ClientRecord| {
         json!({
@@ -1318,7 +1348,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let store = arbiter::store::open_default(&data_dir).await?;
+        let store = arbiter::store::open(&config).await?;
         match &cmd {
             ClientsCommand::Create {
                 name,

@@ -46,9 +46,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
-    /// Allow plaintext listeners on addresses other than loopback. Arbiter does not serve
-    /// TLS yet, so a deployment beyond one host must opt in (and put TLS in front of it);
-    /// every start with it logs a warning.
+    /// Allow plaintext listeners on addresses other than loopback without `[tls]` (TLS
+    /// terminated in front of Arbiter); every start with it logs a warning.
     pub allow_plaintext: bool,
     /// Serve both listeners over TLS.
     pub tls: Option<TlsConfig>,
@@ -68,6 +67,8 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Software statements: the review workflow and who may sign them.
     pub ssa: SsaConfig,
+    /// Where clients, keys, revocations and statements are kept.
+    pub store: StoreConfig,
     /// External issuers whose tokens are trusted.
     pub issuers: Vec<IssuerConfig>,
 }
@@ -90,6 +91,7 @@ impl Default for Config {
             oauth: OAuthConfig::default(),
             shutdown_grace_seconds: 30,
             ssa: SsaConfig::default(),
+            store: StoreConfig::default(),
             issuers: Vec::new(),
         }
     }
@@ -104,6 +106,35 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The store: SQLite under `data_dir` unless `url` names a database.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host/db` (several replicas share it) or `sqlite://FILE`;
+    /// unset: SQLite at `<data_dir>/arbiter.db`.
+    pub url: Option<String>,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.url.as_deref().map(crate::store::redacted_url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 /// The built-in development issuer: an ES256 key generated on first start.

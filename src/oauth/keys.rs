@@ -58,20 +58,28 @@ impl KeyRing {
     ) -> Result<Self, KeyRingError> {
         let token_ttl = i64::try_from(token_ttl_seconds).unwrap_or(i64::MAX);
         let mut records = store.signing_keys(purpose).await?;
-        let active_alg = records
+        let active = records
             .iter()
             .find(|k| k.retired_at.is_none())
-            .map(|k| k.alg.clone());
-        if active_alg.as_deref() != Some(alg_name(alg)) {
-            store.rotate_signing_key(&generate(purpose, alg)?).await?;
+            .map(|k| (k.kid.clone(), k.alg.clone()));
+        let active_alg = active.as_ref().map(|(_, alg)| alg.as_str());
+        if active_alg != Some(alg_name(alg)) {
+            let replaces = active.as_ref().map(|(kid, _)| kid.as_str());
+            let rotated = store
+                .rotate_signing_key(&generate(purpose, alg)?, replaces)
+                .await?;
             records = store.signing_keys(purpose).await?;
-            match active_alg {
-                None => tracing::info!(
+            match (rotated, active_alg) {
+                (false, _) => tracing::info!(
+                    purpose,
+                    "another instance set the signing key first; using its key"
+                ),
+                (true, None) => tracing::info!(
                     purpose,
                     alg = alg_name(alg),
                     "generated the first signing key"
                 ),
-                Some(was) => {
+                (true, Some(was)) => {
                     tracing::info!(purpose, was = %was, alg = alg_name(alg), "signing algorithm changed: rotated to a new key")
                 }
             }
@@ -121,15 +129,23 @@ impl KeyRing {
             .collect()
     }
 
-    /// Makes a new signing key active; the old one stays published until its tokens expired.
+    /// Makes a new signing key active, replacing the one this ring signs with; the old one
+    /// stays published until its tokens expired. When another instance rotated that key
+    /// first, its new key is taken instead (replicas never rotate twice for one schedule).
+    /// Returns the active key id.
     pub async fn rotate(&self) -> Result<String, KeyRingError> {
         let key = generate(self.purpose, self.alg)?;
-        let kid = key.kid.clone();
-        self.store.rotate_signing_key(&key).await?;
+        let replaces = self.current.load().active.kid.clone();
+        let rotated = self.store.rotate_signing_key(&key, Some(&replaces)).await?;
         let records = self.store.signing_keys(self.purpose).await?;
-        self.current
-            .store(Arc::new(build(&records, self.token_ttl)?));
-        tracing::info!(kid = %kid, purpose = self.purpose, "rotated the signing key");
+        let set = build(&records, self.token_ttl)?;
+        let kid = set.active.kid.clone();
+        self.current.store(Arc::new(set));
+        if rotated {
+            tracing::info!(kid = %kid, purpose = self.purpose, "rotated the signing key");
+        } else {
+            tracing::info!(kid = %kid, purpose = self.purpose, "the signing key was rotated elsewhere first; using that key");
+        }
         Ok(kid)
     }
 }

@@ -1,14 +1,14 @@
-//! Persistence behind one [`Store`] trait: registered clients now; signing keys, revoked
-//! token ids and software statements as the token endpoint grows. Embedded SQLite by default
-//! (a file under the data directory, nothing to install); PostgreSQL will implement the same
-//! trait for several replicas. Knows nothing of OAuth rules: it keeps records.
+//! Persistence behind one [`Store`] trait: registered clients, signing keys, revoked token
+//! ids, used assertions, software statements and their audit trail. Embedded SQLite by
+//! default (a file under the data directory, nothing to install); PostgreSQL when several
+//! replicas share one database. Both are [`SqlStore`]: the same statements and migrations.
+//! Knows nothing of OAuth rules: it keeps records.
 
-mod sqlite;
+mod sql;
 
-use std::path::Path;
 use std::sync::Arc;
 
-pub use sqlite::SqliteStore;
+pub use sql::{postgres_dialect, redacted_url, Backend, SqlStore};
 
 /// The database file under the data directory.
 pub const SQLITE_FILE: &str = "arbiter.db";
@@ -137,17 +137,28 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Every signing key of a purpose: the active one first, then the most recently created.
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError>;
-    /// Adds a signing key and retires every other active one of its purpose at
-    /// `key.created_at`, atomically.
-    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Makes `key` the active key of its purpose, retiring `replaces` at `key.created_at`,
+    /// atomically. `replaces` names the key the caller saw active (`None`: there was none);
+    /// if that is no longer so (another process rotated first), nothing is written and the
+    /// answer is `false`. At most one key per purpose is ever active.
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError>;
     /// Records a client assertion's `jti` until its `exp`; `false` if it was seen before
     /// (a replay).
     async fn use_assertion(&self, client_id: &str, jti: &str, exp: i64)
         -> Result<bool, StoreError>;
     /// Records a revoked token id until its `exp` (idempotent).
     async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError>;
-    /// Revoked token ids that have not expired by `now`: `(issuer, jti, exp)`.
-    async fn revoked_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError>;
+    /// Revoked token ids that have not expired by `now` and were revoked at or after
+    /// `revoked_since`: `(issuer, jti, exp)`.
+    async fn revoked_tokens(
+        &self,
+        now: i64,
+        revoked_since: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError>;
     /// Ids of every disabled client.
     async fn disabled_clients(&self) -> Result<Vec<String>, StoreError>;
 
@@ -341,9 +352,19 @@ pub struct AuditFilter {
     pub client_id: Option<String>,
 }
 
-/// Opens the default store: SQLite at `<data_dir>/arbiter.db`, created on first use.
-pub async fn open_default(data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(
-        SqliteStore::open(&data_dir.join(SQLITE_FILE)).await?,
-    ))
+/// Opens the configured store: the `[store] url` database if set, else SQLite at
+/// `<data_dir>/arbiter.db`, created on first use.
+pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(match &config.store.url {
+        Some(url) => SqlStore::connect(url, config.store.max_connections).await?,
+        None => SqlStore::sqlite(&config.data_dir.join(SQLITE_FILE)).await?,
+    }))
+}
+
+/// Where [`open`] keeps its records, for messages (no password).
+pub fn describe(config: &crate::config::Config) -> String {
+    match &config.store.url {
+        Some(url) => redacted_url(url),
+        None => config.data_dir.join(SQLITE_FILE).display().to_string(),
+    }
 }

@@ -214,9 +214,11 @@ impl Verifier {
             });
         }
         let mut by = self.revoked.entry(jti.to_owned()).or_default();
-        if !by.iter().any(|(i, _)| i == issuer) {
-            by.push((issuer.to_owned(), exp));
+        if by.iter().any(|(i, _)| i == issuer) {
+            // Known already (the store is polled again and again): nothing to drop.
+            return;
         }
+        by.push((issuer.to_owned(), exp));
         drop(by);
         self.cache
             .retain(|_, t| !(t.issuer == issuer && t.jti.as_deref() == Some(jti)));

@@ -2,7 +2,7 @@
 //! errors, and reloads; the live policy version is an info metric.
 
 use arbiter::oauth::clients::{self, ClientSpec};
-use arbiter::store::SqliteStore;
+use arbiter::store::SqlStore;
 use serde_json::json;
 
 use crate::support::*;
@@ -37,7 +37,7 @@ async fn counters_follow_what_the_server_does() {
     server.authorize(&token, "GET", "/item/1", json!({})).await;
     server.authorize(&token, "POST", "/items", json!({})).await;
 
-    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
         .await
         .unwrap();
     let c = clients::create(

@@ -4,7 +4,7 @@
 
 use arbiter::grpc::proto::Reason;
 use arbiter::oauth::clients;
-use arbiter::store::{SqliteStore, Store};
+use arbiter::store::{SqlStore, Store};
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -15,7 +15,7 @@ struct Client {
 }
 
 async fn client(server: &TestServer, scopes: &str, method: &str) -> Client {
-    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
         .await
         .unwrap();
     let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
@@ -220,7 +220,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
     assert_eq!(error_of(big).await.2, "invalid_request");
 
     // A disabled client cannot authenticate.
-    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
         .await
         .unwrap();
     store
@@ -596,7 +596,7 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
     let server = TestServer::start().await;
     let key = TestKey::es256("client-key-1");
     let rogue = TestKey::es256("client-key-1");
-    let store = SqliteStore::open(&server.dir.path().join("data/arbiter.db"))
+    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
         .await
         .unwrap();
     let spec = clients::ClientSpec {

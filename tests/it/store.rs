@@ -1,10 +1,19 @@
-//! The store, against real SQLite files: the conformance every backend must pass, and the
-//! `arbiter clients` commands that bootstrap clients through it.
+//! The store, against real SQLite files and a real PostgreSQL database: the conformance
+//! every backend must pass, and the `arbiter clients` commands that bootstrap clients
+//! through it.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use arbiter::oauth::clients;
-use arbiter::store::{ClientRecord, SqliteStore, Store, StoreError};
+use arbiter::oauth::keys::generate;
+use arbiter::store::{
+    AuditEvent, AuditFilter, ClientRecord, SqlStore, SsaRequestRecord, StatementRecord, Store,
+    StoreError, KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT,
+};
+use jsonwebtoken::Algorithm;
+
+use crate::support::postgres_database;
 
 fn record(id: &str) -> ClientRecord {
     ClientRecord {
@@ -64,6 +73,255 @@ async fn conformance(store: std::sync::Arc<dyn Store>) {
         r.unwrap().unwrap();
     }
     assert_eq!(store.clients().await.unwrap().len(), 52);
+
+    signing_keys(&store).await;
+    replay_and_revocation(&store).await;
+    statements_and_audit(&store).await;
+}
+
+/// Rotation is a compare-and-swap, and one key per purpose is active, however many rotate.
+async fn signing_keys(store: &Arc<dyn Store>) {
+    let first = generate(KEY_PURPOSE_ACCESS_TOKEN, Algorithm::ES256).unwrap();
+    assert!(store.rotate_signing_key(&first, None).await.unwrap());
+    let second = generate(KEY_PURPOSE_ACCESS_TOKEN, Algorithm::ES256).unwrap();
+    assert!(
+        !store.rotate_signing_key(&second, None).await.unwrap(),
+        "a first key exists already"
+    );
+    // The other purpose has a ring of its own.
+    let statements = generate(KEY_PURPOSE_STATEMENT, Algorithm::EdDSA).unwrap();
+    assert!(store.rotate_signing_key(&statements, None).await.unwrap());
+
+    // Eight rotations of the same active key at once: exactly one wins.
+    let mut rotations = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let replaces = first.kid.clone();
+        rotations.spawn(async move {
+            let key = generate(KEY_PURPOSE_ACCESS_TOKEN, Algorithm::ES256).unwrap();
+            let won = store
+                .rotate_signing_key(&key, Some(&replaces))
+                .await
+                .unwrap();
+            (won, key.kid)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(r) = rotations.join_next().await {
+        let (won, kid) = r.unwrap();
+        if won {
+            winners.push(kid);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let keys = store.signing_keys(KEY_PURPOSE_ACCESS_TOKEN).await.unwrap();
+    assert_eq!(keys.len(), 2, "the losers wrote nothing");
+    assert_eq!(keys[0].kid, winners[0], "the active key first");
+    assert_eq!(keys[0].retired_at, None);
+    assert_eq!(keys[1].kid, first.kid);
+    assert_eq!(keys[1].retired_at, Some(keys[0].created_at));
+    assert_eq!(keys[1].private_der, first.private_der, "keys round-trip");
+    let statement_keys = store.signing_keys(KEY_PURPOSE_STATEMENT).await.unwrap();
+    assert_eq!(statement_keys.len(), 1);
+    assert_eq!(statement_keys[0].alg, "EdDSA");
+}
+
+async fn replay_and_revocation(store: &Arc<dyn Store>) {
+    let exp = now() + 300;
+    assert!(store.use_assertion("a", "j1", exp).await.unwrap());
+    assert!(
+        !store.use_assertion("a", "j1", exp).await.unwrap(),
+        "a replay"
+    );
+    assert!(
+        store.use_assertion("b", "j1", exp).await.unwrap(),
+        "per client"
+    );
+
+    let before = now();
+    store.revoke_token("https://iss", "t1", exp).await.unwrap();
+    store.revoke_token("https://iss", "t1", exp).await.unwrap();
+    store
+        .revoke_token("https://iss", "old", before - 10)
+        .await
+        .unwrap();
+    let live = store.revoked_tokens(before, 0).await.unwrap();
+    assert_eq!(live, [("https://iss".to_string(), "t1".to_string(), exp)]);
+    assert!(
+        store
+            .revoked_tokens(before, before + 3600)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing revoked since"
+    );
+}
+
+async fn statements_and_audit(store: &Arc<dyn Store>) {
+    let request = SsaRequestRecord {
+        id: "req-1".into(),
+        requester: "Client::\"dev\"".into(),
+        status: "pending".into(),
+        software_name: "Payments".into(),
+        software_version: Some("1.0".into()),
+        description: "pays".into(),
+        contact: "dev@example.com".into(),
+        org: None,
+        requested_scopes: vec!["read".into(), "write".into()],
+        grant_types: vec!["client_credentials".into()],
+        justification: "because".into(),
+        jwks: None,
+        jwks_uri: None,
+        reviewer: None,
+        reason: None,
+        approved_scopes: vec![],
+        statement_jti: None,
+        created_at: now(),
+        decided_at: None,
+    };
+    let mut audit = AuditEvent::new("Client::\"dev\"", "ssa.request");
+    audit.request_id = Some(request.id.clone());
+    store.create_ssa_request(&request, &audit).await.unwrap();
+    assert!(matches!(
+        store.create_ssa_request(&request, &audit).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.ssa_request("req-1").await.unwrap(),
+        Some(request.clone())
+    );
+    assert_eq!(
+        store
+            .ssa_requests(Some("pending"), None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .ssa_requests(None, Some("nobody"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let approved = SsaRequestRecord {
+        status: "approved".into(),
+        reviewer: Some("User::\"sec\"".into()),
+        approved_scopes: vec!["read".into()],
+        statement_jti: Some("st-1".into()),
+        decided_at: Some(now()),
+        ..request.clone()
+    };
+    let statement = StatementRecord {
+        jti: "st-1".into(),
+        issuer: "https://iss".into(),
+        request_id: "req-1".into(),
+        software_id: "sw".into(),
+        allowed_scopes: vec!["read".into()],
+        issued_at: now(),
+        expires_at: now() + 3600,
+        jwt: "x.y.z".into(),
+        revoked_at: None,
+    };
+    let mut decided = AuditEvent::new("User::\"sec\"", "ssa.approve");
+    decided.request_id = Some("req-1".into());
+    decided.statement_jti = Some("st-1".into());
+    assert!(store
+        .decide_ssa_request(&approved, Some(&statement), &decided)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .decide_ssa_request(&approved, None, &decided)
+            .await
+            .unwrap(),
+        "decided once only"
+    );
+    assert_eq!(store.statement("st-1").await.unwrap(), Some(statement));
+
+    // Registration consumes the statement once; revoking it disables its clients.
+    let registered = ClientRecord {
+        statement: Some(("https://iss".into(), "st-1".into())),
+        registration_token_sha256: Some(vec![1; 32]),
+        ..record("reg-1")
+    };
+    let mut reg = AuditEvent::new("system", "client.register");
+    reg.client_id = Some("reg-1".into());
+    reg.statement_jti = Some("st-1".into());
+    store.register_client(&registered, &reg).await.unwrap();
+    assert!(matches!(
+        store
+            .register_client(
+                &ClientRecord {
+                    client_id: "reg-2".into(),
+                    ..registered.clone()
+                },
+                &reg
+            )
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.client("reg-2").await.unwrap(),
+        None,
+        "nothing of the refused one"
+    );
+    let renamed = ClientRecord {
+        name: "renamed".into(),
+        ..registered.clone()
+    };
+    assert!(store.update_client(&renamed, &reg).await.unwrap());
+    assert_eq!(
+        store.client("reg-1").await.unwrap().unwrap().name,
+        "renamed"
+    );
+
+    let revoke = AuditEvent::new("User::\"sec\"", "ssa.revoke");
+    assert_eq!(
+        store
+            .revoke_statement("https://iss", "st-1", &revoke)
+            .await
+            .unwrap(),
+        Some(vec!["reg-1".to_string()])
+    );
+    assert_eq!(
+        store
+            .revoke_statement("https://iss", "st-1", &revoke)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .disabled_clients()
+        .await
+        .unwrap()
+        .contains(&"reg-1".to_string()));
+
+    let trail = store
+        .audit_events(&AuditFilter {
+            request_id: Some("req-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["ssa.request", "ssa.approve"]);
+    assert!(trail[0].id < trail[1].id);
+    let by_client = store
+        .audit_events(&AuditFilter {
+            client_id: Some("reg-1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(by_client.len(), 2, "registration and update");
+}
+
+fn now() -> i64 {
+    i64::try_from(arbiter::token::now()).unwrap()
 }
 
 #[tokio::test]
@@ -71,19 +329,64 @@ async fn sqlite_store_conformance_and_durability() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("arbiter.db");
     {
-        let store = SqliteStore::open(&path).await.unwrap();
-        conformance(std::sync::Arc::new(store)).await;
+        let store = SqlStore::sqlite(&path).await.unwrap();
+        conformance(Arc::new(store)).await;
     }
     // A new process (here: a new pool) sees every committed write.
-    let reopened = SqliteStore::open(&path).await.unwrap();
-    assert_eq!(reopened.clients().await.unwrap().len(), 52);
+    let reopened = SqlStore::sqlite(&path).await.unwrap();
+    assert_eq!(reopened.clients().await.unwrap().len(), 53);
     assert!(reopened.client("a").await.unwrap().unwrap().disabled);
+}
+
+#[tokio::test]
+async fn postgres_store_conformance_and_durability() {
+    let Some(url) = postgres_database("conformance").await else {
+        return;
+    };
+    {
+        let store = SqlStore::connect(&url, 10).await.unwrap();
+        assert_eq!(store.backend(), arbiter::store::Backend::Postgres);
+        conformance(Arc::new(store)).await;
+    }
+    // Opening again (a restart, another replica): migrations are not re-run, nothing is lost.
+    let reopened = SqlStore::connect(&url, 2).await.unwrap();
+    assert_eq!(reopened.clients().await.unwrap().len(), 53);
+    assert!(reopened.client("a").await.unwrap().unwrap().disabled);
+}
+
+#[tokio::test]
+async fn replicas_migrating_at_once_take_turns() {
+    let Some(url) = postgres_database("migrate").await else {
+        return;
+    };
+    let (a, b, c) = tokio::join!(
+        SqlStore::connect(&url, 2),
+        SqlStore::connect(&url, 2),
+        SqlStore::connect(&url, 2)
+    );
+    let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    a.create_client(&record("x")).await.unwrap();
+}
+
+#[tokio::test]
+async fn store_errors_never_show_the_database_password() {
+    let err = SqlStore::connect("postgres://arbiter:hunter2@127.0.0.1:1/nowhere", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    let err = SqlStore::connect("mysql://u:p@h/db", 1)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unsupported scheme `mysql`"), "{err}");
 }
 
 #[tokio::test]
 async fn secrets_are_random_digested_and_rotated() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("arbiter.db"))
+    let store = SqlStore::sqlite(&dir.path().join("arbiter.db"))
         .await
         .unwrap();
     let created = clients::create(&store, &spec("demo", &["read"], "client_secret_basic"))

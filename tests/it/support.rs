@@ -446,3 +446,50 @@ impl Drop for TestIdp {
         self.shutdown.cancel();
     }
 }
+
+/// A fresh, empty PostgreSQL database for one test, as a URL; `None` when
+/// `ARBITER_TEST_POSTGRES_URL` is not set, after saying on the terminal (past the test
+/// harness's capture) that the test was skipped. `.ci/postgres.sh` sets one up.
+pub async fn postgres_database(test: &str) -> Option<String> {
+    use sqlx::Connection;
+    let Ok(base) = std::env::var("ARBITER_TEST_POSTGRES_URL") else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test} on PostgreSQL: ARBITER_TEST_POSTGRES_URL is not set (`export ARBITER_TEST_POSTGRES_URL=$(.ci/postgres.sh)` runs it)"
+        );
+        return None;
+    };
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let name = format!(
+        "arbiter_{test}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .expect("ARBITER_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached");
+    // What earlier runs of this test left behind.
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database WHERE datname LIKE $1 AND datname NOT LIKE $2",
+    )
+    .bind(format!("arbiter\\_{test}\\_%"))
+    .bind(format!("arbiter\\_{test}\\_{}\\_%", std::process::id()))
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    for old in stale.iter().chain([&name]) {
+        sqlx::Executor::execute(
+            &mut admin,
+            format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)").as_str(),
+        )
+        .await
+        .unwrap();
+    }
+    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&name);
+    Some(url.to_string())
+}

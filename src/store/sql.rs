@@ -1,154 +1,172 @@
-//! The embedded SQLite store: WAL journal with full sync, so a committed write survives a
-//! crash of the process or the machine; schema migrations applied in a transaction at open.
+//! The SQL store, one implementation for both backends through sqlx's `Any` driver: the
+//! same statements and the same migration files on embedded SQLite (the default: a file under
+//! the data directory, WAL journal with full sync, so a committed write survives a crash of
+//! the process or the machine) and on PostgreSQL (several replicas sharing one database).
+//! Statements use `$N` parameters, which both understand; schema migrations run in one
+//! transaction at open, serialized between replicas.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
     AuditEvent, AuditFilter, ClientRecord, SigningKeyRecord, SsaRequestRecord, StatementRecord,
     Store, StoreError,
 };
 
-/// Schema versions, applied in order; never edit one that has shipped, add another.
+/// Schema versions, applied in order, from the same files for both backends (written in
+/// SQLite's dialect; [`postgres_dialect`] renames the three types PostgreSQL spells
+/// otherwise). Never edit one that has shipped: add another.
 const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE clients (
-    client_id     TEXT PRIMARY KEY NOT NULL,
-    name          TEXT NOT NULL,
-    secret_sha256 BLOB,
-    allowed_scopes TEXT NOT NULL,
-    auth_method   TEXT NOT NULL,
-    jwks          TEXT,
-    software_id   TEXT,
-    org           TEXT,
-    disabled      INTEGER NOT NULL DEFAULT 0,
-    created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE signing_keys (
-    kid         TEXT PRIMARY KEY NOT NULL,
-    alg         TEXT NOT NULL,
-    private_der BLOB NOT NULL,
-    created_at  INTEGER NOT NULL,
-    retired_at  INTEGER
-);
-"#,
-    r#"
-CREATE TABLE revoked_tokens (
-    issuer     TEXT NOT NULL,
-    jti        TEXT NOT NULL,
-    exp        INTEGER NOT NULL,
-    revoked_at INTEGER NOT NULL,
-    PRIMARY KEY (issuer, jti)
-);
-"#,
-    r#"
-CREATE TABLE used_assertions (
-    client_id TEXT NOT NULL,
-    jti       TEXT NOT NULL,
-    exp       INTEGER NOT NULL,
-    PRIMARY KEY (client_id, jti)
-);
-"#,
-    r#"
-ALTER TABLE clients ADD COLUMN resources TEXT NOT NULL DEFAULT '';
-ALTER TABLE clients ADD COLUMN legacy_audience INTEGER NOT NULL DEFAULT 0;
-"#,
-    r#"
-ALTER TABLE signing_keys ADD COLUMN purpose TEXT NOT NULL DEFAULT 'access_token';
-ALTER TABLE clients ADD COLUMN statement_iss TEXT;
-ALTER TABLE clients ADD COLUMN statement_jti TEXT;
-ALTER TABLE clients ADD COLUMN registration_token_sha256 BLOB;
-ALTER TABLE clients ADD COLUMN metadata TEXT;
-CREATE INDEX clients_by_statement ON clients (statement_iss, statement_jti);
-CREATE TABLE registered_statements (
-    issuer    TEXT NOT NULL,
-    jti       TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    at        INTEGER NOT NULL,
-    PRIMARY KEY (issuer, jti)
-);
-CREATE TABLE ssa_requests (
-    id         TEXT PRIMARY KEY NOT NULL,
-    requester  TEXT NOT NULL,
-    status     TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    body       TEXT NOT NULL
-);
-CREATE INDEX ssa_requests_by_status ON ssa_requests (status, created_at);
-CREATE TABLE statements (
-    jti        TEXT PRIMARY KEY NOT NULL,
-    issuer     TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    revoked_at INTEGER,
-    body       TEXT NOT NULL
-);
-CREATE TABLE audit_events (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    at            INTEGER NOT NULL,
-    actor         TEXT NOT NULL,
-    action        TEXT NOT NULL,
-    request_id    TEXT,
-    statement_jti TEXT,
-    client_id     TEXT,
-    reason        TEXT,
-    detail        TEXT NOT NULL
-);
-CREATE INDEX audit_by_request ON audit_events (request_id);
-CREATE INDEX audit_by_statement ON audit_events (statement_jti);
-CREATE INDEX audit_by_client ON audit_events (client_id);
-"#,
-    r#"
-ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
-"#,
+    include_str!("migrations/0001_clients.sql"),
+    include_str!("migrations/0002_signing_keys.sql"),
+    include_str!("migrations/0003_revoked_tokens.sql"),
+    include_str!("migrations/0004_used_assertions.sql"),
+    include_str!("migrations/0005_client_resources.sql"),
+    include_str!("migrations/0006_software_statements.sql"),
+    include_str!("migrations/0007_client_jwks_uri.sql"),
+    include_str!("migrations/0008_replicas.sql"),
 ];
 
-/// SQLite behind [`Store`].
+/// Which database is behind a [`SqlStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// SQLite or PostgreSQL behind [`Store`].
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and brings its schema up to date.
-    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+/// Any key; the one PostgreSQL advisory lock that serializes migrations between replicas.
+const MIGRATION_LOCK: i64 = 0x0041_7262_6974_6572; // "Arbiter" in ASCII
+
+impl SqlStore {
+    /// Opens (creating if needed) a SQLite database file and brings its schema up to date.
+    pub async fn sqlite(path: &Path) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create `{}`: {e}", dir.display()))
             })?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(backend)?
+        let path = std::path::absolute(path)
+            .map_err(|e| StoreError::Backend(format!("`{}`: {e}", path.display())))?;
+        let url = SqliteConnectOptions::new()
+            .filename(&path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .to_url_lossy();
+        let cannot =
+            |e: sqlx::Error| StoreError::Backend(format!("cannot open `{}`: {e}", path.display()));
+        // WAL is a property of the database file: set it once, before the pool opens.
+        let mut first = AnyConnection::connect(url.as_str()).await.map_err(cannot)?;
+        first
+            .execute("PRAGMA journal_mode = WAL")
+            .await
+            .map_err(cannot)?;
+        first.close().await.map_err(cannot)?;
+        Self::open(
+            AnyConnectOptions::from_url(&url).map_err(cannot)?,
+            Backend::Sqlite,
+            4,
+        )
+        .await
+        .map_err(|e| StoreError::Backend(format!("`{}`: {e}", path.display())))
+    }
+
+    /// Connects to a database by URL (`postgres://…` or `sqlite://FILE`) and brings its
+    /// schema up to date. Errors name the database without its password.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redacted_url(url);
+        let parsed = url::Url::parse(url)
+            .map_err(|e| StoreError::Backend(format!("store URL `{shown}`: {e}")))?;
+        match parsed.scheme() {
+            "postgres" | "postgresql" => {
+                let options = AnyConnectOptions::from_url(&parsed)
+                    .map_err(|e| StoreError::Backend(format!("`{shown}`: {e}")))?;
+                Self::open(options, Backend::Postgres, max_connections)
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("`{shown}`: {e}")))
+            }
+            "sqlite" => {
+                let path = url
+                    .trim_start_matches("sqlite://")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default();
+                Self::sqlite(Path::new(path)).await
+            }
+            other => Err(StoreError::Backend(format!(
+                "store URL `{shown}`: unsupported scheme `{other}` (use postgres:// or sqlite://)"
+            ))),
+        }
+    }
+
+    async fn open(
+        options: AnyConnectOptions,
+        backend: Backend,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Every commit reaches the disk before it is acknowledged.
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Backend(format!("cannot open `{}`: {e}", path.display())))?;
-        let store = Self { pool };
+            .map_err(|e| StoreError::Backend(format!("cannot connect: {e}")))?;
+        let store = Self { pool, backend };
         store.migrate().await?;
         Ok(store)
     }
 
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A statement in this backend's dialect.
+    fn dialect(&self, sql: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => sql.to_owned(),
+            Backend::Postgres => postgres_dialect(sql),
+        }
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
+        if self.backend == Backend::Postgres {
+            // Replicas starting together take turns; the second finds the work done.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        sqlx::raw_sql(&self.dialect(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY NOT NULL)",
-        )
+        ))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -162,11 +180,11 @@ impl SqliteStore {
             if version <= applied {
                 continue;
             }
-            sqlx::raw_sql(sql)
+            sqlx::raw_sql(&self.dialect(sql))
                 .execute(&mut *tx)
                 .await
-                .map_err(backend)?;
-            sqlx::query("INSERT INTO schema_migrations (version) VALUES (?)")
+                .map_err(|e| StoreError::Backend(format!("migration {version}: {e}")))?;
+            sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
                 .bind(version)
                 .execute(&mut *tx)
                 .await
@@ -176,7 +194,48 @@ impl SqliteStore {
     }
 }
 
-fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
+/// SQLite's spelling of the schema, for PostgreSQL: `INTEGER` is 64-bit in SQLite (`BIGINT`),
+/// `BLOB` is `BYTEA`, and an auto-incremented key is an identity column.
+pub fn postgres_dialect(sql: &str) -> String {
+    let sql = sql.replace(
+        "INTEGER PRIMARY KEY AUTOINCREMENT",
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    );
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(match word.as_str() {
+            "INTEGER" => "BIGINT",
+            "BLOB" => "BYTEA",
+            w => w,
+        });
+        word.clear();
+    };
+    for c in sql.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// A database URL fit for messages and logs: the password replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     let scopes: String = row.try_get("allowed_scopes").map_err(backend)?;
     Ok(ClientRecord {
         client_id: row.try_get("client_id").map_err(backend)?,
@@ -213,14 +272,14 @@ fn client_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreE
 }
 
 #[async_trait::async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_client(&mut conn, c).await
     }
 
     async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM clients WHERE client_id = ?")
+        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&self.pool)
             .await
@@ -242,7 +301,7 @@ impl Store for SqliteStore {
         disabled: bool,
     ) -> Result<bool, StoreError> {
         let done =
-            sqlx::query("UPDATE clients SET disabled = ?, updated_at = ? WHERE client_id = ?")
+            sqlx::query("UPDATE clients SET disabled = $1, updated_at = $2 WHERE client_id = $3")
                 .bind(i64::from(disabled))
                 .bind(now())
                 .bind(client_id)
@@ -257,14 +316,15 @@ impl Store for SqliteStore {
         client_id: &str,
         secret_sha256: &[u8],
     ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE clients SET secret_sha256 = ?, updated_at = ? WHERE client_id = ?")
-                .bind(secret_sha256)
-                .bind(now())
-                .bind(client_id)
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
+        let done = sqlx::query(
+            "UPDATE clients SET secret_sha256 = $1, updated_at = $2 WHERE client_id = $3",
+        )
+        .bind(secret_sha256)
+        .bind(now())
+        .bind(client_id)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -274,13 +334,13 @@ impl Store for SqliteStore {
         jti: &str,
         exp: i64,
     ) -> Result<bool, StoreError> {
-        sqlx::query("DELETE FROM used_assertions WHERE exp < ?")
+        sqlx::query("DELETE FROM used_assertions WHERE exp < $1")
             .bind(now() - 600)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
         let done = sqlx::query(
-            "INSERT INTO used_assertions (client_id, jti, exp) VALUES (?, ?, ?)
+            "INSERT INTO used_assertions (client_id, jti, exp) VALUES ($1, $2, $3)
              ON CONFLICT (client_id, jti) DO NOTHING",
         )
         .bind(client_id)
@@ -294,7 +354,7 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, issuer: &str, jti: &str, exp: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO revoked_tokens (issuer, jti, exp, revoked_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO revoked_tokens (issuer, jti, exp, revoked_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (issuer, jti) DO NOTHING",
         )
         .bind(issuer)
@@ -305,7 +365,7 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         // Forget what can no longer matter.
-        sqlx::query("DELETE FROM revoked_tokens WHERE exp < ?")
+        sqlx::query("DELETE FROM revoked_tokens WHERE exp < $1")
             .bind(now() - 3600)
             .execute(&self.pool)
             .await
@@ -313,12 +373,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn revoked_tokens(&self, now: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT issuer, jti, exp FROM revoked_tokens WHERE exp >= ?")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+    async fn revoked_tokens(
+        &self,
+        now: i64,
+        revoked_since: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT issuer, jti, exp FROM revoked_tokens WHERE exp >= $1 AND revoked_at >= $2",
+        )
+        .bind(now)
+        .bind(revoked_since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
         rows.iter()
             .map(|r| {
                 Ok((
@@ -331,7 +398,7 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self, purpose: &str) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM signing_keys WHERE purpose = ? ORDER BY retired_at IS NULL DESC, created_at DESC, COALESCE(retired_at, 0) DESC, kid")
+        let rows = sqlx::query("SELECT * FROM signing_keys WHERE purpose = $1 ORDER BY retired_at IS NULL DESC, created_at DESC, COALESCE(retired_at, 0) DESC, kid")
             .bind(purpose)
             .fetch_all(&self.pool)
             .await
@@ -339,18 +406,31 @@ impl Store for SqliteStore {
         rows.iter().map(key_from_row).collect()
     }
 
-    async fn rotate_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRecord,
+        replaces: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
-            "UPDATE signing_keys SET retired_at = ? WHERE retired_at IS NULL AND purpose = ?",
-        )
-        .bind(key.created_at)
-        .bind(&key.purpose)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
+        if let Some(active) = replaces {
+            // Compare and swap: only the rotation that still finds `active` active wins (a
+            // concurrent one waits on the row, then finds it retired).
+            let retired = sqlx::query(
+                "UPDATE signing_keys SET retired_at = $1
+                 WHERE kid = $2 AND purpose = $3 AND retired_at IS NULL",
+            )
+            .bind(key.created_at)
+            .bind(active)
+            .bind(&key.purpose)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+            if retired.rows_affected() != 1 {
+                return Ok(false);
+            }
+        }
         let inserted = sqlx::query(
-            "INSERT INTO signing_keys (kid, purpose, alg, private_der, created_at, retired_at) VALUES (?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO signing_keys (kid, purpose, alg, private_der, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, NULL)",
         )
         .bind(&key.kid)
         .bind(&key.purpose)
@@ -360,10 +440,13 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await;
         match inserted {
-            Ok(_) => tx.commit().await.map_err(backend),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Duplicate(key.kid.clone()))
+            Ok(_) => {
+                tx.commit().await.map_err(backend)?;
+                Ok(true)
             }
+            // Another key of the purpose is active (`signing_keys_one_active`): someone else
+            // rotated first.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
             Err(e) => Err(backend(e)),
         }
     }
@@ -383,7 +466,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         if let Some((iss, jti)) = &client.statement {
             let used = sqlx::query(
-                "INSERT INTO registered_statements (issuer, jti, client_id, at) VALUES (?, ?, ?, ?)
+                "INSERT INTO registered_statements (issuer, jti, client_id, at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (issuer, jti) DO NOTHING",
             )
             .bind(iss)
@@ -409,8 +492,8 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
-            "UPDATE clients SET name = ?, allowed_scopes = ?, auth_method = ?, jwks = ?, resources = ?,
-                 metadata = ?, disabled = ?, updated_at = ? WHERE client_id = ?",
+            "UPDATE clients SET name = $1, allowed_scopes = $2, auth_method = $3, jwks = $4, resources = $5,
+                 metadata = $6, disabled = $7, updated_at = $8 WHERE client_id = $9",
         )
         .bind(&c.name)
         .bind(c.allowed_scopes.join(" "))
@@ -439,7 +522,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let inserted = sqlx::query(
-            "INSERT INTO ssa_requests (id, requester, status, created_at, body) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO ssa_requests (id, requester, status, created_at, body) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&r.id)
         .bind(&r.requester)
@@ -460,11 +543,12 @@ impl Store for SqliteStore {
     }
 
     async fn ssa_request(&self, id: &str) -> Result<Option<SsaRequestRecord>, StoreError> {
-        let body: Option<String> = sqlx::query_scalar("SELECT body FROM ssa_requests WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM ssa_requests WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
         body.map(|b| from_json(&b)).transpose()
     }
 
@@ -474,7 +558,7 @@ impl Store for SqliteStore {
         requester: Option<&str>,
     ) -> Result<Vec<SsaRequestRecord>, StoreError> {
         let bodies: Vec<String> = sqlx::query_scalar(
-            "SELECT body FROM ssa_requests WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR requester = ?2)
+            "SELECT body FROM ssa_requests WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR requester = $2)
              ORDER BY created_at DESC, id DESC",
         )
         .bind(status)
@@ -493,7 +577,7 @@ impl Store for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
-            "UPDATE ssa_requests SET status = ?, body = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE ssa_requests SET status = $1, body = $2 WHERE id = $3 AND status = 'pending'",
         )
         .bind(&r.status)
         .bind(to_json(r)?)
@@ -506,7 +590,7 @@ impl Store for SqliteStore {
         }
         if let Some(st) = statement {
             sqlx::query(
-                "INSERT INTO statements (jti, issuer, request_id, revoked_at, body) VALUES (?, ?, ?, NULL, ?)",
+                "INSERT INTO statements (jti, issuer, request_id, revoked_at, body) VALUES ($1, $2, $3, NULL, $4)",
             )
             .bind(&st.jti)
             .bind(&st.issuer)
@@ -522,7 +606,7 @@ impl Store for SqliteStore {
     }
 
     async fn statement(&self, jti: &str) -> Result<Option<StatementRecord>, StoreError> {
-        let row = sqlx::query("SELECT body, revoked_at FROM statements WHERE jti = ?")
+        let row = sqlx::query("SELECT body, revoked_at FROM statements WHERE jti = $1")
             .bind(jti)
             .fetch_optional(&self.pool)
             .await
@@ -546,7 +630,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<Vec<String>>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
-            "UPDATE statements SET revoked_at = ? WHERE jti = ? AND issuer = ? AND revoked_at IS NULL",
+            "UPDATE statements SET revoked_at = $1 WHERE jti = $2 AND issuer = $3 AND revoked_at IS NULL",
         )
         .bind(audit.at)
         .bind(jti)
@@ -558,7 +642,7 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let clients: Vec<String> = sqlx::query_scalar(
-            "SELECT client_id FROM clients WHERE statement_iss = ? AND statement_jti = ? ORDER BY client_id",
+            "SELECT client_id FROM clients WHERE statement_iss = $1 AND statement_jti = $2 ORDER BY client_id",
         )
         .bind(issuer)
         .bind(jti)
@@ -566,7 +650,7 @@ impl Store for SqliteStore {
         .await
         .map_err(backend)?;
         sqlx::query(
-            "UPDATE clients SET disabled = 1, updated_at = ? WHERE statement_iss = ? AND statement_jti = ?",
+            "UPDATE clients SET disabled = 1, updated_at = $1 WHERE statement_iss = $2 AND statement_jti = $3",
         )
         .bind(audit.at)
         .bind(issuer)
@@ -583,8 +667,8 @@ impl Store for SqliteStore {
 
     async fn audit_events(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM audit_events WHERE (?1 IS NULL OR request_id = ?1)
-                 AND (?2 IS NULL OR statement_jti = ?2) AND (?3 IS NULL OR client_id = ?3)
+            "SELECT * FROM audit_events WHERE ($1 IS NULL OR request_id = $1)
+                 AND ($2 IS NULL OR statement_jti = $2) AND ($3 IS NULL OR client_id = $3)
              ORDER BY id",
         )
         .bind(&f.request_id)
@@ -611,7 +695,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<SigningKeyRecord, StoreError> {
+fn key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
     Ok(SigningKeyRecord {
         kid: row.try_get("kid").map_err(backend)?,
         purpose: row.try_get("purpose").map_err(backend)?,
@@ -626,10 +710,7 @@ fn now() -> i64 {
     i64::try_from(crate::token::now()).unwrap_or(i64::MAX)
 }
 
-async fn insert_client(
-    conn: &mut sqlx::SqliteConnection,
-    c: &ClientRecord,
-) -> Result<(), StoreError> {
+async fn insert_client(conn: &mut AnyConnection, c: &ClientRecord) -> Result<(), StoreError> {
     let (statement_iss, statement_jti) = match &c.statement {
         Some((iss, jti)) => (Some(iss.as_str()), Some(jti.as_str())),
         None => (None, None),
@@ -638,7 +719,7 @@ async fn insert_client(
         "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org,
              resources, legacy_audience, statement_iss, statement_jti, registration_token_sha256, metadata,
              disabled, created_at, updated_at, jwks_uri)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&c.client_id)
     .bind(&c.name)
@@ -669,10 +750,10 @@ async fn insert_client(
     }
 }
 
-async fn insert_audit(conn: &mut sqlx::SqliteConnection, e: &AuditEvent) -> Result<(), StoreError> {
+async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_events (at, actor, action, request_id, statement_jti, client_id, reason, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(e.at)
     .bind(&e.actor)
@@ -688,10 +769,7 @@ async fn insert_audit(conn: &mut sqlx::SqliteConnection, e: &AuditEvent) -> Resu
     Ok(())
 }
 
-fn json_column(
-    row: &sqlx::sqlite::SqliteRow,
-    column: &str,
-) -> Result<Option<serde_json::Value>, StoreError> {
+fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, StoreError> {
     match row.try_get::<Option<String>, _>(column).map_err(backend)? {
         Some(text) => serde_json::from_str(&text)
             .map(Some)
@@ -706,4 +784,44 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_spells_three_types_otherwise() {
+        assert_eq!(
+            postgres_dialect(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, n INTEGER NOT NULL, b BLOB, interval_s TEXT);"
+            ),
+            "CREATE TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, n BIGINT NOT NULL, b BYTEA, interval_s TEXT);"
+        );
+        // Only whole words: column names that contain the type names stay.
+        assert_eq!(
+            postgres_dialect("ALTER TABLE x ADD COLUMN blob_size INTEGER"),
+            "ALTER TABLE x ADD COLUMN blob_size BIGINT"
+        );
+    }
+
+    #[test]
+    fn every_migration_translates_without_sqlite_only_words() {
+        for sql in MIGRATIONS {
+            let pg = postgres_dialect(sql);
+            for word in ["AUTOINCREMENT", "BLOB", "INTEGER"] {
+                assert!(!pg.contains(word), "{word} left in {pg}");
+            }
+        }
+    }
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(
+            redacted_url("postgres://arbiter:s3cret@db:5432/arbiter?sslmode=verify-full"),
+            "postgres://arbiter:***@db:5432/arbiter?sslmode=verify-full"
+        );
+        assert_eq!(redacted_url("postgres://db/arbiter"), "postgres://db/arbiter");
+        assert_eq!(redacted_url("not a url s3cret"), "<unparsable URL>");
+    }
 }

@@ -117,6 +117,7 @@ impl Arbiter {
                     store.clone(),
                     store::KEY_PURPOSE_ACCESS_TOKEN,
                     config.oauth.access_token_ttl_seconds,
+                    config.key_publish_ahead_seconds(),
                     token::keys::signing_algorithm(&config.oauth.signing_alg)?,
                 )
                 .await?,
@@ -168,6 +169,7 @@ impl Arbiter {
                         store.clone(),
                         store::KEY_PURPOSE_STATEMENT,
                         config.ssa.max_validity_seconds,
+                        config.key_publish_ahead_seconds(),
                         token::keys::signing_algorithm(&config.ssa.signing_alg)?,
                     )
                     .await?,

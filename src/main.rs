@@ -1266,12 +1266,23 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             KeysCommand::List { .. } => {
                 let now = i64::try_from(arbiter::token::now()).unwrap_or(i64::MAX);
                 let mut rows: Vec<Value> = Vec::new();
+                let ahead = i64::try_from(config.key_publish_ahead_seconds()).unwrap_or(i64::MAX);
                 for purpose in [KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT] {
                     let ttl = ttl_of(purpose);
-                    for k in store.signing_keys(purpose).await? {
+                    let keys = store.signing_keys(purpose).await?;
+                    // A new key is published `ahead` seconds before it signs; meanwhile the
+                    // key it replaced still signs.
+                    let publishing = keys.first().filter(|k| {
+                        k.retired_at.is_none()
+                            && k.created_at.saturating_add(ahead) > now
+                            && keys.iter().any(|o| o.retired_at == Some(k.created_at))
+                    });
+                    for k in &keys {
                         let state = match k.retired_at {
+                            None if publishing.is_some() => "publishing",
                             None => "active",
-                            Some(at) if at.saturating_add(ttl) > now => "published",
+                            Some(at) if publishing.is_some_and(|p| p.created_at == at) => "active",
+                            Some(at) if at.saturating_add(ahead).saturating_add(ttl) > now => "published",
                             Some(_) => "expired",
                         };
                         rows.push(json!({
@@ -1310,10 +1321,12 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                     say!("{}", json!({ "kid": key.kid, "purpose": purpose, "alg": alg_name(alg) }));
                 } else {
                     say!("active {purpose} key: {} ({})", key.kid, alg_name(alg));
+                    let ahead = config.key_publish_ahead_seconds();
                     eprintln!(
-                        "a running server signs with it within {} s; the previous key stays published for {} s",
+                        "running servers publish it within {} s and sign with it once it is {} s old; the previous key stays published {} s longer",
                         arbiter::KEY_REFRESH_SECONDS,
-                        ttl_of(purpose)
+                        ahead,
+                        ttl_of(purpose).saturating_add(i64::try_from(ahead).unwrap_or(i64::MAX))
                     );
                 }
             }

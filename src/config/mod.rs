@@ -176,6 +176,12 @@ pub struct OAuthConfig {
     /// Rotate the signing key this often (seconds, counted from the active key's creation,
     /// so restarts do not postpone it); never when absent.
     pub key_rotation_seconds: Option<u64>,
+    /// How long a new signing key (access tokens and software statements) is published
+    /// before it signs, so every replica sharing the store, and every verifier caching the
+    /// JWKS, knows it first. Default: 0 with the embedded SQLite store (one process), 10
+    /// with a shared database (replicas re-read keys every 5 s). Raise it to the JWKS cache
+    /// time of resource servers that do not refetch on an unknown `kid`.
+    pub key_publish_ahead_seconds: Option<u64>,
     /// The algorithm of new signing keys: `ES256` (default), `EdDSA` or `RS256`. Changing it
     /// rotates to a key of the new algorithm at the next start.
     pub signing_alg: String,
@@ -263,6 +269,7 @@ impl Default for OAuthConfig {
             access_token_ttl_seconds: 3600,
             trusted_proxies: Vec::new(),
             key_rotation_seconds: None,
+            key_publish_ahead_seconds: None,
             signing_alg: "ES256".into(),
             resources: Vec::new(),
             open_registration: false,
@@ -354,6 +361,14 @@ impl Config {
             data_dir: data_dir.into(),
             ..Self::default()
         }
+    }
+
+    /// How long a new signing key is published before it signs: `[oauth]
+    /// key_publish_ahead_seconds`, or its default for the store in use.
+    pub fn key_publish_ahead_seconds(&self) -> u64 {
+        self.oauth
+            .key_publish_ahead_seconds
+            .unwrap_or(if self.store.url.is_some() { 10 } else { 0 })
     }
 
     /// Checks values that TOML types cannot.

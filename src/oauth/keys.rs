@@ -26,11 +26,15 @@ pub enum KeyRingError {
 
 /// The keys in use: one that signs, and every key whose tokens may still be live.
 pub struct KeySet {
-    /// The key that signs new tokens.
+    /// The key that signs new tokens: the newest key, or for the publish-ahead time after a
+    /// rotation the key it replaced (so every replica and verifier has seen the new key
+    /// published before any token signed with it arrives).
     pub active: SigningKey,
+    /// The newest key's id (the store's active key).
+    pub newest_kid: String,
     /// Every published key (active first), as JWKs.
     pub published: Vec<Jwk>,
-    /// When the active key was created (seconds since the epoch).
+    /// When the newest key was created (seconds since the epoch), for scheduled rotation.
     pub active_created_at: i64,
 }
 
@@ -39,6 +43,8 @@ pub struct KeyRing {
     store: Arc<dyn Store>,
     /// How long tokens live, so a retired key stays published that long.
     token_ttl: i64,
+    /// How long a new key is published before it signs.
+    publish_ahead: i64,
     /// The algorithm new keys use.
     alg: Algorithm,
     /// What the keys sign (a store key purpose).
@@ -49,14 +55,17 @@ pub struct KeyRing {
 impl KeyRing {
     /// Loads the keys from the store. With no active key, or an active key of another
     /// algorithm than `alg` (the configuration changed), a new `alg` key becomes active; the
-    /// old one stays published as after any rotation.
+    /// old one stays published as after any rotation. A new key signs only once it has been
+    /// published for `publish_ahead_seconds` (0: at once).
     pub async fn open(
         store: Arc<dyn Store>,
         purpose: &'static str,
         token_ttl_seconds: u64,
+        publish_ahead_seconds: u64,
         alg: Algorithm,
     ) -> Result<Self, KeyRingError> {
         let token_ttl = i64::try_from(token_ttl_seconds).unwrap_or(i64::MAX);
+        let publish_ahead = i64::try_from(publish_ahead_seconds).unwrap_or(i64::MAX);
         let mut records = store.signing_keys(purpose).await?;
         let active = records
             .iter()
@@ -84,10 +93,11 @@ impl KeyRing {
                 }
             }
         }
-        let set = build(&records, token_ttl)?;
+        let set = build(&records, token_ttl, publish_ahead)?;
         Ok(Self {
             store,
             token_ttl,
+            publish_ahead,
             alg,
             purpose,
             current: ArcSwap::from_pointee(set),
@@ -98,10 +108,13 @@ impl KeyRing {
     /// instance) takes effect and expired retired keys stop being published.
     pub async fn refresh(&self) -> Result<(), KeyRingError> {
         let records = self.store.signing_keys(self.purpose).await?;
-        let set = build(&records, self.token_ttl)?;
-        let before = self.current.load().active.kid.clone();
-        if set.active.kid != before {
-            tracing::info!(kid = %set.active.kid, was = %before, "signing key changed in the store");
+        let set = build(&records, self.token_ttl, self.publish_ahead)?;
+        let before = self.current.load();
+        if set.newest_kid != before.newest_kid {
+            tracing::info!(kid = %set.newest_kid, was = %before.newest_kid, "new signing key in the store");
+        }
+        if set.active.kid != before.active.kid {
+            tracing::info!(kid = %set.active.kid, was = %before.active.kid, purpose = self.purpose, "now signing with");
         }
         self.current.store(Arc::new(set));
         Ok(())
@@ -135,11 +148,11 @@ impl KeyRing {
     /// Returns the active key id.
     pub async fn rotate(&self) -> Result<String, KeyRingError> {
         let key = generate(self.purpose, self.alg)?;
-        let replaces = self.current.load().active.kid.clone();
+        let replaces = self.current.load().newest_kid.clone();
         let rotated = self.store.rotate_signing_key(&key, Some(&replaces)).await?;
         let records = self.store.signing_keys(self.purpose).await?;
-        let set = build(&records, self.token_ttl)?;
-        let kid = set.active.kid.clone();
+        let set = build(&records, self.token_ttl, self.publish_ahead)?;
+        let kid = set.newest_kid.clone();
         self.current.store(Arc::new(set));
         if rotated {
             tracing::info!(kid = %kid, purpose = self.purpose, "rotated the signing key");
@@ -172,28 +185,47 @@ pub fn generate(purpose: &str, alg: Algorithm) -> Result<SigningKeyRecord, KeyEr
     })
 }
 
-fn build(records: &[SigningKeyRecord], token_ttl: i64) -> Result<KeySet, KeyRingError> {
+fn build(
+    records: &[SigningKeyRecord],
+    token_ttl: i64,
+    publish_ahead: i64,
+) -> Result<KeySet, KeyRingError> {
     let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+    let newest = records
+        .iter()
+        .find(|r| r.retired_at.is_none())
+        .ok_or_else(|| KeyError::Crypto("no active signing key".into()))?;
+    // Until the newest key has been published long enough, the key it replaced signs.
+    let signer = match records
+        .iter()
+        .find(|r| r.retired_at == Some(newest.created_at))
+    {
+        Some(previous) if newest.created_at.saturating_add(publish_ahead) > now => previous,
+        _ => newest,
+    };
     let mut active = None;
     let mut published = Vec::new();
     for r in records {
+        // A retired key signed until `publish_ahead` after its retirement; its tokens live
+        // `token_ttl` longer.
         let still_needed = r
             .retired_at
-            .is_none_or(|at| at.saturating_add(token_ttl) > now);
+            .is_none_or(|at| at.saturating_add(publish_ahead).saturating_add(token_ttl) > now);
         if !still_needed {
             continue;
         }
         let key = SigningKey::from_pkcs8(signing_algorithm(&r.alg)?, &r.private_der)?;
         published.push(key.jwk.clone());
-        if r.retired_at.is_none() && active.is_none() {
-            active = Some((key, r.created_at));
+        if r.kid == signer.kid {
+            active = Some(key);
         }
     }
-    let (active, active_created_at) =
-        active.ok_or_else(|| KeyError::Crypto("no active signing key".into()))?;
+    let active =
+        active.ok_or_else(|| KeyError::Crypto("the signing key is not published".into()))?;
     Ok(KeySet {
         active,
+        newest_kid: newest.kid.clone(),
         published,
-        active_created_at,
+        active_created_at: newest.created_at,
     })
 }

@@ -821,7 +821,10 @@ mod tests {
             redacted_url("postgres://arbiter:s3cret@db:5432/arbiter?sslmode=verify-full"),
             "postgres://arbiter:***@db:5432/arbiter?sslmode=verify-full"
         );
-        assert_eq!(redacted_url("postgres://db/arbiter"), "postgres://db/arbiter");
+        assert_eq!(
+            redacted_url("postgres://db/arbiter"),
+            "postgres://db/arbiter"
+        );
         assert_eq!(redacted_url("not a url s3cret"), "<unparsable URL>");
     }
 }

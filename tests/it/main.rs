@@ -22,6 +22,7 @@ mod openapi;
 mod policy_tests;
 mod query;
 mod reload;
+mod replicas;
 mod rfc8705;
 mod ssa;
 mod store;

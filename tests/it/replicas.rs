@@ -1,0 +1,198 @@
+//! Two Arbiter replicas sharing one PostgreSQL database behave as one service: a client
+//! registered through one gets tokens from the other, a revocation or deletion at one is
+//! enforced by the other within seconds, and key rotation is coordinated (one winner, the
+//! same JWKS everywhere, a new key published before it signs).
+
+use std::time::Duration;
+
+use arbiter::grpc::proto::Reason;
+use arbiter::store::{SqlStore, Store, KEY_PURPOSE_ACCESS_TOKEN};
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+const ISSUER: &str = "https://arbiter.replicas.test";
+
+async fn replica(url: &str) -> TestServer {
+    let url = url.to_owned();
+    TestServer::start_with(move |c| {
+        c.store.url = Some(url);
+        c.oauth.issuer = ISSUER.into();
+        c.oauth.open_registration = true;
+        c.oauth.key_publish_ahead_seconds = Some(3);
+    })
+    .await
+}
+
+fn http(server: &TestServer, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().request(method, format!("http://{}{path}", server.http_addr))
+}
+
+async fn jwks_kids(server: &TestServer) -> Vec<String> {
+    let jwks: Value = http(server, reqwest::Method::GET, "/jwks.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn token(server: &TestServer, id: &str, secret: &str) -> String {
+    let resp = http(server, reqwest::Method::POST, "/token")
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_postgres_are_one_service() {
+    let Some(url) = postgres_database("replicas").await else {
+        return;
+    };
+    // Started together on an empty database: they race to create the schema and the first
+    // key, and agree.
+    let (mut a, mut b) = tokio::join!(replica(&url), replica(&url));
+    let kids = jwks_kids(&a).await;
+    assert_eq!(kids.len(), 1, "one first key, not one per replica");
+    assert_eq!(jwks_kids(&b).await, kids);
+
+    // Registered through A (RFC 7591), served by B.
+    let registered: Value = http(&a, reqwest::Method::POST, "/register")
+        .json(&json!({ "client_name": "replicated", "scope": "read" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = registered["client_id"].as_str().unwrap().to_owned();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let from_b = token(&b, &id, &secret).await;
+    let r = a.authorize(&from_b, "GET", "/item/1", json!({})).await;
+    assert_eq!(reason(&r), Reason::Allowed, "A trusts B's token: {r:?}");
+
+    // Revoked at A (RFC 7009): B refuses it within a few seconds.
+    let revoked = http(&a, reqwest::Method::POST, "/revoke")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", from_b.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    let refused = eventually(Duration::from_secs(5), || {
+        let token = from_b.clone();
+        let client = b.client.clone();
+        async move {
+            let r = client
+                .clone()
+                .authorize(request(&token, "GET", "/item/1", json!({})))
+                .await
+                .unwrap()
+                .into_inner();
+            (reason(&r) == Reason::InvalidToken).then_some(r)
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "B still allows a token revoked at A");
+
+    // Key rotation asked of both at once: one rotates, the other adopts its key.
+    let from_a_before = token(&a, &id, &secret).await;
+    let (ka, kb) = tokio::join!(
+        a.arbiter.rotate_signing_key(),
+        b.arbiter.rotate_signing_key()
+    );
+    let (ka, kb) = (ka.unwrap(), kb.unwrap());
+    assert_eq!(ka, kb, "both replicas name the same new key");
+    let store = SqlStore::connect(&url, 1).await.unwrap();
+    let keys = store.signing_keys(KEY_PURPOSE_ACCESS_TOKEN).await.unwrap();
+    assert_eq!(keys.len(), 2, "one rotation, not two: {keys:?}");
+    assert_eq!(keys[0].kid, ka);
+    // Published at once everywhere, used for signing only after the publish-ahead time.
+    assert_eq!(jwks_kids(&a).await, [ka.clone(), kids[0].clone()]);
+    assert_eq!(jwks_kids(&b).await, [ka.clone(), kids[0].clone()]);
+    let during = token(&a, &id, &secret).await;
+    assert_eq!(
+        kid(&during),
+        kids[0],
+        "the old key signs while the new one propagates"
+    );
+    let after = eventually(Duration::from_secs(15), || {
+        let (a_addr, b_addr) = (a.http_addr, b.http_addr);
+        let (id, secret) = (id.clone(), secret.clone());
+        let new = ka.clone();
+        async move {
+            let mut both = Vec::new();
+            for addr in [a_addr, b_addr] {
+                let body: Value = reqwest::Client::new()
+                    .post(format!("http://{addr}/token"))
+                    .basic_auth(&id, Some(&secret))
+                    .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+                    .send()
+                    .await
+                    .ok()?
+                    .json()
+                    .await
+                    .ok()?;
+                both.push(body["access_token"].as_str()?.to_owned());
+            }
+            both.iter().all(|t| kid(t) == new).then_some(both)
+        }
+    })
+    .await
+    .expect("both replicas sign with the new key after the publish-ahead time");
+    for t in after.iter().chain([&from_a_before, &during]) {
+        for server in [&mut a, &mut b] {
+            let r = server.authorize(t, "GET", "/item/1", json!({})).await;
+            assert_eq!(reason(&r), Reason::Allowed, "{r:?}");
+        }
+    }
+
+    // Deleted at B (RFC 7592): A refuses its tokens within a few seconds, and new ones.
+    let rat = registered["registration_access_token"].as_str().unwrap();
+    let deleted = http(&b, reqwest::Method::DELETE, &format!("/register/{id}"))
+        .bearer_auth(rat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let live = after[0].clone();
+    let refused = eventually(Duration::from_secs(5), || {
+        let token = live.clone();
+        let client = a.client.clone();
+        async move {
+            let r = client
+                .clone()
+                .authorize(request(&token, "GET", "/item/1", json!({})))
+                .await
+                .unwrap()
+                .into_inner();
+            (reason(&r) == Reason::InvalidToken).then_some(r)
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "A still allows a deleted client's token");
+    let resp = http(&a, reqwest::Method::POST, "/token")
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}

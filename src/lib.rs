@@ -156,6 +156,9 @@ impl Arbiter {
                         resources: config.oauth.resources.clone(),
                         ttl_seconds: config.oauth.access_token_ttl_seconds,
                         trusted_proxies: config.oauth.trusted_proxies.clone(),
+                        client_certificates: config.tls.as_ref().is_some_and(|t| {
+                            t.client_certs(tls::Listener::Http) != tls::ClientCerts::None
+                        }),
                     },
                 )))
             }
@@ -355,14 +358,18 @@ impl Arbiter {
         for w in &snapshot.warnings {
             tracing::warn!(warning = %w, "policy validation warning");
         }
-        let tls = match &self.config.tls {
+        let reloading = |listener| -> Result<Option<Arc<tls::ReloadingTls>>, StartError> {
+            match &self.config.tls {
             Some(c) => {
-                let tls = tls::ReloadingTls::new(c.clone()).map_err(StartError::Tls)?;
+                let tls = tls::ReloadingTls::new(c.clone(), listener).map_err(StartError::Tls)?;
                 tokio::spawn(tls.clone().watch(shutdown.clone()));
-                Some(tls)
+                    Ok(Some(tls))
+                }
+                None => Ok(None),
             }
-            None => None,
         };
+        let tls = reloading(tls::Listener::Grpc)?;
+        let http_tls = reloading(tls::Listener::Http)?;
         let drain = shutdown.clone();
         let drained = async move {
             drain.cancelled().await;
@@ -393,26 +400,43 @@ impl Arbiter {
             let Some((listener, router)) = http else {
                 return Ok(());
             };
-            let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
             let stop = shutdown.clone().cancelled_owned();
-            match &tls {
+            match &http_tls {
                 Some(tls) => {
                     let local = listener.local_addr().map_err(StartError::Http)?;
                     let accepted = tls::accept(listener, tls.clone(), shutdown.clone());
-                    // `tap_io` only so axum hands the peer address to ConnectInfo.
-                    let incoming = axum::serve::ListenerExt::tap_io(
-                        tls::TlsIncoming::new(accepted, local),
-                        |_| {},
+                    let tls = tls.clone();
+                    // Per connection: its peer address and client certificate, for every
+                    // request on it.
+                    let service = tower::service_fn(
+                        move |incoming: axum::serve::IncomingStream<'_, tls::TlsIncoming>| {
+                            let peer = *incoming.remote_addr();
+                            let certificate =
+                                incoming.io().get_ref().1.peer_certificates().and_then(|chain| {
+                                    tls::PeerCertificate::new(chain, tls.client_ca().as_deref())
+                                });
+                            let service = connection_service(router.clone(), peer, certificate);
+                            async move { Ok::<_, std::convert::Infallible>(service) }
+                        },
                     );
-                    axum::serve(incoming, service)
+                    axum::serve(tls::TlsIncoming::new(accepted, local), service)
                         .with_graceful_shutdown(stop)
                         .await
                         .map_err(StartError::Http)
                 }
-                None => axum::serve(listener, service)
-                    .with_graceful_shutdown(stop)
-                    .await
-                    .map_err(StartError::Http),
+                None => {
+                    let service = tower::service_fn(
+                        move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
+                            let service =
+                                connection_service(router.clone(), *incoming.remote_addr(), None);
+                            async move { Ok::<_, std::convert::Infallible>(service) }
+                        },
+                    );
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .map_err(StartError::Http)
+                }
             }
         };
         let (grpc_result, http_result, (), ()) = tokio::join!(
@@ -493,6 +517,30 @@ impl Arbiter {
             }
         }
     }
+}
+
+/// The router for one HTTP connection: each request carries the peer address (as axum's
+/// `ConnectInfo`) and the client certificate of the connection, if one was presented.
+fn connection_service(
+    router: axum::Router,
+    peer: std::net::SocketAddr,
+    certificate: Option<tls::PeerCertificate>,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::ServiceExt::map_request(router, move |mut request: axum::extract::Request| {
+        let extensions = request.extensions_mut();
+        extensions.insert(axum::extract::ConnectInfo(peer));
+        if let Some(c) = &certificate {
+            extensions.insert(c.clone());
+        }
+        request
+    })
 }
 
 /// How often a running server re-reads its signing keys from the store.

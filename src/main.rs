@@ -84,10 +84,12 @@ enum ClientsCommand {
         /// Space-separated scopes the client may ever be granted.
         #[arg(long, default_value = "")]
         scopes: String,
-        /// Token endpoint authentication method.
+        /// Token endpoint authentication method: client_secret_basic, client_secret_post,
+        /// private_key_jwt, tls_client_auth or self_signed_tls_client_auth (RFC 8705).
         #[arg(long, default_value = "client_secret_basic")]
         auth_method: String,
-        /// The client's JWKS file, for `--auth-method private_key_jwt`.
+        /// The client's JWKS file: signing keys for private_key_jwt, certificates (`x5c`)
+        /// for self_signed_tls_client_auth.
         #[arg(long)]
         jwks: Option<PathBuf>,
         /// Or the URL where the client publishes its JWKS (https, or http on loopback).
@@ -101,6 +103,21 @@ enum ClientsCommand {
         /// issuer identifier: only for old private_key_jwt clients that cannot be changed.
         #[arg(long)]
         legacy_audience: bool,
+        /// tls_client_auth: the certificate's subject DN (RFC 4514, e.g. "CN=payments,O=Example").
+        #[arg(long, group = "tls_subject")]
+        tls_subject_dn: Option<String>,
+        /// tls_client_auth: a DNS name among the certificate's subject alternative names.
+        #[arg(long, group = "tls_subject")]
+        tls_san_dns: Option<String>,
+        /// tls_client_auth: a URI among the certificate's subject alternative names.
+        #[arg(long, group = "tls_subject")]
+        tls_san_uri: Option<String>,
+        /// tls_client_auth: an IP address among the certificate's subject alternative names.
+        #[arg(long, group = "tls_subject")]
+        tls_san_ip: Option<String>,
+        /// tls_client_auth: an e-mail address among the certificate's subject alternative names.
+        #[arg(long, group = "tls_subject")]
+        tls_san_email: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -768,18 +785,23 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
         Err(e) => report(false, "configuration", e.to_string()),
     }
     if let Some(tls) = &config.tls {
-        match arbiter::tls::server_config(tls) {
+        use arbiter::tls::{ClientCerts, Listener};
+        let certs = |l| match tls.client_certs(l) {
+            ClientCerts::None => "none",
+            ClientCerts::Optional => "optional",
+            ClientCerts::Required => "required",
+        };
+        match arbiter::tls::server_config(tls, Listener::Grpc)
+            .and_then(|_| arbiter::tls::server_config(tls, Listener::Http))
+        {
             Ok(_) => report(
                 true,
                 "tls",
                 format!(
-                    "certificate {} loads{}",
+                    "certificate {} loads; client certificates: gRPC {}, HTTP {}",
                     tls.cert_file.display(),
-                    if tls.client_ca_file.is_some() {
-                        ", client certificates required"
-                    } else {
-                        ""
-                    }
+                    certs(Listener::Grpc),
+                    certs(Listener::Http)
                 ),
             ),
             Err(e) => report(false, "tls", e.to_string()),
@@ -1371,6 +1393,11 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                 jwks_uri,
                 resources,
                 legacy_audience,
+                tls_subject_dn,
+                tls_san_dns,
+                tls_san_uri,
+                tls_san_ip,
+                tls_san_email,
                 ..
             } => {
                 let words = |s: &str| {
@@ -1394,6 +1421,15 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                     jwks_uri: jwks_uri.clone(),
                     resources: words(resources),
                     legacy_audience: *legacy_audience,
+                    tls_subject: [
+                        ("tls_client_auth_subject_dn", tls_subject_dn),
+                        ("tls_client_auth_san_dns", tls_san_dns),
+                        ("tls_client_auth_san_uri", tls_san_uri),
+                        ("tls_client_auth_san_ip", tls_san_ip),
+                        ("tls_client_auth_san_email", tls_san_email),
+                    ]
+                    .into_iter()
+                    .find_map(|(name, v)| Some((name.to_owned(), v.clone()?))),
                     ..Default::default()
                 };
                 let created = clients::create(store.as_ref(), &spec).await?;

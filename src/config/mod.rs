@@ -209,6 +209,30 @@ pub struct TlsConfig {
     /// How often to look for changed files, in seconds.
     #[serde(default = "default_tls_reload")]
     pub reload_seconds: u64,
+    /// Client certificates on the gRPC listener: `none` or `required`; default `required`
+    /// with a `client_ca_file`, else `none`.
+    #[serde(default)]
+    pub grpc_client_certs: Option<crate::tls::ClientCerts>,
+    /// Client certificates on the HTTP listener: `none`, `required`, or `optional` (asked
+    /// for, any accepted by the handshake, judged per request: RFC 8705 client
+    /// authentication at `/token`); default as for gRPC.
+    #[serde(default)]
+    pub http_client_certs: Option<crate::tls::ClientCerts>,
+}
+
+impl TlsConfig {
+    /// What a listener asks of client certificates.
+    pub fn client_certs(&self, listener: crate::tls::Listener) -> crate::tls::ClientCerts {
+        let set = match listener {
+            crate::tls::Listener::Grpc => self.grpc_client_certs,
+            crate::tls::Listener::Http => self.http_client_certs,
+        };
+        set.unwrap_or(if self.client_ca_file.is_some() {
+            crate::tls::ClientCerts::Required
+        } else {
+            crate::tls::ClientCerts::None
+        })
+    }
 }
 
 fn default_tls_reload() -> u64 {
@@ -410,6 +434,23 @@ impl Config {
                 || (self.oauth.enabled && self.oauth.issuer == issuer.issuer)
             {
                 return invalid(format!("{at}: issuer configured twice"));
+            }
+        }
+        if let Some(tls) = &self.tls {
+            use crate::tls::{ClientCerts, Listener};
+            if tls.client_certs(Listener::Grpc) == ClientCerts::Optional {
+                return invalid(
+                    "tls.grpc_client_certs: `none` or `required` (optional certificates are for RFC 8705 client authentication at the HTTP token endpoint)".into(),
+                );
+            }
+            for listener in [Listener::Grpc, Listener::Http] {
+                if tls.client_certs(listener) == ClientCerts::Required
+                    && tls.client_ca_file.is_none()
+                {
+                    return invalid(format!(
+                        "tls: {listener:?} client certificates are `required` but no `client_ca_file` is set"
+                    ));
+                }
             }
         }
         for (name, addr) in [("grpc_addr", self.grpc_addr), ("http_addr", self.http_addr)] {

@@ -10,11 +10,27 @@ use sha2::{Digest, Sha256};
 use crate::store::{ClientRecord, Store, StoreError};
 
 /// The authentication methods a client can be created with.
-pub const AUTH_METHODS: [&str; 3] = [
+pub const AUTH_METHODS: [&str; 5] = [
     "client_secret_basic",
     "client_secret_post",
     "private_key_jwt",
+    "tls_client_auth",
+    "self_signed_tls_client_auth",
 ];
+
+/// Methods that authenticate with something other than a secret Arbiter generates.
+fn secretless(method: &str) -> bool {
+    matches!(
+        method,
+        "private_key_jwt" | "tls_client_auth" | "self_signed_tls_client_auth"
+    )
+}
+
+/// Methods whose client registers keys (a JWKS or its URI): signing keys for
+/// `private_key_jwt`, certificates (`x5c`) for `self_signed_tls_client_auth`.
+fn keyed(method: &str) -> bool {
+    matches!(method, "private_key_jwt" | "self_signed_tls_client_auth")
+}
 
 /// Errors of client management.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +58,8 @@ pub struct ClientSpec {
     pub scopes: Vec<String>,
     /// One of [`AUTH_METHODS`].
     pub auth_method: String,
-    /// Its JWKS, for (and only for) `private_key_jwt`.
+    /// Its JWKS, for (and only for) `private_key_jwt` and `self_signed_tls_client_auth`
+    /// (whose keys carry the client's certificates in `x5c`).
     pub jwks: Option<serde_json::Value>,
     /// Or where its JWKS is published (https, or http on loopback).
     pub jwks_uri: Option<String>,
@@ -54,6 +71,9 @@ pub struct ClientSpec {
     pub software_id: Option<String>,
     /// Organisation.
     pub org: Option<String>,
+    /// For `tls_client_auth`: the certificate subject, `(parameter, value)` (see
+    /// [`crate::oauth::mtls::SUBJECT_PARAMETERS`]).
+    pub tls_subject: Option<(String, String)>,
 }
 
 /// A new client with its secret, shown once.
@@ -77,9 +97,10 @@ pub async fn create(store: &dyn Store, spec: &ClientSpec) -> Result<CreatedClien
 /// adds more before it stores the record in its own transaction).
 pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
     check(spec)?;
-    let secret = match spec.auth_method.as_str() {
-        "private_key_jwt" => None,
-        _ => Some(random_token(32)?),
+    let secret = if secretless(&spec.auth_method) {
+        None
+    } else {
+        Some(random_token(32)?)
     };
     let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
     let record = ClientRecord {
@@ -98,6 +119,7 @@ pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
         statement: None,
         registration_token_sha256: None,
         metadata: None,
+        tls_subject: spec.tls_subject.clone(),
         disabled: false,
         created_at: now,
         updated_at: now,
@@ -134,16 +156,32 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
     if spec.jwks.is_some() && spec.jwks_uri.is_some() {
         return invalid("give a JWKS or a JWKS URI, not both".into());
     }
-    if spec.auth_method == "private_key_jwt" && !keyed {
-        return invalid(
-            "a private_key_jwt client is created with its JWKS (--jwks FILE) or JWKS URI".into(),
-        );
-    }
-    if spec.auth_method != "private_key_jwt" && keyed {
+    let method = spec.auth_method.as_str();
+    if self::keyed(method) && !keyed {
         return invalid(format!(
-            "a JWKS is only for private_key_jwt clients, not {}",
-            spec.auth_method
+            "a {method} client is created with its JWKS (--jwks FILE) or JWKS URI"
         ));
+    }
+    if !self::keyed(method) && keyed {
+        return invalid(format!(
+            "a JWKS is only for private_key_jwt and self_signed_tls_client_auth clients, not {method}"
+        ));
+    }
+    match (&spec.tls_subject, method == "tls_client_auth") {
+        (Some((parameter, value)), true) => {
+            super::mtls::check_subject(parameter, value).map_err(ClientError::Invalid)?
+        }
+        (None, true) => {
+            return invalid(
+                "a tls_client_auth client names its certificate's subject (RFC 8705 §2.1.2: --tls-subject-dn, --tls-san-dns, --tls-san-uri, --tls-san-ip or --tls-san-email)".into(),
+            )
+        }
+        (Some(_), false) => {
+            return invalid(format!(
+                "a certificate subject is only for tls_client_auth clients, not {method}"
+            ))
+        }
+        (None, false) => {}
     }
     if spec.auth_method != "private_key_jwt" && spec.legacy_audience {
         return invalid("the legacy audience only concerns private_key_jwt clients".into());
@@ -152,6 +190,14 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
         check_jwks_uri(uri).map_err(ClientError::Invalid)?;
     }
     if let Some(jwks) = &spec.jwks {
+        if method == "self_signed_tls_client_auth" {
+            if super::mtls::registered_certificates(jwks).next().is_none() {
+                return invalid(
+                    "a self_signed_tls_client_auth JWKS carries the client's certificates in `x5c` (RFC 8705 §2.2.2)".into(),
+                );
+            }
+            return Ok(());
+        }
         let (keys, skipped) = crate::token::jwks::KeySet::from_jwks(jwks.to_string().as_bytes())
             .map_err(ClientError::Invalid)?;
         if keys.is_empty() {

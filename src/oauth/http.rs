@@ -18,6 +18,9 @@ use serde_json::json;
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
+use axum::Extension;
+
+use crate::tls::PeerCertificate;
 
 use super::token::{ClientAuth, OAuthError, Origin, TokenRequest, TokenService};
 
@@ -56,9 +59,13 @@ impl IntoResponse for OAuthError {
     }
 }
 
+/// The client certificate of the request's connection, if any.
+type Certificate = Option<Extension<PeerCertificate>>;
+
 async fn token(
     State(service): State<Arc<TokenService>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    certificate: Certificate,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -80,6 +87,7 @@ async fn token(
         peer: Some(peer.ip()),
         forwarded_for: header("x-forwarded-for"),
         fraud_score: header("x-fraud-score"),
+        certificate: certificate.map(|Extension(c)| c),
     };
     match service.token(req).await {
         Ok(granted) => no_store(Json(granted).into_response()),
@@ -196,7 +204,11 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
         }
         (Some((id, secret)), None) => ClientAuth::Basic { id, secret },
         (None, Some((id, secret))) => ClientAuth::Post { id, secret },
-        (None, None) => ClientAuth::None,
+        (None, None) => match client_id_param {
+            // Nothing but the id: RFC 8705 mutual TLS, by the connection's certificate.
+            Some(id) => ClientAuth::Tls { id },
+            None => ClientAuth::None,
+        },
     };
     Ok(Form {
         params,
@@ -230,11 +242,17 @@ async fn token_form(headers: &HeaderMap, body: Body) -> Result<(ClientAuth, Stri
 /// RFC 7662 introspection: the caller authenticates as a client.
 async fn introspect(
     State(service): State<Arc<TokenService>>,
+    certificate: Certificate,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let certificate = certificate.map(|Extension(c)| c);
     let result = match token_form(&headers, body).await {
-        Ok((auth, token)) => service.introspect(&auth, &token).await,
+        Ok((auth, token)) => {
+            service
+                .introspect(&auth, certificate.as_ref(), &token)
+                .await
+        }
         Err(e) => Err(e),
     };
     match result {
@@ -247,11 +265,13 @@ async fn introspect(
 /// RFC 7009 revocation: 200 with an empty body whether or not the token was valid.
 async fn revoke(
     State(service): State<Arc<TokenService>>,
+    certificate: Certificate,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let certificate = certificate.map(|Extension(c)| c);
     let result = match token_form(&headers, body).await {
-        Ok((auth, token)) => service.revoke(&auth, &token).await,
+        Ok((auth, token)) => service.revoke(&auth, certificate.as_ref(), &token).await,
         Err(e) => Err(e),
     };
     match result {
@@ -298,11 +318,14 @@ async fn jwks(State(service): State<Arc<TokenService>>) -> Response {
 async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
     let settings = service.settings();
     let base = settings.issuer.trim_end_matches('/');
-    let methods = [
+    let mut methods = vec![
         "client_secret_basic",
         "client_secret_post",
         "private_key_jwt",
     ];
+    if settings.client_certificates {
+        methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
+    }
     Json(json!({
         "issuer": settings.issuer,
         "token_endpoint": format!("{base}/token"),
@@ -313,7 +336,8 @@ async fn metadata(State(service): State<Arc<TokenService>>) -> Response {
         "revocation_endpoint_auth_methods_supported": methods,
         "jwks_uri": format!("{base}/jwks.json"),
         "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "token_endpoint_auth_methods_supported": methods,
+        "tls_client_certificate_bound_access_tokens": settings.client_certificates,
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "RS256", "EdDSA"],
         "response_types_supported": [],
         "scopes_supported": [],

@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod http;
 pub mod keys;
+pub mod mtls;
 pub mod register;
 pub mod remote_jwks;
 pub mod resource;

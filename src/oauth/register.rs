@@ -267,6 +267,46 @@ fn describe(
         ));
     }
     metadata.insert("token_endpoint_auth_method".into(), json!(method));
+    // RFC 8705 §2.1.2: a tls_client_auth client names its certificate's subject, once.
+    let mut subjects = Vec::new();
+    for name in super::mtls::SUBJECT_PARAMETERS {
+        if let Some(v) = text(pick(name), name)? {
+            subjects.push((name.to_owned(), v));
+        }
+    }
+    if subjects.len() > 1 {
+        return Err(reg_error(
+            "invalid_client_metadata",
+            "give one certificate subject parameter, not several",
+        ));
+    }
+    let tls_subject = subjects.pop();
+    if let Some((name, value)) = &tls_subject {
+        metadata.insert(name.clone(), json!(value));
+    }
+    let mtls = method.ends_with("tls_client_auth");
+    match pick("tls_client_certificate_bound_access_tokens") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::Bool(true)) if mtls => {}
+        Some(Value::Bool(true)) => {
+            return Err(reg_error(
+                "invalid_client_metadata",
+                "certificate-bound access tokens are issued to tls_client_auth and self_signed_tls_client_auth clients",
+            ))
+        }
+        Some(_) => {
+            return Err(reg_error(
+                "invalid_client_metadata",
+                "`tls_client_certificate_bound_access_tokens` must be a boolean",
+            ))
+        }
+    }
+    if mtls {
+        metadata.insert(
+            "tls_client_certificate_bound_access_tokens".into(),
+            json!(true),
+        );
+    }
     let requested: Option<Vec<String>> = text(request.get("scope"), "scope")?.map(|s| {
         s.split(' ')
             .filter(|t| !t.is_empty())
@@ -312,6 +352,7 @@ fn describe(
         jwks_uri,
         software_id: text(pick("software_id"), "software_id")?,
         org: text(pick("org_name"), "org_name")?,
+        tls_subject,
         ..Default::default()
     };
     Ok(Described { spec, metadata })
@@ -523,7 +564,10 @@ async fn update(
             "jwks_uri",
             "org_name",
             "contacts",
-        ] {
+        ]
+        .into_iter()
+        .chain(super::mtls::SUBJECT_PARAMETERS)
+        {
             if let Some(v) = stored.get(name) {
                 claims.insert(name.into(), v.clone());
             }
@@ -556,15 +600,19 @@ async fn update(
     if let Some(uri) = stored.get("jwks_uri") {
         merged.entry("jwks_uri").or_insert_with(|| uri.clone());
     }
+    if let Some((name, value)) = &record.tls_subject {
+        merged.entry(name.as_str()).or_insert_with(|| json!(value));
+    }
     let Described { spec, mut metadata } =
         describe(&merged, statement_claims.as_ref(), ceiling.as_deref())?;
     if spec.auth_method != record.auth_method
         || spec.jwks != record.jwks
         || spec.jwks_uri != record.jwks_uri
+        || spec.tls_subject != record.tls_subject
     {
         return Err(reg_error(
             "invalid_client_metadata",
-            "the authentication method and keys cannot change; register a new client",
+            "the authentication method, keys and certificate subject cannot change; register a new client",
         ));
     }
     if let Some(jwt) = stored.get("software_statement") {

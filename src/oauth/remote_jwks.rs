@@ -1,7 +1,8 @@
-//! Keys of `private_key_jwt` clients registered with a `jwks_uri`: fetched on first use,
-//! kept for five minutes, and fetched again early (at most every 30 s) when an assertion
-//! names a `kid` the cached set lacks, so a client can rotate its keys. A failed fetch
-//! keeps the last good set.
+//! JWKS of clients registered with a `jwks_uri` (`private_key_jwt` signing keys,
+//! `self_signed_tls_client_auth` certificates): fetched on first use, kept for five
+//! minutes, and fetched again early (at most every 30 s) when a client presents a `kid` or a
+//! certificate the cached document lacks, so a client can rotate its keys. A failed fetch
+//! keeps the last good document.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,10 +16,18 @@ const FRESH_FOR: Duration = Duration::from_secs(300);
 /// The least time between fetches of one URI.
 const MIN_INTERVAL: Duration = Duration::from_secs(30);
 
+/// One fetched JWKS document.
+pub struct ClientJwks {
+    /// Its usable signing keys.
+    pub keys: Arc<KeySet>,
+    /// The document itself (certificates in `x5c`).
+    pub document: serde_json::Value,
+}
+
 /// A cache of client JWKS documents by URI.
 pub struct RemoteJwks {
     http: reqwest::Client,
-    cache: DashMap<String, (Arc<KeySet>, Instant)>,
+    cache: DashMap<String, (Arc<ClientJwks>, Instant)>,
 }
 
 impl Default for RemoteJwks {
@@ -42,35 +51,62 @@ impl RemoteJwks {
     }
 
     /// The keys published at `uri`, fetched if the cached set is stale or lacks `kid`.
-    pub async fn keys(&self, uri: &str, kid: Option<&str>) -> Result<Arc<KeySet>, String> {
+    pub async fn keys(&self, uri: &str, kid: Option<&str>) -> Result<Arc<ClientJwks>, String> {
+        self.get(uri, |jwks| jwks.keys.find(kid).is_some()).await
+    }
+
+    /// The document at `uri`, fetched if the cached one is stale or does not register the
+    /// certificate `leaf_der`.
+    pub async fn with_certificate(
+        &self,
+        uri: &str,
+        leaf_der: &[u8],
+    ) -> Result<Arc<ClientJwks>, String> {
+        self.get(uri, |jwks| {
+            super::mtls::is_registered(&jwks.document, leaf_der)
+        })
+        .await
+    }
+
+    /// The cached document while it is fresh and `has` what the caller looks for (or was
+    /// fetched too recently to fetch again); else a new fetch.
+    async fn get(
+        &self,
+        uri: &str,
+        has: impl Fn(&ClientJwks) -> bool,
+    ) -> Result<Arc<ClientJwks>, String> {
         let cached = self.cache.get(uri).map(|e| e.value().clone());
-        if let Some((keys, at)) = &cached {
-            let has_kid = keys.find(kid).is_some();
+        if let Some((jwks, at)) = &cached {
             let age = at.elapsed();
-            if age < FRESH_FOR && (has_kid || age < MIN_INTERVAL) {
-                return Ok(keys.clone());
+            if age < FRESH_FOR && (age < MIN_INTERVAL || has(jwks)) {
+                return Ok(jwks.clone());
             }
         }
         match self.fetch(uri).await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
+            Ok(jwks) => {
+                let jwks = Arc::new(jwks);
                 self.cache
-                    .insert(uri.to_owned(), (keys.clone(), Instant::now()));
-                Ok(keys)
+                    .insert(uri.to_owned(), (jwks.clone(), Instant::now()));
+                Ok(jwks)
             }
             Err(e) => match cached {
-                Some((keys, _)) => {
-                    tracing::warn!(uri = %uri, error = %e, "client JWKS refresh failed; keeping the last good keys");
-                    Ok(keys)
+                Some((jwks, _)) => {
+                    tracing::warn!(uri = %uri, error = %e, "client JWKS refresh failed; keeping the last good document");
+                    Ok(jwks)
                 }
                 None => Err(e),
             },
         }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<KeySet, String> {
-        crate::token::issuer::fetch_jwks(&self.http, uri)
-            .await
-            .map(|(keys, _, _)| keys)
+    async fn fetch(&self, uri: &str) -> Result<ClientJwks, String> {
+        let (bytes, _) = crate::token::issuer::fetch_jwks_document(&self.http, uri).await?;
+        let document: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("`{uri}`: {e}"))?;
+        let (keys, _) = KeySet::from_jwks(&bytes)?;
+        Ok(ClientJwks {
+            keys: Arc::new(keys),
+            document,
+        })
     }
 }

@@ -11,6 +11,7 @@ use super::keys::KeyRing;
 use crate::decision::issue::decide_scope;
 use crate::policy::PolicyStore;
 use crate::store::{ClientRecord, Store};
+use crate::tls::PeerCertificate;
 use crate::token::Verifier;
 
 /// How the client authenticated.
@@ -36,6 +37,11 @@ pub enum ClientAuth {
         id: Option<String>,
         /// The JWT.
         assertion: String,
+    },
+    /// Only `client_id`: mutual TLS (RFC 8705 §2), by the certificate of the connection.
+    Tls {
+        /// `client_id`.
+        id: String,
     },
     /// No credentials.
     None,
@@ -65,6 +71,8 @@ pub struct Origin {
     pub forwarded_for: Option<String>,
     /// `X-Fraud-Score`, if any.
     pub fraud_score: Option<String>,
+    /// The client certificate of the connection, if one was presented.
+    pub certificate: Option<PeerCertificate>,
 }
 
 impl Origin {
@@ -161,6 +169,9 @@ pub struct TokenSettings {
     pub ttl_seconds: u64,
     /// Proxies whose forwarding and risk headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether the HTTP listener asks for client certificates (RFC 8705 client
+    /// authentication and certificate-bound tokens are offered).
+    pub client_certificates: bool,
 }
 
 /// The authorization server's token logic.
@@ -208,8 +219,13 @@ impl TokenService {
         &self.keys
     }
 
-    /// Authenticates a client by its registered secret method.
-    pub async fn authenticate(&self, auth: &ClientAuth) -> Result<ClientRecord, OAuthError> {
+    /// Authenticates a client by its registered method; `certificate` is the one on the
+    /// connection, for mutual-TLS clients.
+    pub async fn authenticate(
+        &self,
+        auth: &ClientAuth,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<ClientRecord, OAuthError> {
         let used_basic = matches!(auth, ClientAuth::Basic { .. });
         let fail = |code: &'static str, description: &str| OAuthError {
             code,
@@ -222,6 +238,7 @@ impl TokenService {
             ClientAuth::Assertion { id, assertion } => {
                 return self.authenticate_assertion(id.as_deref(), assertion).await
             }
+            ClientAuth::Tls { id } => return self.authenticate_certificate(id, certificate).await,
             ClientAuth::None => {
                 return Err(fail("invalid_client", "client authentication is required"))
             }
@@ -235,6 +252,66 @@ impl TokenService {
             })?
             .filter(|c| !c.disabled && c.auth_method == method && secret_matches(c, secret))
             .ok_or_else(|| fail("invalid_client", "client authentication failed"))
+    }
+
+    /// RFC 8705 §2 client authentication by the connection's certificate.
+    async fn authenticate_certificate(
+        &self,
+        id: &str,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<ClientRecord, OAuthError> {
+        let fail = |why: &str| {
+            tracing::info!(client_id = %id, reason = %why, "mutual-TLS client authentication refused");
+            OAuthError::new("invalid_client", "client authentication failed")
+        };
+        let client = self
+            .store
+            .client(id)
+            .await
+            .map_err(|_| OAuthError::new("server_error", "the client could not be looked up"))?
+            .filter(|c| !c.disabled)
+            .ok_or_else(|| fail("unknown or disabled client"))?;
+        let Some(certificate) = certificate else {
+            return Err(if client.auth_method.ends_with("tls_client_auth") {
+                fail("no client certificate on this connection")
+            } else {
+                // Only a client id, from a client of another method: it sent no credentials.
+                OAuthError::new("invalid_client", "client authentication is required")
+            });
+        };
+        let leaf = certificate.leaf().as_ref();
+        match client.auth_method.as_str() {
+            "tls_client_auth" => {
+                if !certificate.chains_to_ca {
+                    return Err(fail("the certificate does not chain to the client CA"));
+                }
+                let Some((parameter, value)) = &client.tls_subject else {
+                    return Err(fail("no registered certificate subject"));
+                };
+                if !super::mtls::subject_matches(leaf, parameter, value) {
+                    return Err(fail("the certificate's subject is not the registered one"));
+                }
+            }
+            "self_signed_tls_client_auth" => {
+                let registered = match (&client.jwks, &client.jwks_uri) {
+                    (Some(jwks), _) => super::mtls::is_registered(jwks, leaf),
+                    (None, Some(uri)) => {
+                        let jwks = self
+                            .remote_jwks
+                            .with_certificate(uri, leaf)
+                            .await
+                            .map_err(|e| fail(&format!("client JWKS at `{uri}`: {e}")))?;
+                        super::mtls::is_registered(&jwks.document, leaf)
+                    }
+                    (None, None) => false,
+                };
+                if !registered {
+                    return Err(fail("the certificate is not one the client registered"));
+                }
+            }
+            _ => return Err(OAuthError::new("invalid_client", "client authentication is required")),
+        }
+        Ok(client)
     }
 
     /// RFC 7523 client authentication: the assertion is signed by a key of the client's
@@ -279,7 +356,9 @@ impl TokenService {
                 .remote_jwks
                 .keys(uri, kid)
                 .await
-                .map_err(|e| fail(&format!("client JWKS at `{uri}`: {e}")))?,
+                .map_err(|e| fail(&format!("client JWKS at `{uri}`: {e}")))?
+                .keys
+                .clone(),
             (None, None) => return Err(fail("no registered JWKS")),
         };
         let key = keys.find(kid).ok_or_else(|| fail("unknown kid"))?;
@@ -343,9 +422,10 @@ impl TokenService {
     pub async fn introspect(
         &self,
         auth: &ClientAuth,
+        certificate: Option<&PeerCertificate>,
         token: &str,
     ) -> Result<Option<serde_json::Value>, OAuthError> {
-        self.authenticate(auth).await?;
+        self.authenticate(auth, certificate).await?;
         match self.verifier.verify(token).await {
             Ok(t) if t.issuer == self.settings.issuer => {
                 let mut out = serde_json::Map::new();
@@ -360,6 +440,7 @@ impl TokenService {
                     "exp",
                     "iat",
                     "jti",
+                    "cnf",
                 ] {
                     if let Some(v) = t.claims.get(claim) {
                         out.insert(claim.into(), v.clone());
@@ -373,8 +454,13 @@ impl TokenService {
 
     /// RFC 7009: revokes an access token this server issued to the calling client. Invalid
     /// or unknown tokens are not an error (the answer is the same, so nothing leaks).
-    pub async fn revoke(&self, auth: &ClientAuth, token: &str) -> Result<(), OAuthError> {
-        let client = self.authenticate(auth).await?;
+    pub async fn revoke(
+        &self,
+        auth: &ClientAuth,
+        certificate: Option<&PeerCertificate>,
+        token: &str,
+    ) -> Result<(), OAuthError> {
+        let client = self.authenticate(auth, certificate).await?;
         let Ok(t) = self.verifier.verify(token).await else {
             return Ok(());
         };
@@ -425,7 +511,16 @@ impl TokenService {
             description: description.to_owned(),
             used_basic,
         };
-        let client = self.authenticate(&req.auth).await?;
+        let client = self.authenticate(&req.auth, req.origin.certificate.as_ref()).await?;
+        // RFC 8705 §3: a certificate-authenticated client's token is bound to the certificate.
+        let bound_to = match client.auth_method.as_str() {
+            "tls_client_auth" | "self_signed_tls_client_auth" => req
+                .origin
+                .certificate
+                .as_ref()
+                .map(|c| c.thumbprint.clone()),
+            _ => None,
+        };
 
         match req.grant_type.as_deref() {
             None => return Err(fail("invalid_request", "`grant_type` is required")),
@@ -500,7 +595,7 @@ impl TokenService {
         }
         let scope = granted.join(" ");
         let now = crate::token::now();
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.settings.issuer,
             "sub": client.client_id,
             "client_id": client.client_id,
@@ -513,6 +608,9 @@ impl TokenService {
             "jti": uuid::Uuid::now_v7().to_string(),
             "scope": scope,
         });
+        if let Some(thumbprint) = bound_to {
+            claims["cnf"] = json!({ "x5t#S256": thumbprint });
+        }
         let keys = self.keys.current();
         let access_token = keys.active.sign_jwt("at+jwt", &claims).map_err(|e| {
             tracing::error!(error = %e, "signing failed");

@@ -58,6 +58,10 @@ pub struct ClientRecord {
     pub registration_token_sha256: Option<Vec<u8>>,
     /// Its RFC 7591 metadata as registered (client_name, grant_types, contacts, …).
     pub metadata: Option<serde_json::Value>,
+    /// For `tls_client_auth` (RFC 8705 §2.1.2), the certificate subject it registered:
+    /// `(parameter, value)` with the parameter one of `tls_client_auth_subject_dn`,
+    /// `tls_client_auth_san_dns`, `_san_uri`, `_san_ip` or `_san_email`.
+    pub tls_subject: Option<(String, String)>,
     /// A disabled client cannot authenticate.
     pub disabled: bool,
     /// Seconds since the epoch.
@@ -79,6 +83,7 @@ impl std::fmt::Debug for ClientRecord {
             .field("auth_method", &self.auth_method)
             .field("resources", &self.resources)
             .field("legacy_audience", &self.legacy_audience)
+            .field("tls_subject", &self.tls_subject)
             .field("disabled", &self.disabled)
             .finish_non_exhaustive()
     }

@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_software_statements.sql"),
     include_str!("migrations/0007_client_jwks_uri.sql"),
     include_str!("migrations/0008_replicas.sql"),
+    include_str!("migrations/0009_client_tls_subject.sql"),
 ];
 
 /// Which database is behind a [`SqlStore`].
@@ -265,6 +266,13 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         },
         registration_token_sha256: row.try_get("registration_token_sha256").map_err(backend)?,
         metadata: json_column(row, "metadata")?,
+        tls_subject: match json_column(row, "tls_subject")? {
+            Some(serde_json::Value::Object(o)) => o
+                .into_iter()
+                .next()
+                .and_then(|(k, v)| Some((k, v.as_str()?.to_owned()))),
+            _ => None,
+        },
         disabled: row.try_get::<i64, _>("disabled").map_err(backend)? != 0,
         created_at: row.try_get("created_at").map_err(backend)?,
         updated_at: row.try_get("updated_at").map_err(backend)?,
@@ -493,7 +501,7 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
             "UPDATE clients SET name = $1, allowed_scopes = $2, auth_method = $3, jwks = $4, resources = $5,
-                 metadata = $6, disabled = $7, updated_at = $8 WHERE client_id = $9",
+                 metadata = $6, disabled = $7, updated_at = $8, tls_subject = $9 WHERE client_id = $10",
         )
         .bind(&c.name)
         .bind(c.allowed_scopes.join(" "))
@@ -503,6 +511,7 @@ impl Store for SqlStore {
         .bind(c.metadata.as_ref().map(ToString::to_string))
         .bind(i64::from(c.disabled))
         .bind(now())
+        .bind(tls_subject_json(c))
         .bind(&c.client_id)
         .execute(&mut *tx)
         .await
@@ -718,8 +727,8 @@ async fn insert_client(conn: &mut AnyConnection, c: &ClientRecord) -> Result<(),
     let result = sqlx::query(
         "INSERT INTO clients (client_id, name, secret_sha256, allowed_scopes, auth_method, jwks, software_id, org,
              resources, legacy_audience, statement_iss, statement_jti, registration_token_sha256, metadata,
-             disabled, created_at, updated_at, jwks_uri)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             disabled, created_at, updated_at, jwks_uri, tls_subject)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&c.client_id)
     .bind(&c.name)
@@ -739,6 +748,7 @@ async fn insert_client(conn: &mut AnyConnection, c: &ClientRecord) -> Result<(),
     .bind(c.created_at)
     .bind(c.updated_at)
     .bind(&c.jwks_uri)
+    .bind(tls_subject_json(c))
     .execute(conn)
     .await;
     match result {
@@ -767,6 +777,12 @@ async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), St
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+fn tls_subject_json(c: &ClientRecord) -> Option<String> {
+    c.tls_subject
+        .as_ref()
+        .map(|(k, v)| serde_json::json!({ k: v }).to_string())
 }
 
 fn json_column(row: &AnyRow, column: &str) -> Result<Option<serde_json::Value>, StoreError> {

@@ -1,9 +1,13 @@
 //! TLS for the gRPC and HTTP listeners (rustls with aws-lc-rs): certificate and key from
-//! PEM files, optional client-certificate verification (mTLS) against a CA bundle, and the
-//! files re-read when they change on disk, so certificates rotate without a restart. A
-//! change that does not load keeps the last good configuration (and says why in the log).
-//! Handshakes run off the accept loop, each bounded in time, so a slow client cannot hold
-//! up others.
+//! PEM files, client certificates per listener (none, required against a CA bundle, or
+//! optional for RFC 8705 client authentication; see [`ClientCerts`]), and the files re-read
+//! when they change on disk, so certificates rotate without a restart. A change that does
+//! not load keeps the last good configuration (and says why in the log). Handshakes run off
+//! the accept loop, each bounded in time, so a slow client cannot hold up others.
+
+mod peer;
+
+pub use peer::{thumbprint, AnyClientCertificate, ClientCerts, PeerCertificate};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +19,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::rustls::server::danger::ClientCertVerifier;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::server::TlsStream;
@@ -59,8 +64,27 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     Ok(certs)
 }
 
-/// Builds the server configuration the files describe.
-pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+/// Which listener a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The gRPC API.
+    Grpc,
+    /// The HTTP endpoints (OAuth, AuthZEN, metrics, workflow).
+    Http,
+}
+
+/// A listener's TLS: the rustls configuration, and the client CA as a verifier for
+/// requests to check a certificate the handshake did not (optional client certificates).
+#[derive(Clone)]
+pub struct Loaded {
+    /// For new connections.
+    pub server: Arc<ServerConfig>,
+    /// `client_ca_file`, when configured.
+    pub client_ca: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+/// Builds the server configuration the files describe, for one listener.
+pub fn server_config(config: &TlsConfig, listener: Listener) -> Result<Loaded, TlsError> {
     let chain = certificates(&config.cert_file)?;
     let key_pem = read(&config.key_file)?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem)
@@ -68,7 +92,7 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let builder = match &config.client_ca_file {
+    let client_ca: Option<Arc<dyn ClientCertVerifier>> = match &config.client_ca_file {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in certificates(ca)? {
@@ -76,42 +100,65 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
                     .add(cert)
                     .map_err(|e| TlsError::Pem(ca.clone(), e.to_string()))?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                .build()
-                .map_err(|e| TlsError::Rustls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            Some(
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                    .build()
+                    .map_err(|e| TlsError::Rustls(e.to_string()))?,
+            )
         }
-        None => builder.with_no_client_auth(),
+        None => None,
+    };
+    let builder = match (config.client_certs(listener), &client_ca) {
+        (ClientCerts::None, _) => builder.with_no_client_auth(),
+        (ClientCerts::Required, Some(ca)) => builder.with_client_cert_verifier(ca.clone()),
+        (ClientCerts::Required, None) => {
+            return Err(TlsError::Rustls(
+                "client certificates are required but no client_ca_file is configured".into(),
+            ))
+        }
+        (ClientCerts::Optional, _) => {
+            builder.with_client_cert_verifier(Arc::new(AnyClientCertificate::new(&provider())))
+        }
     };
     let mut server = builder
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(server))
+    Ok(Loaded {
+        server: Arc::new(server),
+        client_ca,
+    })
 }
 
 /// The live TLS configuration, replaced when the files change.
 pub struct ReloadingTls {
     config: TlsConfig,
-    current: ArcSwap<ServerConfig>,
+    listener: Listener,
+    current: ArcSwap<Loaded>,
     stamps: std::sync::Mutex<Vec<Option<(SystemTime, u64)>>>,
 }
 
 impl ReloadingTls {
-    /// Loads the files; fails when they do not make a valid configuration.
-    pub fn new(config: TlsConfig) -> Result<Arc<Self>, TlsError> {
-        let current = server_config(&config)?;
+    /// Loads the files for a listener; fails when they do not make a valid configuration.
+    pub fn new(config: TlsConfig, listener: Listener) -> Result<Arc<Self>, TlsError> {
+        let current = server_config(&config, listener)?;
         let stamps = stamps(&config);
         Ok(Arc::new(Self {
             config,
-            current: ArcSwap::new(current),
+            listener,
+            current: ArcSwap::from_pointee(current),
             stamps: std::sync::Mutex::new(stamps),
         }))
     }
 
     /// The configuration for a new connection.
     pub fn current(&self) -> Arc<ServerConfig> {
-        self.current.load_full()
+        self.current.load().server.clone()
+    }
+
+    /// The client CA, to check a certificate the handshake accepted without it.
+    pub fn client_ca(&self) -> Option<Arc<dyn ClientCertVerifier>> {
+        self.current.load().client_ca.clone()
     }
 
     /// Re-reads the files if they changed; `true` when a new configuration went live.
@@ -126,9 +173,9 @@ impl ReloadingTls {
         }
         *seen = now;
         drop(seen);
-        match server_config(&self.config) {
+        match server_config(&self.config, self.listener) {
             Ok(next) => {
-                self.current.store(next);
+                self.current.store(Arc::new(next));
                 tracing::info!(cert = %self.config.cert_file.display(), "TLS certificate reloaded");
                 true
             }

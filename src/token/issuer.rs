@@ -274,6 +274,17 @@ pub async fn fetch_jwks(
     http: &reqwest::Client,
     url: &str,
 ) -> Result<(KeySet, Vec<String>, Option<Duration>), String> {
+    let (bytes, max_age) = fetch_jwks_document(http, url).await?;
+    let (set, skipped) = usable_keys(&bytes)?;
+    Ok((set, skipped, max_age))
+}
+
+/// Fetches a JWKS document as it is (at most [`MAX_JWKS_BYTES`]), with its `Cache-Control`
+/// max-age.
+pub async fn fetch_jwks_document(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(axum::body::Bytes, Option<Duration>), String> {
     let resp = http
         .get(url)
         .header("accept", "application/jwk-set+json, application/json")
@@ -305,8 +316,7 @@ pub async fn fetch_jwks(
             "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
         ));
     }
-    let (set, skipped) = usable_keys(&bytes)?;
-    Ok((set, skipped, max_age))
+    Ok((bytes, max_age))
 }
 
 /// The keys of a JWKS document; an error when none is usable.

@@ -31,6 +31,10 @@ fn record(id: &str) -> ClientRecord {
         statement: None,
         registration_token_sha256: None,
         metadata: Some(serde_json::json!({ "client_name": "x" })),
+        tls_subject: Some((
+            "tls_client_auth_subject_dn".into(),
+            "CN=client b,O=Example".into(),
+        )),
         disabled: false,
         created_at: 1_700_000_000,
         updated_at: 1_700_000_000,

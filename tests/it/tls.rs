@@ -93,6 +93,8 @@ async fn start(server_cert: (String, String), client_ca: Option<&Ca>) -> TlsServ
         key_file,
         client_ca_file,
         reload_seconds: 1,
+        grpc_client_certs: None,
+        http_client_certs: None,
     });
     let arbiter = Arc::new(arbiter::Arbiter::build(config).await.unwrap());
     let shutdown = CancellationToken::new();

@@ -1,0 +1,2 @@
+
+ALTER TABLE clients ADD COLUMN tls_subject TEXT;

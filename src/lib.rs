@@ -360,9 +360,10 @@ impl Arbiter {
         }
         let reloading = |listener| -> Result<Option<Arc<tls::ReloadingTls>>, StartError> {
             match &self.config.tls {
-            Some(c) => {
-                let tls = tls::ReloadingTls::new(c.clone(), listener).map_err(StartError::Tls)?;
-                tokio::spawn(tls.clone().watch(shutdown.clone()));
+                Some(c) => {
+                    let tls =
+                        tls::ReloadingTls::new(c.clone(), listener).map_err(StartError::Tls)?;
+                    tokio::spawn(tls.clone().watch(shutdown.clone()));
                     Ok(Some(tls))
                 }
                 None => Ok(None),
@@ -411,8 +412,12 @@ impl Arbiter {
                     let service = tower::service_fn(
                         move |incoming: axum::serve::IncomingStream<'_, tls::TlsIncoming>| {
                             let peer = *incoming.remote_addr();
-                            let certificate =
-                                incoming.io().get_ref().1.peer_certificates().and_then(|chain| {
+                            let certificate = incoming
+                                .io()
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| {
                                     tls::PeerCertificate::new(chain, tls.client_ca().as_deref())
                                 });
                             let service = connection_service(router.clone(), peer, certificate);
@@ -426,7 +431,10 @@ impl Arbiter {
                 }
                 None => {
                     let service = tower::service_fn(
-                        move |incoming: axum::serve::IncomingStream<'_, tokio::net::TcpListener>| {
+                        move |incoming: axum::serve::IncomingStream<
+                            '_,
+                            tokio::net::TcpListener,
+                        >| {
                             let service =
                                 connection_service(router.clone(), *incoming.remote_addr(), None);
                             async move { Ok::<_, std::convert::Infallible>(service) }

@@ -74,6 +74,8 @@ enum Command {
     },
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum ClientsCommand {
     /// Create a client; prints its id and its secret (shown only now).
@@ -1377,6 +1379,7 @@ fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
             "auth_method": c.auth_method,
             "resources": c.resources,
             "legacy_audience": c.legacy_audience,
+            "tls_subject": c.tls_subject.as_ref().map(|(k, v)| json!({ k: v })),
             "disabled": c.disabled,
             "created_at": c.created_at,
         })

@@ -62,20 +62,23 @@ pub fn subject_matches(leaf_der: &[u8], parameter: &str, value: &str) -> bool {
     let Ok(Some(san)) = cert.subject_alternative_name() else {
         return false;
     };
-    san.value.general_names.iter().any(|name| match (parameter, name) {
-        ("tls_client_auth_san_dns", GeneralName::DNSName(d)) => d.eq_ignore_ascii_case(value),
-        ("tls_client_auth_san_uri", GeneralName::URI(u)) => *u == value,
-        ("tls_client_auth_san_email", GeneralName::RFC822Name(e)) => same_email(e, value),
-        ("tls_client_auth_san_ip", GeneralName::IPAddress(bytes)) => {
-            let presented = match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
-                16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
-                _ => None,
-            };
-            presented.is_some() && presented == value.parse().ok()
-        }
-        _ => false,
-    })
+    san.value
+        .general_names
+        .iter()
+        .any(|name| match (parameter, name) {
+            ("tls_client_auth_san_dns", GeneralName::DNSName(d)) => d.eq_ignore_ascii_case(value),
+            ("tls_client_auth_san_uri", GeneralName::URI(u)) => *u == value,
+            ("tls_client_auth_san_email", GeneralName::RFC822Name(e)) => same_email(e, value),
+            ("tls_client_auth_san_ip", GeneralName::IPAddress(bytes)) => {
+                let presented = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(*bytes).ok().map(IpAddr::from),
+                    _ => None,
+                };
+                presented.is_some() && presented == value.parse().ok()
+            }
+            _ => false,
+        })
 }
 
 /// The local part as written, the domain in any case.
@@ -133,7 +136,9 @@ fn parse_dn(text: &str) -> Result<Dn, String> {
         let oid = attribute_oid(name.trim())
             .ok_or_else(|| format!("`{}`: unknown attribute type in `{text}`", name.trim()))?;
         if chars.peek() == Some(&'#') {
-            return Err(format!("`{text}`: hex-encoded (#) values are not supported"));
+            return Err(format!(
+                "`{text}`: hex-encoded (#) values are not supported"
+            ));
         }
         let mut value = String::new();
         let mut end = None;
@@ -218,12 +223,35 @@ mod tests {
     fn distinguished_names_compare_attribute_by_attribute() {
         let der = certificate("payments", vec![]);
         let dn = "tls_client_auth_subject_dn";
-        assert!(subject_matches(&der, dn, r"CN=payments,O=Example\, Inc.,C=SE"));
-        assert!(subject_matches(&der, dn, r"c=se, o=Example\2C Inc., cn=PAYMENTS"));
-        assert!(subject_matches(&der, dn, r"2.5.4.3=payments,O=Example\, Inc.,C=SE"));
-        assert!(!subject_matches(&der, dn, "CN=payments,C=SE"), "an attribute missing");
-        assert!(!subject_matches(&der, dn, r"CN=payment,O=Example\, Inc.,C=SE"));
-        assert!(!subject_matches(&der, dn, r"CN=payments,O=Example\, Inc.,C=SE,OU=x"));
+        assert!(subject_matches(
+            &der,
+            dn,
+            r"CN=payments,O=Example\, Inc.,C=SE"
+        ));
+        assert!(subject_matches(
+            &der,
+            dn,
+            r"c=se, o=Example\2C Inc., cn=PAYMENTS"
+        ));
+        assert!(subject_matches(
+            &der,
+            dn,
+            r"2.5.4.3=payments,O=Example\, Inc.,C=SE"
+        ));
+        assert!(
+            !subject_matches(&der, dn, "CN=payments,C=SE"),
+            "an attribute missing"
+        );
+        assert!(!subject_matches(
+            &der,
+            dn,
+            r"CN=payment,O=Example\, Inc.,C=SE"
+        ));
+        assert!(!subject_matches(
+            &der,
+            dn,
+            r"CN=payments,O=Example\, Inc.,C=SE,OU=x"
+        ));
     }
 
     #[test]
@@ -237,13 +265,33 @@ mod tests {
                 rcgen::SanType::Rfc822Name("ops@Example.com".try_into().unwrap()),
             ],
         );
-        assert!(subject_matches(&der, "tls_client_auth_san_dns", "Client.Example.com"));
-        assert!(subject_matches(&der, "tls_client_auth_san_uri", "spiffe://example/payments"));
-        assert!(!subject_matches(&der, "tls_client_auth_san_uri", "spiffe://example/other"));
+        assert!(subject_matches(
+            &der,
+            "tls_client_auth_san_dns",
+            "Client.Example.com"
+        ));
+        assert!(subject_matches(
+            &der,
+            "tls_client_auth_san_uri",
+            "spiffe://example/payments"
+        ));
+        assert!(!subject_matches(
+            &der,
+            "tls_client_auth_san_uri",
+            "spiffe://example/other"
+        ));
         assert!(subject_matches(&der, "tls_client_auth_san_ip", "10.1.2.3"));
         assert!(!subject_matches(&der, "tls_client_auth_san_ip", "10.1.2.4"));
-        assert!(subject_matches(&der, "tls_client_auth_san_email", "ops@example.com"));
-        assert!(!subject_matches(&der, "tls_client_auth_san_email", "OPS@example.com"));
+        assert!(subject_matches(
+            &der,
+            "tls_client_auth_san_email",
+            "ops@example.com"
+        ));
+        assert!(!subject_matches(
+            &der,
+            "tls_client_auth_san_email",
+            "OPS@example.com"
+        ));
         assert!(
             !subject_matches(&der, "tls_client_auth_san_dns", "spiffe://example/payments"),
             "a name of another kind does not count"
@@ -265,7 +313,8 @@ mod tests {
         let der = certificate("self", vec![]);
         let other = certificate("other", vec![]);
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-        let jwks = serde_json::json!({ "keys": [ { "kty": "EC", "x5c": [b64] }, { "kty": "EC" } ] });
+        let jwks =
+            serde_json::json!({ "keys": [ { "kty": "EC", "x5c": [b64] }, { "kty": "EC" } ] });
         assert!(is_registered(&jwks, &der));
         assert!(!is_registered(&jwks, &other));
         assert_eq!(registered_certificates(&jwks).count(), 1);

@@ -309,7 +309,12 @@ impl TokenService {
                     return Err(fail("the certificate is not one the client registered"));
                 }
             }
-            _ => return Err(OAuthError::new("invalid_client", "client authentication is required")),
+            _ => {
+                return Err(OAuthError::new(
+                    "invalid_client",
+                    "client authentication is required",
+                ))
+            }
         }
         Ok(client)
     }
@@ -511,7 +516,9 @@ impl TokenService {
             description: description.to_owned(),
             used_basic,
         };
-        let client = self.authenticate(&req.auth, req.origin.certificate.as_ref()).await?;
+        let client = self
+            .authenticate(&req.auth, req.origin.certificate.as_ref())
+            .await?;
         // RFC 8705 §3: a certificate-authenticated client's token is bound to the certificate.
         let bound_to = match client.auth_method.as_str() {
             "tls_client_auth" | "self_signed_tls_client_auth" => req

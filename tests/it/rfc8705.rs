@@ -1,5 +1,7 @@
-//! RFC 8705 certificate-bound tokens at `Authorize` and through ext_authz: a token carrying
-//! `cnf.x5t#S256` is accepted only with that certificate's thumbprint.
+//! RFC 8705: mutual-TLS client authentication at `/token` (`tls_client_auth` against the
+//! client CA and a registered subject, `self_signed_tls_client_auth` against registered
+//! certificates), tokens bound to the certificate (`cnf.x5t#S256`), and `Authorize` and
+//! ext_authz accepting a bound token only with that certificate's thumbprint.
 
 use arbiter::grpc::proto::Reason;
 use base64::Engine as _;
@@ -106,4 +108,355 @@ async fn ext_authz_takes_the_thumbprint_from_envoys_source_certificate() {
         none.status.unwrap().code,
         tonic::Code::Unauthenticated as i32
     );
+}
+
+mod issuing {
+    use std::time::Duration;
+
+    use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient, Reason};
+    use arbiter::oauth::clients::{self, ClientSpec};
+    use arbiter::store::SqlStore;
+    use arbiter::tls::ClientCerts;
+    use base64::Engine as _;
+    use rcgen::SanType;
+    use serde_json::{json, Value};
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+
+    use crate::support::*;
+    use crate::tls::{self_signed, start_with, Ca, TlsServer};
+
+    /// The server CA, the client CA, and Arbiter asking for (optional) client certificates
+    /// on HTTP, none on gRPC.
+    async fn server() -> (Ca, Ca, TlsServer) {
+        let ca = Ca::new("Server CA");
+        let clients = Ca::new("Client CA");
+        let server = start_with(ca.leaf(false, false), Some(&clients), |c| {
+            let tls = c.tls.as_mut().unwrap();
+            tls.http_client_certs = Some(ClientCerts::Optional);
+            tls.grpc_client_certs = Some(ClientCerts::None);
+            c.oauth.open_registration = true;
+        })
+        .await;
+        (ca, clients, server)
+    }
+
+    async fn create(server: &TlsServer, spec: ClientSpec) -> (String, Option<String>) {
+        let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
+            .await
+            .unwrap();
+        let created = clients::create(&store, &spec).await.unwrap();
+        (created.record.client_id, created.secret)
+    }
+
+    /// An HTTPS client trusting `ca`, presenting `identity` (cert PEM, key PEM) if given.
+    fn https(ca: &Ca, identity: Option<(&str, &str)>) -> reqwest::Client {
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
+        if let Some((cert, key)) = identity {
+            b = b.identity(
+                reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).unwrap(),
+            );
+        }
+        b.build().unwrap()
+    }
+
+    async fn token(
+        server: &TlsServer,
+        http: &reqwest::Client,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (u16, Value) {
+        let url = format!("https://localhost:{}/token", server.http.port());
+        let mut req = http.post(url).form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = eventually(Duration::from_secs(5), || {
+            let req = req.try_clone().unwrap();
+            async move { req.send().await.ok() }
+        })
+        .await
+        .expect("the HTTPS listener answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn claims(token: &str) -> Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn thumbprint(der: &[u8]) -> String {
+        arbiter::tls::thumbprint(der)
+    }
+
+    async fn authorize(
+        server: &TlsServer,
+        ca: &Ca,
+        token: &str,
+        thumbprint: &str,
+    ) -> proto::AuthorizeResponse {
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca.pem()))
+            .domain_name("localhost");
+        let channel = Endpoint::from_shared(format!("https://127.0.0.1:{}", server.grpc.port()))
+            .unwrap()
+            .tls_config(tls)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut r = request(token, "GET", "/item/1", json!({}));
+        r.client_cert_sha256 = thumbprint.to_owned();
+        AuthorizerClient::new(channel)
+            .authorize(r)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    #[tokio::test]
+    async fn tls_client_auth_binds_tokens_to_the_ca_issued_certificate() {
+        let (ca, client_ca, server) = server().await;
+        let (id, secret) = create(
+            &server,
+            ClientSpec {
+                name: "payments".into(),
+                scopes: vec!["read".into()],
+                auth_method: "tls_client_auth".into(),
+                tls_subject: Some(("tls_client_auth_subject_dn".into(), "CN=payments".into())),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(secret.is_none(), "no secret for a certificate client");
+        let (cert, key, der) = client_ca.client("payments", vec![]);
+        let with_cert = https(&ca, Some((&cert, &key)));
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+        ];
+
+        let (status, body) = token(&server, &with_cert, &form, None).await;
+        assert_eq!(status, 200, "{body}");
+        let access = body["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(claims(&access)["cnf"]["x5t#S256"], thumbprint(&der));
+
+        // Authorize: the bound token with its certificate's thumbprint, without, with another.
+        let r = authorize(&server, &ca, &access, &thumbprint(&der)).await;
+        assert_eq!(reason(&r), Reason::Allowed, "{r:?}");
+        let r = authorize(&server, &ca, &access, "").await;
+        assert_eq!(reason(&r), Reason::InvalidToken, "{r:?}");
+        let (_, _, other_der) = client_ca.client("payments", vec![]);
+        let r = authorize(&server, &ca, &access, &thumbprint(&other_der)).await;
+        assert_eq!(reason(&r), Reason::InvalidToken, "{r:?}");
+
+        // Introspection by the client shows the binding (RFC 8705 §3.2).
+        let introspected: Value = with_cert
+            .post(format!(
+                "https://localhost:{}/introspect",
+                server.http.port()
+            ))
+            .form(&[("client_id", id.as_str()), ("token", access.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(introspected["active"], true, "{introspected}");
+        assert_eq!(introspected["cnf"]["x5t#S256"], thumbprint(&der));
+
+        // Refused: no certificate; another subject from the same CA; the right subject on a
+        // certificate that does not chain to the client CA.
+        let (status, body) = token(&server, &https(&ca, None), &form, None).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{body}"
+        );
+        let (cert, key, _) = client_ca.client("billing", vec![]);
+        let (status, _) = token(&server, &https(&ca, Some((&cert, &key))), &form, None).await;
+        assert_eq!(status, 401, "another subject");
+        let (cert, key, _) = self_signed("payments");
+        let (status, _) = token(&server, &https(&ca, Some((&cert, &key))), &form, None).await;
+        assert_eq!(status, 401, "not from the client CA");
+
+        // A secret client on the same listener needs no certificate and gets an unbound token.
+        let (sid, ssecret) = create(
+            &server,
+            ClientSpec {
+                name: "plain".into(),
+                scopes: vec!["read".into()],
+                auth_method: "client_secret_basic".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let ssecret = ssecret.unwrap();
+        let (status, body) = token(
+            &server,
+            &https(&ca, None),
+            &[("grant_type", "client_credentials")],
+            Some((&sid, &ssecret)),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(claims(body["access_token"].as_str().unwrap())
+            .get("cnf")
+            .is_none());
+        // Its id alone, even over a certificate, is no authentication.
+        let (status, _) = token(
+            &server,
+            &with_cert,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", sid.as_str()),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(status, 401);
+
+        let metadata: Value = https(&ca, None)
+            .get(format!(
+                "https://localhost:{}/.well-known/oauth-authorization-server",
+                server.http.port()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let methods = metadata["token_endpoint_auth_methods_supported"].to_string();
+        assert!(
+            methods.contains("\"tls_client_auth\"")
+                && methods.contains("self_signed_tls_client_auth")
+        );
+        assert_eq!(metadata["tls_client_certificate_bound_access_tokens"], true);
+    }
+
+    #[tokio::test]
+    async fn self_signed_clients_authenticate_with_a_registered_certificate() {
+        let (ca, _, server) = server().await;
+        let (cert, key, der) = self_signed("device-42");
+        let jwks = json!({ "keys": [{
+            "kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)],
+        }]});
+        let (id, _) = create(
+            &server,
+            ClientSpec {
+                name: "device".into(),
+                scopes: vec!["read".into()],
+                auth_method: "self_signed_tls_client_auth".into(),
+                jwks: Some(jwks),
+                ..Default::default()
+            },
+        )
+        .await;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+        ];
+        let (status, body) = token(&server, &https(&ca, Some((&cert, &key))), &form, None).await;
+        assert_eq!(status, 200, "{body}");
+        let access = body["access_token"].as_str().unwrap();
+        assert_eq!(claims(access)["cnf"]["x5t#S256"], thumbprint(&der));
+        let r = authorize(&server, &ca, access, &thumbprint(&der)).await;
+        assert_eq!(reason(&r), Reason::Allowed, "{r:?}");
+
+        let (other, other_key, _) = self_signed("device-42");
+        let (status, _) = token(
+            &server,
+            &https(&ca, Some((&other, &other_key))),
+            &form,
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "a certificate the client did not register");
+    }
+
+    #[tokio::test]
+    async fn tls_client_auth_clients_register_their_subject() {
+        let (ca, client_ca, server) = server().await;
+        let http = https(&ca, None);
+        let register = |body: Value| {
+            let http = http.clone();
+            let url = format!("https://localhost:{}/register", server.http.port());
+            async move {
+                let resp = http.post(url).json(&body).send().await.unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, body) = register(json!({
+            "client_name": "spiffe workload",
+            "scope": "read",
+            "token_endpoint_auth_method": "tls_client_auth",
+            "tls_client_auth_san_uri": "spiffe://example.org/payments",
+        }))
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert!(body.get("client_secret").is_none(), "{body}");
+        assert_eq!(body["tls_client_certificate_bound_access_tokens"], true);
+        assert_eq!(
+            body["tls_client_auth_san_uri"],
+            "spiffe://example.org/payments"
+        );
+        let id = body["client_id"].as_str().unwrap();
+        let (cert, key, der) = client_ca.client(
+            "workload",
+            vec![SanType::URI(
+                "spiffe://example.org/payments".try_into().unwrap(),
+            )],
+        );
+        let (status, body) = token(
+            &server,
+            &https(&ca, Some((&cert, &key))),
+            &[("grant_type", "client_credentials"), ("client_id", id)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            claims(body["access_token"].as_str().unwrap())["cnf"]["x5t#S256"],
+            thumbprint(&der)
+        );
+
+        for (bad, why) in [
+            (
+                json!({ "client_name": "x", "token_endpoint_auth_method": "tls_client_auth" }),
+                "no subject",
+            ),
+            (
+                json!({ "client_name": "x", "token_endpoint_auth_method": "tls_client_auth",
+                        "tls_client_auth_san_dns": "a.example", "tls_client_auth_subject_dn": "CN=a" }),
+                "two subjects",
+            ),
+            (
+                json!({ "client_name": "x", "token_endpoint_auth_method": "self_signed_tls_client_auth",
+                        "jwks": { "keys": [] } }),
+                "no x5c",
+            ),
+            (
+                json!({ "client_name": "x", "tls_client_certificate_bound_access_tokens": true }),
+                "binding without mutual TLS",
+            ),
+        ] {
+            let (status, body) = register(bad).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (400, Some("invalid_client_metadata")),
+                "{why}: {body}"
+            );
+        }
+    }
 }

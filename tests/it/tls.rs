@@ -16,13 +16,13 @@ use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::support::*;
 
-struct Ca {
+pub struct Ca {
     cert: rcgen::Certificate,
     key: KeyPair,
 }
 
 impl Ca {
-    fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -34,7 +34,7 @@ impl Ca {
     }
 
     /// A leaf for `localhost`/127.0.0.1 (server) or a client; `(cert PEM, key PEM)`.
-    fn leaf(&self, client: bool, expired: bool) -> (String, String) {
+    pub fn leaf(&self, client: bool, expired: bool) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         p.subject_alt_names
@@ -52,15 +52,36 @@ impl Ca {
         (cert.pem(), key.serialize_pem())
     }
 
-    fn pem(&self) -> String {
+    pub fn pem(&self) -> String {
         self.cert.pem()
+    }
+
+    /// A client certificate with a common name and subject alternative names: `(cert PEM,
+    /// key PEM, cert DER)`.
+    pub fn client(&self, cn: &str, sans: Vec<SanType>) -> (String, String, Vec<u8>) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.subject_alt_names = sans;
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
     }
 }
 
-struct TlsServer {
-    grpc: std::net::SocketAddr,
-    http: std::net::SocketAddr,
-    dir: tempfile::TempDir,
+/// A self-signed client certificate: `(cert PEM, key PEM, cert DER)`.
+pub fn self_signed(cn: &str) -> (String, String, Vec<u8>) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    let cert = p.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+pub struct TlsServer {
+    pub grpc: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
 }
 
@@ -70,13 +91,23 @@ impl Drop for TlsServer {
     }
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
 async fn start(server_cert: (String, String), client_ca: Option<&Ca>) -> TlsServer {
+    start_with(server_cert, client_ca, |_| {}).await
+}
+
+/// Arbiter over TLS with `server_cert`, client certificates from `client_ca`, and
+/// configuration changes.
+pub async fn start_with(
+    server_cert: (String, String),
+    client_ca: Option<&Ca>,
+    change: impl FnOnce(&mut arbiter::Config),
+) -> TlsServer {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let cert_file = write(dir.path(), "server.pem", &server_cert.0);
@@ -96,6 +127,7 @@ async fn start(server_cert: (String, String), client_ca: Option<&Ca>) -> TlsServ
         grpc_client_certs: None,
         http_client_certs: None,
     });
+    change(&mut config);
     let arbiter = Arc::new(arbiter::Arbiter::build(config).await.unwrap());
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();

@@ -401,51 +401,9 @@ impl Arbiter {
             let Some((listener, router)) = http else {
                 return Ok(());
             };
-            let stop = shutdown.clone().cancelled_owned();
-            match &http_tls {
-                Some(tls) => {
-                    let local = listener.local_addr().map_err(StartError::Http)?;
-                    let accepted = tls::accept(listener, tls.clone(), shutdown.clone());
-                    let tls = tls.clone();
-                    // Per connection: its peer address and client certificate, for every
-                    // request on it.
-                    let service = tower::service_fn(
-                        move |incoming: axum::serve::IncomingStream<'_, tls::TlsIncoming>| {
-                            let peer = *incoming.remote_addr();
-                            let certificate = incoming
-                                .io()
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|chain| {
-                                    tls::PeerCertificate::new(chain, tls.client_ca().as_deref())
-                                });
-                            let service = connection_service(router.clone(), peer, certificate);
-                            async move { Ok::<_, std::convert::Infallible>(service) }
-                        },
-                    );
-                    axum::serve(tls::TlsIncoming::new(accepted, local), service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                        .map_err(StartError::Http)
-                }
-                None => {
-                    let service = tower::service_fn(
-                        move |incoming: axum::serve::IncomingStream<
-                            '_,
-                            tokio::net::TcpListener,
-                        >| {
-                            let service =
-                                connection_service(router.clone(), *incoming.remote_addr(), None);
-                            async move { Ok::<_, std::convert::Infallible>(service) }
-                        },
-                    );
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                        .map_err(StartError::Http)
-                }
-            }
+            tls::serve_http(listener, router, http_tls, shutdown.clone())
+                .await
+                .map_err(StartError::Http)
         };
         let (grpc_result, http_result, (), ()) = tokio::join!(
             grpc_server,
@@ -525,30 +483,6 @@ impl Arbiter {
             }
         }
     }
-}
-
-/// The router for one HTTP connection: each request carries the peer address (as axum's
-/// `ConnectInfo`) and the client certificate of the connection, if one was presented.
-fn connection_service(
-    router: axum::Router,
-    peer: std::net::SocketAddr,
-    certificate: Option<tls::PeerCertificate>,
-) -> impl tower::Service<
-    axum::extract::Request,
-    Response = axum::response::Response,
-    Error = std::convert::Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + 'static {
-    tower::ServiceExt::map_request(router, move |mut request: axum::extract::Request| {
-        let extensions = request.extensions_mut();
-        extensions.insert(axum::extract::ConnectInfo(peer));
-        if let Some(c) = &certificate {
-            extensions.insert(c.clone());
-        }
-        request
-    })
 }
 
 /// How often a running server re-reads its signing keys from the store.

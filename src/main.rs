@@ -198,6 +198,20 @@ struct GatewayArgs {
     /// Largest request body forwarded [default: 10485760].
     #[arg(long)]
     max_body_bytes: Option<usize>,
+    /// Serve TLS with this certificate chain (PEM, leaf first), re-read when it changes.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key (PEM) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) of client certificates.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// Client certificates: none, optional (any, its thumbprint goes to Arbiter so RFC 8705
+    /// certificate-bound tokens work) or required (chaining to --client-ca)
+    /// [default: required with --client-ca, else none].
+    #[arg(long, value_parser = ["none", "optional", "required"])]
+    client_certs: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -225,6 +239,10 @@ struct GatewayFile {
     fail_open: bool,
     upstream_timeout: Option<u64>,
     max_body_bytes: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    client_certs: Option<arbiter::tls::ClientCerts>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1057,6 +1075,39 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         .max_body_bytes
         .or(file.max_body_bytes)
         .unwrap_or(10 * 1024 * 1024);
+    let client_certs = match args.client_certs.as_deref() {
+        Some("none") => Some(arbiter::tls::ClientCerts::None),
+        Some("optional") => Some(arbiter::tls::ClientCerts::Optional),
+        Some(_) => Some(arbiter::tls::ClientCerts::Required),
+        None => file.client_certs,
+    };
+    let client_ca_file = args.client_ca.or(file.client_ca);
+    config.tls = match (
+        args.tls_cert.or(file.tls_cert),
+        args.tls_key.or(file.tls_key),
+    ) {
+        (Some(cert_file), Some(key_file)) => {
+            let tls = arbiter::config::TlsConfig {
+                cert_file,
+                key_file,
+                client_ca_file,
+                reload_seconds: 10,
+                grpc_client_certs: None,
+                http_client_certs: client_certs,
+            };
+            if tls.client_certs(arbiter::tls::Listener::Http) == arbiter::tls::ClientCerts::Required
+                && tls.client_ca_file.is_none()
+            {
+                bail!("required client certificates need --client-ca");
+            }
+            Some(tls)
+        }
+        (None, None) if client_ca_file.is_some() || client_certs.is_some() => {
+            bail!("client certificates need TLS: --tls-cert and --tls-key")
+        }
+        (None, None) => None,
+        _ => bail!("tls_cert and tls_key go together"),
+    };
     let mappings = if args.context_headers.is_empty() {
         file.context_headers
     } else {

@@ -2,7 +2,9 @@
 //! bearer token (RFC 6750 header form; query-string tokens refused unless configured), asks
 //! with method, path and context (client IP, host, configured headers), then forwards the
 //! allowed request to the upstream with bodies streamed both ways, or answers the denial per
-//! RFC 6750. An unreachable PDP is a 503, never a forward.
+//! RFC 6750. An unreachable PDP is a 503, never a forward. Over TLS, the thumbprint of the
+//! client's certificate goes with every question, so certificate-bound tokens (RFC 8705)
+//! work through the gateway and nowhere else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -19,7 +22,9 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ArbiterClient, Check, ClientConfig, Decision};
+use crate::config::TlsConfig;
 use crate::grpc::proto::Reason;
+use crate::tls::{Listener, PeerCertificate, ReloadingTls};
 
 /// Header carrying the decision id to the upstream.
 pub const DECISION_HEADER: &str = "x-arbiter-decision-id";
@@ -45,6 +50,9 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// The realm in `WWW-Authenticate`.
     pub realm: String,
+    /// Serve TLS (client certificates per its `http_client_certs`; `optional` lets clients
+    /// with certificate-bound tokens use them).
+    pub tls: Option<TlsConfig>,
 }
 
 impl GatewayConfig {
@@ -60,6 +68,7 @@ impl GatewayConfig {
             upstream_timeout: Duration::from_secs(30),
             max_body_bytes: 10 * 1024 * 1024,
             realm: "arbiter".into(),
+            tls: None,
         }
     }
 }
@@ -76,6 +85,9 @@ pub enum GatewayError {
     /// Serving failed.
     #[error("gateway: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS files did not load.
+    #[error("gateway: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 struct Gateway {
@@ -107,19 +119,23 @@ pub async fn serve(
         upstream,
         http,
     });
+    let tls = match &state.config.tls {
+        Some(c) => {
+            let tls = ReloadingTls::new(c.clone(), Listener::Http)?;
+            tokio::spawn(tls.clone().watch(shutdown.clone()));
+            Some(tls)
+        }
+        None => None,
+    };
     let app = axum::Router::new().fallback(handle).with_state(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
+    crate::tls::serve_http(listener, app, tls, shutdown).await?;
     Ok(())
 }
 
 async fn handle(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    certificate: Option<Extension<PeerCertificate>>,
     request: Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
@@ -169,7 +185,9 @@ async fn handle(
             method: parts.method.as_str(),
             path: &path_and_query,
             context: &context,
-            client_cert_sha256: "",
+            client_cert_sha256: certificate
+                .as_ref()
+                .map_or("", |Extension(c)| c.thumbprint.as_str()),
         })
         .await;
     if !decision.allowed || decision.unavailable && !gw.config.pdp.fail_open {
@@ -183,7 +201,7 @@ async fn handle(
     if !gw.config.pass_authorization {
         parts.headers.remove(header::AUTHORIZATION);
     }
-    append_forwarded(&mut parts.headers, peer);
+    append_forwarded(&mut parts.headers, peer, gw.config.tls.is_some());
     if let Ok(v) = HeaderValue::from_str(&decision.decision_id) {
         parts.headers.insert(DECISION_HEADER, v);
     }
@@ -466,7 +484,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Appends the client to `X-Forwarded-For` and `Forwarded` (RFC 7239).
-fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr) {
+fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
     let ip = peer.ip().to_string();
     let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(existing) => format!("{existing}, {ip}"),
@@ -480,7 +498,8 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr) {
     } else {
         ip
     };
-    let mut element = format!("for={node};proto=http");
+    let proto = if tls { "https" } else { "http" };
+    let mut element = format!("for={node};proto={proto}");
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
         element.push_str(&format!(";host=\"{host}\""));
     }

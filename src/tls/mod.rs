@@ -5,8 +5,10 @@
 //! not load keeps the last good configuration (and says why in the log). Handshakes run off
 //! the accept loop, each bounded in time, so a slow client cannot hold up others.
 
+mod http;
 mod peer;
 
+pub use http::serve_http;
 pub use peer::{thumbprint, AnyClientCertificate, ClientCerts, PeerCertificate};
 
 use std::net::SocketAddr;

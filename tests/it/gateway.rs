@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support::*;
 
 /// An upstream that describes what it received; `/big` answers 16 MiB.
-async fn upstream() -> (SocketAddr, CancellationToken) {
+pub async fn upstream() -> (SocketAddr, CancellationToken) {
     async fn echo(request: Request) -> axum::response::Response {
         use axum::response::IntoResponse;
         let (parts, body) = request.into_parts();

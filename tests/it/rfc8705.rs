@@ -460,3 +460,72 @@ mod issuing {
         }
     }
 }
+
+/// `arbiter gateway` over TLS asking for client certificates: a certificate-bound token
+/// passes with its certificate and with no other.
+#[tokio::test]
+async fn bound_tokens_work_through_the_tls_gateway() {
+    use arbiter::gateway::{serve, GatewayConfig};
+    use arbiter::tls::ClientCerts;
+    let server = TestServer::start().await;
+    let (up, _up_stop) = crate::gateway::upstream().await;
+    let ca = crate::tls::Ca::new("Gateway CA");
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = ca.leaf(false, false);
+    let mut config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
+    config.tls = Some(arbiter::config::TlsConfig {
+        cert_file: crate::tls::write(dir.path(), "gw.pem", &cert),
+        key_file: crate::tls::write(dir.path(), "gw.key", &key),
+        client_ca_file: None,
+        reload_seconds: 10,
+        grpc_client_certs: None,
+        http_client_certs: Some(ClientCerts::Optional),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(serve(listener, config, stop.clone()));
+
+    let (client_cert, client_key, der) = crate::tls::self_signed("device");
+    let token = bound_token(&server, &arbiter::tls::thumbprint(&der));
+    let call = |identity: Option<(String, String)>| {
+        let token = token.clone();
+        let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
+        async move {
+            let mut b = reqwest::Client::builder().add_root_certificate(root);
+            if let Some((c, k)) = identity {
+                b = b
+                    .identity(reqwest::Identity::from_pem(format!("{c}\n{k}").as_bytes()).unwrap());
+            }
+            let client = b.build().unwrap();
+            let resp = eventually(std::time::Duration::from_secs(5), || {
+                let req = client
+                    .get(format!("https://localhost:{port}/item/1"))
+                    .bearer_auth(&token);
+                async move { req.send().await.ok() }
+            })
+            .await
+            .expect("the gateway answers over TLS");
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = call(Some((client_cert, client_key))).await;
+    assert_eq!(status, 200, "{body}");
+    let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        seen["headers"]["forwarded"]
+            .as_str()
+            .unwrap()
+            .contains("proto=https"),
+        "{seen}"
+    );
+    let (status, _) = call(None).await;
+    assert_eq!(status, 401, "no certificate");
+    let (other, other_key, _) = crate::tls::self_signed("device");
+    let (status, _) = call(Some((other, other_key))).await;
+    assert_eq!(status, 401, "another certificate");
+    stop.cancel();
+}

@@ -551,4 +551,41 @@ mod tests {
         assert!(!format!("{c:?}").contains("secret\""));
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
     }
+
+    #[test]
+    fn store_url_and_client_certificates_per_listener() {
+        let c = Config::from_toml(
+            r#"
+            [store]
+            url = "postgres://arbiter:hunter2@db/arbiter"
+            [tls]
+            cert_file = "s.pem"
+            key_file = "s.key"
+            client_ca_file = "ca.pem"
+            http_client_certs = "optional"
+            "#,
+        )
+        .unwrap();
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "no password in Debug"
+        );
+        assert_eq!(c.key_publish_ahead_seconds(), 10, "replicas publish ahead");
+        assert_eq!(Config::default().key_publish_ahead_seconds(), 0);
+        let tls = c.tls.as_ref().unwrap();
+        use crate::tls::{ClientCerts, Listener};
+        assert_eq!(tls.client_certs(Listener::Grpc), ClientCerts::Required);
+        assert_eq!(tls.client_certs(Listener::Http), ClientCerts::Optional);
+        c.validate().unwrap();
+
+        let mut grpc_optional = c.clone();
+        grpc_optional.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Optional);
+        assert!(grpc_optional.validate().is_err());
+        let mut no_ca = c.clone();
+        no_ca.tls.as_mut().unwrap().client_ca_file = None;
+        no_ca.validate().unwrap();
+        no_ca.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Required);
+        let refused = no_ca.validate().unwrap_err().to_string();
+        assert!(refused.contains("client_ca_file"), "{refused}");
+    }
 }

@@ -240,6 +240,7 @@ impl Arbiter {
         let mut router = oauth::http::router(tokens.clone()).merge(oauth::register::router(
             oauth::register::RegisterState {
                 store: tokens.store().clone(),
+                tokens: tokens.clone(),
                 ssa: self.ssa.clone(),
                 verifier: self.pdp.verifier().clone(),
                 issuer: self.config.oauth.issuer.clone(),

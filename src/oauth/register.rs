@@ -32,6 +32,8 @@ const GRANT_TYPES: [&str; 1] = ["client_credentials"];
 pub struct RegisterState {
     /// Clients live here.
     pub store: Arc<dyn Store>,
+    /// The token endpoint, told when a client changes (it caches client records).
+    pub tokens: Arc<super::token::TokenService>,
     /// Verifies software statements (absent when the workflow is disabled).
     pub ssa: Option<Arc<SsaService>>,
     /// Learns of deleted clients at once.
@@ -628,6 +630,7 @@ async fn update(
     if !state.store.update_client(&record, &audit).await? {
         return Err(unauthorized());
     }
+    state.tokens.forget_client(&client_id);
     Ok(created_or_ok(
         StatusCode::OK,
         client_body(&state, &record, None, None),
@@ -652,6 +655,7 @@ async fn delete(
     state
         .verifier
         .disable_clients(&state.issuer, std::slice::from_ref(&client_id));
+    state.tokens.forget_client(&client_id);
     tracing::info!(client_id = %client_id, "client deleted by its registration access token");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

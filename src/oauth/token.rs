@@ -174,9 +174,22 @@ pub struct TokenSettings {
     pub client_certificates: bool,
 }
 
+/// How long a client record read from the store serves secret authentication. Changes made
+/// in this process take effect at once (see [`TokenService::forget_client`]); a client
+/// disabled elsewhere is refused as soon as the once-a-second poll of disabled clients sees
+/// it, whatever the cache holds; a secret rotated elsewhere works at once (a mismatch reads
+/// the store again) and the old one stops within this time. Assertion and certificate
+/// clients are always read afresh.
+const CLIENT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Beyond this many cached clients, expired entries are dropped on the next insert.
+const CLIENT_CACHE_PRUNE: usize = 10_000;
+
 /// The authorization server's token logic.
 pub struct TokenService {
     store: Arc<dyn Store>,
+    /// Client records by id, with when they were read (no misses are cached, so a client
+    /// registered at another replica is found at once).
+    clients: dashmap::DashMap<String, (Arc<ClientRecord>, std::time::Instant)>,
     keys: Arc<KeyRing>,
     verifier: Arc<Verifier>,
     policies: Arc<PolicyStore>,
@@ -196,6 +209,7 @@ impl TokenService {
     ) -> Self {
         Self {
             store,
+            clients: dashmap::DashMap::new(),
             keys,
             verifier,
             policies,
@@ -219,13 +233,63 @@ impl TokenService {
         &self.keys
     }
 
+    /// An enabled client by id: from the cache while fresh (unless `reread`), else from the
+    /// store.
+    async fn enabled_client(
+        &self,
+        id: &str,
+        reread: bool,
+    ) -> Result<Option<Arc<ClientRecord>>, OAuthError> {
+        let cached = self
+            .clients
+            .get(id)
+            .filter(|e| !reread && e.value().1.elapsed() < CLIENT_CACHE_TTL)
+            .map(|e| e.value().0.clone());
+        let client = match cached {
+            Some(c) => Some(c),
+            None => {
+                let read = self.store.client(id).await.map_err(|e| {
+                    tracing::error!(error = %e, "client lookup failed");
+                    OAuthError::new("server_error", "the client could not be looked up")
+                })?;
+                match read {
+                    Some(c) => {
+                        if self.clients.len() >= CLIENT_CACHE_PRUNE {
+                            self.clients
+                                .retain(|_, (_, at)| at.elapsed() < CLIENT_CACHE_TTL);
+                        }
+                        let c = Arc::new(c);
+                        self.clients
+                            .insert(id.to_owned(), (c.clone(), std::time::Instant::now()));
+                        Some(c)
+                    }
+                    None => {
+                        self.clients.remove(id);
+                        None
+                    }
+                }
+            }
+        };
+        Ok(client.filter(|c| {
+            !c.disabled
+                && !self
+                    .verifier
+                    .client_disabled(&self.settings.issuer, &c.client_id)
+        }))
+    }
+
+    /// Drops a client's cached record, after this process changed it.
+    pub fn forget_client(&self, client_id: &str) {
+        self.clients.remove(client_id);
+    }
+
     /// Authenticates a client by its registered method; `certificate` is the one on the
     /// connection, for mutual-TLS clients.
     pub async fn authenticate(
         &self,
         auth: &ClientAuth,
         certificate: Option<&PeerCertificate>,
-    ) -> Result<ClientRecord, OAuthError> {
+    ) -> Result<Arc<ClientRecord>, OAuthError> {
         let used_basic = matches!(auth, ClientAuth::Basic { .. });
         let fail = |code: &'static str, description: &str| OAuthError {
             code,
@@ -243,14 +307,19 @@ impl TokenService {
                 return Err(fail("invalid_client", "client authentication is required"))
             }
         };
-        self.store
-            .client(id)
+        let matches = |c: &Arc<ClientRecord>| c.auth_method == method && secret_matches(c, secret);
+        let cached = self
+            .enabled_client(id, false)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "client lookup failed");
-                fail("server_error", "the client could not be looked up")
-            })?
-            .filter(|c| !c.disabled && c.auth_method == method && secret_matches(c, secret))
+            .map_err(|e| OAuthError { used_basic, ..e })?;
+        if let Some(c) = cached.filter(matches) {
+            return Ok(c);
+        }
+        // Not with the cached record: the secret may have been rotated elsewhere just now.
+        self.enabled_client(id, true)
+            .await
+            .map_err(|e| OAuthError { used_basic, ..e })?
+            .filter(matches)
             .ok_or_else(|| fail("invalid_client", "client authentication failed"))
     }
 
@@ -259,17 +328,14 @@ impl TokenService {
         &self,
         id: &str,
         certificate: Option<&PeerCertificate>,
-    ) -> Result<ClientRecord, OAuthError> {
+    ) -> Result<Arc<ClientRecord>, OAuthError> {
         let fail = |why: &str| {
             tracing::info!(client_id = %id, reason = %why, "mutual-TLS client authentication refused");
             OAuthError::new("invalid_client", "client authentication failed")
         };
         let client = self
-            .store
-            .client(id)
-            .await
-            .map_err(|_| OAuthError::new("server_error", "the client could not be looked up"))?
-            .filter(|c| !c.disabled)
+            .enabled_client(id, true)
+            .await?
             .ok_or_else(|| fail("unknown or disabled client"))?;
         let Some(certificate) = certificate else {
             return Err(if client.auth_method.ends_with("tls_client_auth") {
@@ -327,7 +393,7 @@ impl TokenService {
         &self,
         id: Option<&str>,
         assertion: &str,
-    ) -> Result<ClientRecord, OAuthError> {
+    ) -> Result<Arc<ClientRecord>, OAuthError> {
         let fail = |why: &str| {
             tracing::info!(reason = %why, "client assertion refused");
             OAuthError::new("invalid_client", "client authentication failed")
@@ -344,11 +410,9 @@ impl TokenService {
             return Err(fail("client_id does not match the assertion"));
         }
         let client = self
-            .store
-            .client(sub)
-            .await
-            .map_err(|_| OAuthError::new("server_error", "the client could not be looked up"))?
-            .filter(|c| !c.disabled && c.auth_method == "private_key_jwt")
+            .enabled_client(sub, true)
+            .await?
+            .filter(|c| c.auth_method == "private_key_jwt")
             .ok_or_else(|| fail("unknown, disabled or not a private_key_jwt client"))?;
         let kid = unverified.header.kid.as_deref();
         let keys = match (&client.jwks, &client.jwks_uri) {
@@ -630,7 +694,7 @@ impl TokenService {
                 expires_in: self.settings.ttl_seconds,
                 scope,
             },
-            client.client_id,
+            client.client_id.clone(),
         ))
     }
 }

@@ -289,6 +289,12 @@ impl Verifier {
         });
     }
 
+    /// Whether `issuer`'s client `client_id` is disabled (as far as this process knows).
+    pub fn client_disabled(&self, issuer: &str, client_id: &str) -> bool {
+        let disabled = self.disabled.load();
+        !disabled.is_empty() && disabled.get(client_id).is_some_and(|i| i == issuer)
+    }
+
     fn is_client_disabled(&self, token: &VerifiedToken) -> bool {
         let disabled = self.disabled.load();
         if disabled.is_empty() {

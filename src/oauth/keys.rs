@@ -229,3 +229,56 @@ fn build(
         active_created_at: newest.created_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(created_at: i64, retired_at: Option<i64>) -> SigningKeyRecord {
+        SigningKeyRecord {
+            created_at,
+            retired_at,
+            ..generate(crate::store::KEY_PURPOSE_ACCESS_TOKEN, Algorithm::ES256).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_new_key_is_published_before_it_signs() {
+        let now = i64::try_from(crate::token::now()).unwrap();
+        let old = key(now - 1000, Some(now - 2));
+        let new = key(now - 2, None);
+        let records = [new.clone(), old.clone()];
+
+        let set = build(&records, 3600, 10).unwrap();
+        assert_eq!(
+            set.active.kid, old.kid,
+            "the old key signs while the new one propagates"
+        );
+        assert_eq!(set.newest_kid, new.kid);
+        assert_eq!(set.published.len(), 2);
+        assert_eq!(
+            set.published[0].common.key_id.as_deref(),
+            Some(new.kid.as_str())
+        );
+
+        let set = build(&records, 3600, 0).unwrap();
+        assert_eq!(
+            set.active.kid, new.kid,
+            "no publish-ahead: the new key signs at once"
+        );
+
+        // Long after: the new key signs; the old one is published until its last tokens,
+        // signed up to the end of the publish-ahead time, have expired.
+        let old = key(now - 5000, Some(now - 3605));
+        let new = key(now - 3605, None);
+        let set = build(&[new.clone(), old.clone()], 3600, 10).unwrap();
+        assert_eq!(set.active.kid, new.kid);
+        assert_eq!(
+            set.published.len(),
+            2,
+            "retired 3605 s ago, signed until 3595 s ago"
+        );
+        let set = build(&[new.clone(), old], 3600, 0).unwrap();
+        assert_eq!(set.published.len(), 1, "without publish-ahead it expired");
+    }
+}

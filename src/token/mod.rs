@@ -206,6 +206,11 @@ impl Verifier {
     /// Marks a token id revoked until `exp`, and drops it from the cache at once, so the
     /// next decision on it is a deny even if it was verified before.
     pub fn revoke(&self, issuer: &str, jti: &str, exp: u64) {
+        let known = |by: &Vec<(String, u64)>| by.iter().any(|(i, _)| i == issuer);
+        if self.revoked.get(jti).is_some_and(|by| known(&by)) {
+            // Known already (the store is polled again and again): nothing to do.
+            return;
+        }
         let now = now();
         if self.revoked.len() > 10_000 {
             self.revoked.retain(|_, by| {
@@ -214,8 +219,7 @@ impl Verifier {
             });
         }
         let mut by = self.revoked.entry(jti.to_owned()).or_default();
-        if by.iter().any(|(i, _)| i == issuer) {
-            // Known already (the store is polled again and again): nothing to drop.
+        if known(&by) {
             return;
         }
         by.push((issuer.to_owned(), exp));

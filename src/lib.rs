@@ -96,6 +96,7 @@ impl Arbiter {
     /// configuration.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         config.validate()?;
+        telemetry::set_replay_record(config.decision_log_replay);
         let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
         let mut extra = Vec::new();
         let dev_key = if config.dev_issuer.enabled {

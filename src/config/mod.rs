@@ -46,6 +46,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Write the `replay` record (method, path, context, verified claims) on every decision
+    /// log line, for `arbiter policies replay`; off saves its serialization and ~700 bytes
+    /// a line for deployments that never replay.
+    pub decision_log_replay: bool,
     /// Allow plaintext listeners on addresses other than loopback without `[tls]` (TLS
     /// terminated in front of Arbiter); every start with it logs a warning.
     pub allow_plaintext: bool,
@@ -81,6 +85,7 @@ impl Default for Config {
             policies: PathBuf::from("policies"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
+            decision_log_replay: true,
             allow_plaintext: false,
             tls: None,
             watch_policies: true,

@@ -73,7 +73,8 @@ pub struct ReplayReport {
     pub replayed: usize,
     /// Refused before any policy (a rejected token): the candidate cannot change them.
     pub not_replayable: usize,
-    /// Lines that were not decisions, or decisions without a `replay` field (older logs).
+    /// Lines that were not decisions, or decisions without a `replay` field (older logs, or
+    /// a server with `decision_log_replay = false`).
     pub skipped_lines: usize,
     /// Decisions whose allow/deny flips.
     pub decision_changes: usize,

@@ -39,10 +39,20 @@ pub fn init(format: LogFormat) -> LogGuard {
     LogGuard(guard)
 }
 
+/// Whether decision log lines carry the `replay` record (`decision_log_replay`, on unless
+/// configured off); one setting per process, like the log format.
+static REPLAY_RECORD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Turns the `replay` record of decision log lines on or off.
+pub fn set_replay_record(on: bool) {
+    REPLAY_RECORD.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes the decision log line (target `arbiter::decision`). Never the raw token: the
 /// `replay` field carries what the decision used instead (method, path, the caller's
 /// context and the verified claims), so `arbiter policies replay` can decide it again
-/// against a candidate policy set. It is serialized only when the line is written.
+/// against a candidate policy set. It is serialized only when the line is written, and left
+/// out when [`set_replay_record`] turned it off.
 pub fn log_decision(
     answer: &Answer,
     req: &AuthzRequest<'_>,
@@ -64,7 +74,9 @@ pub fn log_decision(
         errors = ?v.errors,
         policy_version = %answer.policy_version,
         latency_us = latency.as_micros() as u64,
-        replay = %Replay { req, token },
+        replay = REPLAY_RECORD
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| tracing::field::display(Replay { req, token })),
         "decision"
     );
 }

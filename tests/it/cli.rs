@@ -581,3 +581,32 @@ fn sigterm_drains_and_exits_cleanly() {
         "the last line was flushed"
     );
 }
+
+#[tokio::test]
+async fn the_replay_record_can_be_turned_off() {
+    use arbiter::grpc::proto::authorizer_client::AuthorizerClient;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(
+        dir.path(),
+        "watch_policies = false\npolicies = \"policies\"\ndata_dir = \"data\"\ndecision_log_replay = false\n",
+    );
+    let mut client = AuthorizerClient::connect(server.addr.clone())
+        .await
+        .unwrap();
+    let id = client
+        .authorize(request("", "GET", "/health", serde_json::json!({})))
+        .await
+        .unwrap()
+        .into_inner()
+        .decision_id;
+    let line = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let lines = server.lines();
+        let id = id.clone();
+        async move { lines.into_iter().find(|l| l["decision_id"] == id.as_str()) }
+    })
+    .await
+    .expect("the decision was logged");
+    assert_eq!(line["decision"], "allow");
+    assert!(line.get("replay").is_none(), "{line}");
+}

@@ -105,10 +105,17 @@ impl SqlStore {
             }
             "sqlite" => {
                 let path = url
-                    .trim_start_matches("sqlite://")
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                    .unwrap_or_default()
                     .split('?')
                     .next()
                     .unwrap_or_default();
+                if path.is_empty() {
+                    return Err(StoreError::Backend(format!(
+                        "store URL `{shown}`: no database file"
+                    )));
+                }
                 Self::sqlite(Path::new(path)).await
             }
             other => Err(StoreError::Backend(format!(

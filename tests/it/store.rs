@@ -528,3 +528,18 @@ fn clients_cli_create_list_show_rotate_disable() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no client `nope`"));
     assert!(data.join("arbiter.db").exists());
 }
+
+#[tokio::test]
+async fn sqlite_by_url_too() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        format!("sqlite://{}/a.db", dir.path().display()),
+        format!("sqlite:{}/b.db", dir.path().display()),
+    ] {
+        let store = SqlStore::connect(&url, 2).await.unwrap();
+        assert_eq!(store.backend(), arbiter::store::Backend::Sqlite);
+        store.create_client(&record("x")).await.unwrap();
+    }
+    assert!(dir.path().join("a.db").exists() && dir.path().join("b.db").exists());
+    assert!(SqlStore::connect("sqlite://", 1).await.is_err());
+}

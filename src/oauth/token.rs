@@ -146,12 +146,13 @@ impl OAuthError {
         }
     }
 
-    /// The HTTP status RFC 6749 §5.2 gives the code.
+    /// The HTTP status RFC 6749 §5.2 gives the code; `server_error` (the store or signing
+    /// failed: not the client's fault) is a 500, as in RFC 6749 §4.1.2.1.
     pub fn status(&self) -> u16 {
-        if self.code == "invalid_client" {
-            401
-        } else {
-            400
+        match self.code {
+            "invalid_client" => 401,
+            "server_error" => 500,
+            _ => 400,
         }
     }
 }
@@ -696,5 +697,21 @@ impl TokenService {
             },
             client.client_id.clone(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_their_status() {
+        assert_eq!(OAuthError::new("invalid_client", "x").status(), 401);
+        assert_eq!(OAuthError::new("invalid_scope", "x").status(), 400);
+        assert_eq!(
+            OAuthError::new("server_error", "the store is down").status(),
+            500,
+            "not the client's fault"
+        );
     }
 }

@@ -135,15 +135,19 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
 }
 
 /// `arbiter serve` as a child process, with its stderr (JSON log lines) collected.
-struct ServeProcess {
+/// `arbiter serve` as a child process with JSON logs, started in `dir` with a config file.
+pub struct ServeProcess {
     child: std::process::Child,
-    addr: String,
-    http: String,
+    /// The gRPC URL.
+    pub addr: String,
+    /// The HTTP base URL.
+    pub http: String,
     lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
 
 impl ServeProcess {
-    fn start(dir: &std::path::Path, config: &str) -> Self {
+    /// Starts it and waits until it is ready.
+    pub fn start(dir: &std::path::Path, config: &str) -> Self {
         use std::io::BufRead;
         let config_path = dir.join("arbiter.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -195,7 +199,8 @@ impl ServeProcess {
         }
     }
 
-    fn lines(&self) -> Vec<serde_json::Value> {
+    /// Every log line so far.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
         self.lines.lock().unwrap().clone()
     }
 }

@@ -57,10 +57,11 @@ async fn token(server: &TestServer, id: &str, secret: &str) -> String {
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-/// Whether `server` answers `INVALID_TOKEN` for `token` within `limit` seconds.
-async fn refused_within_seconds(server: &TestServer, token: &str, limit: u64) -> bool {
+/// Whether the server behind `client` answers `INVALID_TOKEN` for `token` within `limit`
+/// seconds.
+async fn refused_within_seconds(client: &Authorizer, token: &str, limit: u64) -> bool {
     eventually(Duration::from_secs(limit), || {
-        let mut client = server.client.clone();
+        let mut client = client.clone();
         let ask = request(token, "GET", "/item/1", json!({}));
         async move {
             let r = client.authorize(ask).await.ok()?.into_inner();
@@ -111,7 +112,7 @@ async fn two_replicas_sharing_postgres_are_one_service() {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     assert!(
-        refused_within_seconds(&b, &from_b, 5).await,
+        refused_within_seconds(&b.client, &from_b, 5).await,
         "B still allows a token revoked at A"
     );
 
@@ -176,7 +177,7 @@ async fn two_replicas_sharing_postgres_are_one_service() {
         .unwrap();
     assert_eq!(deleted.status(), 204);
     assert!(
-        refused_within_seconds(&a, &after[0], 5).await,
+        refused_within_seconds(&a.client, &after[0], 5).await,
         "A still allows a deleted client's token"
     );
     let resp = http(&a, reqwest::Method::POST, "/token")
@@ -186,4 +187,77 @@ async fn two_replicas_sharing_postgres_are_one_service() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+/// The same as two `arbiter serve` processes: registered at one, served by the other, a
+/// revocation at one refused by the other.
+#[tokio::test]
+async fn two_serve_processes_on_one_database() {
+    let Some(url) = postgres_database("processes").await else {
+        return;
+    };
+    let config = format!(
+        "watch_policies = false\npolicies = \"policies\"\ndata_dir = \"data\"\n\
+         [store]\nurl = \"{url}\"\n[oauth]\nissuer = \"{ISSUER}\"\nopen_registration = true\n"
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for d in [&dir_a, &dir_b] {
+        copy_dir(&bundled_policies(), &d.path().join("policies"));
+    }
+    let a = crate::cli::ServeProcess::start(dir_a.path(), &config);
+    let b = crate::cli::ServeProcess::start(dir_b.path(), &config);
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{}/register", a.http))
+        .json(&json!({ "client_name": "two processes", "scope": "read" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    );
+    let body: Value = http
+        .post(format!("{}/token", b.http))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"]
+        .as_str()
+        .expect("a token from B")
+        .to_owned();
+    let mut at_a = connect_url(&a.addr).await;
+    let r = at_a
+        .authorize(request(&token, "GET", "/item/1", json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reason(&r), Reason::Allowed, "A trusts B's token: {r:?}");
+    let revoked = http
+        .post(format!("{}/revoke", a.http))
+        .basic_auth(id, Some(secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert!(
+        refused_within_seconds(&connect_url(&b.addr).await, &token, 5).await,
+        "process B still allows a token revoked at process A"
+    );
+}
+
+type Authorizer =
+    arbiter::grpc::proto::authorizer_client::AuthorizerClient<tonic::transport::Channel>;
+
+async fn connect_url(url: &str) -> Authorizer {
+    Authorizer::connect(url.to_owned()).await.unwrap()
 }

@@ -438,6 +438,7 @@ impl Arbiter {
             match tokens.store().disabled_clients().await {
                 Ok(ids) => verifier.set_disabled_clients(&self.config.oauth.issuer, ids),
                 Err(e) => {
+                    telemetry::metrics::METRICS.store_error("disabled_clients");
                     tracing::warn!(error = %e, "cannot read disabled clients; keeping the last known set")
                 }
             }
@@ -450,6 +451,7 @@ impl Arbiter {
                     since = now;
                 }
                 Err(e) => {
+                    telemetry::metrics::METRICS.store_error("revoked_tokens");
                     tracing::warn!(error = %e, "cannot read revoked tokens; will try again")
                 }
             }
@@ -481,6 +483,7 @@ impl Arbiter {
                 self.refresh_signing_keys().await
             };
             if let Err(e) = outcome {
+                telemetry::metrics::METRICS.store_error("signing_keys");
                 tracing::error!(error = %e, rotate = due, "signing key maintenance failed; the current keys stay in use");
             }
         }

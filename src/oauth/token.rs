@@ -250,6 +250,7 @@ impl TokenService {
             Some(c) => Some(c),
             None => {
                 let read = self.store.client(id).await.map_err(|e| {
+                    crate::telemetry::metrics::METRICS.store_error("client_lookup");
                     tracing::error!(error = %e, "client lookup failed");
                     OAuthError::new("server_error", "the client could not be looked up")
                 })?;

@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_client_jwks_uri.sql"),
     include_str!("migrations/0008_replicas.sql"),
     include_str!("migrations/0009_client_tls_subject.sql"),
+    include_str!("migrations/0010_poll_indexes.sql"),
 ];
 
 /// Which database is behind a [`SqlStore`].

@@ -1,7 +1,7 @@
 //! Prometheus metrics (OpenMetrics text at `GET /metrics` on the HTTP listener): decisions by
 //! decision and reason, decision latency, token cache hits and misses, policy reloads by
 //! outcome, the live policy version (an info metric), tokens issued by client and grant,
-//! token endpoint errors by code. Label values on the decision path are `&'static str`, so
+//! token endpoint errors by code, store failures by operation. Label values on the decision path are `&'static str`, so
 //! counting a decision does not allocate.
 
 use std::sync::LazyLock;
@@ -41,6 +41,11 @@ struct CodeLabels {
     code: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
 /// Every metric Arbiter exports.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +57,7 @@ pub struct Metrics {
     policy_info: Family<VersionLabels, Gauge>,
     tokens_issued: Family<IssuedLabels, Counter>,
     token_errors: Family<CodeLabels, Counter>,
+    store_errors: Family<OperationLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -109,6 +115,12 @@ impl Metrics {
             "Token endpoint errors by OAuth error code",
             token_errors.clone(),
         );
+        let store_errors = Family::<OperationLabels, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Store operations that failed, by operation (client_lookup, disabled_clients, revoked_tokens, signing_keys); decisions go on from memory meanwhile",
+            store_errors.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -119,6 +131,7 @@ impl Metrics {
             policy_info,
             tokens_issued,
             token_errors,
+            store_errors,
         }
     }
 
@@ -160,6 +173,13 @@ impl Metrics {
     /// Counts a token endpoint error.
     pub fn token_error(&self, code: &'static str) {
         self.token_errors.get_or_create(&CodeLabels { code }).inc();
+    }
+
+    /// Counts a failed store operation.
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&OperationLabels { operation })
+            .inc();
     }
 
     /// The OpenMetrics text, with `version` as the live policy version.

@@ -261,3 +261,61 @@ type Authorizer =
 async fn connect_url(url: &str) -> Authorizer {
     Authorizer::connect(url.to_owned()).await.unwrap()
 }
+
+/// With its database gone, a replica goes on deciding from memory; the token endpoint says
+/// `server_error` (500) and the store failures are counted in `/metrics`.
+#[tokio::test]
+async fn decisions_go_on_while_the_database_is_gone() {
+    let Some(url) = postgres_database("outage").await else {
+        return;
+    };
+    let mut server = replica(&url).await;
+    let registered: Value = http(&server, reqwest::Method::POST, "/register")
+        .json(&json!({ "client_name": "outage", "scope": "read" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        registered["client_id"].as_str().unwrap(),
+        registered["client_secret"].as_str().unwrap(),
+    );
+    let access = token(&server, id, secret).await;
+
+    drop_postgres_database(&url).await;
+    let r = server.authorize(&access, "GET", "/item/1", json!({})).await;
+    assert_eq!(reason(&r), Reason::Allowed, "decided from memory: {r:?}");
+    let denied = server
+        .authorize(&access, "DELETE", "/item/1", json!({}))
+        .await;
+    assert_ne!(reason(&denied), Reason::Allowed, "and denials stay denials");
+
+    // Past the client cache's second, the token endpoint needs the store.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let resp = http(&server, reqwest::Method::POST, "/token")
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "server_error", "{body}");
+
+    let counted = eventually(Duration::from_secs(5), || async {
+        let text = http(&server, reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (text.contains("arbiter_store_errors_total{operation=\"client_lookup\"}")
+            && text.contains("arbiter_store_errors_total{operation=\"disabled_clients\"}"))
+        .then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "store failures are counted by operation");
+}

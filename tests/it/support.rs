@@ -493,3 +493,22 @@ pub async fn postgres_database(test: &str) -> Option<String> {
     url.set_path(&name);
     Some(url.to_string())
 }
+
+/// Drops a database [`postgres_database`] made, under whoever is connected to it (an
+/// outage, as the servers using it see it).
+pub async fn drop_postgres_database(url: &str) {
+    use sqlx::Connection;
+    let base = std::env::var("ARBITER_TEST_POSTGRES_URL").unwrap();
+    let name = url::Url::parse(url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::Executor::execute(
+        &mut admin,
+        format!("DROP DATABASE {name} WITH (FORCE)").as_str(),
+    )
+    .await
+    .unwrap();
+}

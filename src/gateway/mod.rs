@@ -187,7 +187,7 @@ async fn handle(
             context: &context,
             client_cert_sha256: certificate
                 .as_ref()
-                .map_or("", |Extension(c)| c.thumbprint.as_str()),
+                .map_or("", |Extension(c)| c.thumbprint()),
         })
         .await;
     if !decision.allowed || decision.unavailable && !gw.config.pdp.fail_open {

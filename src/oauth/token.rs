@@ -350,7 +350,7 @@ impl TokenService {
         let leaf = certificate.leaf().as_ref();
         match client.auth_method.as_str() {
             "tls_client_auth" => {
-                if !certificate.chains_to_ca {
+                if !certificate.chains_to_ca() {
                     return Err(fail("the certificate does not chain to the client CA"));
                 }
                 let Some((parameter, value)) = &client.tls_subject else {
@@ -591,7 +591,7 @@ impl TokenService {
                 .origin
                 .certificate
                 .as_ref()
-                .map(|c| c.thumbprint.clone()),
+                .map(|c| c.thumbprint().to_owned()),
             _ => None,
         };
 

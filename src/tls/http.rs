@@ -33,7 +33,7 @@ pub async fn serve_http(
                     .get_ref()
                     .1
                     .peer_certificates()
-                    .and_then(|chain| PeerCertificate::new(chain, tls.client_ca().as_deref()));
+                    .and_then(|chain| tls.peer_certificate(chain));
                 let service = connection(router.clone(), *incoming.remote_addr(), certificate);
                 async move { Ok::<_, Infallible>(service) }
             });

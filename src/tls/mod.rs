@@ -158,9 +158,11 @@ impl ReloadingTls {
         self.current.load().server.clone()
     }
 
-    /// The client CA, to check a certificate the handshake accepted without it.
-    pub fn client_ca(&self) -> Option<Arc<dyn ClientCertVerifier>> {
-        self.current.load().client_ca.clone()
+    /// The certificate a client presented on a connection of this listener, for the
+    /// requests on it.
+    pub fn peer_certificate(&self, chain: &[CertificateDer<'_>]) -> Option<PeerCertificate> {
+        let required = self.config.client_certs(self.listener) == ClientCerts::Required;
+        PeerCertificate::new(chain, required, self.current.load().client_ca.clone())
     }
 
     /// Re-reads the files if they changed; `true` when a new configuration went live.

@@ -3,7 +3,7 @@
 //! [`ClientCerts`] mode says whether a certificate is asked for and what the handshake
 //! itself checks.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -31,35 +31,69 @@ pub enum ClientCerts {
     Required,
 }
 
-/// The certificate a client presented on its connection, attached to every request on it.
-#[derive(Debug, Clone)]
-pub struct PeerCertificate {
+/// The certificate a client presented on its connection, attached to every request on it;
+/// cloning it is an `Arc` bump. Whether it chains to the client CA is worked out only when
+/// someone asks (the token endpoint for `tls_client_auth`), once per connection.
+#[derive(Clone)]
+pub struct PeerCertificate(Arc<Presented>);
+
+struct Presented {
     /// Leaf first.
-    pub chain: Arc<[CertificateDer<'static>]>,
-    /// RFC 8705 `x5t#S256` of the leaf: base64url SHA-256 of its DER.
-    pub thumbprint: String,
-    /// Whether the chain verified against the configured client CA at connection time.
-    pub chains_to_ca: bool,
+    chain: Vec<CertificateDer<'static>>,
+    thumbprint: String,
+    /// The CA to check against, or `None` when the handshake checked it already (or there
+    /// is none: see `chains_to_ca`).
+    ca: Option<Arc<dyn ClientCertVerifier>>,
+    handshake_verified: bool,
+    chains_to_ca: OnceLock<bool>,
+}
+
+impl std::fmt::Debug for PeerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerCertificate")
+            .field("thumbprint", &self.0.thumbprint)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PeerCertificate {
-    /// A presented chain, verified against `ca` (when there is one).
-    pub fn new(chain: &[CertificateDer<'_>], ca: Option<&dyn ClientCertVerifier>) -> Option<Self> {
-        let (leaf, intermediates) = chain.split_first()?;
-        let chains_to_ca = ca.is_some_and(|ca| {
-            ca.verify_client_cert(leaf, intermediates, UnixTime::now())
-                .is_ok()
-        });
-        Some(Self {
+    /// A presented chain. `handshake_verified`: the listener required certificates chaining
+    /// to the client CA, so the handshake has checked it; else `ca` checks it on demand.
+    pub fn new(
+        chain: &[CertificateDer<'_>],
+        handshake_verified: bool,
+        ca: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Option<Self> {
+        let leaf = chain.first()?;
+        Some(Self(Arc::new(Presented {
             thumbprint: thumbprint(leaf),
             chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
-            chains_to_ca,
-        })
+            ca: if handshake_verified { None } else { ca },
+            handshake_verified,
+            chains_to_ca: OnceLock::new(),
+        })))
     }
 
     /// The leaf certificate's DER.
     pub fn leaf(&self) -> &CertificateDer<'static> {
-        &self.chain[0]
+        &self.0.chain[0]
+    }
+
+    /// RFC 8705 `x5t#S256` of the leaf: base64url SHA-256 of its DER.
+    pub fn thumbprint(&self) -> &str {
+        &self.0.thumbprint
+    }
+
+    /// Whether the chain verifies against the configured client CA (never, without one).
+    pub fn chains_to_ca(&self) -> bool {
+        let p = &self.0;
+        p.handshake_verified
+            || *p.chains_to_ca.get_or_init(|| {
+                p.ca.as_ref().is_some_and(|ca| {
+                    ca.verify_client_cert(&p.chain[0], &p.chain[1..], UnixTime::now())
+                        .is_ok()
+                })
+            })
     }
 }
 

@@ -128,11 +128,15 @@ mod issuing {
     /// The server CA, the client CA, and Arbiter asking for (optional) client certificates
     /// on HTTP, none on gRPC.
     async fn server() -> (Ca, Ca, TlsServer) {
+        server_asking(ClientCerts::Optional).await
+    }
+
+    async fn server_asking(certs: ClientCerts) -> (Ca, Ca, TlsServer) {
         let ca = Ca::new("Server CA");
         let clients = Ca::new("Client CA");
         let server = start_with(ca.leaf(false, false), Some(&clients), |c| {
             let tls = c.tls.as_mut().unwrap();
-            tls.http_client_certs = Some(ClientCerts::Optional);
+            tls.http_client_certs = Some(certs);
             tls.grpc_client_certs = Some(ClientCerts::None);
             c.oauth.open_registration = true;
         })
@@ -340,6 +344,44 @@ mod issuing {
                 && methods.contains("self_signed_tls_client_auth")
         );
         assert_eq!(metadata["tls_client_certificate_bound_access_tokens"], true);
+    }
+
+    /// With client certificates required on the listener, the handshake has checked the CA
+    /// and the token endpoint relies on it.
+    #[tokio::test]
+    async fn tls_client_auth_on_a_listener_that_requires_certificates() {
+        let (ca, client_ca, server) = server_asking(ClientCerts::Required).await;
+        let (id, _) = create(
+            &server,
+            ClientSpec {
+                name: "payments".into(),
+                scopes: vec!["read".into()],
+                auth_method: "tls_client_auth".into(),
+                tls_subject: Some(("tls_client_auth_san_dns".into(), "payments.example".into())),
+                ..Default::default()
+            },
+        )
+        .await;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", id.as_str()),
+        ];
+        let (cert, key, der) = client_ca.client(
+            "payments",
+            vec![SanType::DnsName("payments.example".try_into().unwrap())],
+        );
+        let (status, body) = token(&server, &https(&ca, Some((&cert, &key))), &form, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            claims(body["access_token"].as_str().unwrap())["cnf"]["x5t#S256"],
+            thumbprint(&der)
+        );
+        let (cert, key, _) = client_ca.client(
+            "billing",
+            vec![SanType::DnsName("billing.example".try_into().unwrap())],
+        );
+        let (status, _) = token(&server, &https(&ca, Some((&cert, &key))), &form, None).await;
+        assert_eq!(status, 401, "another subject");
     }
 
     #[tokio::test]

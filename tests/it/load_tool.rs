@@ -2,7 +2,6 @@
 //! over gRPC and for the token endpoint over HTTP (closed loop and paced).
 
 use arbiter::oauth::clients::{self, ClientSpec};
-use arbiter::store::SqlStore;
 use serde_json::Value;
 
 use crate::support::*;
@@ -53,9 +52,7 @@ async fn authorize_load_counts_every_request_of_the_bundled_mix() {
 #[tokio::test]
 async fn token_load_grants_tokens_with_and_without_keep_alive_and_paced() {
     let server = TestServer::start().await;
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let spec = ClientSpec {
         name: "bench".into(),
         scopes: vec!["read".into()],

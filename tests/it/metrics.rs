@@ -2,7 +2,6 @@
 //! errors, and reloads; the live policy version is an info metric.
 
 use arbiter::oauth::clients::{self, ClientSpec};
-use arbiter::store::SqlStore;
 use serde_json::json;
 
 use crate::support::*;
@@ -37,9 +36,7 @@ async fn counters_follow_what_the_server_does() {
     server.authorize(&token, "GET", "/item/1", json!({})).await;
     server.authorize(&token, "POST", "/items", json!({})).await;
 
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let c = clients::create(
         &store,
         &ClientSpec {

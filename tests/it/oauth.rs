@@ -4,7 +4,7 @@
 
 use arbiter::grpc::proto::Reason;
 use arbiter::oauth::clients;
-use arbiter::store::{SqlStore, Store};
+use arbiter::store::Store;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -15,9 +15,7 @@ struct Client {
 }
 
 async fn client(server: &TestServer, scopes: &str, method: &str) -> Client {
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
     let spec = clients::ClientSpec {
         name: "test client".into(),
@@ -224,9 +222,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
 
     // A client disabled in the store by another process (the CLI, a replica) cannot
     // authenticate once the server's once-a-second look at disabled clients sees it.
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     store
         .set_client_disabled(&basic_client.id, true)
         .await
@@ -602,9 +598,7 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
     let server = TestServer::start().await;
     let key = TestKey::es256("client-key-1");
     let rogue = TestKey::es256("client-key-1");
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let spec = clients::ClientSpec {
         name: "jwt client".into(),
         scopes: vec!["read".into()],
@@ -735,9 +729,7 @@ async fn a_secret_rotated_elsewhere_takes_over_at_once() {
     let old = client(&server, "read", "client_secret_basic").await;
     let grant = [("grant_type", "client_credentials")];
     assert_eq!(post_token(&server, &old, &grant).await.status(), 200);
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let new = Client {
         id: old.id.clone(),
         secret: clients::rotate_secret(&store, &old.id).await.unwrap(),

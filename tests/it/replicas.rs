@@ -44,9 +44,40 @@ async fn jwks_kids(server: &TestServer) -> Vec<String> {
         .collect()
 }
 
-async fn token(server: &TestServer, id: &str, secret: &str) -> String {
-    let resp = http(server, reqwest::Method::POST, "/token")
-        .basic_auth(id, Some(secret))
+/// The HTTP base URL of a replica.
+fn base(server: &TestServer) -> String {
+    format!("http://{}", server.http_addr)
+}
+
+/// A client registered (RFC 7591, open registration) at the replica behind `base`.
+struct Registered {
+    id: String,
+    secret: String,
+    body: Value,
+}
+
+async fn register(base: &str, name: &str) -> Registered {
+    let body: Value = reqwest::Client::new()
+        .post(format!("{base}/register"))
+        .json(&json!({ "client_name": name, "scope": "read" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    Registered {
+        id: body["client_id"].as_str().unwrap().to_owned(),
+        secret: body["client_secret"].as_str().unwrap().to_owned(),
+        body,
+    }
+}
+
+/// A `read` token for `client` from the replica behind `base`.
+async fn token(base: &str, client: &Registered) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/token"))
+        .basic_auth(&client.id, Some(&client.secret))
         .form(&[("grant_type", "client_credentials"), ("scope", "read")])
         .send()
         .await
@@ -55,6 +86,18 @@ async fn token(server: &TestServer, id: &str, secret: &str) -> String {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
     body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Revokes `token` (RFC 7009) at the replica behind `base`.
+async fn revoke(base: &str, client: &Registered, token: &str) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/revoke"))
+        .basic_auth(&client.id, Some(&client.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 /// Whether the server behind `client` answers `INVALID_TOKEN` for `token` within `limit`
@@ -89,35 +132,20 @@ async fn two_replicas_sharing_postgres_are_one_service() {
     assert_eq!(jwks_kids(&b).await, kids);
 
     // Registered through A (RFC 7591), served by B.
-    let registered: Value = http(&a, reqwest::Method::POST, "/register")
-        .json(&json!({ "client_name": "replicated", "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = registered["client_id"].as_str().unwrap().to_owned();
-    let secret = registered["client_secret"].as_str().unwrap().to_owned();
-    let from_b = token(&b, &id, &secret).await;
+    let client = register(&base(&a), "replicated").await;
+    let from_b = token(&base(&b), &client).await;
     let r = a.authorize(&from_b, "GET", "/item/1", json!({})).await;
     assert_eq!(reason(&r), Reason::Allowed, "A trusts B's token: {r:?}");
 
     // Revoked at A (RFC 7009): B refuses it within a few seconds.
-    let revoked = http(&a, reqwest::Method::POST, "/revoke")
-        .basic_auth(&id, Some(&secret))
-        .form(&[("token", from_b.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&base(&a), &client, &from_b).await;
     assert!(
         refused_within_seconds(&b.client, &from_b, 5).await,
         "B still allows a token revoked at A"
     );
 
     // Key rotation asked of both at once: one rotates, the other adopts its key.
-    let from_a_before = token(&a, &id, &secret).await;
+    let from_a_before = token(&base(&a), &client).await;
     let (ka, kb) = tokio::join!(
         a.arbiter.rotate_signing_key(),
         b.arbiter.rotate_signing_key()
@@ -131,33 +159,18 @@ async fn two_replicas_sharing_postgres_are_one_service() {
     // Published at once everywhere, used for signing only after the publish-ahead time.
     assert_eq!(jwks_kids(&a).await, [ka.clone(), kids[0].clone()]);
     assert_eq!(jwks_kids(&b).await, [ka.clone(), kids[0].clone()]);
-    let during = token(&a, &id, &secret).await;
+    let during = token(&base(&a), &client).await;
     assert_eq!(
         kid(&during),
         kids[0],
         "the old key signs while the new one propagates"
     );
-    let after = eventually(Duration::from_secs(15), || {
-        let (a_addr, b_addr) = (a.http_addr, b.http_addr);
-        let (id, secret) = (id.clone(), secret.clone());
-        let new = ka.clone();
-        async move {
-            let mut both = Vec::new();
-            for addr in [a_addr, b_addr] {
-                let body: Value = reqwest::Client::new()
-                    .post(format!("http://{addr}/token"))
-                    .basic_auth(&id, Some(&secret))
-                    .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                both.push(body["access_token"].as_str()?.to_owned());
-            }
-            both.iter().all(|t| kid(t) == new).then_some(both)
-        }
+    let after = eventually(Duration::from_secs(15), || async {
+        let both = [
+            token(&base(&a), &client).await,
+            token(&base(&b), &client).await,
+        ];
+        both.iter().all(|t| kid(t) == ka).then_some(both)
     })
     .await
     .expect("both replicas sign with the new key after the publish-ahead time");
@@ -169,19 +182,23 @@ async fn two_replicas_sharing_postgres_are_one_service() {
     }
 
     // Deleted at B (RFC 7592): A refuses its tokens within a few seconds, and new ones.
-    let rat = registered["registration_access_token"].as_str().unwrap();
-    let deleted = http(&b, reqwest::Method::DELETE, &format!("/register/{id}"))
-        .bearer_auth(rat)
-        .send()
-        .await
-        .unwrap();
+    let rat = client.body["registration_access_token"].as_str().unwrap();
+    let deleted = http(
+        &b,
+        reqwest::Method::DELETE,
+        &format!("/register/{}", client.id),
+    )
+    .bearer_auth(rat)
+    .send()
+    .await
+    .unwrap();
     assert_eq!(deleted.status(), 204);
     assert!(
         refused_within_seconds(&a.client, &after[0], 5).await,
         "A still allows a deleted client's token"
     );
     let resp = http(&a, reqwest::Method::POST, "/token")
-        .basic_auth(&id, Some(&secret))
+        .basic_auth(&client.id, Some(&client.secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -206,34 +223,8 @@ async fn two_serve_processes_on_one_database() {
     }
     let a = crate::cli::ServeProcess::start(dir_a.path(), &config);
     let b = crate::cli::ServeProcess::start(dir_b.path(), &config);
-    let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{}/register", a.http))
-        .json(&json!({ "client_name": "two processes", "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (id, secret) = (
-        registered["client_id"].as_str().unwrap(),
-        registered["client_secret"].as_str().unwrap(),
-    );
-    let body: Value = http
-        .post(format!("{}/token", b.http))
-        .basic_auth(id, Some(secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = body["access_token"]
-        .as_str()
-        .expect("a token from B")
-        .to_owned();
+    let client = register(&a.http, "two processes").await;
+    let token = token(&b.http, &client).await;
     let mut at_a = connect_url(&a.addr).await;
     let r = at_a
         .authorize(request(&token, "GET", "/item/1", json!({})))
@@ -241,14 +232,7 @@ async fn two_serve_processes_on_one_database() {
         .unwrap()
         .into_inner();
     assert_eq!(reason(&r), Reason::Allowed, "A trusts B's token: {r:?}");
-    let revoked = http
-        .post(format!("{}/revoke", a.http))
-        .basic_auth(id, Some(secret))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), 200);
+    revoke(&a.http, &client, &token).await;
     assert!(
         refused_within_seconds(&connect_url(&b.addr).await, &token, 5).await,
         "process B still allows a token revoked at process A"
@@ -270,19 +254,8 @@ async fn decisions_go_on_while_the_database_is_gone() {
         return;
     };
     let mut server = replica(&url).await;
-    let registered: Value = http(&server, reqwest::Method::POST, "/register")
-        .json(&json!({ "client_name": "outage", "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (id, secret) = (
-        registered["client_id"].as_str().unwrap(),
-        registered["client_secret"].as_str().unwrap(),
-    );
-    let access = token(&server, id, secret).await;
+    let client = register(&base(&server), "outage").await;
+    let access = token(&base(&server), &client).await;
 
     drop_postgres_database(&url).await;
     let r = server.authorize(&access, "GET", "/item/1", json!({})).await;
@@ -295,7 +268,7 @@ async fn decisions_go_on_while_the_database_is_gone() {
     // Past the client cache's second, the token endpoint needs the store.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let resp = http(&server, reqwest::Method::POST, "/token")
-        .basic_auth(id, Some(secret))
+        .basic_auth(&client.id, Some(&client.secret))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await

@@ -115,7 +115,6 @@ mod issuing {
 
     use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient, Reason};
     use arbiter::oauth::clients::{self, ClientSpec};
-    use arbiter::store::SqlStore;
     use arbiter::tls::ClientCerts;
     use base64::Engine as _;
     use rcgen::SanType;
@@ -145,9 +144,7 @@ mod issuing {
     }
 
     async fn create(server: &TlsServer, spec: ClientSpec) -> (String, Option<String>) {
-        let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-            .await
-            .unwrap();
+        let store = store_in(server.dir.path()).await;
         let created = clients::create(&store, &spec).await.unwrap();
         (created.record.client_id, created.secret)
     }

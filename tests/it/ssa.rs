@@ -4,7 +4,6 @@
 
 use arbiter::grpc::proto::Reason;
 use arbiter::oauth::clients::{self, ClientSpec};
-use arbiter::store::SqlStore;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
@@ -61,9 +60,7 @@ impl Http {
 
 /// A bootstrapped client (as `arbiter clients create` makes) and a token for it.
 async fn bootstrap(server: &TestServer, http: &Http, scopes: &str) -> String {
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let spec = ClientSpec {
         name: format!("bootstrap {scopes}"),
         scopes: scopes.split_whitespace().map(str::to_owned).collect(),
@@ -625,9 +622,7 @@ async fn the_cli_drives_the_workflow_through_the_api() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
     let developer = bootstrap(&server, &http, "arbiter.ssa.request").await;
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let reviewer = clients::create(
         &store,
         &ClientSpec {
@@ -746,9 +741,7 @@ async fn the_cli_drives_the_workflow_through_the_api() {
 async fn a_client_disabled_from_the_cli_loses_its_tokens_within_a_second_or_two() {
     let mut server = TestServer::start().await;
     let http = Http::new(&server);
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     let spec = ClientSpec {
         name: "to disable".into(),
         scopes: vec!["read".into()],

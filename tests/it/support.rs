@@ -99,6 +99,11 @@ impl TestServer {
         }
     }
 
+    /// The server's store (its SQLite file), opened beside it as the CLI would.
+    pub async fn store(&self) -> arbiter::store::SqlStore {
+        store_in(self.dir.path()).await
+    }
+
     /// A development token for a client, optionally on behalf of a user.
     pub fn token(&self, client: &str, sub: Option<&str>, scopes: &str) -> String {
         self.token_with(client, sub, scopes, Map::new())
@@ -511,4 +516,12 @@ pub async fn drop_postgres_database(url: &str) {
     )
     .await
     .unwrap();
+}
+
+/// The SQLite store of a server whose data directory is `dir/data`, opened beside it as the
+/// CLI would.
+pub async fn store_in(dir: &Path) -> arbiter::store::SqlStore {
+    arbiter::store::SqlStore::sqlite(&dir.join("data/arbiter.db"))
+        .await
+        .unwrap()
 }

@@ -7,15 +7,12 @@ use std::time::Duration;
 
 use arbiter::grpc::proto::Reason;
 use arbiter::oauth::clients::{self, ClientSpec};
-use arbiter::store::SqlStore;
 use serde_json::{json, Value};
 
 use crate::support::*;
 
 async fn create(server: &TestServer, spec: ClientSpec) -> clients::CreatedClient {
-    let store = SqlStore::sqlite(&server.dir.path().join("data/arbiter.db"))
-        .await
-        .unwrap();
+    let store = server.store().await;
     clients::create(&store, &spec).await.unwrap()
 }
 

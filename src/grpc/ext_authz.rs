@@ -132,9 +132,7 @@ impl Authorization for ExtAuthzService {
 /// RFC 8705 thumbprint (base64url SHA-256 of the DER) of the client certificate Envoy
 /// reports in `source.certificate` (URL-encoded PEM, set when Envoy terminated mTLS).
 pub fn certificate_thumbprint(url_encoded_pem: &str) -> Option<String> {
-    use base64::Engine as _;
     use rustls_pki_types::pem::PemObject;
-    use sha2::Digest as _;
     if url_encoded_pem.is_empty() {
         return None;
     }
@@ -142,7 +140,5 @@ pub fn certificate_thumbprint(url_encoded_pem: &str) -> Option<String> {
         .decode_utf8()
         .ok()?;
     let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).ok()?;
-    Some(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der.as_ref())),
-    )
+    Some(crate::tls::thumbprint(&der))
 }

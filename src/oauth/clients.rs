@@ -187,7 +187,7 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
         return invalid("the legacy audience only concerns private_key_jwt clients".into());
     }
     if let Some(uri) = &spec.jwks_uri {
-        check_jwks_uri(uri).map_err(ClientError::Invalid)?;
+        check_client_url(uri).map_err(ClientError::Invalid)?;
     }
     if let Some(jwks) = &spec.jwks {
         if method == "self_signed_tls_client_auth" {
@@ -210,9 +210,9 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// Whether `uri` may publish a client's keys: https, or http on a loopback host (for
-/// development), without a fragment.
-pub fn check_jwks_uri(uri: &str) -> Result<(), String> {
+/// Whether `uri` may be one of a client's URLs (where it publishes its keys, where it is
+/// redirected): https, or http on a loopback host (for development), without a fragment.
+pub fn check_client_url(uri: &str) -> Result<(), String> {
     let ok = url::Url::parse(uri).is_ok_and(|u| {
         u.fragment().is_none()
             && (u.scheme() == "https"
@@ -247,7 +247,8 @@ pub fn secret_matches(record: &ClientRecord, presented: &str) -> bool {
     }
 }
 
-fn digest(secret: &str) -> Vec<u8> {
+/// SHA-256 of a generated secret or token, as stored (the value itself never is).
+pub fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 

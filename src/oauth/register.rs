@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::clients::{self, ClientSpec};
 use crate::ssa::statement::StatementError;
@@ -234,18 +233,7 @@ fn describe(
     }
     if let Some(uris) = strings(pick("redirect_uris"), "redirect_uris")? {
         for uri in &uris {
-            let ok = url::Url::parse(uri).is_ok_and(|u| {
-                u.fragment().is_none()
-                    && (u.scheme() == "https"
-                        || (u.scheme() == "http"
-                            && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
-            });
-            if !ok {
-                return Err(reg_error(
-                    "invalid_redirect_uri",
-                    format!("`{uri}` must be an https URL (or http on loopback) without fragment"),
-                ));
-            }
+            clients::check_client_url(uri).map_err(|e| reg_error("invalid_redirect_uri", e))?;
         }
         metadata.insert("redirect_uris".into(), json!(uris));
     }
@@ -360,10 +348,6 @@ fn describe(
     Ok(Described { spec, metadata })
 }
 
-fn digest(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
 fn client_uri(state: &RegisterState, client_id: &str) -> String {
     format!(
         "{}/register/{client_id}",
@@ -441,7 +425,7 @@ async fn register(
         clients::prepare(&spec).map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
     let registration_token =
         clients::random_token(32).map_err(|e| reg_error("server_error", e.to_string()))?;
-    created.record.registration_token_sha256 = Some(digest(&registration_token));
+    created.record.registration_token_sha256 = Some(clients::digest(&registration_token));
     created.record.metadata = Some(Value::Object(metadata));
     created.record.statement = statement
         .as_ref()
@@ -500,7 +484,7 @@ async fn authorized(
         .registration_token_sha256
         .as_deref()
         .ok_or_else(unauthorized)?;
-    aws_lc_rs::constant_time::verify_slices_are_equal(stored, &digest(token))
+    aws_lc_rs::constant_time::verify_slices_are_equal(stored, &clients::digest(token))
         .map_err(|_| unauthorized())?;
     Ok(record)
 }

@@ -174,7 +174,7 @@ impl SsaService {
             }
         }
         if let Some(uri) = &new.jwks_uri {
-            crate::oauth::clients::check_jwks_uri(uri).map_err(SsaError::Invalid)?;
+            crate::oauth::clients::check_client_url(uri).map_err(SsaError::Invalid)?;
         }
         let now = now();
         let record = SsaRequestRecord {

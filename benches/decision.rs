@@ -150,6 +150,7 @@ fn bench_decisions(c: &mut Criterion) {
                 let input = Input {
                     method: "GET",
                     path: &path,
+                    resource: None,
                     context: &context,
                     explain: false,
                 };

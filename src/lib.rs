@@ -20,6 +20,7 @@ pub mod config;
 pub mod decision;
 pub mod gateway;
 pub mod grpc;
+pub mod http;
 pub mod oauth;
 pub mod openapi;
 pub mod policy;
@@ -28,6 +29,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

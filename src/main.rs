@@ -12,9 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Map, Value};
 
 use arbiter::config::{Config, LogFormat};
-use arbiter::grpc::proto::{self, authorizer_client::AuthorizerClient};
 use arbiter::token::keys::load_or_generate_dev_key;
 use arbiter::token::mint::{mint, DevTokenRequest};
+use arbiter::wire::proto::{self, authorizer_client::AuthorizerClient};
 
 /// Prints a line to stdout; a closed pipe (`arbiter … | head`) is not an error.
 macro_rules! say {
@@ -927,7 +927,7 @@ async fn wait_for_signal() {
 fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let context = match &args.context {
         Some(text) => match serde_json::from_str::<Value>(text).context("--context is not JSON")? {
-            Value::Object(map) => Some(arbiter::grpc::json_to_struct(&map)),
+            Value::Object(map) => Some(arbiter::wire::json_to_struct(&map)),
             _ => bail!("--context must be a JSON object"),
         },
         None => None,

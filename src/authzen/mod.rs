@@ -8,23 +8,26 @@
 //! `Client::"<client_id>"`); the action `{name}` is `Action::"<name>"`; the resource is
 //! `<Type>::"<id>"` likewise, except `{type: "route", id: "<template>"}`, which is Arbiter's
 //! `Endpoint::"<template>"`; `properties` become the entity's attributes (over those in
-//! `entities.json`, keeping its parents); `context` is the Cedar context. Every request is
-//! checked against the schema and evaluated against the whole live policy set; anything
-//! that fails is a deny (`decision: false`) with the reason in the single-evaluation context.
+//! `entities.json`, keeping its parents); `context` is the Cedar context.
+//!
+//! This is an adapter: every evaluation goes through [`Pdp::authorize`], the one decision
+//! entry of every front door (route index, reserved context keys, decision id, log line,
+//! metrics). A caller never sets `scopes`, `token`, `client` or `params`: with a bearer token
+//! they come from the token; a context that names them is a `400` (one evaluation) or a
+//! deny with reason `invalid_request` (in a batch).
 
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cedar_policy::{Context, Decision, Entity, EntityUid, Request};
 use serde_json::{json, Map, Value};
 
-use crate::decision::Pdp;
-use crate::policy::PolicySnapshot;
+use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason};
+use crate::http::ApiError;
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 256 * 1024;
@@ -51,7 +54,7 @@ pub fn router(pdp: Arc<Pdp>, base: String) -> Router {
 
 /// A subject or resource as AuthZEN gives it.
 #[derive(Debug, Clone)]
-struct EntityRef {
+struct Named {
     ty: String,
     id: String,
     properties: Map<String, Value>,
@@ -60,9 +63,9 @@ struct EntityRef {
 /// One evaluation, after defaults were applied.
 #[derive(Debug, Clone)]
 struct Evaluation {
-    subject: Option<EntityRef>,
+    subject: Option<Named>,
     action: String,
-    resource: EntityRef,
+    resource: Named,
     context: Map<String, Value>,
 }
 
@@ -70,16 +73,14 @@ struct Evaluation {
 #[derive(Debug, Clone)]
 struct Outcome {
     allowed: bool,
-    reason: String,
+    reason: Reason,
+    errors: Vec<String>,
     policies: Vec<String>,
+    decision_id: String,
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "error": "invalid_request", "error_description": message.into() })),
-    )
-        .into_response()
+    ApiError::invalid_request(message).into_response()
 }
 
 async fn read_object(body: Body) -> Result<Map<String, Value>, Response> {
@@ -93,7 +94,7 @@ async fn read_object(body: Body) -> Result<Map<String, Value>, Response> {
     }
 }
 
-fn entity(value: Option<&Value>, what: &str) -> Result<Option<EntityRef>, String> {
+fn entity(value: Option<&Value>, what: &str) -> Result<Option<Named>, String> {
     let Some(value) = value else { return Ok(None) };
     let obj = value
         .as_object()
@@ -110,7 +111,7 @@ fn entity(value: Option<&Value>, what: &str) -> Result<Option<EntityRef>, String
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(format!("`{what}.properties` must be an object")),
     };
-    Ok(Some(EntityRef {
+    Ok(Some(Named {
         ty: text("type")?,
         id: text("id")?,
         properties,
@@ -167,157 +168,71 @@ fn cedar_type(authzen: &str, resource: bool) -> String {
     }
 }
 
-fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
-    let json = json!({ "type": ty, "id": id });
-    EntityUid::from_json(json).map_err(|e| format!("`{ty}::{id:?}` is not an entity: {e}"))
-}
-
-/// Decides one evaluation against a snapshot. Pure: no I/O. With a bearer token, its scopes
-/// fill `context.scopes` when the action's context declares it (as `Authorize` does).
-fn decide(
-    snapshot: &PolicySnapshot,
-    principal: &EntityRef,
-    token: Option<&crate::token::VerifiedToken>,
-    e: &Evaluation,
-) -> Outcome {
-    let scopes = token.filter(|_| {
-        !e.context.contains_key("scopes")
-            && snapshot
-                .shapes
-                .contexts
-                .get(&e.action)
-                .is_some_and(|shape| shape.get("scopes").is_some())
-    });
-    match try_decide(snapshot, principal, e, scopes.map(|t| t.scopes.as_slice())) {
-        Ok(o) => o,
-        Err(reason) => Outcome {
-            allowed: false,
-            reason,
-            policies: Vec::new(),
-        },
-    }
-}
-
-/// `scopes`: the bearer token's, to add to the context.
-fn try_decide(
-    snapshot: &PolicySnapshot,
-    principal: &EntityRef,
-    e: &Evaluation,
-    scopes: Option<&[String]>,
-) -> Result<Outcome, String> {
-    let schema = &snapshot.schema;
-    let p_uid = uid(&cedar_type(&principal.ty, false), &principal.id)?;
-    let r_uid = uid(&cedar_type(&e.resource.ty, true), &e.resource.id)?;
-    let a_uid = uid("Action", &e.action)?;
-    let mut extra = Vec::new();
-    for (u, props) in [
-        (&p_uid, &principal.properties),
-        (&r_uid, &e.resource.properties),
-    ] {
-        if props.is_empty() {
-            continue;
-        }
-        let (mut attrs, parents) = match snapshot.entities.get(u) {
-            Some(existing) => {
-                let v = existing.to_json_value().map_err(|e| e.to_string())?;
-                (
-                    v.get("attrs")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
-                    v.get("parents").cloned().unwrap_or_else(|| json!([])),
-                )
-            }
-            None => (Map::new(), json!([])),
-        };
-        attrs.extend(props.clone());
-        let json = json!({
-            "uid": { "type": u.type_name().to_string(), "id": u.id().unescaped() },
-            "attrs": attrs,
-            "parents": parents,
-        });
-        extra.push(
-            Entity::from_json_value(json, Some(schema)).map_err(|err| format!("{u}: {err}"))?,
-        );
-    }
-    // The static entities are copied only when the request brings attributes of its own.
-    let upserted;
-    let entities = if extra.is_empty() {
-        &snapshot.entities
-    } else {
-        upserted = snapshot
-            .entities
-            .clone()
-            .upsert_entities(extra, Some(schema))
-            .map_err(|err| err.to_string())?;
-        &upserted
-    };
-    let mut context = e.context.clone();
-    if let Some(scopes) = scopes {
-        context.insert("scopes".into(), json!(scopes));
-    }
-    let ctx = Context::from_json_value(Value::Object(context), Some((schema, &a_uid)))
-        .map_err(|err| format!("context: {err}"))?;
-    let request =
-        Request::new(p_uid, a_uid, r_uid, ctx, Some(schema)).map_err(|err| err.to_string())?;
-    let response =
-        crate::decision::AUTHORIZER.is_authorized(&request, &snapshot.policies, entities);
-    let diagnostics = response.diagnostics();
-    let forbid_failed = diagnostics.errors().any(|err| match err {
-        cedar_policy::AuthorizationError::PolicyEvaluationError(pe) => snapshot
-            .meta
-            .get(pe.policy_id())
-            .is_some_and(|m| m.effect == cedar_policy::Effect::Forbid),
-    });
-    let policies: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
-    let allowed = response.decision() == Decision::Allow && !forbid_failed;
-    let reason = match (response.decision(), forbid_failed) {
-        (Decision::Allow, false) => "allow",
-        (Decision::Allow, true) => "error",
-        (Decision::Deny, _) if policies.is_empty() => "no permit applies",
-        (Decision::Deny, _) => "policy_deny",
-    };
-    Ok(Outcome {
-        allowed,
-        reason: reason.to_owned(),
-        policies,
+/// The Cedar entity of an AuthZEN subject or resource.
+fn entity_ref(named: &Named, resource: bool) -> Result<EntityRef, String> {
+    let ty = cedar_type(&named.ty, resource);
+    let uid = cedar_policy::EntityUid::from_json(json!({ "type": ty, "id": named.id }))
+        .map_err(|e| format!("`{ty}::{:?}` is not an entity: {e}", named.id))?;
+    Ok(EntityRef {
+        uid,
+        properties: named.properties.clone(),
     })
 }
 
-/// The principal of an evaluation: its subject, or the bearer token's.
-async fn principal_of(
-    state: &AuthzenState,
-    headers: &HeaderMap,
-    e: &Evaluation,
-) -> Result<(EntityRef, Option<Arc<crate::token::VerifiedToken>>), String> {
-    if let Some(s) = &e.subject {
-        return Ok((s.clone(), None));
+fn deny(reason: Reason, error: String) -> Outcome {
+    Outcome {
+        allowed: false,
+        reason,
+        errors: vec![error],
+        policies: Vec::new(),
+        decision_id: String::new(),
     }
-    let token = bearer(headers).ok_or("no subject and no bearer token")?;
-    let verified = state
-        .pdp
-        .verifier()
-        .verify(token)
-        .await
-        .map_err(|err| format!("bearer token: {err}"))?;
-    let who = crate::decision::principal_info(&verified);
-    let (ty, id) = if who.entity.starts_with("User::") {
-        ("user", who.sub)
-    } else {
-        ("client", who.client_id)
-    };
-    let subject = EntityRef {
-        ty: ty.into(),
-        id,
-        properties: Map::new(),
-    };
-    Ok((subject, Some(verified)))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+/// Decides one evaluation through the one decision entry. Without a subject, the bearer
+/// token is the caller (its identity, scopes and claims, as for `Authorize`).
+async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outcome {
+    let subject = match e.subject.as_ref().map(|s| entity_ref(s, false)).transpose() {
+        Ok(s) => s,
+        Err(m) => return deny(Reason::InvalidRequest, m),
+    };
+    let resource = match entity_ref(&e.resource, true) {
+        Ok(r) => r,
+        Err(m) => return deny(Reason::InvalidRequest, m),
+    };
+    let answer = state
+        .pdp
+        .authorize(AuthzRequest {
+            // An asserted subject is the caller; otherwise the bearer token is.
+            token: if subject.is_some() { "" } else { token },
+            subject: subject.as_ref(),
+            method: &e.action,
+            path: "",
+            resource: Some(&resource),
+            context: &e.context,
+            explain: false,
+            client_cert_sha256: "",
+        })
+        .await;
+    let v = answer.verdict;
+    Outcome {
+        allowed: v.allowed,
+        reason: v.reason,
+        errors: v.errors,
+        policies: v.policy_ids,
+        decision_id: answer.decision_id,
+    }
+}
+
+/// The AuthZEN response context of one outcome: Arbiter's reason, the determining
+/// policies, errors and the decision id (as in the decision log).
+fn outcome_context(o: &Outcome) -> Value {
+    json!({
+        "reason": o.reason.as_str(),
+        "policies": o.policies,
+        "errors": o.errors,
+        "decision_id": o.decision_id,
+    })
 }
 
 fn with_request_id(mut response: Response, headers: &HeaderMap) -> Response {
@@ -330,52 +245,30 @@ fn with_request_id(mut response: Response, headers: &HeaderMap) -> Response {
     response
 }
 
-async fn evaluate_one(state: &AuthzenState, headers: &HeaderMap, e: &Evaluation) -> Outcome {
-    let (principal, token) = match principal_of(state, headers, e).await {
-        Ok(p) => p,
-        Err(reason) => {
-            return Outcome {
-                allowed: false,
-                reason,
-                policies: Vec::new(),
-            }
-        }
-    };
-    let snapshot = state.pdp.policies().load();
-    let outcome = decide(&snapshot, &principal, token.as_deref(), e);
-    tracing::info!(
-        target: "arbiter::decision",
-        api = "authzen",
-        principal = %format!("{}::{:?}", cedar_type(&principal.ty, false), principal.id),
-        action = %e.action,
-        resource = %format!("{}::{:?}", cedar_type(&e.resource.ty, true), e.resource.id),
-        decision = if outcome.allowed { "allow" } else { "deny" },
-        reason = %outcome.reason,
-        policies = ?outcome.policies,
-        policy_version = %snapshot.version,
-        "decision"
-    );
-    outcome
+/// The bearer token of the request (`""` without one), read by the HTTP edge's one parser.
+fn bearer(headers: &HeaderMap) -> Result<&str, Response> {
+    crate::http::bearer_token(headers)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| ApiError::from(e).into_response())
 }
 
 async fn evaluation(State(state): State<AuthzenState>, headers: HeaderMap, body: Body) -> Response {
-    let object = match read_object(body).await {
-        Ok(o) => o,
-        Err(r) => return with_request_id(r, &headers),
-    };
-    let e = match read_evaluation(&object, None, bearer(&headers).is_some()) {
-        Ok(e) => e,
-        Err(m) => return with_request_id(bad_request(m), &headers),
-    };
-    let outcome = evaluate_one(&state, &headers, &e).await;
-    with_request_id(
-        Json(json!({
+    let result = async {
+        let token = bearer(&headers)?;
+        let object = read_object(body).await?;
+        let e = read_evaluation(&object, None, !token.is_empty()).map_err(bad_request)?;
+        let outcome = evaluate_one(&state, token, &e).await;
+        if outcome.reason == Reason::InvalidRequest {
+            return Err(bad_request(outcome.errors.join("; ")));
+        }
+        Ok(Json(json!({
             "decision": outcome.allowed,
-            "context": { "reason": outcome.reason, "policies": outcome.policies },
+            "context": outcome_context(&outcome),
         }))
-        .into_response(),
-        &headers,
-    )
+        .into_response())
+    }
+    .await;
+    with_request_id(result.unwrap_or_else(|r| r), &headers)
 }
 
 async fn evaluations(
@@ -383,60 +276,72 @@ async fn evaluations(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let object = match read_object(body).await {
-        Ok(o) => o,
-        Err(r) => return with_request_id(r, &headers),
-    };
-    let has_token = bearer(&headers).is_some();
+    let result = async {
+        let token = bearer(&headers)?;
+        let object = read_object(body).await?;
+        batch(&state, token, &object).await
+    }
+    .await;
+    with_request_id(result.unwrap_or_else(|r| r), &headers)
+}
+
+async fn batch(
+    state: &AuthzenState,
+    token: &str,
+    object: &Map<String, Value>,
+) -> Result<Response, Response> {
     let items = match object.get("evaluations") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),
-        Some(_) => return with_request_id(bad_request("`evaluations` must be an array"), &headers),
+        Some(_) => return Err(bad_request("`evaluations` must be an array")),
     };
     if items.is_empty() {
         // No batch: one evaluation from the top-level fields.
-        return evaluation_from(&state, &headers, &object, has_token).await;
+        let e = read_evaluation(object, None, !token.is_empty()).map_err(bad_request)?;
+        let outcome = evaluate_one(state, token, &e).await;
+        if outcome.reason == Reason::InvalidRequest {
+            return Err(bad_request(outcome.errors.join("; ")));
+        }
+        return Ok(Json(json!({ "decision": outcome.allowed })).into_response());
     }
     if items.len() > MAX_EVALUATIONS {
-        return with_request_id(
-            bad_request(format!("at most {MAX_EVALUATIONS} evaluations")),
-            &headers,
-        );
+        return Err(bad_request(format!(
+            "at most {MAX_EVALUATIONS} evaluations"
+        )));
     }
     let semantic = match object
         .get("options")
         .and_then(|o| o.get("evaluations_semantic"))
     {
         None | Some(Value::Null) => "execute_all",
-        Some(Value::String(s)) if matches!(s.as_str(), "execute_all" | "deny_on_first_deny" | "permit_on_first_permit") => s.as_str(),
-        Some(_) => {
-            return with_request_id(
-                bad_request("`options.evaluations_semantic` is execute_all, deny_on_first_deny or permit_on_first_permit"),
-                &headers,
-            )
+        Some(Value::String(s))
+            if matches!(
+                s.as_str(),
+                "execute_all" | "deny_on_first_deny" | "permit_on_first_permit"
+            ) =>
+        {
+            s.as_str()
         }
-    }
-    .to_owned();
+        Some(_) => {
+            return Err(bad_request(
+                "`options.evaluations_semantic` is execute_all, deny_on_first_deny or permit_on_first_permit",
+            ))
+        }
+    };
     let mut parsed = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let Some(item) = item.as_object() else {
-            return with_request_id(
-                bad_request(format!("evaluations[{i}] must be an object")),
-                &headers,
-            );
-        };
-        match read_evaluation(item, Some(&object), has_token) {
-            Ok(e) => parsed.push(e),
-            Err(m) => {
-                return with_request_id(bad_request(format!("evaluations[{i}]: {m}")), &headers)
-            }
-        }
+        let item = item
+            .as_object()
+            .ok_or_else(|| bad_request(format!("evaluations[{i}] must be an object")))?;
+        let e = read_evaluation(item, Some(object), !token.is_empty())
+            .map_err(|m| bad_request(format!("evaluations[{i}]: {m}")))?;
+        parsed.push(e);
     }
     let mut results = Vec::with_capacity(parsed.len());
     for e in &parsed {
-        let outcome = evaluate_one(&state, &headers, e).await;
+        let outcome = evaluate_one(state, token, e).await;
         results.push(json!({ "decision": outcome.allowed }));
-        let stop = match semantic.as_str() {
+        let stop = match semantic {
             "deny_on_first_deny" => !outcome.allowed,
             "permit_on_first_permit" => outcome.allowed,
             _ => false,
@@ -445,28 +350,7 @@ async fn evaluations(
             break;
         }
     }
-    with_request_id(
-        Json(json!({ "evaluations": results })).into_response(),
-        &headers,
-    )
-}
-
-async fn evaluation_from(
-    state: &AuthzenState,
-    headers: &HeaderMap,
-    object: &Map<String, Value>,
-    has_token: bool,
-) -> Response {
-    match read_evaluation(object, None, has_token) {
-        Ok(e) => {
-            let outcome = evaluate_one(state, headers, &e).await;
-            with_request_id(
-                Json(json!({ "decision": outcome.allowed })).into_response(),
-                headers,
-            )
-        }
-        Err(m) => with_request_id(bad_request(m), headers),
-    }
+    Ok(Json(json!({ "evaluations": results })).into_response())
 }
 
 async fn configuration(State(state): State<AuthzenState>) -> Response {

@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::grpc::proto::{
+use crate::wire::proto::{
     self, authorizer_server::AuthorizerServer, AuthorizeBatchRequest, AuthorizeBatchResponse,
     AuthorizeRequest, AuthorizeResponse,
 };

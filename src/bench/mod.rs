@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::grpc::proto::{self, authorizer_client::AuthorizerClient};
+use crate::wire::proto::{self, authorizer_client::AuthorizerClient};
 
 /// How to drive the load.
 #[derive(Debug, Clone)]

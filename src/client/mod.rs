@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::grpc::convert::json_to_struct;
-use crate::grpc::proto::{self, authorizer_client::AuthorizerClient};
+use crate::wire::json_to_struct;
+use crate::wire::proto::{self, authorizer_client::AuthorizerClient};
 
 /// How the client behaves.
 #[derive(Debug, Clone)]

@@ -335,6 +335,52 @@ pub struct IssuerConfig {
     /// Upper bound on the scheduled refresh interval.
     #[serde(default = "default_max_refresh")]
     pub jwks_max_refresh_seconds: u64,
+    /// Claims naming the client, the first present wins; default `client_id`, `azp`, `cid`,
+    /// `appid`. A token naming none is an end user's, never a client's.
+    #[serde(default = "default_client_claims")]
+    pub client_claims: Vec<String>,
+    /// The claim naming the end user; default `sub`.
+    #[serde(default = "default_user_claim")]
+    pub user_claim: String,
+}
+
+impl IssuerConfig {
+    /// Which claims name this issuer's clients and users.
+    pub fn identity_claims(&self) -> IdentityClaims {
+        IdentityClaims {
+            client: self.client_claims.clone(),
+            user: self.user_claim.clone(),
+        }
+    }
+}
+
+/// Which claims of a token name the client and which the end user (per issuer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityClaims {
+    /// Claims naming the client, the first present wins (RFC 9068 `client_id`; `azp` from
+    /// OpenID Connect providers such as Keycloak; `cid` from Okta; `appid` from Entra ID).
+    pub client: Vec<String>,
+    /// The claim naming the end user (`sub`).
+    pub user: String,
+}
+
+impl Default for IdentityClaims {
+    fn default() -> Self {
+        Self {
+            client: default_client_claims(),
+            user: default_user_claim(),
+        }
+    }
+}
+
+fn default_client_claims() -> Vec<String> {
+    ["client_id", "azp", "cid", "appid"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+fn default_user_claim() -> String {
+    "sub".into()
 }
 
 fn default_cooldown() -> u64 {
@@ -359,6 +405,8 @@ impl fmt::Debug for IssuerConfig {
                 &self.hmac_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("required_typ", &self.required_typ)
+            .field("client_claims", &self.client_claims)
+            .field("user_claim", &self.user_claim)
             .finish_non_exhaustive()
     }
 }

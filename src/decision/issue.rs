@@ -1,7 +1,7 @@
 //! Scopes as decisions: may this client be issued this scope, in this context? The token
 //! endpoint asks once per requested scope; the same policies, reload and audit as the PDP.
-//! Mapping: principal `Client::"<id>"` (attributes from `entities.json`, else from its
-//! registration), action `Action::"IssueScope"`, resource `Scope::"<name>"`, context typed
+//! Mapping: principal `Client::"<id>"` (attributes from `entities.json` when it binds the
+//! client to this issuer with `iss`, else from its registration), action `Action::"IssueScope"`, resource `Scope::"<name>"`, context typed
 //! by the schema (`grant_type`, `ip`, `fraud_score`, `audience`, `time`, …).
 
 use std::collections::HashSet;
@@ -29,16 +29,17 @@ pub struct ScopeVerdict {
     pub errors: Vec<String>,
 }
 
-/// Decides whether `client_id` (with registration `attributes` such as `name`, `org`) may be
-/// issued `scope` in `context`.
+/// Decides whether `issuer`'s client `client_id` (with registration `attributes` such as
+/// `name`, `org`) may be issued `scope` in `context`.
 pub fn decide_scope(
     snapshot: &PolicySnapshot,
+    issuer: &str,
     client_id: &str,
     attributes: &Map<String, Value>,
     scope: &str,
     context: &Map<String, Value>,
 ) -> ScopeVerdict {
-    match evaluate(snapshot, client_id, attributes, scope, context) {
+    match evaluate(snapshot, issuer, client_id, attributes, scope, context) {
         Ok(v) => v,
         Err(e) => ScopeVerdict {
             allowed: false,
@@ -50,6 +51,7 @@ pub fn decide_scope(
 
 fn evaluate(
     snapshot: &PolicySnapshot,
+    issuer: &str,
     client_id: &str,
     attributes: &Map<String, Value>,
     scope: &str,
@@ -85,7 +87,7 @@ fn evaluate(
             false
         }
     };
-    if !add_known(&principal, &mut list) {
+    if !snapshot.entity_bound_to(&principal, issuer) || !add_known(&principal, &mut list) {
         let attrs: Vec<(String, RestrictedExpression)> =
             match snapshot.shapes.entities.get("Client") {
                 Some(shape) => {

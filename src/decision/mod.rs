@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 
 pub use pdp::{decide_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
-use crate::policy::{AttrType, Endpoint, PolicySnapshot};
-use crate::token::VerifiedToken;
+use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE};
+use crate::token::{PrincipalKind, VerifiedToken};
 use context::{record_fields, to_expr, Mode};
 
 pub(crate) static AUTHORIZER: LazyLock<Authorizer> = LazyLock::new(Authorizer::new);
@@ -144,14 +144,29 @@ impl Verdict {
 /// What is asked, already normalized and bounded.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
-    /// Upper-case HTTP method.
+    /// The action: an upper-case HTTP method for a path, any action of the schema for a
+    /// [`resource`](Input::resource).
     pub method: &'a str,
-    /// Normalized path (see [`path::normalize`]).
+    /// Normalized path (see [`path::normalize`]); unused when `resource` is set.
     pub path: &'a str,
+    /// The resource, when the question names one instead of a path (AuthZEN). An `Endpoint`
+    /// is looked up in the route index by its template; any other entity is decided against
+    /// the whole set.
+    pub resource: Option<&'a EntityRef>,
     /// The caller's free-form context.
     pub context: &'a Map<String, Value>,
     /// Whether to explain every policy of the slice.
     pub explain: bool,
+}
+
+/// An entity a caller names, with attributes of its own (AuthZEN's subject and resource):
+/// they apply over those `entities.json` gives it, which keeps its parents.
+#[derive(Debug, Clone)]
+pub struct EntityRef {
+    /// `Type::"id"`.
+    pub uid: EntityUid,
+    /// Attributes the caller gives, typed by the schema.
+    pub properties: Map<String, Value>,
 }
 
 /// Who is asking.
@@ -159,8 +174,11 @@ pub struct Input<'a> {
 pub enum Caller<'a> {
     /// No token was given.
     Anonymous,
-    /// A verified token.
+    /// A verified token: its [`Identity`](crate::token::Identity) is the principal.
     Token(&'a VerifiedToken),
+    /// A subject a policy enforcement point asserts (AuthZEN without a bearer token): no
+    /// scopes, no token claims.
+    Asserted(&'a EntityRef),
 }
 
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
@@ -185,23 +203,36 @@ fn decide_with(
     caller: Caller<'_>,
     whole: bool,
 ) -> Verdict {
-    let Some(route) = snapshot.routes.at(input.path) else {
-        return Verdict::deny(
-            Reason::NoRoute,
-            format!("no route matches `{}`", input.path),
-        );
+    let (target, params) = match input.resource {
+        Some(r) if r.uid.type_name().basename() == ENDPOINT_TYPE => {
+            let template = r.uid.id().unescaped();
+            match snapshot.routes.by_template(template) {
+                Some(endpoint) => (Target::Endpoint(endpoint, Some(r)), None),
+                None => {
+                    return Verdict::deny(Reason::NoRoute, format!("no route `{template}`"));
+                }
+            }
+        }
+        Some(r) => (Target::Entity(r), None),
+        None => match snapshot.routes.at(input.path) {
+            Some(route) => (Target::Endpoint(route.endpoint, None), Some(route.params)),
+            None => {
+                return Verdict::deny(
+                    Reason::NoRoute,
+                    format!("no route matches `{}`", input.path),
+                );
+            }
+        },
     };
-    let endpoint = route.endpoint;
-    let policies = if whole {
-        &snapshot.policies
-    } else {
-        &endpoint.policies
+    let policies = match target {
+        Target::Endpoint(endpoint, _) if !whole => &endpoint.policies,
+        _ => &snapshot.policies,
     };
     let mut verdict = match evaluate(
         snapshot,
-        endpoint,
+        target,
         policies,
-        &route.params,
+        params.as_ref(),
         input,
         caller,
         whole,
@@ -209,8 +240,42 @@ fn decide_with(
         Ok(v) => v,
         Err(v) => *v,
     };
-    verdict.route = Some(endpoint.template.clone());
+    if let Target::Endpoint(endpoint, _) = target {
+        verdict.route = Some(endpoint.template.clone());
+    }
     verdict
+}
+
+/// What a decision is about: a routed endpoint (with the attributes a caller gave it, if
+/// any), or another entity.
+#[derive(Clone, Copy)]
+enum Target<'s> {
+    Endpoint(&'s Endpoint, Option<&'s EntityRef>),
+    Entity(&'s EntityRef),
+}
+
+impl<'s> Target<'s> {
+    fn endpoint(self) -> Option<&'s Endpoint> {
+        match self {
+            Self::Endpoint(e, _) => Some(e),
+            Self::Entity(_) => None,
+        }
+    }
+
+    fn uid(self) -> &'s EntityUid {
+        match self {
+            Self::Endpoint(e, _) => &e.uid,
+            Self::Entity(r) => &r.uid,
+        }
+    }
+
+    /// Attributes the caller gave the resource.
+    fn asserted(self) -> Option<&'s EntityRef> {
+        match self {
+            Self::Endpoint(_, r) => r.filter(|r| !r.properties.is_empty()),
+            Self::Entity(r) => Some(r).filter(|r| !r.properties.is_empty()),
+        }
+    }
 }
 
 struct Prepared<'s> {
@@ -238,14 +303,14 @@ impl EntitySet<'_> {
 
 fn evaluate(
     snapshot: &PolicySnapshot,
-    endpoint: &Endpoint,
+    target: Target<'_>,
     policies: &PolicySet,
-    params: &matchit::Params<'_, '_>,
+    params: Option<&matchit::Params<'_, '_>>,
     input: &Input<'_>,
     caller: Caller<'_>,
     full_context: bool,
 ) -> Result<Verdict, Box<Verdict>> {
-    let prepared = prepare(snapshot, endpoint, params, input, caller, full_context)?;
+    let prepared = prepare(snapshot, target, params, input, caller, full_context)?;
     let response = AUTHORIZER.is_authorized(&prepared.request, policies, prepared.entities.get());
     let diagnostics = response.diagnostics();
     let mut errors: Vec<String> = Vec::new();
@@ -260,7 +325,7 @@ fn evaluate(
     let determining: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
     let scopes_of = |s: &str| match caller {
         Caller::Token(t) => t.has_scope(s),
-        Caller::Anonymous => false,
+        Caller::Anonymous | Caller::Asserted(_) => false,
     };
 
     let mut verdict = Verdict {
@@ -290,8 +355,9 @@ fn evaluate(
                 verdict.reason = Reason::PolicyDeny;
             } else if !verdict.errors.is_empty() {
                 verdict.reason = Reason::Error;
-            } else if let Some(required) =
-                closest_scopes(snapshot, endpoint, input.method, &scopes_of)
+            } else if let Some(required) = target
+                .endpoint()
+                .and_then(|e| closest_scopes(snapshot, e, input.method, &scopes_of))
             {
                 verdict.reason = Reason::InsufficientScope;
                 verdict.required_scopes = required;
@@ -299,7 +365,7 @@ fn evaluate(
         }
     }
     if input.explain {
-        verdict.explanation = explain(snapshot, endpoint, input.method, &prepared, &scopes_of);
+        verdict.explanation = explain(snapshot, target, input.method, &prepared, &scopes_of);
     }
     Ok(verdict)
 }
@@ -354,15 +420,22 @@ fn is_method_name(a: &str) -> bool {
 
 fn explain(
     snapshot: &PolicySnapshot,
-    endpoint: &Endpoint,
+    target: Target<'_>,
     method: &str,
     prepared: &Prepared,
     has: &dyn Fn(&str) -> bool,
 ) -> Vec<Explanation> {
     let mut out = Vec::new();
-    for id in &endpoint.policy_ids {
-        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), endpoint.policies.policy(id))
-        else {
+    let (ids, set): (Vec<&PolicyId>, &PolicySet) = match target.endpoint() {
+        Some(endpoint) => (endpoint.policy_ids.iter().collect(), &endpoint.policies),
+        None => {
+            let mut ids: Vec<&PolicyId> = snapshot.meta.keys().collect();
+            ids.sort();
+            (ids, &snapshot.policies)
+        }
+    };
+    for id in ids {
+        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), set.policy(id)) else {
             continue;
         };
         if !action_applies(meta.actions.as_deref(), method) {
@@ -504,8 +577,8 @@ fn condition_text(policy: &str, kind: &str) -> String {
 /// Builds the Cedar request and the entities it needs, per the design's mapping.
 fn prepare<'s>(
     snapshot: &'s PolicySnapshot,
-    endpoint: &Endpoint,
-    params: &matchit::Params<'_, '_>,
+    target: Target<'_>,
+    params: Option<&matchit::Params<'_, '_>>,
     input: &Input<'_>,
     caller: Caller<'_>,
     full_context: bool,
@@ -513,7 +586,7 @@ fn prepare<'s>(
     let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
     let Some(shape) = snapshot.shapes.contexts.get(input.method) else {
         return Err(invalid(format!(
-            "method `{}` is not an action of the schema",
+            "action `{}` is not an action of the schema",
             input.method
         )));
     };
@@ -525,64 +598,32 @@ fn prepare<'s>(
         }
     }
 
-    // Principal and client.
-    let (principal, client) = match caller {
-        Caller::Anonymous => (uid(&ANONYMOUS, ""), None),
-        Caller::Token(t) => {
-            let client_id = t.client_id.as_deref().or(t.sub.as_deref());
-            let Some(client_id) = client_id else {
-                return Err(Box::new(Verdict::deny(
-                    Reason::InvalidToken,
-                    "token names neither `client_id` nor `sub`",
-                )));
-            };
-            let client = uid(&CLIENT, client_id);
-            match t.sub.as_deref() {
-                Some(sub) if sub != client_id => (uid(&USER, sub), Some(client)),
-                _ => (client.clone(), Some(client)),
-            }
-        }
-    };
-
+    // Principal and client: the token's one identity, or the asserted subject.
     let token = match caller {
         Caller::Token(t) => Some(t),
-        Caller::Anonymous => None,
+        Caller::Anonymous | Caller::Asserted(_) => None,
     };
-    let claim_attrs = match token {
-        Some(t) if snapshot.entities.get(&principal).is_none() => {
-            claim_attributes(snapshot, &principal, t)
+    let (principal, client) = match caller {
+        Caller::Anonymous => (uid(&ANONYMOUS, ""), None),
+        Caller::Asserted(subject) => (subject.uid.clone(), None),
+        Caller::Token(t) => {
+            let kind = match t.identity.kind {
+                PrincipalKind::User => &*USER,
+                PrincipalKind::Client => &*CLIENT,
+            };
+            (
+                uid(kind, &t.identity.id),
+                t.identity.client_id.as_deref().map(|c| uid(&CLIENT, c)),
+            )
         }
-        _ => Vec::new(),
     };
-    let entities = if claim_attrs.is_empty() {
-        EntitySet::Static(&snapshot.entities)
-    } else {
-        let principal_entity = Entity::new(
-            principal.clone(),
-            claim_attrs.into_iter().collect(),
-            HashSet::new(),
-        )
-        .map_err(|e| {
-            Box::new(Verdict::deny(
-                Reason::InvalidToken,
-                format!("token claims: {e}"),
-            ))
-        })?;
-        let mut list: Vec<Entity> = endpoint.entities.clone();
-        list.push(principal_entity);
-        if let Some(client) = &client {
-            add_known(snapshot, &mut list, client);
-        }
-        EntitySet::Built(
-            Entities::from_entities(list, None)
-                .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?,
-        )
-    };
+    let entities = entities_for(snapshot, target, caller, &principal, client.as_ref())?;
 
     // Context, by the action's declared shape.
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
+    let reads = target.endpoint().and_then(|e| e.context_reads.as_ref());
     for (name, ty, required) in &shape.attrs {
-        let read = match (&endpoint.context_reads, full_context) {
+        let read = match (reads, full_context) {
             (_, true) | (None, _) => true,
             (Some(reads), false) => reads.contains(name.as_str()),
         };
@@ -616,8 +657,8 @@ fn prepare<'s>(
                 _ => None,
             },
             "client" => client.clone().map(RestrictedExpression::new_entity_uid),
-            "params" => match ty {
-                AttrType::Record(declared) => {
+            "params" => match (ty, params) {
+                (AttrType::Record(declared), Some(params)) => {
                     let map: Map<String, Value> = params
                         .iter()
                         .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
@@ -652,13 +693,156 @@ fn prepare<'s>(
     }
     let context = Context::from_pairs(pairs).map_err(|e| invalid(format!("context: {e}")))?;
     let action = uid(&ACTION, input.method);
-    let request = Request::new(principal, action, endpoint.uid.clone(), context, None)
+    let request = Request::new(principal, action, target.uid().clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Prepared { request, entities })
 }
 
-/// Attributes of a principal that is not in `entities.json`, from same-named token claims the
-/// schema declares for its type.
+/// The entities a request is evaluated against. A token's principal and client get what
+/// `entities.json` says of them only when it binds them to the token's issuer (`iss`
+/// attribute); otherwise the principal's attributes come from its own token's claims, and
+/// the static entity of the same id stays out of the request. Attributes a caller asserts
+/// (AuthZEN `properties`) apply over the static ones.
+fn entities_for<'s>(
+    snapshot: &'s PolicySnapshot,
+    target: Target<'_>,
+    caller: Caller<'_>,
+    principal: &EntityUid,
+    client: Option<&EntityUid>,
+) -> Result<EntitySet<'s>, Box<Verdict>> {
+    let asserted: Vec<&EntityRef> = match caller {
+        Caller::Asserted(s) if !s.properties.is_empty() => Some(s),
+        _ => None,
+    }
+    .into_iter()
+    .chain(target.asserted())
+    .collect();
+    let Caller::Token(token) = caller else {
+        if asserted.is_empty() {
+            return Ok(EntitySet::Static(&snapshot.entities));
+        }
+        return with_asserted(snapshot.entities.clone(), snapshot, &asserted).map(EntitySet::Built);
+    };
+    let present = |u: &EntityUid| snapshot.entities.get(u).is_some();
+    let bound = |u: &EntityUid| snapshot.entity_bound_to(u, &token.issuer);
+    let principal_bound = bound(principal);
+    let client_bound = client.is_some_and(bound);
+    let claim_attrs = if principal_bound {
+        Vec::new()
+    } else {
+        claim_attributes(snapshot, principal, token)
+    };
+    let principal_foreign = present(principal) && !principal_bound;
+    let client_foreign = client.filter(|c| present(c) && !client_bound);
+    if claim_attrs.is_empty() && !principal_foreign && client_foreign.is_none() {
+        if asserted.is_empty() {
+            return Ok(EntitySet::Static(&snapshot.entities));
+        }
+        return with_asserted(snapshot.entities.clone(), snapshot, &asserted).map(EntitySet::Built);
+    }
+    let principal_entity = if principal_bound {
+        None
+    } else {
+        Some(
+            Entity::new(
+                principal.clone(),
+                claim_attrs.into_iter().collect(),
+                HashSet::new(),
+            )
+            .map_err(|e| {
+                Box::new(Verdict::deny(
+                    Reason::InvalidToken,
+                    format!("token claims: {e}"),
+                ))
+            })?,
+        )
+    };
+    let failed = |e: cedar_policy::entities_errors::EntitiesError| {
+        Box::new(Verdict::deny(Reason::Error, e.to_string()))
+    };
+    if !asserted.is_empty() {
+        // Rare (AuthZEN with a bearer token and resource attributes): the whole static
+        // store without what belongs to other issuers, plus the token's principal.
+        let foreign = principal_foreign
+            .then(|| principal.clone())
+            .into_iter()
+            .chain(client_foreign.cloned());
+        let base = snapshot
+            .entities
+            .clone()
+            .remove_entities(foreign)
+            .and_then(|e| e.upsert_entities(principal_entity, None))
+            .map_err(failed)?;
+        return with_asserted(base, snapshot, &asserted).map(EntitySet::Built);
+    }
+    // A store of its own: the resource and its ancestors, the principal, and the client.
+    let mut list: Vec<Entity> = match target {
+        Target::Endpoint(endpoint, _) => endpoint.entities.clone(),
+        Target::Entity(r) => {
+            let mut list = Vec::new();
+            add_known(snapshot, &mut list, &r.uid);
+            list
+        }
+    };
+    match principal_entity {
+        None => add_known(snapshot, &mut list, principal),
+        Some(entity) => {
+            list.retain(|e| e.uid() != *principal);
+            list.push(entity);
+        }
+    }
+    if let (Some(client), true) = (client, client_bound) {
+        add_known(snapshot, &mut list, client);
+    }
+    Entities::from_entities(list, None)
+        .map(EntitySet::Built)
+        .map_err(failed)
+}
+
+/// The static entities with the attributes callers asserted applied over them (parents
+/// kept), validated against the schema.
+fn with_asserted(
+    base: Entities,
+    snapshot: &PolicySnapshot,
+    asserted: &[&EntityRef],
+) -> Result<Entities, Box<Verdict>> {
+    let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
+    let mut extra = Vec::with_capacity(asserted.len());
+    for r in asserted {
+        let (mut attrs, parents) = match snapshot.entities.get(&r.uid) {
+            Some(existing) => {
+                let v = existing
+                    .to_json_value()
+                    .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?;
+                (
+                    v.get("attrs")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default(),
+                    v.get("parents")
+                        .cloned()
+                        .unwrap_or_else(|| Value::Array(Vec::new())),
+                )
+            }
+            None => (Map::new(), Value::Array(Vec::new())),
+        };
+        attrs.extend(r.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let json = serde_json::json!({
+            "uid": { "type": r.uid.type_name().to_string(), "id": r.uid.id().unescaped() },
+            "attrs": attrs,
+            "parents": parents,
+        });
+        extra.push(
+            Entity::from_json_value(json, Some(&snapshot.schema))
+                .map_err(|e| invalid(format!("{}: {e}", r.uid)))?,
+        );
+    }
+    base.upsert_entities(extra, Some(&snapshot.schema))
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// Attributes of a token's principal that `entities.json` does not describe for its issuer,
+/// from same-named token claims the schema declares for its type.
 fn claim_attributes(
     snapshot: &PolicySnapshot,
     principal: &EntityUid,

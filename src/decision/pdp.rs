@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::context::check_bounds;
 use super::path::normalize;
-use super::{decide, Caller, Input, Reason, Verdict};
+use super::{decide, Caller, EntityRef, Input, Reason, Verdict};
 use crate::policy::{PolicySnapshot, PolicyStore};
 use crate::token::{now, VerifiedToken, Verifier};
 
@@ -18,18 +18,26 @@ use crate::token::{now, VerifiedToken, Verifier};
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest path accepted.
 pub const MAX_PATH_BYTES: usize = 4 * 1024;
-/// Longest method accepted.
+/// Longest HTTP method accepted.
 const MAX_METHOD_BYTES: usize = 32;
+/// Longest action name accepted for a named resource (AuthZEN actions such as
+/// `can_read_todos`).
+const MAX_ACTION_BYTES: usize = 256;
 
 /// One question, as a transport received it.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthzRequest<'a> {
     /// The bearer token without `Bearer `; empty for an anonymous request.
     pub token: &'a str,
-    /// HTTP method, any case.
+    /// A subject the caller asserts instead of a token (AuthZEN); used only when `token` is
+    /// empty.
+    pub subject: Option<&'a EntityRef>,
+    /// HTTP method, any case; with a `resource`, any action of the schema, as written.
     pub method: &'a str,
-    /// Raw request path, possibly with a query string.
+    /// Raw request path, possibly with a query string; unused with a `resource`.
     pub path: &'a str,
+    /// The resource, when the question names one instead of a path (AuthZEN).
+    pub resource: Option<&'a EntityRef>,
     /// The caller's free-form context.
     pub context: &'a Map<String, Value>,
     /// Whether to explain every policy of the slice.
@@ -39,7 +47,7 @@ pub struct AuthzRequest<'a> {
 }
 
 /// Who the token says the caller is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrincipalInfo {
     /// The Cedar principal, e.g. `User::"alice"`.
     pub entity: String,
@@ -100,8 +108,27 @@ impl Pdp {
     /// Decides one request. Never fails: every problem is a deny with a reason.
     pub async fn authorize(&self, req: AuthzRequest<'_>) -> Answer {
         let started = Instant::now();
-        let decision_id = uuid::Uuid::now_v7().to_string();
         let (verdict, token, decided_by) = self.decide(&req).await;
+        self.answer(started, &req, verdict, token, decided_by)
+    }
+
+    /// Refuses a request whose credentials a front door could not read (a malformed
+    /// `Authorization` header): `invalid_request`, with the decision id, metrics and log
+    /// line of any decision. Never decided as anonymous.
+    pub fn refuse(&self, req: AuthzRequest<'_>, error: String) -> Answer {
+        let verdict = Verdict::deny(Reason::InvalidRequest, error);
+        self.answer(Instant::now(), &req, verdict, None, None)
+    }
+
+    fn answer(
+        &self,
+        started: Instant,
+        req: &AuthzRequest<'_>,
+        verdict: Verdict,
+        token: Option<Arc<VerifiedToken>>,
+        decided_by: Option<String>,
+    ) -> Answer {
+        let decision_id = uuid::Uuid::now_v7().to_string();
         // The version of the snapshot that decided, not whatever is live by now.
         let snapshot_version = match decided_by {
             Some(v) => v,
@@ -115,7 +142,14 @@ impl Pdp {
             }
             (_, None) => self.ttl_cap,
         };
-        let principal = token.as_deref().map(principal_info);
+        let principal = match (&token, req.subject) {
+            (Some(t), _) => Some(principal_info(t)),
+            (None, Some(subject)) if req.token.is_empty() => Some(PrincipalInfo {
+                entity: subject.uid.to_string(),
+                ..PrincipalInfo::default()
+            }),
+            _ => None,
+        };
         let answer = Answer {
             verdict,
             policy_version: snapshot_version,
@@ -129,7 +163,7 @@ impl Pdp {
             answer.verdict.reason.as_str(),
             took,
         );
-        crate::telemetry::log_decision(&answer, &req, token.as_deref(), took);
+        crate::telemetry::log_decision(&answer, req, token.as_deref(), took);
         answer
     }
 
@@ -174,6 +208,14 @@ fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), S
     if req.token.len() > MAX_TOKEN_BYTES {
         return Err(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
     }
+    check_bounds(req.context)?;
+    if req.resource.is_some() {
+        // An action of the schema, as written: only its size is checked here.
+        if req.method.is_empty() || req.method.len() > MAX_ACTION_BYTES {
+            return Err(format!("action must be 1 to {MAX_ACTION_BYTES} bytes"));
+        }
+        return Ok((Cow::Borrowed(req.method), Cow::Borrowed("")));
+    }
     if req.path.len() > MAX_PATH_BYTES {
         return Err(format!("path is longer than {MAX_PATH_BYTES} bytes"));
     }
@@ -183,7 +225,6 @@ fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), S
     {
         return Err("method must be an HTTP method such as `GET`".into());
     }
-    check_bounds(req.context)?;
     let path = normalize(req.path).map_err(|e| e.to_string())?;
     let method = if req.method.bytes().all(|b| b.is_ascii_uppercase()) {
         Cow::Borrowed(req.method)
@@ -206,7 +247,7 @@ pub fn decide_verified(
         Ok(prepared) => prepared,
         Err(m) => return Verdict::deny(Reason::InvalidRequest, m),
     };
-    decide_prepared(snapshot, &method, &path, req, token)
+    decide_prepared(snapshot, &method, &path, &unbounded, token)
 }
 
 /// Decides a prepared request (method upper-cased, path normalized) with a verified token.
@@ -217,13 +258,15 @@ fn decide_prepared(
     req: &AuthzRequest<'_>,
     token: Option<&VerifiedToken>,
 ) -> Verdict {
-    let caller = match token {
-        Some(t) => Caller::Token(t),
-        None => Caller::Anonymous,
+    let caller = match (token, req.subject) {
+        (Some(t), _) => Caller::Token(t),
+        (None, Some(subject)) if req.token.is_empty() => Caller::Asserted(subject),
+        (None, _) => Caller::Anonymous,
     };
     let input = Input {
         method,
         path,
+        resource: req.resource,
         context: req.context,
         explain: req.explain,
     };
@@ -247,24 +290,12 @@ fn check_certificate_binding(token: &VerifiedToken, presented: &str) -> Result<(
     }
 }
 
-/// Who a verified token names, per the Cedar mapping: `User::"<sub>"` when it carries an end
-/// user (sub ≠ client id), else `Client::"<client_id>"`.
+/// Who a verified token names: its one [`Identity`](crate::token::Identity).
 pub fn principal_info(t: &VerifiedToken) -> PrincipalInfo {
-    let client_id = t
-        .client_id
-        .clone()
-        .or_else(|| t.sub.clone())
-        .unwrap_or_default();
-    let sub = t.sub.clone().unwrap_or_default();
-    let entity = if !sub.is_empty() && sub != client_id {
-        format!("User::{sub:?}")
-    } else {
-        format!("Client::{client_id:?}")
-    };
     PrincipalInfo {
-        entity,
-        client_id,
-        sub,
+        entity: t.identity.entity(),
+        client_id: t.client_id.clone().unwrap_or_default(),
+        sub: t.sub.clone().unwrap_or_default(),
         scopes: t.scopes.clone(),
         issuer: t.issuer.clone(),
         jti: t.jti.clone().unwrap_or_default(),

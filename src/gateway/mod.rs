@@ -23,13 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{ArbiterClient, Check, ClientConfig, Decision};
 use crate::config::TlsConfig;
-use crate::grpc::proto::Reason;
+use crate::http::{bearer_token as read_bearer, remove_arbiter_headers, ApiError};
 use crate::tls::{Listener, PeerCertificate, ReloadingTls};
-
-/// Header carrying the decision id to the upstream.
-pub const DECISION_HEADER: &str = "x-arbiter-decision-id";
-/// Header carrying the token's principal to the upstream.
-pub const PRINCIPAL_HEADER: &str = "x-arbiter-principal";
+pub use crate::wire::{
+    http_denial, www_authenticate, HttpDenial, DECISION_HEADER, PRINCIPAL_HEADER,
+};
 
 /// How the gateway runs.
 #[derive(Debug, Clone)]
@@ -195,9 +193,7 @@ async fn handle(
     }
     // Forward.
     strip_hop_by_hop(&mut parts.headers);
-    for h in [DECISION_HEADER, PRINCIPAL_HEADER] {
-        parts.headers.remove(h);
-    }
+    remove_arbiter_headers(&mut parts.headers);
     if !gw.config.pass_authorization {
         parts.headers.remove(header::AUTHORIZATION);
     }
@@ -255,26 +251,16 @@ fn bearer_token(
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| v.into_owned())
     });
-    let in_header = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => {
-            let text = v.to_str().unwrap_or_default();
-            match text.split_once(' ') {
-                Some((scheme, token))
-                    if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-                {
-                    Some(token.trim().to_owned())
-                }
-                _ => {
-                    return Err(Box::new(challenge(
-                        config,
-                        StatusCode::BAD_REQUEST,
-                        Some("invalid_request"),
-                        "use `Authorization: Bearer <token>`",
-                        None,
-                    )))
-                }
-            }
+    let in_header = match read_bearer(headers) {
+        Ok(token) => token.map(str::to_owned),
+        Err(e) => {
+            return Err(Box::new(challenge(
+                config,
+                StatusCode::BAD_REQUEST,
+                Some(e.code()),
+                &e.to_string(),
+                None,
+            )))
         }
     };
     match (in_header, in_query) {
@@ -307,21 +293,11 @@ fn denial(config: &GatewayConfig, d: &Decision) -> Response {
     }
     let answer = http_denial(&config.realm, d.reason, &d.errors, &d.required_scopes);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
-    let mut response = match (&answer.challenge, d.reason) {
-        (Some(value), _) => {
-            let mut r = (
-                status,
-                axum::Json(
-                    json!({ "error": answer.error, "error_description": answer.description }),
-                ),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(value) {
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            r
-        }
-        (None, _) => plain(status, &answer.description),
+    let mut response = match answer.challenge {
+        Some(value) => ApiError::new(status, answer.error, answer.description)
+            .with_challenge(value)
+            .into_response(),
+        None => plain(status, &answer.description),
     };
     if let Ok(v) = HeaderValue::from_str(&d.decision_id) {
         response.headers_mut().insert(DECISION_HEADER, v);
@@ -329,131 +305,27 @@ fn denial(config: &GatewayConfig, d: &Decision) -> Response {
     response
 }
 
-/// How a deny answers over HTTP (RFC 6750 §3): the status, the error code, a description
-/// safe to show, and the `WWW-Authenticate` challenge when there is one. Shared by the
-/// gateway, Envoy ext_authz and the workflow routes, so they answer alike.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpDenial {
-    /// 400, 401 or 403.
-    pub status: u16,
-    /// `invalid_token`, `insufficient_scope`, `invalid_request`, `access_denied`, …
-    pub error: &'static str,
-    /// Safe to show.
-    pub description: String,
-    /// The `WWW-Authenticate` value, for 401 and insufficient scope.
-    pub challenge: Option<String>,
-}
-
-/// Maps a deny to its HTTP answer: no token → 401 with a bare challenge; an invalid token
-/// → 401 `invalid_token`; insufficient scope → 403 with the scopes that would do; an
-/// invalid request → 400; any other deny → 403.
-pub fn http_denial(
-    realm: &str,
-    reason: Reason,
-    errors: &[String],
-    required_scopes: &[String],
-) -> HttpDenial {
-    let describe = || errors.join("; ").replace(['"', '\\'], "'");
-    match reason {
-        Reason::MissingToken => HttpDenial {
-            status: 401,
-            error: "invalid_token",
-            description: "a bearer token is required".into(),
-            challenge: Some(www_authenticate(realm, None, "", None)),
-        },
-        Reason::InvalidToken => {
-            let description = describe();
-            HttpDenial {
-                status: 401,
-                error: "invalid_token",
-                challenge: Some(www_authenticate(
-                    realm,
-                    Some("invalid_token"),
-                    &description,
-                    None,
-                )),
-                description,
-            }
-        }
-        Reason::InsufficientScope => {
-            let scope = required_scopes.join(" ");
-            HttpDenial {
-                status: 403,
-                error: "insufficient_scope",
-                description: format!("the token lacks a required scope (`{scope}` would do)"),
-                challenge: Some(www_authenticate(
-                    realm,
-                    Some("insufficient_scope"),
-                    "the token lacks a required scope",
-                    Some(&scope),
-                )),
-            }
-        }
-        Reason::InvalidRequest => HttpDenial {
-            status: 400,
-            error: "invalid_request",
-            description: describe(),
-            challenge: None,
-        },
-        other => HttpDenial {
-            status: 403,
-            error: "access_denied",
-            description: format!("denied by policy ({})", other.as_str_name()),
-            challenge: None,
-        },
-    }
-}
-
-/// The RFC 6750 §3 `WWW-Authenticate` value: no `error` attribute when no token was sent
-/// at all; the description is reduced to printable ASCII without quotes.
-pub fn www_authenticate(
-    realm: &str,
-    error: Option<&str>,
-    description: &str,
-    scope: Option<&str>,
-) -> String {
-    let mut value = format!("Bearer realm=\"{realm}\"");
-    if let Some(e) = error {
-        value.push_str(&format!(", error=\"{e}\""));
-        if !description.is_empty() {
-            let d: String = description
-                .chars()
-                .filter(|c| (' '..='~').contains(c) && *c != '"' && *c != '\\')
-                .take(200)
-                .collect();
-            value.push_str(&format!(", error_description=\"{d}\""));
-        }
-    }
-    if let Some(s) = scope {
-        value.push_str(&format!(", scope=\"{s}\""));
-    }
-    value
-}
-
 /// An RFC 6750 §3 challenge response.
 fn challenge(
     config: &GatewayConfig,
     status: StatusCode,
-    error: Option<&str>,
+    error: Option<&'static str>,
     description: &str,
     scope: Option<&str>,
 ) -> Response {
     let value = www_authenticate(&config.realm, error, description, scope);
-    let mut response = (
-        status,
-        axum::Json(
-            json!({ "error": error.unwrap_or("unauthorized"), "error_description": description }),
-        ),
-    )
-        .into_response();
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-    }
-    response
+    ApiError::new(status, error.unwrap_or("unauthorized"), description)
+        .with_challenge(value)
+        .into_response()
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": status.canonical_reason().unwrap_or("error"), "error_description": message }))).into_response()
+    ApiError::new(
+        status,
+        status.canonical_reason().unwrap_or("error"),
+        message,
+    )
+    .into_response()
 }
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including those `Connection` names.

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use serde_json::Map;
 use tonic::{Request, Response, Status};
 
-use super::convert::struct_to_json;
 use super::proto::{
     self, policy_explanation, AuthorizeBatchRequest, AuthorizeBatchResponse, AuthorizeRequest,
     AuthorizeResponse,
 };
 use crate::decision::{Answer, AuthzRequest, Outcome, Pdp, Reason, Verdict};
+use crate::wire::struct_to_json;
 
 /// Largest batch accepted.
 pub const MAX_BATCH: usize = 100;
@@ -44,6 +44,8 @@ impl AuthorizerService {
         let answer = self
             .pdp
             .authorize(AuthzRequest {
+                subject: None,
+                resource: None,
                 token: &req.token,
                 method: &req.method,
                 path: &req.path,

@@ -2,7 +2,8 @@
 //! Istio call Arbiter with no Arbiter code: the HTTP request Envoy describes (method, path,
 //! headers with the bearer token, host), the source address (the context's `ip`) and the
 //! route's `context_extensions` (merged into the context) are one `Authorize`. Allowed:
-//! OK with the decision id and principal as upstream headers. Denied: 401/403 with the
+//! OK with the decision id and principal as upstream headers, and every other `x-arbiter-*`
+//! header the client sent removed (only Arbiter sets them). Denied: 401/403 with the
 //! RFC 6750 `WWW-Authenticate` challenge and a small JSON body.
 
 use std::sync::Arc;
@@ -15,7 +16,8 @@ use serde_json::{json, Map, Value};
 use tonic::{Request, Response, Status};
 
 use crate::decision::{AuthzRequest, Pdp};
-use crate::gateway::{http_denial, DECISION_HEADER, PRINCIPAL_HEADER};
+use crate::http::bearer_value;
+use crate::wire::{http_denial, is_arbiter_header, DECISION_HEADER, PRINCIPAL_HEADER};
 
 /// The ext_authz service over the decision point.
 pub struct ExtAuthzService {
@@ -44,12 +46,17 @@ impl Authorization for ExtAuthzService {
             .ok_or_else(|| Status::invalid_argument("attributes.request.http is required"))?;
         let headers = request.get_client_headers();
         let header = |name: &str| headers.and_then(|h| h.get(name)).map(String::as_str);
-        let token = header("authorization")
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map_or("", |(_, t)| t.trim());
+        let (token, malformed) = match header("authorization").map(bearer_value) {
+            None => ("", None),
+            Some(Ok(token)) => (token, None),
+            Some(Err(e)) => ("", Some(e)),
+        };
         let mut context = Map::new();
         if let Some(ip) = request.get_client_address() {
+            // Envoy on a dual-stack listener reports IPv4 clients as `::ffff:a.b.c.d`.
+            let ip = ip
+                .parse::<std::net::IpAddr>()
+                .map_or_else(|_| ip.clone(), |a| a.to_canonical().to_string());
             context.insert("ip".into(), json!(ip));
         }
         if !http.host.is_empty() {
@@ -70,23 +77,36 @@ impl Authorization for ExtAuthzService {
             .and_then(|a| a.source.as_ref())
             .and_then(|s| certificate_thumbprint(&s.certificate))
             .unwrap_or_default();
-        let answer = self
-            .pdp
-            .authorize(AuthzRequest {
-                token,
-                method: &http.method,
-                path: &http.path,
-                context: &context,
-                explain: false,
-                client_cert_sha256: &thumbprint,
-            })
-            .await;
+        let req = AuthzRequest {
+            subject: None,
+            resource: None,
+            token,
+            method: &http.method,
+            path: &http.path,
+            context: &context,
+            explain: false,
+            client_cert_sha256: &thumbprint,
+        };
+        let answer = match malformed {
+            // The header was there but is no bearer token: never decided as anonymous.
+            Some(e) => self.pdp.refuse(req, e.to_string()),
+            None => self.pdp.authorize(req).await,
+        };
         let v = &answer.verdict;
         if v.allowed {
             let mut ok = OkHttpResponseBuilder::new();
             ok.add_header(DECISION_HEADER, answer.decision_id.as_str(), None, false);
             if let Some(p) = &answer.principal {
                 ok.add_header(PRINCIPAL_HEADER, p.entity.as_str(), None, false);
+            }
+            // A client's own `x-arbiter-*` headers never reach the upstream; those set
+            // above replace the client's copies (append = false).
+            for name in headers.into_iter().flat_map(|h| h.keys()) {
+                let ours = name.eq_ignore_ascii_case(DECISION_HEADER)
+                    || (answer.principal.is_some() && name.eq_ignore_ascii_case(PRINCIPAL_HEADER));
+                if is_arbiter_header(name) && !ours {
+                    ok.remove_header(name.as_str());
+                }
             }
             let mut response = CheckResponse::with_status(Status::ok("allowed"));
             response.set_http_response(ok);

@@ -3,24 +3,14 @@
 
 pub mod admin;
 mod authorizer;
-pub mod convert;
 pub mod ext_authz;
 
 use std::sync::Arc;
 
 pub use admin::PolicyAdminService;
 pub use authorizer::AuthorizerService;
-pub use convert::{json_to_struct, struct_to_json};
 
-/// Generated protobuf types and service stubs of `arbiter.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod proto {
-    tonic::include_proto!("arbiter.v1");
-
-    /// The encoded file descriptor set, for server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        tonic::include_file_descriptor_set!("arbiter_descriptor");
-}
+pub use crate::wire::proto;
 
 use proto::authorizer_server::AuthorizerServer;
 use proto::policy_admin_server::PolicyAdminServer;

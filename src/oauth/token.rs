@@ -645,8 +645,14 @@ impl TokenService {
         for audience in &audiences {
             context.insert("audience".into(), json!(audience));
             granted.retain(|scope| {
-                let verdict =
-                    decide_scope(&snapshot, &client.client_id, &attributes, scope, &context);
+                let verdict = decide_scope(
+                    &snapshot,
+                    &self.settings.issuer,
+                    &client.client_id,
+                    &attributes,
+                    scope,
+                    &context,
+                );
                 if !verdict.allowed {
                     tracing::info!(
                         client_id = %client.client_id,

@@ -13,7 +13,7 @@ use crate::decision::{decide_verified, AuthzRequest, Verdict};
 use crate::token::VerifiedToken;
 
 /// The issuer named in test tokens.
-pub const TEST_ISSUER: &str = "arbiter-policy-tests";
+pub const TEST_ISSUER: &str = "https://arbiter.local/dev";
 
 /// One file of cases.
 #[derive(Debug, Deserialize)]
@@ -38,6 +38,10 @@ pub struct TestCase {
     /// The client a user's token was issued to (default `policy-tests`).
     #[serde(default)]
     pub client: Option<String>,
+    /// The token's issuer (default: the development issuer, `https://arbiter.local/dev`);
+    /// `entities.json` describes a principal only for the issuer its `iss` names.
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// The token's scopes.
     #[serde(default)]
     pub scopes: Vec<String>,
@@ -174,7 +178,10 @@ pub fn case_token(case: &TestCase) -> Result<Option<VerifiedToken>, String> {
     };
     let mut claims = case.claims.clone();
     let standard = [
-        ("iss", Value::from(TEST_ISSUER)),
+        (
+            "iss",
+            Value::from(case.issuer.as_deref().unwrap_or(TEST_ISSUER)),
+        ),
         ("sub", Value::from(sub)),
         ("client_id", Value::from(client_id)),
         ("scope", Value::from(case.scopes.join(" "))),
@@ -206,6 +213,8 @@ fn run_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Vec<Mismatch>,
             decide_verified(
                 snapshot,
                 &AuthzRequest {
+                    subject: None,
+                    resource: None,
                     token: "",
                     method,
                     path,
@@ -235,8 +244,15 @@ fn issue_scope(snapshot: &PolicySnapshot, case: &TestCase, scope: &str) -> Resul
     context
         .entry("grant_type")
         .or_insert_with(|| Value::from("client_credentials"));
-    let v =
-        crate::decision::issue::decide_scope(snapshot, &client_id, &case.claims, scope, &context);
+    let issuer = case.issuer.as_deref().unwrap_or(TEST_ISSUER);
+    let v = crate::decision::issue::decide_scope(
+        snapshot,
+        issuer,
+        &client_id,
+        &case.claims,
+        scope,
+        &context,
+    );
     let mut verdict = Verdict::deny(
         if v.allowed {
             crate::decision::Reason::Allowed

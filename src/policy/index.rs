@@ -61,6 +61,15 @@ impl RouteTable {
         })
     }
 
+    /// The endpoint of a route template, exactly as a policy names it (AuthZEN's `route`
+    /// resources name templates, not paths).
+    pub fn by_template(&self, template: &str) -> Option<&Endpoint> {
+        self.endpoints
+            .binary_search_by(|e| e.template.as_str().cmp(template))
+            .ok()
+            .and_then(|i| self.endpoints.get(i))
+    }
+
     /// Every endpoint, in template order.
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints

@@ -60,6 +60,9 @@ pub struct PolicySnapshot {
     pub scopes: ScopeIndex,
     /// Validator warnings, kept for status and logs.
     pub warnings: Vec<PolicyError>,
+    /// The issuer each `User`/`Client` of `entities.json` belongs to (its `iss` attribute):
+    /// a token's principal gets that entity only from that issuer.
+    entity_issuers: HashMap<cedar_policy::EntityUid, String>,
     /// Facts for policy queries, built on first use (or right after the snapshot goes live).
     query_index: std::sync::OnceLock<query::QueryIndex>,
 }
@@ -85,7 +88,9 @@ impl PolicySnapshot {
             RouteTable::build(&loaded.policies, &loaded.meta, &loaded.entities).map_err(fail)?;
         let scopes = ScopeIndex::build(&loaded.policies)
             .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
+        let entity_issuers = entity_issuers(&loaded.entities);
         Ok(Self {
+            entity_issuers,
             version: loaded.version,
             source: dir.to_path_buf(),
             loaded_at: SystemTime::now(),
@@ -107,8 +112,27 @@ impl PolicySnapshot {
             .get_or_init(|| query::QueryIndex::build(self))
     }
 
+    /// Whether `entities.json` describes `uid` as a principal of `issuer`: the entity exists
+    /// and its `iss` attribute names that issuer. Entities bound to no issuer describe no
+    /// token's principal (only subjects a policy enforcement point asserts, e.g. AuthZEN's).
+    pub fn entity_bound_to(&self, uid: &cedar_policy::EntityUid, issuer: &str) -> bool {
+        self.entity_issuers.get(uid).is_some_and(|i| i == issuer)
+    }
+
     /// Number of policies in the set.
     pub fn policy_count(&self) -> usize {
         self.meta.len()
     }
+}
+
+/// `iss` of every `User` and `Client` entity that has one.
+fn entity_issuers(entities: &Entities) -> HashMap<cedar_policy::EntityUid, String> {
+    entities
+        .iter()
+        .filter(|e| matches!(e.uid().type_name().basename(), "User" | "Client"))
+        .filter_map(|e| match e.attr("iss") {
+            Some(Ok(cedar_policy::EvalResult::String(iss))) => Some((e.uid(), iss)),
+            _ => None,
+        })
+        .collect()
 }

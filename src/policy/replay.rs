@@ -167,6 +167,8 @@ pub fn replay(
         let verdict = decide_verified(
             candidate,
             &AuthzRequest {
+                subject: None,
+                resource: None,
                 token: "",
                 method: &d.method,
                 path: &d.path,

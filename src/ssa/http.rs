@@ -156,6 +156,8 @@ async fn guard(
     let answer = state
         .pdp
         .authorize(AuthzRequest {
+            subject: None,
+            resource: None,
             token,
             method: method.as_str(),
             path: uri.path(),

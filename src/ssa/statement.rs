@@ -128,6 +128,8 @@ impl StatementVerifier {
                     jwks_refresh_cooldown_seconds: 30,
                     jwks_min_refresh_seconds: 60,
                     jwks_max_refresh_seconds: 3600,
+                    client_claims: Vec::new(),
+                    user_claim: String::new(),
                 };
                 (t.issuer.clone(), Arc::new(Issuer::from_config(&config)))
             })

@@ -14,6 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::{accept, PeerCertificate, ReloadingTls, TlsIncoming};
 
+/// A peer address with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) turned into IPv4.
+pub fn canonical_peer(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
 /// Serves `router` on `listener` until `shutdown`, over TLS when `tls` is given (its
 /// handshakes off the accept loop, its certificate reloaded as files change).
 pub async fn serve_http(
@@ -66,6 +71,9 @@ fn connection(
 > + Clone
        + Send
        + 'static {
+    // The one place peer addresses are canonicalised: a dual-stack listener (`[::]`) sees
+    // IPv4 clients as `::ffff:a.b.c.d`, which nothing downstream should have to know.
+    let peer = canonical_peer(peer);
     tower::ServiceExt::map_request(router, move |mut request: Request| {
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(peer));

@@ -8,7 +8,7 @@
 mod http;
 mod peer;
 
-pub use http::serve_http;
+pub use http::{canonical_peer, serve_http};
 pub use peer::{thumbprint, AnyClientCertificate, ClientCerts, PeerCertificate};
 
 use std::net::SocketAddr;

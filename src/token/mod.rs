@@ -4,6 +4,7 @@
 //!
 //! Knows nothing of policies or transports. Never logs a raw token: a digest or `jti` only.
 
+pub mod identity;
 pub mod issuer;
 pub mod jwks;
 pub mod keys;
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+pub use identity::{identify, Identity, IdentityClaims, PrincipalKind};
 pub use issuer::{Issuer, KeySource};
 
 use crate::config::Config;
@@ -99,8 +101,10 @@ pub struct VerifiedToken {
     pub issuer: String,
     /// `sub`, if present.
     pub sub: Option<String>,
-    /// `client_id` (RFC 9068), else `azp`, else `cid`.
+    /// The client, by the issuer's client claims (see [`IdentityClaims`]).
     pub client_id: Option<String>,
+    /// The principal and client the token names (the one caller identity).
+    pub identity: Identity,
     /// From `scope` (space-separated) or `scp` (array or string).
     pub scopes: Vec<String>,
     /// `exp`, seconds since the epoch.
@@ -373,7 +377,11 @@ impl Verifier {
                 return Err(TokenError::WrongType(typ.clone()));
             }
         }
-        let token = Arc::new(VerifiedToken::from_claims(digest, verified.claims)?);
+        let token = Arc::new(VerifiedToken::from_claims(
+            digest,
+            verified.claims,
+            &issuer.identity,
+        )?);
         self.remember(token.clone());
         Ok(token)
     }
@@ -399,12 +407,17 @@ impl Verifier {
 impl VerifiedToken {
     /// A token from claims that were verified elsewhere (policy tests, replay of logged
     /// decisions); its digest is over the claims, so it never matches a real token's.
+    /// The default [`IdentityClaims`] name principal and client.
     pub fn from_verified_claims(claims: Map<String, Value>) -> Result<Self, TokenError> {
         let digest = digest(&Value::Object(claims.clone()).to_string());
-        Self::from_claims(digest, claims)
+        Self::from_claims(digest, claims, &IdentityClaims::default())
     }
 
-    fn from_claims(digest: TokenDigest, claims: Map<String, Value>) -> Result<Self, TokenError> {
+    fn from_claims(
+        digest: TokenDigest,
+        claims: Map<String, Value>,
+        names: &IdentityClaims,
+    ) -> Result<Self, TokenError> {
         let string = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
         let exp = claims
             .get("exp")
@@ -420,13 +433,15 @@ impl VerifiedToken {
             Some(_) => return Err(TokenError::InvalidClaim("`scope` must be a string".into())),
             None => Vec::new(),
         };
+        let identity = identify(&claims, names).ok_or_else(|| {
+            TokenError::MissingClaim(format!("{} or {}", names.user, names.client.join(" or ")))
+        })?;
         Ok(Self {
             digest,
             issuer: string("iss").unwrap_or_default(),
-            sub: string("sub"),
-            client_id: string("client_id")
-                .or_else(|| string("azp"))
-                .or_else(|| string("cid")),
+            sub: string(&names.user),
+            client_id: identity.client_id.clone(),
+            identity,
             scopes,
             exp,
             jti: string("jti"),

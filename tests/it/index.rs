@@ -163,16 +163,13 @@ fn indexed_evaluation_equals_whole_set_evaluation() {
         let mut claims = Map::new();
         claims.insert("iss".into(), json!("https://arbiter.local/dev"));
         claims.insert("exp".into(), json!(4_000_000_000u64));
-        let token = VerifiedToken {
-            digest: [0; 32],
-            issuer: "https://arbiter.local/dev".into(),
-            sub: sub.or_else(|| Some(client.to_string())),
-            client_id: Some(client.to_string()),
-            scopes,
-            exp: 4_000_000_000,
-            jti: None,
-            claims,
-        };
+        claims.insert(
+            "sub".into(),
+            json!(sub.unwrap_or_else(|| client.to_string())),
+        );
+        claims.insert("client_id".into(), json!(client));
+        claims.insert("scope".into(), json!(scopes.join(" ")));
+        let token = VerifiedToken::from_verified_claims(claims).unwrap();
         let mut context = Map::new();
         if rng.gen_bool(0.5) {
             context.insert("fraud_score".into(), Value::from(rng.gen_range(0..100)));
@@ -181,6 +178,7 @@ fn indexed_evaluation_equals_whole_set_evaluation() {
         let input = Input {
             method: METHODS[rng.gen_range(0..4)],
             path: &path,
+            resource: None,
             context: &context,
             explain: false,
         };

@@ -250,7 +250,7 @@ pub fn request(token: &str, method: &str, path: &str, context: Value) -> proto::
         method: method.into(),
         path: path.into(),
         context: match context {
-            Value::Object(map) => Some(arbiter::grpc::json_to_struct(&map)),
+            Value::Object(map) => Some(arbiter::wire::json_to_struct(&map)),
             _ => None,
         },
         explain: false,

@@ -13,8 +13,18 @@ use crate::wire::is_arbiter_header;
 /// Every `X-Forwarded-For` value of a request, joined in order (a client's own header
 /// first, what each proxy appended after it), or `None` when there is none.
 pub fn forwarded_chain(headers: &HeaderMap) -> Option<String> {
+    joined(headers, "x-forwarded-for")
+}
+
+/// Every `X-Fraud-Score` value of a request, joined in order.
+pub fn fraud_scores(headers: &HeaderMap) -> Option<String> {
+    joined(headers, "x-fraud-score")
+}
+
+/// All values of a header, in order, joined with `, ` (as RFC 9110 §5.3 allows for lists).
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut chain: Option<String> = None;
-    for v in headers.get_all("x-forwarded-for") {
+    for v in headers.get_all(name) {
         let Ok(text) = v.to_str() else { continue };
         match &mut chain {
             Some(c) => {
@@ -51,26 +61,19 @@ pub fn client_ip(peer: IpAddr, chain: Option<&str>, trusted: &[ipnet::IpNet]) ->
     candidate
 }
 
-/// The fraud score a trusted proxy set (`X-Fraud-Score`): `Ok(None)` from an untrusted peer
-/// or without the header; the rightmost value when several were sent (the one the proxy
-/// appended); an error when that value is not a whole number.
+/// The fraud score a trusted proxy set (`scores`: the [`fraud_scores`] of the request):
+/// `Ok(None)` from an untrusted peer or without the header; the rightmost value when several
+/// were sent (the one the proxy appended); an error when that value is not a whole number.
 pub fn fraud_score(
     peer: IpAddr,
-    headers: &HeaderMap,
+    scores: Option<&str>,
     trusted: &[ipnet::IpNet],
 ) -> Result<Option<i64>, String> {
     let peer = peer.to_canonical();
     if !trusted.iter().any(|net| net.contains(&peer)) {
         return Ok(None);
     }
-    let Some(last) = headers
-        .get_all("x-fraud-score")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .next_back()
-    else {
+    let Some(last) = scores.and_then(|s| s.rsplit(',').next()).map(str::trim) else {
         return Ok(None);
     };
     last.parse::<i64>().map(Some).map_err(|_| {
@@ -167,17 +170,15 @@ mod tests {
         let trusted = nets(&["127.0.0.0/8"]);
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let mut h = HeaderMap::new();
-        assert_eq!(fraud_score(proxy, &h, &trusted), Ok(None));
+        assert_eq!(fraud_score(proxy, fraud_scores(&h).as_deref(), &trusted), Ok(None));
         h.append("x-fraud-score", HeaderValue::from_static("5"));
         h.append("x-fraud-score", HeaderValue::from_static("90"));
-        assert_eq!(fraud_score(proxy, &h, &trusted), Ok(Some(90)));
-        assert_eq!(
-            fraud_score("203.0.113.1".parse().unwrap(), &h, &trusted),
-            Ok(None)
-        );
-        let mut bad = HeaderMap::new();
-        bad.insert("x-fraud-score", HeaderValue::from_static("high"));
-        assert!(fraud_score(proxy, &bad, &trusted).is_err());
+        let scores = fraud_scores(&h);
+        assert_eq!(fraud_score(proxy, scores.as_deref(), &trusted), Ok(Some(90)));
+        let stranger = "203.0.113.1".parse().unwrap();
+        assert_eq!(fraud_score(stranger, scores.as_deref(), &trusted), Ok(None));
+        assert!(fraud_score(proxy, Some("high"), &trusted).is_err());
+        assert!(fraud_score(proxy, Some("5, "), &trusted).is_err());
     }
 
     #[test]

@@ -11,4 +11,6 @@ mod forwarded;
 
 pub use bearer::{bearer_token, bearer_value, BearerError};
 pub use error::ApiError;
-pub use forwarded::{client_ip, forwarded_chain, fraud_score, remove_arbiter_headers};
+pub use forwarded::{
+    client_ip, forwarded_chain, fraud_score, fraud_scores, remove_arbiter_headers,
+};

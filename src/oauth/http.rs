@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use axum::extract::ConnectInfo;
 use axum::Extension;
 
+use crate::http::ApiError;
 use crate::tls::PeerCertificate;
 
 use super::token::{ClientAuth, OAuthError, Origin, TokenRequest, TokenService};
@@ -41,21 +42,12 @@ pub fn router(service: Arc<TokenService>) -> Router {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let mut response = (
-            status,
-            Json(json!({ "error": self.code, "error_description": self.description })),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if status == StatusCode::UNAUTHORIZED && self.used_basic {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"arbiter\", charset=\"UTF-8\""),
-            );
+        let basic = status == StatusCode::UNAUTHORIZED && self.used_basic;
+        let mut error = ApiError::new(status, self.code, self.description);
+        if basic {
+            error = error.with_challenge("Basic realm=\"arbiter\", charset=\"UTF-8\"");
         }
-        response
+        error.into_response()
     }
 }
 
@@ -77,16 +69,10 @@ async fn token(
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
     req.origin = Origin {
         peer: Some(peer.ip()),
-        forwarded_for: header("x-forwarded-for"),
-        fraud_score: header("x-fraud-score"),
+        forwarded_for: crate::http::forwarded_chain(&headers),
+        fraud_score: crate::http::fraud_scores(&headers),
         certificate: certificate.map(|Extension(c)| c),
     };
     match service.token(req).await {

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::clients::{self, ClientSpec};
+use crate::http::ApiError;
 use crate::ssa::statement::StatementError;
 use crate::ssa::SsaService;
 use crate::store::{AuditEvent, ClientRecord, Store, StoreError};
@@ -54,66 +55,45 @@ pub fn router(state: RegisterState) -> Router {
         .with_state(state)
 }
 
-/// An RFC 7591 §3.2.2 error.
-struct RegError {
-    status: StatusCode,
-    code: &'static str,
-    description: String,
-}
+/// An RFC 7591 §3.2.2 error: the HTTP edge's one error body.
+type RegError = ApiError;
 
 fn reg_error(code: &'static str, description: impl Into<String>) -> RegError {
-    RegError {
-        status: StatusCode::BAD_REQUEST,
-        code,
-        description: description.into(),
-    }
+    ApiError::new(StatusCode::BAD_REQUEST, code, description)
 }
 
 fn unauthorized() -> RegError {
-    RegError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "invalid_token",
-        description: "the registration access token is not valid for this client".into(),
-    }
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "the registration access token is not valid for this client",
+    )
+    .with_challenge(crate::wire::www_authenticate(
+        "arbiter",
+        Some("invalid_token"),
+        "",
+        None,
+    ))
 }
 
-impl From<StoreError> for RegError {
+impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "registration store failure");
-        RegError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            code: "server_error",
-            description: "the store failed".into(),
-        }
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the store failed",
+        )
     }
 }
 
-impl From<StatementError> for RegError {
+impl From<StatementError> for ApiError {
     fn from(e: StatementError) -> Self {
         let code = e.code();
         match e {
             StatementError::Store => StoreError::Backend("statement check".into()).into(),
             StatementError::Invalid(m) | StatementError::Unapproved(m) => reg_error(code, m),
         }
-    }
-}
-
-impl IntoResponse for RegError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.code, "error_description": self.description })),
-        )
-            .into_response();
-        let h = response.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.status == StatusCode::UNAUTHORIZED {
-            h.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
-        }
-        response
     }
 }
 
@@ -469,11 +449,7 @@ async fn authorized(
     headers: &HeaderMap,
     client_id: &str,
 ) -> Result<ClientRecord, RegError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
+    let token = crate::http::bearer_token(headers)?.ok_or_else(unauthorized)?;
     let record = state
         .store
         .client(client_id)

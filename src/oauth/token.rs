@@ -67,9 +67,9 @@ pub struct TokenRequest {
 pub struct Origin {
     /// The TCP peer.
     pub peer: Option<std::net::IpAddr>,
-    /// `X-Forwarded-For`, if any.
+    /// Every `X-Forwarded-For` value, in order ([`crate::http::forwarded_chain`]).
     pub forwarded_for: Option<String>,
-    /// `X-Fraud-Score`, if any.
+    /// Every `X-Fraud-Score` value, in order ([`crate::http::fraud_scores`]).
     pub fraud_score: Option<String>,
     /// The client certificate of the connection, if one was presented.
     pub certificate: Option<PeerCertificate>,
@@ -80,34 +80,20 @@ impl Origin {
     /// untrusted address of `X-Forwarded-For` (read from the right).
     pub fn client_ip(&self, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
         let peer = self.peer?;
-        let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
-        if !is_trusted(&peer) {
-            return Some(peer);
-        }
-        let mut candidate = peer;
-        if let Some(chain) = &self.forwarded_for {
-            for hop in chain.rsplit(',').map(str::trim) {
-                match hop.parse::<std::net::IpAddr>() {
-                    Ok(ip) => {
-                        candidate = ip;
-                        if !is_trusted(&ip) {
-                            break;
-                        }
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
-        Some(candidate)
+        Some(crate::http::client_ip(
+            peer,
+            self.forwarded_for.as_deref(),
+            trusted,
+        ))
     }
 
-    /// The fraud score, believed only from a trusted proxy.
-    pub fn fraud_score(&self, trusted: &[ipnet::IpNet]) -> Option<i64> {
-        let peer = self.peer?;
-        if !trusted.iter().any(|net| net.contains(&peer)) {
-            return None;
+    /// The fraud score, believed only from a trusted proxy; an unparsable one is an error,
+    /// never "absent".
+    pub fn fraud_score(&self, trusted: &[ipnet::IpNet]) -> Result<Option<i64>, String> {
+        match self.peer {
+            Some(peer) => crate::http::fraud_score(peer, self.fraud_score.as_deref(), trusted),
+            None => Ok(None),
         }
-        self.fraud_score.as_deref()?.trim().parse().ok()
     }
 }
 
@@ -630,8 +616,12 @@ impl TokenService {
         if let Some(ip) = req.origin.client_ip(&self.settings.trusted_proxies) {
             context.insert("ip".into(), json!(ip.to_string()));
         }
-        if let Some(score) = req.origin.fraud_score(&self.settings.trusted_proxies) {
-            context.insert("fraud_score".into(), json!(score));
+        match req.origin.fraud_score(&self.settings.trusted_proxies) {
+            Ok(Some(score)) => {
+                context.insert("fraud_score".into(), json!(score));
+            }
+            Ok(None) => {}
+            Err(m) => return Err(OAuthError::new("invalid_request", m)),
         }
         let mut attributes = serde_json::Map::new();
         attributes.insert("name".into(), json!(client.name));

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use super::{Approval, NewRequest, SsaError, SsaService};
 use crate::decision::Reason;
 use crate::decision::{AuthzRequest, Pdp};
-use crate::gateway::www_authenticate;
+use crate::http::ApiError;
+use crate::wire::www_authenticate;
 use crate::store::{AuditFilter, SsaRequestRecord};
 
 /// The realm of the RFC 6750 challenges.
@@ -52,25 +53,6 @@ pub fn router(state: SsaState) -> Router {
         .with_state(state)
 }
 
-/// A refused or failed call, as JSON.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    description: String,
-    challenge: Option<String>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            description: description.into(),
-            challenge: None,
-        }
-    }
-}
-
 impl From<SsaError> for ApiError {
     fn from(e: SsaError) -> Self {
         let (status, code) = match &e {
@@ -87,22 +69,6 @@ impl From<SsaError> for ApiError {
             other => other.to_string(),
         };
         Self::new(status, code, description)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.code, "error_description": self.description })),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        response
     }
 }
 
@@ -132,26 +98,11 @@ async fn guard(
     method: &Method,
     uri: &Uri,
 ) -> Result<String, ApiError> {
-    let token = match headers.get(header::AUTHORIZATION) {
-        None => "",
-        Some(value) => value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .ok_or_else(|| {
-                let mut e = ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_request",
-                    "use `Authorization: Bearer <token>`",
-                );
-                e.challenge = Some(www_authenticate(REALM, Some("invalid_request"), "", None));
-                e
-            })?,
-    };
+    let token = crate::http::bearer_token(headers)
+        .map_err(|e| {
+            ApiError::from(e).with_challenge(www_authenticate(REALM, Some(e.code()), "", None))
+        })?
+        .unwrap_or_default();
     let context = serde_json::Map::new();
     let answer = state
         .pdp
@@ -172,7 +123,7 @@ async fn guard(
             .principal
             .map_or_else(|| "Anonymous".to_owned(), |p| p.entity));
     }
-    let denial = crate::gateway::http_denial(
+    let denial = crate::wire::http_denial(
         REALM,
         verdict.reason.into(),
         &verdict.errors,

@@ -170,11 +170,17 @@ mod tests {
         let trusted = nets(&["127.0.0.0/8"]);
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let mut h = HeaderMap::new();
-        assert_eq!(fraud_score(proxy, fraud_scores(&h).as_deref(), &trusted), Ok(None));
+        assert_eq!(
+            fraud_score(proxy, fraud_scores(&h).as_deref(), &trusted),
+            Ok(None)
+        );
         h.append("x-fraud-score", HeaderValue::from_static("5"));
         h.append("x-fraud-score", HeaderValue::from_static("90"));
         let scores = fraud_scores(&h);
-        assert_eq!(fraud_score(proxy, scores.as_deref(), &trusted), Ok(Some(90)));
+        assert_eq!(
+            fraud_score(proxy, scores.as_deref(), &trusted),
+            Ok(Some(90))
+        );
         let stranger = "203.0.113.1".parse().unwrap();
         assert_eq!(fraud_score(stranger, scores.as_deref(), &trusted), Ok(None));
         assert!(fraud_score(proxy, Some("high"), &trusted).is_err());

@@ -18,8 +18,8 @@ use super::{Approval, NewRequest, SsaError, SsaService};
 use crate::decision::Reason;
 use crate::decision::{AuthzRequest, Pdp};
 use crate::http::ApiError;
-use crate::wire::www_authenticate;
 use crate::store::{AuditFilter, SsaRequestRecord};
+use crate::wire::www_authenticate;
 
 /// The realm of the RFC 6750 challenges.
 const REALM: &str = "arbiter";

@@ -243,3 +243,73 @@ async fn a_bearer_token_can_stand_for_the_subject() {
         "an invalid token is a deny: {body}"
     );
 }
+
+/// AuthZEN goes through the one decision entry: a bearer token's scopes are the token's,
+/// never widened by the caller's `context`; route resources use the route index.
+#[tokio::test]
+async fn a_bearer_tokens_scopes_cannot_be_widened_through_the_context() {
+    let server = TestServer::start().await;
+    let read_only = server.token("demo", None, "read");
+    let ask = |token: String, body: Value| {
+        let url = format!("http://{}/access/v1/evaluation", server.http_addr);
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let create = |context: Value| {
+        json!({ "action": { "name": "POST" }, "resource": { "type": "route", "id": "/items" },
+                "context": context })
+    };
+
+    // The token alone: `read` without `fido` or `otp` may not create.
+    let (status, body) = ask(read_only.clone(), create(json!({}))).await;
+    assert_eq!((status, &body["decision"]), (200, &json!(false)), "{body}");
+    assert_eq!(body["context"]["reason"], "insufficient_scope", "{body}");
+
+    // The widening attempt: refused, never merged.
+    for key in ["scopes", "token", "client", "params"] {
+        let (status, body) = ask(
+            read_only.clone(),
+            create(json!({ key: ["read", "fido", "write"] })),
+        )
+        .await;
+        assert_eq!(status, 400, "{key}: {body}");
+        assert_eq!(body["error"], "invalid_request");
+        assert!(
+            body["error_description"].as_str().unwrap().contains(key),
+            "{body}"
+        );
+    }
+
+    // A token that does carry the scopes is allowed, with the decision id of the log line.
+    let (status, body) = ask(server.token("demo", None, "read fido"), create(json!({}))).await;
+    assert_eq!((status, &body["decision"]), (200, &json!(true)), "{body}");
+    assert_eq!(body["context"]["policies"], json!(["items-create"]));
+    assert!(body["context"]["decision_id"].as_str().unwrap().len() >= 32);
+
+    // Unknown routes are `no_route`, as for `Authorize`.
+    let (_, body) = ask(
+        read_only.clone(),
+        json!({ "action": { "name": "GET" }, "resource": { "type": "route", "id": "/nope" } }),
+    )
+    .await;
+    assert_eq!(body["context"]["reason"], "no_route", "{body}");
+
+    // One parser for the header: two schemes or two headers are a 400.
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .header("authorization", format!("Bearer {read_only}"))
+        .header("authorization", format!("Bearer {read_only}"))
+        .json(&create(json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+}

@@ -12,6 +12,7 @@ mod envoy;
 mod explain;
 mod gateway;
 mod hostile;
+mod identity;
 mod index;
 mod jwks;
 mod load_tool;

@@ -744,11 +744,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     config.allow_plaintext |= args.allow_plaintext;
     if args.check_config {
+        config.follow_listener();
         return check_config(&config);
     }
     let _log = arbiter::telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (--grpc-addr)", config.grpc_addr))?;
+        let http = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (--http-addr)", config.http_addr))?;
+        // The issuer follows the listener as bound (a `:0` port included).
+        config.http_addr = http.local_addr()?;
+        let http = Some(http);
         let arbiter = match arbiter::Arbiter::build(config.clone()).await {
             Ok(a) => a,
             Err(arbiter::StartError::Policies(e)) => {
@@ -756,20 +766,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(3));
             }
             Err(e) => return Err(e.into()),
-        };
-        let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
-            .await
-            .with_context(|| format!("cannot listen on {} (--grpc-addr)", config.grpc_addr))?;
-        let http = if config.oauth.enabled {
-            Some(
-                tokio::net::TcpListener::bind(config.http_addr)
-                    .await
-                    .with_context(|| {
-                        format!("cannot listen on {} (--http-addr)", config.http_addr)
-                    })?,
-            )
-        } else {
-            None
         };
         let shutdown = tokio_util::sync::CancellationToken::new();
         let signal = shutdown.clone();

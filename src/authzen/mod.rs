@@ -79,11 +79,11 @@ struct Outcome {
     decision_id: String,
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
-    ApiError::invalid_request(message).into_response()
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::invalid_request(message)
 }
 
-async fn read_object(body: Body) -> Result<Map<String, Value>, Response> {
+async fn read_object(body: Body) -> Result<Map<String, Value>, ApiError> {
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| bad_request("the body is too large"))?;
@@ -246,10 +246,8 @@ fn with_request_id(mut response: Response, headers: &HeaderMap) -> Response {
 }
 
 /// The bearer token of the request (`""` without one), read by the HTTP edge's one parser.
-fn bearer(headers: &HeaderMap) -> Result<&str, Response> {
-    crate::http::bearer_token(headers)
-        .map(Option::unwrap_or_default)
-        .map_err(|e| ApiError::from(e).into_response())
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    Ok(crate::http::bearer_token(headers)?.unwrap_or_default())
 }
 
 async fn evaluation(State(state): State<AuthzenState>, headers: HeaderMap, body: Body) -> Response {
@@ -268,7 +266,7 @@ async fn evaluation(State(state): State<AuthzenState>, headers: HeaderMap, body:
         .into_response())
     }
     .await;
-    with_request_id(result.unwrap_or_else(|r| r), &headers)
+    with_request_id(result.unwrap_or_else(IntoResponse::into_response), &headers)
 }
 
 async fn evaluations(
@@ -282,14 +280,14 @@ async fn evaluations(
         batch(&state, token, &object).await
     }
     .await;
-    with_request_id(result.unwrap_or_else(|r| r), &headers)
+    with_request_id(result.unwrap_or_else(IntoResponse::into_response), &headers)
 }
 
 async fn batch(
     state: &AuthzenState,
     token: &str,
     object: &Map<String, Value>,
-) -> Result<Response, Response> {
+) -> Result<Response, ApiError> {
     let items = match object.get("evaluations") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(a)) => a.clone(),

@@ -171,6 +171,8 @@ pub struct OAuthConfig {
     /// Serve the OAuth endpoints and trust their tokens.
     pub enabled: bool,
     /// The issuer identifier: the `iss` of its tokens and the base URL of its endpoints.
+    /// Empty (the default): `http://<http_addr>` (`https` with TLS), see
+    /// [`Config::follow_listener`].
     pub issuer: String,
     /// The `aud` of its access tokens.
     pub audience: String,
@@ -293,7 +295,7 @@ impl Default for OAuthConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            issuer: "http://127.0.0.1:8080".into(),
+            issuer: String::new(),
             audience: "arbiter".into(),
             access_token_ttl_seconds: 3600,
             trusted_proxies: Vec::new(),
@@ -446,6 +448,25 @@ impl Config {
         self.oauth
             .key_publish_ahead_seconds
             .unwrap_or(if self.store.url.is_some() { 10 } else { 0 })
+    }
+
+    /// Without an explicit `[oauth] issuer`, the issuer (and every URL of the metadata) is
+    /// the HTTP listener's: `http://<http_addr>`, `https` when TLS is on. An unspecified
+    /// address (`0.0.0.0`, `[::]`) says nothing about how clients reach it, so loopback of
+    /// the same family stands in; set `issuer` to the public URL for anything else.
+    pub fn follow_listener(&mut self) {
+        if !self.oauth.issuer.is_empty() {
+            return;
+        }
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut addr = self.http_addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        self.oauth.issuer = format!("{scheme}://{addr}");
     }
 
     /// Checks values that TOML types cannot.

@@ -771,7 +771,8 @@ fn entities_for<'s>(
             .entities
             .clone()
             .remove_entities(foreign)
-            .and_then(|e| e.upsert_entities(principal_entity, None))
+            .map_err(failed)?
+            .upsert_entities(principal_entity, None)
             .map_err(failed)?;
         return with_asserted(base, snapshot, &asserted).map(EntitySet::Built);
     }

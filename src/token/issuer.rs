@@ -76,11 +76,10 @@ impl Issuer {
                 Some(DecodingKey::from_secret(secret.as_bytes())),
             )
         };
-        Self::new(
+        let mut issuer = Self::new(
             config.issuer.clone(),
             config.audiences.clone(),
             config.required_typ.clone(),
-            config.identity_claims(),
             source,
             hmac,
             KeySet::default(),
@@ -89,7 +88,9 @@ impl Issuer {
                 Duration::from_secs(config.jwks_min_refresh_seconds),
                 Duration::from_secs(config.jwks_max_refresh_seconds),
             ),
-        )
+        );
+        issuer.identity = config.identity_claims();
+        issuer
     }
 
     /// An issuer whose keys are fixed (the development issuer).
@@ -98,7 +99,6 @@ impl Issuer {
             name,
             audiences,
             None,
-            super::IdentityClaims::default(),
             KeySource::Static,
             None,
             KeySet::from_keys(keys),
@@ -110,7 +110,6 @@ impl Issuer {
         name: String,
         audiences: Vec<String>,
         required_typ: Option<String>,
-        identity: super::IdentityClaims,
         source: KeySource,
         hmac: Option<DecodingKey>,
         keys: KeySet,
@@ -120,7 +119,7 @@ impl Issuer {
             name,
             audiences,
             required_typ,
-            identity,
+            identity: super::IdentityClaims::default(),
             source,
             hmac,
             keys: ArcSwap::from_pointee(keys),

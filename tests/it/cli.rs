@@ -20,7 +20,14 @@ fn invalid_policy_directory_fails_start_with_file_and_line() {
     )
     .unwrap();
     let out = arbiter()
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--policies"])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--policies",
+        ])
         .arg(&policies)
         .arg("--data-dir")
         .arg(dir.path().join("data"))
@@ -148,6 +155,11 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts it and waits until it is ready.
     pub fn start(dir: &std::path::Path, config: &str) -> Self {
+        Self::start_at(dir, config, "127.0.0.1:0")
+    }
+
+    /// Starts it with `--http-addr http_addr` and waits until it is ready.
+    pub fn start_at(dir: &std::path::Path, config: &str, http_addr: &str) -> Self {
         use std::io::BufRead;
         let config_path = dir.join("arbiter.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -159,7 +171,7 @@ impl ServeProcess {
                 "--grpc-addr",
                 "127.0.0.1:0",
                 "--http-addr",
-                "127.0.0.1:0",
+                http_addr,
                 "--config",
             ])
             .arg(&config_path)
@@ -614,4 +626,40 @@ async fn the_replay_record_can_be_turned_off() {
     .expect("the decision was logged");
     assert_eq!(line["decision"], "allow");
     assert!(line.get("replay").is_none(), "{line}");
+}
+
+/// Without an explicit `[oauth] issuer`, the issuer and every endpoint of the metadata are
+/// on the HTTP listener, so a stock OAuth client is sent where something listens.
+#[tokio::test]
+async fn the_issuer_follows_the_http_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let server = ServeProcess::start_at(dir.path(), "", &format!("127.0.0.1:{port}"));
+    assert_eq!(server.http, format!("http://127.0.0.1:{port}"));
+    let metadata: serde_json::Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        server.http
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(metadata["issuer"], server.http.as_str(), "{metadata}");
+    for endpoint in ["token_endpoint", "jwks_uri", "registration_endpoint"] {
+        let url = metadata[endpoint].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("{}/", server.http)),
+            "{endpoint}: {url}"
+        );
+    }
+    // The endpoint it names answers.
+    let jwks = reqwest::get(metadata["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(jwks.status(), 200);
 }

@@ -170,5 +170,31 @@ async fn envoy_asks_arbiter_through_ext_authz() {
     assert!(resp.headers().get("www-authenticate").is_none());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "policy_deny");
+
+    // A client's own `x-arbiter-*` headers never reach the upstream: not on an anonymous
+    // allow (nothing of Arbiter's replaces them), not beside Arbiter's own on a token allow.
+    let resp = http
+        .get(format!("{base}/health"))
+        .header("x-arbiter-principal", "User::\"admin\"")
+        .header("x-arbiter-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert!(seen.get("x-arbiter-principal").is_none(), "{seen}");
+    assert!(seen.get("x-arbiter-role").is_none(), "{seen}");
+    assert!(seen.get("x-arbiter-decision-id").is_some(), "{seen}");
+    let resp = http
+        .get(format!("{base}/item/7"))
+        .bearer_auth(&read)
+        .header("x-arbiter-principal", "User::\"admin\"")
+        .header("X-Arbiter-Role", "admin")
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["x-arbiter-principal"], "Client::\"demo\"", "{seen}");
+    assert!(seen.get("x-arbiter-role").is_none(), "{seen}");
     let _ = envoy.start_kill();
 }

@@ -108,6 +108,29 @@ async fn answers_and_forwards_per_rfc_6750() {
     );
     assert!(h["authorization"].as_str().unwrap().starts_with("Bearer "));
 
+    // Anonymous allow: the client's own `x-arbiter-*` headers are removed all the same.
+    let resp = http
+        .get(format!("{gw}/health"))
+        .header(PRINCIPAL_HEADER, "User::\"admin\"")
+        .header("x-arbiter-role", "admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    let h = &seen["headers"];
+    assert!(h.get(PRINCIPAL_HEADER).is_none(), "{h}");
+    assert!(h.get("x-arbiter-role").is_none(), "{h}");
+    // Two Authorization headers are a 400, never a guess.
+    let resp = http
+        .get(format!("{gw}/item/7"))
+        .header("authorization", format!("Bearer {read}"))
+        .header("authorization", "Bearer other")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+
     // No token: 401 with a challenge without an error attribute.
     let resp = http.get(format!("{gw}/item/7")).send().await.unwrap();
     assert_eq!(resp.status(), 401);

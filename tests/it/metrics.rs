@@ -103,3 +103,34 @@ async fn counters_follow_what_the_server_does() {
     );
     assert!(!after.contains(&token), "no token in the metrics");
 }
+
+/// The HTTP listener does not depend on the authorization server: with `[oauth] enabled =
+/// false`, `/metrics` and AuthZEN answer, and the OAuth routes are simply not there.
+#[tokio::test]
+async fn metrics_and_authzen_answer_without_the_authorization_server() {
+    let server = crate::support::TestServer::start_with(|c| c.oauth.enabled = false).await;
+    let base = format!("http://{}", server.http_addr);
+    let http = reqwest::Client::new();
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("arbiter_"));
+    let evaluation = http
+        .post(format!("{base}/access/v1/evaluation"))
+        .bearer_auth(server.token("demo", None, "read"))
+        .json(&serde_json::json!({
+            "action": { "name": "GET" },
+            "resource": { "type": "route", "id": "/item/{id}" },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evaluation.status(), 200);
+    let body: serde_json::Value = evaluation.json().await.unwrap();
+    assert_eq!(body["decision"], true, "{body}");
+    let metadata = http
+        .get(format!("{base}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metadata.status(), 404);
+}

@@ -745,3 +745,71 @@ async fn a_secret_rotated_elsewhere_takes_over_at_once() {
     .await;
     assert!(stopped.is_some(), "the old secret still works");
 }
+
+/// On a dual-stack listener (`[::]`) IPv4 clients arrive as `::ffff:a.b.c.d`; the HTTP edge
+/// makes them IPv4 before anything reads them, so Cedar's `ip()` takes them and scopes are
+/// decided (they were all refused: `invalid_scope`).
+#[tokio::test]
+async fn an_ipv4_client_of_a_dual_stack_listener_gets_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = TestServer::start_at(dir, "[::]:0", |_| {}).await;
+    let c = client(&server, "read write", "client_secret_basic").await;
+    let resp = post_token(
+        &server,
+        &c,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "read write"),
+        ],
+    )
+    .await;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "read write");
+}
+
+/// `X-Fraud-Score` from a trusted proxy must be a number: an unparsable one is an error,
+/// never "absent" (which would skip every fraud rule).
+#[tokio::test]
+async fn an_unparsable_fraud_score_is_refused() {
+    let server =
+        TestServer::start_with(|c| c.oauth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()])
+            .await;
+    let c = client(&server, "read payment", "client_secret_basic").await;
+    let token = |score: &'static str| {
+        reqwest::Client::new()
+            .post(url(&server, "/token"))
+            .basic_auth(&c.id, Some(&c.secret))
+            .header("x-fraud-score", score)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "read payment"),
+            ])
+            .send()
+    };
+    let resp = token("high").await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    // A number works, and the rightmost of several values (what the proxy appended) counts.
+    let body: Value = token("75").await.unwrap().json().await.unwrap();
+    assert_eq!(body["scope"], "read", "payment is refused above 70: {body}");
+    let body: Value = reqwest::Client::new()
+        .post(url(&server, "/token"))
+        .basic_auth(&c.id, Some(&c.secret))
+        .header("x-fraud-score", "75")
+        .header("x-fraud-score", "5")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "read payment"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "read payment", "{body}");
+}

@@ -69,9 +69,21 @@ impl TestServer {
 
     /// Arbiter on `dir/policies`, keys under `dir/data`.
     pub async fn start_in(dir: tempfile::TempDir, change: impl FnOnce(&mut Config)) -> Self {
+        Self::start_at(dir, "127.0.0.1:0", change).await
+    }
+
+    /// Like [`TestServer::start_in`], its HTTP listener bound to `http_bind` (e.g. `[::]:0`).
+    pub async fn start_at(
+        dir: tempfile::TempDir,
+        http_bind: &str,
+        change: impl FnOnce(&mut Config),
+    ) -> Self {
         let mut config = Config::for_test(dir.path().join("policies"), dir.path().join("data"));
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http.local_addr().unwrap();
+        let http = tokio::net::TcpListener::bind(http_bind).await.unwrap();
+        let mut http_addr = http.local_addr().unwrap();
+        if http_addr.ip().is_unspecified() {
+            http_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         config.oauth.issuer = format!("http://{http_addr}");
         change(&mut config);
         let arbiter = arbiter::Arbiter::build(config.clone())

@@ -1,0 +1,401 @@
+//! The composition root: builds every subsystem from one [`Config`] ([`Arbiter::build`]),
+//! serves the gRPC and HTTP listeners ([`Arbiter::serve`]) and runs the background loops
+//! (store following, key maintenance, SIGHUP reloads). Nothing imports it but the facade
+//! and the binary; it imports everything it wires.
+
+mod loops;
+
+use loops::spawn_sighup_reload;
+pub use loops::KEY_REFRESH_SECONDS;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::decision::Pdp;
+use crate::token::keys::{load_or_generate_dev_key, SigningKey};
+use crate::token::{self, Issuer, Verifier};
+use crate::{authzen, grpc, oauth, policy, ssa, store, telemetry, tls};
+
+/// How long start-up waits for each issuer's first JWKS fetch before serving anyway.
+const FIRST_JWKS_FETCH: Duration = Duration::from_secs(5);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Invalid configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The policy directory is invalid.
+    #[error(transparent)]
+    Policies(#[from] policy::LoadError),
+    /// The development key could not be loaded or created.
+    #[error(transparent)]
+    Key(#[from] token::keys::KeyError),
+    /// The listener could not be bound.
+    #[error("cannot bind: {0}")]
+    Bind(std::io::Error),
+    /// The policy directory could not be watched.
+    #[error(transparent)]
+    Watch(#[from] policy::watch::WatchError),
+    /// Reflection could not be set up.
+    #[error("grpc reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The authorization server's keys could not be loaded.
+    #[error(transparent)]
+    KeyRing(#[from] oauth::keys::KeyRingError),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+    /// The TLS files could not be used.
+    #[error(transparent)]
+    Tls(tls::TlsError),
+}
+
+/// A configured Arbiter: policies loaded, keys ready, not yet serving.
+pub struct Arbiter {
+    config: Config,
+    pdp: Arc<Pdp>,
+    dev_key: Option<Arc<SigningKey>>,
+    tokens: Option<Arc<oauth::token::TokenService>>,
+    ssa: Option<Arc<ssa::SsaService>>,
+}
+
+impl Arbiter {
+    /// Loads policies, keys and the store; fails on an invalid policy directory or
+    /// configuration.
+    pub async fn build(mut config: Config) -> Result<Self, StartError> {
+        config.follow_listener();
+        config.validate()?;
+        telemetry::set_replay_record(config.decision_log_replay);
+        let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
+        let mut extra = Vec::new();
+        let dev_key = if config.dev_issuer.enabled {
+            let key = Arc::new(load_or_generate_dev_key(&config.data_dir)?);
+            extra.push(Issuer::with_static_keys(
+                config.dev_issuer.issuer.clone(),
+                vec![config.dev_issuer.audience.clone()],
+                vec![key.verification_key()?],
+            ));
+            Some(key)
+        } else {
+            None
+        };
+        // The paired authorization server: its keys are trusted in-process, no HTTP round trip.
+        let authority = if config.oauth.enabled {
+            let store = store::open(&config).await?;
+            let keys = Arc::new(
+                oauth::keys::KeyRing::open(
+                    store.clone(),
+                    store::KEY_PURPOSE_ACCESS_TOKEN,
+                    config.oauth.access_token_ttl_seconds,
+                    config.key_publish_ahead_seconds(),
+                    token::keys::signing_algorithm(&config.oauth.signing_alg)?,
+                )
+                .await?,
+            );
+            let mut audiences = vec![config.oauth.audience.clone()];
+            audiences.extend(config.oauth.resources.iter().cloned());
+            extra.push(Issuer::with_static_keys(
+                config.oauth.issuer.clone(),
+                audiences,
+                keys.verification_keys(),
+            ));
+            Some((store, keys))
+        } else {
+            None
+        };
+        let verifier = Arc::new(Verifier::new(&config, extra));
+        let tokens = match authority {
+            Some((store, keys)) => {
+                // Revocations outlive restarts.
+                let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+                for (issuer, jti, exp) in store.revoked_tokens(now, 0).await? {
+                    verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
+                }
+                // So are disabled clients' tokens (and those disabled later from outside this
+                // process: see `follow_store`).
+                verifier
+                    .set_disabled_clients(&config.oauth.issuer, store.disabled_clients().await?);
+                Some(Arc::new(oauth::token::TokenService::new(
+                    store,
+                    keys,
+                    verifier.clone(),
+                    policies.clone(),
+                    oauth::token::TokenSettings {
+                        issuer: config.oauth.issuer.clone(),
+                        audience: config.oauth.audience.clone(),
+                        resources: config.oauth.resources.clone(),
+                        ttl_seconds: config.oauth.access_token_ttl_seconds,
+                        trusted_proxies: config.oauth.trusted_proxies.clone(),
+                        client_certificates: config.tls.as_ref().is_some_and(|t| {
+                            t.client_certs(tls::Listener::Http) != tls::ClientCerts::None
+                        }),
+                    },
+                )))
+            }
+            None => None,
+        };
+        let ssa = match &tokens {
+            Some(tokens) if config.ssa.enabled => {
+                let store = tokens.store().clone();
+                let keys = Arc::new(
+                    oauth::keys::KeyRing::open(
+                        store.clone(),
+                        store::KEY_PURPOSE_STATEMENT,
+                        config.ssa.max_validity_seconds,
+                        config.key_publish_ahead_seconds(),
+                        token::keys::signing_algorithm(&config.ssa.signing_alg)?,
+                    )
+                    .await?,
+                );
+                Some(Arc::new(ssa::SsaService::new(
+                    store,
+                    keys,
+                    config.oauth.issuer.clone(),
+                    config.ssa.clone(),
+                    verifier.clone(),
+                    config.leeway_seconds,
+                )))
+            }
+            _ => None,
+        };
+        let pdp = Arc::new(Pdp::new(
+            policies,
+            verifier,
+            config.decision_cache_ttl_seconds,
+        ));
+        Ok(Self {
+            config,
+            pdp,
+            dev_key,
+            tokens,
+            ssa,
+        })
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The decision point, for in-process use.
+    pub fn pdp(&self) -> &Arc<Pdp> {
+        &self.pdp
+    }
+
+    /// The token service of the paired authorization server, when enabled.
+    pub fn tokens(&self) -> Option<&Arc<oauth::token::TokenService>> {
+        self.tokens.as_ref()
+    }
+
+    /// Makes a new authorization-server signing key active, and trusts it in the PDP at once
+    /// (the previous key stays trusted and published until its tokens expired).
+    pub async fn rotate_signing_key(&self) -> Result<String, StartError> {
+        let tokens = self.tokens.as_ref().ok_or_else(|| {
+            StartError::Config(config::ConfigError::Invalid(
+                "the authorization server is disabled".into(),
+            ))
+        })?;
+        let kid = tokens.keys().rotate().await?;
+        self.trust_signing_keys(tokens);
+        Ok(kid)
+    }
+
+    /// The software statement workflow, when enabled.
+    pub fn ssa(&self) -> Option<&Arc<ssa::SsaService>> {
+        self.ssa.as_ref()
+    }
+
+    /// Every HTTP route: `/metrics` and AuthZEN always; with the authorization server, the
+    /// OAuth endpoints, registration, and the statement workflow.
+    fn http_router(&self) -> axum::Router {
+        let mut router = axum::Router::new();
+        if let Some(tokens) = &self.tokens {
+            router =
+                router
+                    .merge(oauth::http::router(tokens.clone()))
+                    .merge(oauth::register::router(oauth::register::RegisterState {
+                        store: tokens.store().clone(),
+                        tokens: tokens.clone(),
+                        ssa: self.ssa.clone(),
+                        verifier: self.pdp.verifier().clone(),
+                        issuer: self.config.oauth.issuer.clone(),
+                        open_registration: self.config.oauth.open_registration,
+                    }));
+        }
+        let pdp = self.pdp.clone();
+        router = router.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let pdp = pdp.clone();
+                async move {
+                    let text = telemetry::metrics::METRICS.encode(&pdp.policies().load().version);
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                }
+            }),
+        );
+        router = router.merge(authzen::router(
+            self.pdp.clone(),
+            self.config.oauth.issuer.clone(),
+        ));
+        if let Some(ssa) = &self.ssa {
+            router = router.merge(ssa::http::router(ssa::http::SsaState {
+                service: ssa.clone(),
+                pdp: self.pdp.clone(),
+                token_issuer: self.config.oauth.issuer.clone(),
+            }));
+        }
+        router
+    }
+
+    /// Re-reads the authorization server's keys from the store (a rotation by
+    /// `arbiter keys rotate` or another instance) and trusts exactly those in the PDP.
+    pub async fn refresh_signing_keys(&self) -> Result<(), StartError> {
+        if let Some(tokens) = &self.tokens {
+            tokens.keys().refresh().await?;
+            self.trust_signing_keys(tokens);
+        }
+        if let Some(ssa) = &self.ssa {
+            ssa.keys().refresh().await?;
+        }
+        Ok(())
+    }
+
+    fn trust_signing_keys(&self, tokens: &oauth::token::TokenService) {
+        if let Some(issuer) = self.pdp.verifier().issuer(&self.config.oauth.issuer) {
+            issuer.set_keys(tokens.keys().verification_keys());
+        }
+    }
+
+    /// The development issuer's signing key, when enabled.
+    pub fn dev_key(&self) -> Option<&Arc<SigningKey>> {
+        self.dev_key.as_ref()
+    }
+
+    /// Serves gRPC on an already-bound listener until `shutdown` is cancelled, then reports
+    /// NOT_SERVING and drains in-flight calls.
+    ///
+    /// With an `http` listener, `/metrics` and AuthZEN are served on it, and the OAuth
+    /// endpoints when the authorization server is enabled.
+    pub async fn serve(
+        &self,
+        grpc: TcpListener,
+        http: Option<TcpListener>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
+        self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
+        if let Some(ssa) = &self.ssa {
+            ssa.statements().start(&shutdown, FIRST_JWKS_FETCH).await;
+        }
+        if self.config.watch_policies {
+            policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
+        }
+        spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
+        let (routes, health) = grpc::routes(self.pdp.clone())?;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        health
+            .set_service_status(
+                grpc::AUTHORIZER_SERVICE,
+                tonic_health::ServingStatus::Serving,
+            )
+            .await;
+        let addr = grpc.local_addr().map_err(StartError::Bind)?;
+        let http = http.map(|listener| (listener, self.http_router()));
+        let http_addr = match &http {
+            Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
+            None => None,
+        };
+        for (name, a) in [("grpc", Some(addr)), ("http", http_addr)] {
+            if let Some(a) = a.filter(|a| !a.ip().is_loopback()) {
+                tracing::warn!(listener = name, addr = %a, "serving PLAINTEXT on a non-loopback address (allow_plaintext): terminate TLS in front of Arbiter");
+            }
+        }
+        let snapshot = self.pdp.policies().snapshot();
+        tracing::info!(
+            grpc_addr = %addr,
+            http_addr = http_addr.map(|a| a.to_string()).as_deref().unwrap_or("off"),
+            policies = %snapshot.source.display(),
+            policy_version = %snapshot.version,
+            policy_count = snapshot.policy_count(),
+            routes = snapshot.routes.endpoints().len(),
+            issuers = self.pdp.verifier().issuers().count(),
+            "arbiter ready"
+        );
+        for w in &snapshot.warnings {
+            tracing::warn!(warning = %w, "policy validation warning");
+        }
+        let reloading = |listener| -> Result<Option<Arc<tls::ReloadingTls>>, StartError> {
+            match &self.config.tls {
+                Some(c) => {
+                    let tls =
+                        tls::ReloadingTls::new(c.clone(), listener).map_err(StartError::Tls)?;
+                    tokio::spawn(tls.clone().watch(shutdown.clone()));
+                    Ok(Some(tls))
+                }
+                None => Ok(None),
+            }
+        };
+        let tls = reloading(tls::Listener::Grpc)?;
+        let http_tls = reloading(tls::Listener::Http)?;
+        let drain = shutdown.clone();
+        let drained = async move {
+            drain.cancelled().await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tracing::info!("shutting down: draining in-flight calls");
+        };
+        let builder = tonic::transport::Server::builder().add_routes(routes);
+        let grpc_server: std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + '_>,
+        > = match &tls {
+            Some(tls) => {
+                let accepted = tls::accept(grpc, tls.clone(), shutdown.clone());
+                let incoming = tokio_stream::StreamExt::map(
+                    tokio_stream::wrappers::ReceiverStream::new(accepted),
+                    |(stream, _)| Ok::<_, std::io::Error>(stream),
+                );
+                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+            }
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
+                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+            }
+        };
+        let http_server = async {
+            let Some((listener, router)) = http else {
+                return Ok(());
+            };
+            tls::serve_http(listener, router, http_tls, shutdown.clone())
+                .await
+                .map_err(StartError::Http)
+        };
+        let (grpc_result, http_result, (), ()) = tokio::join!(
+            grpc_server,
+            http_server,
+            self.maintain_signing_keys(&shutdown),
+            self.follow_store(&shutdown)
+        );
+        grpc_result?;
+        http_result
+    }
+}

@@ -93,7 +93,7 @@ fn signers() -> Vec<Signer> {
 }
 
 fn token(s: &Signer, jti: u64) -> String {
-    let now = arbiter::token::now();
+    let now = arbiter::clock::now();
     let mut header = Header::new(s.alg);
     header.kid = Some(format!("{:?}", s.alg));
     let claims = json!({

@@ -16,6 +16,7 @@
 pub mod authzen;
 pub mod bench;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod decision;
 pub mod gateway;

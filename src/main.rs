@@ -1335,7 +1335,7 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         let store = arbiter::store::open(&config).await?;
         match &cmd {
             KeysCommand::List { .. } => {
-                let now = i64::try_from(arbiter::token::now()).unwrap_or(i64::MAX);
+                let now = arbiter::clock::now_i64();
                 let mut rows: Vec<Value> = Vec::new();
                 let ahead = i64::try_from(config.key_publish_ahead_seconds()).unwrap_or(i64::MAX);
                 for purpose in [KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT] {
@@ -1373,11 +1373,14 @@ fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             }
             KeysCommand::Rotate { alg, statements, .. } => {
                 let (purpose, default_alg) = if *statements {
-                    (KEY_PURPOSE_STATEMENT, &config.ssa.signing_alg)
+                    (KEY_PURPOSE_STATEMENT, config.ssa.signing_alg)
                 } else {
-                    (KEY_PURPOSE_ACCESS_TOKEN, &config.oauth.signing_alg)
+                    (KEY_PURPOSE_ACCESS_TOKEN, config.oauth.signing_alg)
                 };
-                let alg = arbiter::token::keys::signing_algorithm(alg.as_deref().unwrap_or(default_alg))?;
+                let alg = match alg.as_deref() {
+                    Some(name) => arbiter::token::keys::signing_algorithm(name)?,
+                    None => arbiter::token::keys::algorithm(default_alg),
+                };
                 let key = generate(purpose, alg)?;
                 let active = store
                     .signing_keys(purpose)

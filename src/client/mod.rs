@@ -319,7 +319,7 @@ impl ArbiterClient {
 /// SHA-256 over the token's digest, method, path and the context's canonical JSON.
 fn cache_key(check: &Check<'_>) -> Key {
     let mut h = Sha256::new();
-    h.update(crate::token::digest(check.token));
+    h.update(Sha256::digest(check.token.as_bytes()));
     h.update([0]);
     h.update(check.method.as_bytes());
     h.update([0]);
@@ -343,5 +343,5 @@ fn token_lifetime_left(token: &str) -> Option<Duration> {
         .ok()?;
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     let exp = claims.get("exp")?.as_u64()?;
-    Some(Duration::from_secs(exp.saturating_sub(crate::token::now())))
+    Some(Duration::from_secs(exp.saturating_sub(crate::clock::now())))
 }

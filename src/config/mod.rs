@@ -136,7 +136,7 @@ impl Default for StoreConfig {
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
-            .field("url", &self.url.as_deref().map(crate::store::redacted_url))
+            .field("url", &self.url.as_deref().map(redacted_url))
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -191,7 +191,7 @@ pub struct OAuthConfig {
     pub key_publish_ahead_seconds: Option<u64>,
     /// The algorithm of new signing keys: `ES256` (default), `EdDSA` or `RS256`. Changing it
     /// rotates to a key of the new algorithm at the next start.
-    pub signing_alg: String,
+    pub signing_alg: SigningAlg,
     /// Resource servers (absolute URIs) a client may name with the RFC 8707 `resource`
     /// parameter to get tokens addressed to them; the PDP accepts them as audiences of this
     /// issuer's tokens. A client's own `resources` list narrows this further.
@@ -219,25 +219,25 @@ pub struct TlsConfig {
     /// Client certificates on the gRPC listener: `none` or `required`; default `required`
     /// with a `client_ca_file`, else `none`.
     #[serde(default)]
-    pub grpc_client_certs: Option<crate::tls::ClientCerts>,
+    pub grpc_client_certs: Option<ClientCerts>,
     /// Client certificates on the HTTP listener: `none`, `required`, or `optional` (asked
     /// for, any accepted by the handshake, judged per request: RFC 8705 client
     /// authentication at `/token`); default as for gRPC.
     #[serde(default)]
-    pub http_client_certs: Option<crate::tls::ClientCerts>,
+    pub http_client_certs: Option<ClientCerts>,
 }
 
 impl TlsConfig {
     /// What a listener asks of client certificates.
-    pub fn client_certs(&self, listener: crate::tls::Listener) -> crate::tls::ClientCerts {
+    pub fn client_certs(&self, listener: Listener) -> ClientCerts {
         let set = match listener {
-            crate::tls::Listener::Grpc => self.grpc_client_certs,
-            crate::tls::Listener::Http => self.http_client_certs,
+            Listener::Grpc => self.grpc_client_certs,
+            Listener::Http => self.http_client_certs,
         };
         set.unwrap_or(if self.client_ca_file.is_some() {
-            crate::tls::ClientCerts::Required
+            ClientCerts::Required
         } else {
-            crate::tls::ClientCerts::None
+            ClientCerts::None
         })
     }
 }
@@ -255,7 +255,7 @@ pub struct SsaConfig {
     /// the authorization server enabled).
     pub enabled: bool,
     /// Algorithm of the statement signing key: `ES256`, `EdDSA` or `RS256`.
-    pub signing_alg: String,
+    pub signing_alg: SigningAlg,
     /// Validity of a statement when the reviewer gives none (seconds).
     pub default_validity_seconds: u64,
     /// Longest validity a reviewer may give (seconds); retired statement keys stay
@@ -269,7 +269,7 @@ impl Default for SsaConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            signing_alg: "ES256".into(),
+            signing_alg: SigningAlg::ES256,
             default_validity_seconds: 365 * 24 * 3600,
             max_validity_seconds: 2 * 365 * 24 * 3600,
             trusted_issuers: Vec::new(),
@@ -301,7 +301,7 @@ impl Default for OAuthConfig {
             trusted_proxies: Vec::new(),
             key_rotation_seconds: None,
             key_publish_ahead_seconds: None,
-            signing_alg: "ES256".into(),
+            signing_alg: SigningAlg::ES256,
             resources: Vec::new(),
             open_registration: false,
         }
@@ -511,7 +511,6 @@ impl Config {
             }
         }
         if let Some(tls) = &self.tls {
-            use crate::tls::{ClientCerts, Listener};
             if tls.client_certs(Listener::Grpc) == ClientCerts::Optional {
                 return invalid(
                     "tls.grpc_client_certs: `none` or `required` (optional certificates are for RFC 8705 client authentication at the HTTP token endpoint)".into(),
@@ -533,12 +532,6 @@ impl Config {
                     "{name} {addr} is not a loopback address and Arbiter serves plaintext: set `allow_plaintext = true` (or --allow-plaintext) and terminate TLS in front of it"
                 ));
             }
-        }
-        if let Err(e) = crate::token::keys::signing_algorithm(&self.oauth.signing_alg) {
-            return invalid(format!("oauth.signing_alg: {e}"));
-        }
-        if let Err(e) = crate::token::keys::signing_algorithm(&self.ssa.signing_alg) {
-            return invalid(format!("ssa.signing_alg: {e}"));
         }
         if self.ssa.default_validity_seconds == 0
             || self.ssa.default_validity_seconds > self.ssa.max_validity_seconds
@@ -562,7 +555,7 @@ impl Config {
             }
         }
         for r in &self.oauth.resources {
-            if let Err(why) = crate::oauth::resource::check_resource_uri(r) {
+            if let Err(why) = check_resource_uri(r) {
                 return invalid(format!("oauth.resources: `{r}` {why}"));
             }
         }
@@ -647,7 +640,7 @@ mod tests {
         assert_eq!(c.key_publish_ahead_seconds(), 10, "replicas publish ahead");
         assert_eq!(Config::default().key_publish_ahead_seconds(), 0);
         let tls = c.tls.as_ref().unwrap();
-        use crate::tls::{ClientCerts, Listener};
+
         assert_eq!(tls.client_certs(Listener::Grpc), ClientCerts::Required);
         assert_eq!(tls.client_certs(Listener::Http), ClientCerts::Optional);
         c.validate().unwrap();
@@ -661,5 +654,101 @@ mod tests {
         no_ca.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Required);
         let refused = no_ca.validate().unwrap_err().to_string();
         assert!(refused.contains("client_ca_file"), "{refused}");
+    }
+}
+
+// The vocabulary other subsystems read from the configuration: defined here, so `config`
+// imports no subsystem.
+
+/// What a listener asks of clients' certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCerts {
+    /// No certificate is asked for.
+    None,
+    /// A certificate is asked for but not required, and the handshake accepts any whose
+    /// owner proves possession of its key; what it is worth is decided per request (RFC
+    /// 8705 client authentication at `/token`: chained to the client CA for
+    /// `tls_client_auth`, registered by the client for `self_signed_tls_client_auth`).
+    Optional,
+    /// A certificate chaining to the client CA is required (mTLS).
+    Required,
+}
+
+/// Which listener a configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The gRPC API.
+    Grpc,
+    /// The HTTP endpoints (OAuth, AuthZEN, metrics, workflow).
+    Http,
+}
+
+/// A database URL fit for messages and logs: the password replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// Whether `uri` can be a resource indicator: an absolute URI without a fragment.
+pub fn check_resource_uri(uri: &str) -> Result<(), &'static str> {
+    match url::Url::parse(uri) {
+        Ok(_) if uri.contains('#') => Err("must not have a fragment"),
+        Ok(parsed) if parsed.cannot_be_a_base() && parsed.scheme() != "urn" => {
+            Err("is not an absolute URI")
+        }
+        Ok(_) => Ok(()),
+        Err(_) => Err("is not an absolute URI"),
+    }
+}
+
+/// An algorithm Arbiter signs with. `none` and HMAC can never be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum SigningAlg {
+    /// ECDSA P-256 with SHA-256 (the default).
+    #[default]
+    ES256,
+    /// Ed25519.
+    EdDSA,
+    /// RSA PKCS#1 v1.5 with SHA-256 (2048-bit keys), for interoperability.
+    RS256,
+}
+
+impl SigningAlg {
+    /// Every algorithm, in order of preference.
+    pub const ALL: [Self; 3] = [Self::ES256, Self::EdDSA, Self::RS256];
+
+    /// The JOSE name (`ES256`, `EdDSA`, `RS256`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ES256 => "ES256",
+            Self::EdDSA => "EdDSA",
+            Self::RS256 => "RS256",
+        }
+    }
+}
+
+impl std::str::FromStr for SigningAlg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| {
+                format!("unsupported signing algorithm `{s}` (use ES256, EdDSA or RS256)")
+            })
+    }
+}
+
+impl fmt::Display for SigningAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }

@@ -12,7 +12,7 @@ use super::context::check_bounds;
 use super::path::normalize;
 use super::{decide, Caller, EntityRef, Input, Reason, Verdict};
 use crate::policy::{PolicySnapshot, PolicyStore};
-use crate::token::{now, VerifiedToken, Verifier};
+use crate::token::{VerifiedToken, Verifier};
 
 /// Longest token accepted.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -137,7 +137,7 @@ impl Pdp {
         let cache_ttl_seconds = match (&verdict.reason, &token) {
             (Reason::InvalidRequest | Reason::InvalidToken | Reason::Error, _) => 0,
             (_, Some(t)) => {
-                let left = t.exp.saturating_sub(now());
+                let left = t.exp.saturating_sub(self.verifier.clock().now());
                 u32::try_from(left).unwrap_or(u32::MAX).min(self.ttl_cap)
             }
             (_, None) => self.ttl_cap,

@@ -102,7 +102,7 @@ pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
     } else {
         Some(random_token(32)?)
     };
-    let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+    let now = crate::clock::now_i64();
     let record = ClientRecord {
         // hex, so an id never starts with `-` (it is a command-line argument too)
         client_id: random_hex(16)?,

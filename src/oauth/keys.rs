@@ -180,7 +180,7 @@ pub fn generate(purpose: &str, alg: Algorithm) -> Result<SigningKeyRecord, KeyEr
         purpose: purpose.to_owned(),
         alg: alg_name(alg).into(),
         private_der: der,
-        created_at: i64::try_from(crate::token::now()).unwrap_or(i64::MAX),
+        created_at: crate::clock::now_i64(),
         retired_at: None,
     })
 }
@@ -190,7 +190,7 @@ fn build(
     token_ttl: i64,
     publish_ahead: i64,
 ) -> Result<KeySet, KeyRingError> {
-    let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+    let now = crate::clock::now_i64();
     let newest = records
         .iter()
         .find(|r| r.retired_at.is_none())
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_new_key_is_published_before_it_signs() {
-        let now = i64::try_from(crate::token::now()).unwrap();
+        let now = i64::try_from(crate::clock::now()).unwrap();
         let old = key(now - 1000, Some(now - 2));
         let new = key(now - 2, None);
         let records = [new.clone(), old.clone()];

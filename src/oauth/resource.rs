@@ -6,17 +6,7 @@
 use super::token::OAuthError;
 use crate::store::ClientRecord;
 
-/// Whether `uri` can be a resource indicator: an absolute URI without a fragment.
-pub fn check_resource_uri(uri: &str) -> Result<(), &'static str> {
-    match url::Url::parse(uri) {
-        Ok(_) if uri.contains('#') => Err("must not have a fragment"),
-        Ok(parsed) if parsed.cannot_be_a_base() && parsed.scheme() != "urn" => {
-            Err("is not an absolute URI")
-        }
-        Ok(_) => Ok(()),
-        Err(_) => Err("is not an absolute URI"),
-    }
-}
+pub use crate::config::check_resource_uri;
 
 /// The audiences of the token to mint: the requested resources (deduplicated, in order),
 /// or `default` when none was named. `invalid_target` when a resource is malformed, unknown

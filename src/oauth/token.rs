@@ -455,7 +455,7 @@ impl TokenService {
             .get("exp")
             .and_then(serde_json::Value::as_i64)
             .ok_or_else(|| fail("no exp"))?;
-        let now = i64::try_from(crate::token::now()).unwrap_or(i64::MAX);
+        let now = crate::clock::now_i64();
         if exp > now + 600 {
             return Err(fail("assertion lives longer than 10 minutes"));
         }
@@ -612,7 +612,7 @@ impl TokenService {
         // audience: a scope is granted only if every audience may receive it.
         let mut context = serde_json::Map::new();
         context.insert("grant_type".into(), json!("client_credentials"));
-        context.insert("time".into(), json!(crate::token::now()));
+        context.insert("time".into(), json!(crate::clock::now()));
         if let Some(ip) = req.origin.client_ip(&self.settings.trusted_proxies) {
             context.insert("ip".into(), json!(ip.to_string()));
         }
@@ -663,7 +663,7 @@ impl TokenService {
             ));
         }
         let scope = granted.join(" ");
-        let now = crate::token::now();
+        let now = crate::clock::now();
         let mut claims = json!({
             "iss": self.settings.issuer,
             "sub": client.client_id,

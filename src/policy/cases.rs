@@ -186,7 +186,7 @@ pub fn case_token(case: &TestCase) -> Result<Option<VerifiedToken>, String> {
         ("client_id", Value::from(client_id)),
         ("scope", Value::from(case.scopes.join(" "))),
         ("exp", Value::from(u64::MAX / 2)),
-        ("iat", Value::from(crate::token::now())),
+        ("iat", Value::from(crate::clock::now())),
     ];
     for (k, v) in standard {
         claims.insert(k.into(), v);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::Arbiter;
-use crate::{policy, telemetry, token};
+use crate::{policy, telemetry};
 
 impl Arbiter {
     /// Until `shutdown`, follows what other processes (the CLI, other replicas sharing the
@@ -19,7 +19,7 @@ impl Arbiter {
         };
         // Revocations are read by their time with a minute's overlap, so a replica whose clock
         // runs behind ours is not missed; known ones cost nothing.
-        let mut since = i64::try_from(token::now()).unwrap_or(i64::MAX);
+        let mut since = crate::clock::now_i64();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -33,7 +33,7 @@ impl Arbiter {
                     tracing::warn!(error = %e, "cannot read disabled clients; keeping the last known set")
                 }
             }
-            let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+            let now = crate::clock::now_i64();
             match tokens.store().revoked_tokens(now, since - 60).await {
                 Ok(revoked) => {
                     for (issuer, jti, exp) in revoked {
@@ -65,7 +65,7 @@ impl Arbiter {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(tick) => {}
             }
-            let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+            let now = crate::clock::now_i64();
             let age = now.saturating_sub(tokens.keys().current().active_created_at);
             let due = rotation.is_some_and(|every| age >= i64::try_from(every).unwrap_or(i64::MAX));
             let outcome = if due {

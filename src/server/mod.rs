@@ -99,7 +99,7 @@ impl Arbiter {
                     store::KEY_PURPOSE_ACCESS_TOKEN,
                     config.oauth.access_token_ttl_seconds,
                     config.key_publish_ahead_seconds(),
-                    token::keys::signing_algorithm(&config.oauth.signing_alg)?,
+                    token::keys::algorithm(config.oauth.signing_alg),
                 )
                 .await?,
             );
@@ -118,7 +118,7 @@ impl Arbiter {
         let tokens = match authority {
             Some((store, keys)) => {
                 // Revocations outlive restarts.
-                let now = i64::try_from(token::now()).unwrap_or(i64::MAX);
+                let now = crate::clock::now_i64();
                 for (issuer, jti, exp) in store.revoked_tokens(now, 0).await? {
                     verifier.revoke(&issuer, &jti, u64::try_from(exp).unwrap_or(0));
                 }
@@ -154,7 +154,7 @@ impl Arbiter {
                         store::KEY_PURPOSE_STATEMENT,
                         config.ssa.max_validity_seconds,
                         config.key_publish_ahead_seconds(),
-                        token::keys::signing_algorithm(&config.ssa.signing_alg)?,
+                        token::keys::algorithm(config.ssa.signing_alg),
                     )
                     .await?,
                 );

@@ -427,5 +427,5 @@ fn check_scopes(scopes: &[String]) -> Result<Vec<String>, SsaError> {
 }
 
 fn now() -> i64 {
-    i64::try_from(crate::token::now()).unwrap_or(i64::MAX)
+    crate::clock::now_i64()
 }

@@ -334,7 +334,7 @@ impl AuditEvent {
     pub fn new(actor: impl Into<String>, action: &str) -> Self {
         Self {
             id: 0,
-            at: i64::try_from(crate::token::now()).unwrap_or(i64::MAX),
+            at: crate::clock::now_i64(),
             actor: actor.into(),
             action: action.to_owned(),
             request_id: None,

@@ -232,17 +232,7 @@ pub fn postgres_dialect(sql: &str) -> String {
     out
 }
 
-/// A database URL fit for messages and logs: the password replaced by `***`.
-pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<unparsable URL>".to_owned(),
-    }
-}
+pub use crate::config::redacted_url;
 
 fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
     let scopes: String = row.try_get("allowed_scopes").map_err(backend)?;
@@ -724,7 +714,7 @@ fn key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
 }
 
 fn now() -> i64 {
-    i64::try_from(crate::token::now()).unwrap_or(i64::MAX)
+    crate::clock::now_i64()
 }
 
 async fn insert_client(conn: &mut AnyConnection, c: &ClientRecord) -> Result<(), StoreError> {

@@ -8,8 +8,9 @@
 mod http;
 mod peer;
 
+pub use crate::config::{ClientCerts, Listener};
 pub use http::{canonical_peer, serve_http};
-pub use peer::{thumbprint, AnyClientCertificate, ClientCerts, PeerCertificate};
+pub use peer::{thumbprint, AnyClientCertificate, PeerCertificate};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,15 +65,6 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
         return Err(TlsError::Pem(path.to_path_buf(), "no certificate".into()));
     }
     Ok(certs)
-}
-
-/// Which listener a configuration is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    /// The gRPC API.
-    Grpc,
-    /// The HTTP endpoints (OAuth, AuthZEN, metrics, workflow).
-    Http,
 }
 
 /// A listener's TLS: the rustls configuration, and the client CA as a verifier for

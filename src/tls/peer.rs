@@ -7,7 +7,6 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use rustls_pki_types::{CertificateDer, UnixTime};
-use serde::Deserialize;
 use sha2::Digest as _;
 use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
 use tokio_rustls::rustls::crypto::{
@@ -15,21 +14,6 @@ use tokio_rustls::rustls::crypto::{
 };
 use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use tokio_rustls::rustls::{self, DigitallySignedStruct, DistinguishedName, SignatureScheme};
-
-/// What a listener asks of clients' certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientCerts {
-    /// No certificate is asked for.
-    None,
-    /// A certificate is asked for but not required, and the handshake accepts any whose
-    /// owner proves possession of its key; what it is worth is decided per request (RFC
-    /// 8705 client authentication at `/token`: chained to the client CA for
-    /// `tls_client_auth`, registered by the client for `self_signed_tls_client_auth`).
-    Optional,
-    /// A certificate chaining to the client CA is required (mTLS).
-    Required,
-}
 
 /// The certificate a client presented on its connection, attached to every request on it;
 /// cloning it is an `Arc` bump. Whether it chains to the client CA is worked out only when

@@ -55,7 +55,16 @@ fn crypto(e: impl std::fmt::Display) -> KeyError {
     KeyError::Crypto(e.to_string())
 }
 
-/// Parses an algorithm name Arbiter can sign with (`ES256`, `EdDSA`, `RS256`).
+/// The JOSE algorithm of a configured signing algorithm.
+pub fn algorithm(alg: crate::config::SigningAlg) -> Algorithm {
+    match alg {
+        crate::config::SigningAlg::ES256 => Algorithm::ES256,
+        crate::config::SigningAlg::EdDSA => Algorithm::EdDSA,
+        crate::config::SigningAlg::RS256 => Algorithm::RS256,
+    }
+}
+
+/// Parses an algorithm name Arbiter can sign with (`ES256`, `EdDSA`, `RS256`), as stored.
 pub fn signing_algorithm(name: &str) -> Result<Algorithm, KeyError> {
     name.parse::<Algorithm>()
         .ok()

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use super::keys::SigningKey;
-use super::now;
+use crate::clock::now;
 
 /// What a development token should say.
 #[derive(Debug, Clone, Default)]

@@ -12,7 +12,7 @@ pub mod mint;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub use identity::{identify, Identity, IdentityClaims, PrincipalKind};
 pub use issuer::{Issuer, KeySource};
 
+use crate::clock::Clock;
 use crate::config::Config;
 
 /// A SHA-256 digest of a raw token: the cache key and the token's name in logs.
@@ -143,6 +144,7 @@ pub struct Verifier {
     capacity: usize,
     leeway: u64,
     http: reqwest::Client,
+    clock: Clock,
 }
 
 impl Verifier {
@@ -168,7 +170,19 @@ impl Verifier {
             capacity: config.token_cache_capacity,
             leeway: config.leeway_seconds,
             http,
+            clock: Clock::system(),
         }
+    }
+
+    /// The same verifier reading `clock` (tests move a manual clock instead of sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock cached tokens expire by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Starts key refreshers and waits (up to `first_fetch`) for each issuer's first fetch.
@@ -199,7 +213,7 @@ impl Verifier {
     /// expired. The hot path of a repeat decision: one digest and one map lookup.
     pub fn cached(&self, digest: &TokenDigest) -> Option<Arc<VerifiedToken>> {
         let hit = self.cache.get(digest)?.value().clone();
-        if hit.exp + self.leeway > now() {
+        if hit.exp + self.leeway > self.clock.now() {
             Some(hit)
         } else {
             self.cache.remove(digest);
@@ -215,7 +229,7 @@ impl Verifier {
             // Known already (the store is polled again and again): nothing to do.
             return;
         }
-        let now = now();
+        let now = self.clock.now();
         if self.revoked.len() > 10_000 {
             self.revoked.retain(|_, by| {
                 by.retain(|(_, e)| *e + self.leeway > now);
@@ -388,7 +402,7 @@ impl Verifier {
 
     fn remember(&self, token: Arc<VerifiedToken>) {
         if self.cache.len() >= self.capacity {
-            let now = now();
+            let now = self.clock.now();
             self.cache.retain(|_, t| t.exp + self.leeway > now);
             if self.cache.len() >= self.capacity {
                 tracing::debug!("token cache full; not caching");
@@ -455,13 +469,6 @@ pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
     match e.kind() {
         ErrorKind::InvalidSignature => TokenError::BadSignature,
@@ -526,5 +533,36 @@ fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cached_tokens_expire_by_the_verifiers_clock() {
+        let clock = Clock::manual(1_000_000);
+        let verifier = Verifier::new(&Config::default(), Vec::new()).with_clock(clock.clone());
+        let Value::Object(claims) =
+            json!({"iss": "i", "sub": "s", "client_id": "c", "exp": 1_000_100})
+        else {
+            unreachable!()
+        };
+        let token = Arc::new(VerifiedToken::from_verified_claims(claims).unwrap());
+        verifier.remember(token.clone());
+        assert!(verifier.cached(&token.digest).is_some());
+        clock.advance(100 + verifier.leeway - 1);
+        assert!(
+            verifier.cached(&token.digest).is_some(),
+            "within the leeway"
+        );
+        clock.advance(1);
+        assert!(
+            verifier.cached(&token.digest).is_none(),
+            "expired, and dropped"
+        );
+        assert_eq!(verifier.cache_len(), 0);
     }
 }

@@ -325,7 +325,7 @@ async fn statements_and_audit(store: &Arc<dyn Store>) {
 }
 
 fn now() -> i64 {
-    i64::try_from(arbiter::token::now()).unwrap()
+    i64::try_from(arbiter::clock::now()).unwrap()
 }
 
 #[tokio::test]

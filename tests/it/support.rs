@@ -371,7 +371,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    arbiter::token::now()
+    arbiter::clock::now()
 }
 
 /// An external identity provider: a JWKS endpoint over real HTTP whose keys can change.

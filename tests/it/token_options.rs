@@ -63,7 +63,8 @@ async fn every_signing_algorithm_is_verified_by_a_stock_verifier_and_the_pdp() {
         ("EdDSA", jsonwebtoken::Algorithm::EdDSA),
         ("RS256", jsonwebtoken::Algorithm::RS256),
     ] {
-        let mut server = TestServer::start_with(|c| c.oauth.signing_alg = name.into()).await;
+        let mut server =
+            TestServer::start_with(|c| c.oauth.signing_alg = name.parse().unwrap()).await;
         let c = create(&server, secret_client("read")).await;
         let (status, body) = request_token(&server, &c, &[]).await;
         assert_eq!(status, 200, "{name}: {body}");
@@ -110,7 +111,7 @@ async fn changing_the_algorithm_rotates_and_keeps_earlier_tokens_valid() {
     drop(server);
     let mut again = TestServer::start_in(dir, |c| {
         c.oauth.issuer = issuer.into();
-        c.oauth.signing_alg = "EdDSA".into();
+        c.oauth.signing_alg = arbiter::config::SigningAlg::EdDSA;
     })
     .await;
     let (_, body) = request_token(&again, &c, &[]).await;

@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+pub mod audit;
 pub mod authzen;
 pub mod bench;
 pub mod client;
@@ -23,9 +24,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod http;
 pub mod oauth;
-pub mod openapi;
 pub mod policy;
-pub mod ssa;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -1147,7 +1147,7 @@ fn openapi(cmd: OpenApiCommand) -> anyhow::Result<ExitCode> {
         } => {
             let text = std::fs::read_to_string(&spec)
                 .with_context(|| format!("cannot read `{}`", spec.display()))?;
-            let import = arbiter::openapi::import(&text, &api)?;
+            let import = arbiter::audit::openapi::import(&text, &api)?;
             for w in &import.warnings {
                 eprintln!("warning: {w}");
             }
@@ -1165,8 +1165,9 @@ fn openapi(cmd: OpenApiCommand) -> anyhow::Result<ExitCode> {
                         return Err(e).with_context(|| format!("cannot read `{}`", path.display()))
                     }
                 };
-                let merged = arbiter::openapi::merge_entities(current, &api, &import.operations)
-                    .map_err(anyhow::Error::msg)?;
+                let merged =
+                    arbiter::audit::openapi::merge_entities(current, &api, &import.operations)
+                        .map_err(anyhow::Error::msg)?;
                 std::fs::write(path, serde_json::to_string_pretty(&merged)? + "\n")
                     .with_context(|| format!("cannot write `{}`", path.display()))?;
             }
@@ -1191,7 +1192,7 @@ fn openapi(cmd: OpenApiCommand) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(3));
                 }
             };
-            let differences = arbiter::openapi::diff(&text, &api, &snapshot)?;
+            let differences = arbiter::audit::openapi::diff(&text, &api, &snapshot)?;
             if json_out {
                 say!("{}", json!({ "differences": differences }));
             } else {
@@ -1215,7 +1216,7 @@ fn openapi(cmd: OpenApiCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
-    use arbiter::ssa::client::{ClientError, SsaClient};
+    use arbiter::oauth::ssa::client::{ClientError, SsaClient};
     let words = |s: &str| {
         s.split_ascii_whitespace()
             .map(str::to_owned)
@@ -1751,7 +1752,7 @@ fn replay_decisions(
     candidate: &std::path::Path,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    use arbiter::policy::replay;
+    use arbiter::audit::replay;
     let text =
         std::fs::read_to_string(log).with_context(|| format!("cannot read `{}`", log.display()))?;
     let snapshot = match arbiter::policy::PolicySnapshot::load(candidate) {
@@ -1888,7 +1889,7 @@ fn query_policies(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// `arbiter policies test`: 0 when every case passes, 1 on a failure, 3 when the policies
 /// or a test file are invalid.
 fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
-    use arbiter::policy::cases;
+    use arbiter::audit::cases;
     let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
         Ok(s) => s,
         Err(e) => {

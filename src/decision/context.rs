@@ -8,8 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::policy::{AttrType, RecordShape};
 
-/// Deepest nesting accepted in a caller's context (the top-level object is depth 1).
-pub const MAX_CONTEXT_DEPTH: usize = 8;
+pub use crate::wire::MAX_CONTEXT_DEPTH;
 /// Largest caller context accepted, counted as its JSON size.
 pub const MAX_CONTEXT_BYTES: usize = 64 * 1024;
 

@@ -6,7 +6,7 @@
 
 pub mod context;
 pub mod issue;
-pub mod path;
+pub mod log;
 mod pdp;
 
 use std::collections::HashSet;
@@ -147,7 +147,7 @@ pub struct Input<'a> {
     /// The action: an upper-case HTTP method for a path, any action of the schema for a
     /// [`resource`](Input::resource).
     pub method: &'a str,
-    /// Normalized path (see [`path::normalize`]); unused when `resource` is set.
+    /// Normalized path (see [`crate::policy::path::normalize`]); unused when `resource` is set.
     pub path: &'a str,
     /// The resource, when the question names one instead of a path (AuthZEN). An `Endpoint`
     /// is looked up in the route index by its template; any other entity is decided against

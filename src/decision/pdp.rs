@@ -9,8 +9,8 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::context::check_bounds;
-use super::path::normalize;
 use super::{decide, Caller, EntityRef, Input, Reason, Verdict};
+use crate::policy::path::normalize;
 use crate::policy::{PolicySnapshot, PolicyStore};
 use crate::token::{VerifiedToken, Verifier};
 
@@ -163,7 +163,7 @@ impl Pdp {
             answer.verdict.reason.as_str(),
             took,
         );
-        crate::telemetry::log_decision(&answer, req, token.as_deref(), took);
+        super::log::log_decision(&answer, req, token.as_deref(), took);
         answer
     }
 

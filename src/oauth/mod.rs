@@ -1,6 +1,7 @@
 //! The authorization server paired with the PDP: clients and their credentials, signing
 //! keys, the token endpoint with policy-trimmed scopes and RFC 8707 resources, and its HTTP
-//! routes (token, introspection, revocation, JWKS, metadata).
+//! routes (token, introspection, revocation, JWKS, metadata), RFC 7591/7592 registration,
+//! and the software statement workflow ([`ssa`]) whose statements registration accepts.
 
 pub mod clients;
 pub mod http;
@@ -9,4 +10,5 @@ pub mod mtls;
 pub mod register;
 pub mod remote_jwks;
 pub mod resource;
+pub mod ssa;
 pub mod token;

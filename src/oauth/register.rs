@@ -16,8 +16,8 @@ use serde_json::{json, Map, Value};
 
 use super::clients::{self, ClientSpec};
 use crate::http::ApiError;
-use crate::ssa::statement::StatementError;
-use crate::ssa::SsaService;
+use crate::oauth::ssa::statement::StatementError;
+use crate::oauth::ssa::SsaService;
 use crate::store::{AuditEvent, ClientRecord, Store, StoreError};
 use crate::token::Verifier;
 

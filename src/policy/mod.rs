@@ -4,13 +4,12 @@
 //!
 //! This module knows nothing of tokens or transports.
 
-pub mod cases;
 mod error;
 mod index;
 mod load;
+pub mod path;
 pub mod query;
 mod reads;
-pub mod replay;
 mod scope_index;
 pub mod scopes;
 mod shape;

@@ -111,8 +111,7 @@ pub fn query(snapshot: &PolicySnapshot, q: &Query) -> Result<Vec<Hit>, String> {
             .split_once(' ')
             .ok_or_else(|| format!("an endpoint is `METHOD /path`, not `{e}`"))?;
         let method = method.trim().to_ascii_uppercase();
-        let path = crate::decision::path::normalize(path.trim())
-            .map_err(|err| format!("`{path}`: {err}"))?;
+        let path = super::path::normalize(path.trim()).map_err(|err| format!("`{path}`: {err}"))?;
         let ids: HashSet<String> = match snapshot.routes.at(&path) {
             Some(route) => route
                 .endpoint

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
 use crate::decision::Pdp;
+use crate::oauth::ssa;
 use crate::token::keys::{load_or_generate_dev_key, SigningKey};
 use crate::token::{self, Issuer, Verifier};
-use crate::{authzen, grpc, oauth, policy, ssa, store, telemetry, tls};
+use crate::{authzen, grpc, oauth, policy, store, telemetry, tls};
 
 /// How long start-up waits for each issuer's first JWKS fetch before serving anyway.
 const FIRST_JWKS_FETCH: Duration = Duration::from_secs(5);
@@ -76,7 +77,7 @@ impl Arbiter {
     pub async fn build(mut config: Config) -> Result<Self, StartError> {
         config.follow_listener();
         config.validate()?;
-        telemetry::set_replay_record(config.decision_log_replay);
+        crate::decision::log::set_replay_record(config.decision_log_replay);
         let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
         let mut extra = Vec::new();
         let dev_key = if config.dev_issuer.enabled {

@@ -7,10 +7,10 @@ use serde_json::{Map, Number, Value};
 /// precise size and depth checks follow in the decision service).
 pub fn struct_to_json(s: &prost_types::Struct) -> Result<Map<String, Value>, String> {
     fn value(v: &prost_types::Value, depth: usize) -> Result<Value, String> {
-        if depth > crate::decision::context::MAX_CONTEXT_DEPTH {
+        if depth > super::MAX_CONTEXT_DEPTH {
             return Err(format!(
                 "context is nested deeper than {}",
-                crate::decision::context::MAX_CONTEXT_DEPTH
+                super::MAX_CONTEXT_DEPTH
             ));
         }
         Ok(match &v.kind {

@@ -18,6 +18,10 @@ pub mod proto {
         tonic::include_file_descriptor_set!("arbiter_descriptor");
 }
 
+/// Deepest nesting accepted in a caller's context (the top-level object is depth 1): the
+/// client refuses to send, and the server to read, anything deeper.
+pub const MAX_CONTEXT_DEPTH: usize = 8;
+
 /// Every header Arbiter sets on a request it lets through starts with this; a client's own
 /// copies are removed before a request is forwarded (gateway and Envoy ext_authz alike).
 pub const ARBITER_HEADER_PREFIX: &str = "x-arbiter-";

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::PolicySnapshot;
 use crate::decision::{decide_verified, AuthzRequest, Verdict};
+use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
 /// The issuer named in test tokens.

@@ -5,8 +5,9 @@
 
 use serde_json::{Map, Value};
 
-use super::PolicySnapshot;
+use crate::decision::log::{ReplayEntity, ReplayRecord};
 use crate::decision::{decide_verified, AuthzRequest};
+use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
 /// One decision read from the log.
@@ -16,10 +17,14 @@ pub struct LoggedDecision {
     pub decision_id: String,
     /// The principal it named.
     pub principal: String,
-    /// HTTP method.
+    /// HTTP method, or the action of a named resource.
     pub method: String,
     /// Request path.
     pub path: String,
+    /// The subject the caller asserted (AuthZEN).
+    pub subject: Option<crate::decision::log::ReplayEntity>,
+    /// The resource the caller named (AuthZEN).
+    pub resource: Option<crate::decision::log::ReplayEntity>,
     /// The caller's context.
     pub context: Map<String, Value>,
     /// The verified claims, if a token was accepted.
@@ -100,7 +105,7 @@ fn parse_line(line: &str) -> Option<LoggedDecision> {
     if v.get("message").and_then(Value::as_str) != Some("decision") {
         return None;
     }
-    let replay: Value = serde_json::from_str(v.get("replay")?.as_str()?).ok()?;
+    let replay = ReplayRecord::parse(v.get("replay")?.as_str()?).ok()?;
     let text = |v: &Value, k: &str| {
         v.get(k)
             .and_then(Value::as_str)
@@ -118,18 +123,13 @@ fn parse_line(line: &str) -> Option<LoggedDecision> {
     Some(LoggedDecision {
         decision_id: text(&v, "decision_id"),
         principal: text(&v, "principal"),
-        method: text(&replay, "method"),
-        path: text(&replay, "path"),
-        context: replay
-            .get("context")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-        claims: replay.get("claims").and_then(Value::as_object).cloned(),
-        token_given: replay
-            .get("token_given")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        method: replay.method.into_owned(),
+        path: replay.path.into_owned(),
+        subject: replay.subject,
+        resource: replay.resource,
+        context: replay.context.into_owned(),
+        claims: replay.claims.map(std::borrow::Cow::into_owned),
+        token_given: replay.token_given,
         decision: text(&v, "decision"),
         reason: text(&v, "reason"),
         policies,
@@ -163,12 +163,20 @@ pub fn replay(
             }
             (None, false) => None,
         };
+        let entities = (
+            d.subject.as_ref().map(ReplayEntity::entity).transpose(),
+            d.resource.as_ref().map(ReplayEntity::entity).transpose(),
+        );
+        let (Ok(subject), Ok(resource)) = entities else {
+            report.not_replayable += 1;
+            continue;
+        };
         report.replayed += 1;
         let verdict = decide_verified(
             candidate,
             &AuthzRequest {
-                subject: None,
-                resource: None,
+                subject: subject.as_ref(),
+                resource: resource.as_ref(),
                 token: "",
                 method: &d.method,
                 path: &d.path,

@@ -1,0 +1,7 @@
+//! Offline decisions for policy authors and auditors: policy test cases (`policies/tests`),
+//! replay of logged decisions against a candidate set, and OpenAPI import/diff. Each decides
+//! through `decision`, the same code as the running service, with no server.
+
+pub mod cases;
+pub mod openapi;
+pub mod replay;

@@ -1,0 +1,97 @@
+//! `arbiter check`: ask a running server for one decision.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use serde_json::{json, Value};
+
+use arbiter::wire::proto::{self, authorizer_client::AuthorizerClient};
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Bearer token (omit for an anonymous request).
+    #[arg(long, default_value = "")]
+    pub(crate) token: String,
+    /// HTTP method.
+    pub(crate) method: String,
+    /// Request path.
+    pub(crate) path: String,
+    /// Context as a JSON object, e.g. '{"ip":"10.0.0.1","fraud_score":12}'.
+    #[arg(long)]
+    pub(crate) context: Option<String>,
+    /// Ask for a per-policy explanation.
+    #[arg(long)]
+    pub(crate) explain: bool,
+    /// RFC 8705: base64url SHA-256 of the client certificate the caller presented.
+    #[arg(long)]
+    pub(crate) client_cert_sha256: Option<String>,
+    /// Server address.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
+    pub(crate) addr: String,
+}
+
+pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let context = match &args.context {
+        Some(text) => match serde_json::from_str::<Value>(text).context("--context is not JSON")? {
+            Value::Object(map) => Some(arbiter::wire::json_to_struct(&map)),
+            _ => bail!("--context must be a JSON object"),
+        },
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let response = runtime.block_on(async {
+        let endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())
+            .with_context(|| format!("invalid --addr `{}`", args.addr))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10));
+        let mut client = AuthorizerClient::new(
+            endpoint
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to `{}`", args.addr))?,
+        );
+        let resp = client
+            .authorize(proto::AuthorizeRequest {
+                token: args.token.clone(),
+                method: args.method.clone(),
+                path: args.path.clone(),
+                context,
+                explain: args.explain,
+                client_cert_sha256: args.client_cert_sha256.clone().unwrap_or_default(),
+            })
+            .await
+            .context("authorize failed")?;
+        Ok::<_, anyhow::Error>(resp.into_inner())
+    })?;
+    let allowed = response.decision == proto::Decision::Allow as i32;
+    let out = json!({
+        "decision": if allowed { "allow" } else { "deny" },
+        "reason": proto::Reason::try_from(response.reason).map(|r| r.as_str_name()).unwrap_or("?"),
+        "policy_ids": response.policy_ids,
+        "errors": response.errors,
+        "required_scopes": response.required_scopes,
+        "policy_version": response.policy_version,
+        "decision_id": response.decision_id,
+        "principal": response.principal.map(|p| json!({
+            "entity": p.entity, "client_id": p.client_id, "sub": p.sub, "scopes": p.scopes, "issuer": p.issuer,
+        })),
+        "cache_ttl_seconds": response.cache_ttl_seconds,
+        "explanation": response.explanation.iter().map(|e| json!({
+            "policy_id": e.policy_id,
+            "effect": proto::policy_explanation::Effect::try_from(e.effect).map(|x| x.as_str_name()).unwrap_or("?"),
+            "outcome": proto::policy_explanation::Outcome::try_from(e.outcome).map(|x| x.as_str_name()).unwrap_or("?"),
+            "at": format!("{}:{}", e.file, e.line),
+            "scopes": e.scopes,
+            "missing_scopes": e.missing_scopes,
+            "error": e.error,
+        })).collect::<Vec<_>>(),
+    });
+    say!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}

@@ -1,0 +1,243 @@
+//! `arbiter serve`: the decision service, and `--check-config`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use arbiter::config::{Config, LogFormat};
+
+use super::load_config;
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags and ARBITER_* variables override it.
+    #[arg(long, env = "ARBITER_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Policy directory [default: policies].
+    #[arg(long, env = "ARBITER_POLICIES")]
+    pub(crate) policies: Option<PathBuf>,
+    /// Data directory for generated keys and the SQLite store [default: data].
+    #[arg(long, env = "ARBITER_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL (postgres://… or sqlite://FILE) instead of the data directory's SQLite.
+    #[arg(long, env = "ARBITER_STORE_URL", hide_env_values = true)]
+    pub(crate) store_url: Option<String>,
+    /// gRPC listen address [default: 127.0.0.1:50051].
+    #[arg(long, env = "ARBITER_GRPC_ADDR")]
+    pub(crate) grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address of the OAuth endpoints [default: 127.0.0.1:8080].
+    #[arg(long, env = "ARBITER_HTTP_ADDR")]
+    pub(crate) http_addr: Option<SocketAddr>,
+    /// Log format [default: text].
+    #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<LogFormat>,
+    /// Allow plaintext listeners on non-loopback addresses (logged as a warning).
+    #[arg(long)]
+    pub(crate) allow_plaintext: bool,
+    /// Check the configuration, the policy directory, the store and every issuer's keys,
+    /// then exit (0 all good, 1 a problem, 3 invalid policies).
+    #[arg(long)]
+    pub(crate) check_config: bool,
+}
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(p) = args.policies {
+        config.policies = p;
+    }
+    if let Some(d) = args.data_dir {
+        config.data_dir = d;
+    }
+    if let Some(url) = args.store_url {
+        config.store.url = Some(url);
+    }
+    if let Some(a) = args.grpc_addr {
+        config.grpc_addr = a;
+    }
+    if let Some(a) = args.http_addr {
+        config.http_addr = a;
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = f;
+    }
+    config.allow_plaintext |= args.allow_plaintext;
+    if args.check_config {
+        config.follow_listener();
+        return check_config(&config);
+    }
+    let _log = arbiter::telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (--grpc-addr)", config.grpc_addr))?;
+        let http = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (--http-addr)", config.http_addr))?;
+        // The issuer follows the listener as bound (a `:0` port included).
+        config.http_addr = http.local_addr()?;
+        let http = Some(http);
+        let arbiter = match arbiter::Arbiter::build(config.clone()).await {
+            Ok(a) => a,
+            Err(arbiter::StartError::Policies(e)) => {
+                eprintln!("arbiter: {e}");
+                return Ok(ExitCode::from(3));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            signal.cancel();
+        });
+        let grace = Duration::from_secs(config.shutdown_grace_seconds);
+        let stopped = shutdown.clone();
+        tokio::select! {
+            served = arbiter.serve(grpc, http, shutdown) => served?,
+            () = async move {
+                stopped.cancelled().await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "shutdown grace period over; exiting with requests still in flight");
+            }
+        }
+        tracing::info!("stopped");
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+/// `arbiter serve --check-config`: everything `serve` would load, without serving.
+pub(crate) fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut problems = 0;
+    let mut report = |ok: bool, what: &str, detail: String| {
+        say!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
+        problems += usize::from(!ok);
+    };
+    match config.validate() {
+        Ok(()) => report(true, "configuration", "valid".into()),
+        Err(e) => report(false, "configuration", e.to_string()),
+    }
+    if let Some(tls) = &config.tls {
+        use arbiter::tls::{ClientCerts, Listener};
+        let certs = |l| match tls.client_certs(l) {
+            ClientCerts::None => "none",
+            ClientCerts::Optional => "optional",
+            ClientCerts::Required => "required",
+        };
+        match arbiter::tls::server_config(tls, Listener::Grpc)
+            .and_then(|_| arbiter::tls::server_config(tls, Listener::Http))
+        {
+            Ok(_) => report(
+                true,
+                "tls",
+                format!(
+                    "certificate {} loads; client certificates: gRPC {}, HTTP {}",
+                    tls.cert_file.display(),
+                    certs(Listener::Grpc),
+                    certs(Listener::Http)
+                ),
+            ),
+            Err(e) => report(false, "tls", e.to_string()),
+        }
+    }
+    match arbiter::policy::PolicySnapshot::load(&config.policies) {
+        Ok(s) => report(
+            true,
+            "policies",
+            format!(
+                "{} policies, {} routes, version {} ({})",
+                s.policy_count(),
+                s.routes.endpoints().len(),
+                s.version,
+                config.policies.display()
+            ),
+        ),
+        Err(e) => {
+            say!("FAIL policies: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        if config.oauth.enabled {
+            match arbiter::store::open(config).await {
+                Ok(store) => match store.clients().await {
+                    Ok(c) => report(
+                        true,
+                        "store",
+                        format!(
+                            "{} clients in {}",
+                            c.len(),
+                            arbiter::store::describe(config)
+                        ),
+                    ),
+                    Err(e) => report(false, "store", e.to_string()),
+                },
+                Err(e) => report(false, "store", e.to_string()),
+            }
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        for issuer in &config.issuers {
+            let keys = if let Some(url) = &issuer.jwks_url {
+                arbiter::token::issuer::fetch_jwks(&http, url)
+                    .await
+                    .map(|(set, skipped, _)| (set, skipped))
+            } else if let Some(file) = &issuer.jwks_file {
+                std::fs::read(file)
+                    .map_err(|e| format!("{}: {e}", file.display()))
+                    .and_then(|bytes| arbiter::token::issuer::usable_keys(&bytes))
+            } else {
+                report(
+                    true,
+                    &format!("issuer {}", issuer.issuer),
+                    "HMAC secret configured".into(),
+                );
+                continue;
+            };
+            match keys {
+                Ok((set, skipped)) => report(
+                    true,
+                    &format!("issuer {}", issuer.issuer),
+                    format!(
+                        "{} usable keys{}",
+                        set.len(),
+                        if skipped.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({} skipped)", skipped.len())
+                        }
+                    ),
+                ),
+                Err(e) => report(false, &format!("issuer {}", issuer.issuer), e),
+            }
+        }
+    });
+    Ok(if problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub(crate) async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

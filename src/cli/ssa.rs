@@ -1,0 +1,222 @@
+//! `arbiter ssa`: the software statement workflow through a running server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Debug, Args)]
+pub(crate) struct SsaArgs {
+    /// The server's HTTP base URL.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:8080",
+        env = "ARBITER_URL",
+        global = true
+    )]
+    pub(crate) url: String,
+    /// Bearer token to call with (e.g. from `/token`).
+    #[arg(long, env = "ARBITER_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) token: Option<String>,
+    /// Or: get a token with this client's credentials (secret from ARBITER_CLIENT_SECRET).
+    #[arg(long, env = "ARBITER_CLIENT_ID", global = true)]
+    pub(crate) client_id: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: SsaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SsaCommand {
+    /// Ask for a software statement (needs arbiter.ssa.request).
+    Request {
+        /// Software name.
+        #[arg(long)]
+        name: String,
+        /// What the software does.
+        #[arg(long)]
+        description: String,
+        /// How to reach its developers.
+        #[arg(long)]
+        contact: String,
+        /// Space-separated scopes asked for.
+        #[arg(long)]
+        scopes: String,
+        /// Why the software needs them.
+        #[arg(long)]
+        justification: String,
+        /// Organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// Software version.
+        #[arg(long)]
+        software_version: Option<String>,
+        /// Space-separated grant types [default: client_credentials].
+        #[arg(long)]
+        grant_types: Option<String>,
+        /// The software's JWKS file, for private_key_jwt.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
+    },
+    /// List requests: your own, or everyone's with --review (needs arbiter.ssa.review).
+    List {
+        /// Everyone's requests (reviewer view).
+        #[arg(long)]
+        review: bool,
+        /// Only this status: pending, approved or denied.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one request (with its statement once issued).
+    Show {
+        /// Request id.
+        id: String,
+        /// Reviewer view (any request).
+        #[arg(long)]
+        review: bool,
+    },
+    /// Approve a request and issue its statement (needs arbiter.ssa.review).
+    Approve {
+        /// Request id.
+        id: String,
+        /// Space-separated scopes to approve (a subset of those asked for) [default: all].
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Validity of the statement in days [default: `[ssa] default_validity_seconds`].
+        #[arg(long)]
+        valid_days: Option<u64>,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a request with a reason the requester will see (needs arbiter.ssa.review).
+    Deny {
+        /// Request id.
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Revoke a statement: its clients are disabled and their tokens refused (needs
+    /// arbiter.ssa.review).
+    Revoke {
+        /// The statement's jti.
+        jti: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// The audit trail, by request, statement and/or client (needs arbiter.ssa.review).
+    Audit {
+        /// Request id.
+        #[arg(long)]
+        request: Option<String>,
+        /// Statement jti.
+        #[arg(long)]
+        statement: Option<String>,
+        /// Client id.
+        #[arg(long)]
+        client: Option<String>,
+    },
+}
+
+pub(crate) fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
+    use arbiter::oauth::ssa::client::{ClientError, SsaClient};
+    let words = |s: &str| {
+        s.split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async {
+        let client = match (&args.token, &args.client_id) {
+            (Some(token), _) => SsaClient::new(&args.url, token.clone()),
+            (None, Some(id)) => {
+                let secret = std::env::var("ARBITER_CLIENT_SECRET")
+                    .context("--client-id needs ARBITER_CLIENT_SECRET in the environment")?;
+                SsaClient::with_client_credentials(&args.url, id, &secret).await?
+            }
+            (None, None) => {
+                bail!("give --token (ARBITER_TOKEN) or --client-id (ARBITER_CLIENT_ID)")
+            }
+        };
+        let answer = match &args.command {
+            SsaCommand::Request {
+                name,
+                description,
+                contact,
+                scopes,
+                justification,
+                org,
+                software_version,
+                grant_types,
+                jwks,
+            } => {
+                let mut body = json!({
+                    "software_name": name, "description": description, "contact": contact,
+                    "scopes": words(scopes), "justification": justification,
+                });
+                if let Some(v) = org {
+                    body["org"] = json!(v);
+                }
+                if let Some(v) = software_version {
+                    body["software_version"] = json!(v);
+                }
+                if let Some(v) = grant_types {
+                    body["grant_types"] = json!(words(v));
+                }
+                if let Some(path) = jwks {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read --jwks `{}`", path.display()))?;
+                    body["jwks"] = serde_json::from_str(&text).context("--jwks is not JSON")?;
+                }
+                client.request(body).await
+            }
+            SsaCommand::List { review, status } => client.list(*review, status.as_deref()).await,
+            SsaCommand::Show { id, review } => client.show(id, *review).await,
+            SsaCommand::Approve {
+                id,
+                scopes,
+                valid_days,
+                reason,
+            } => {
+                client
+                    .approve(
+                        id,
+                        scopes.as_deref().map(words),
+                        valid_days.map(|d| d.saturating_mul(86_400)),
+                        reason.clone(),
+                    )
+                    .await
+            }
+            SsaCommand::Deny { id, reason } => client.deny(id, reason).await,
+            SsaCommand::Revoke { jti, reason } => client.revoke(jti, reason).await,
+            SsaCommand::Audit {
+                request,
+                statement,
+                client: c,
+            } => {
+                client
+                    .audit(request.as_deref(), statement.as_deref(), c.as_deref())
+                    .await
+            }
+        };
+        Ok::<Result<Value, ClientError>, anyhow::Error>(answer)
+    })?;
+    match result {
+        Ok(value) => {
+            say!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ClientError::Refused {
+            status,
+            code,
+            description,
+        }) => {
+            eprintln!("arbiter: refused ({status} {code}): {description}");
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -55,25 +55,11 @@ pub(crate) fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 let mut rows: Vec<Value> = Vec::new();
                 let ahead = i64::try_from(config.key_publish_ahead_seconds()).unwrap_or(i64::MAX);
                 for purpose in [KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT] {
-                    let ttl = ttl_of(purpose);
                     let keys = store.signing_keys(purpose).await?;
-                    // A new key is published `ahead` seconds before it signs; meanwhile the
-                    // key it replaced still signs.
-                    let publishing = keys.first().filter(|k| {
-                        k.retired_at.is_none()
-                            && k.created_at.saturating_add(ahead) > now
-                            && keys.iter().any(|o| o.retired_at == Some(k.created_at))
-                    });
-                    for k in &keys {
-                        let state = match k.retired_at {
-                            None if publishing.is_some() => "publishing",
-                            None => "active",
-                            Some(at) if publishing.is_some_and(|p| p.created_at == at) => "active",
-                            Some(at) if at.saturating_add(ahead).saturating_add(ttl) > now => "published",
-                            Some(_) => "expired",
-                        };
+                    let states = arbiter::oauth::keys::key_states(&keys, ttl_of(purpose), ahead, now);
+                    for (k, state) in keys.iter().zip(states) {
                         rows.push(json!({
-                            "kid": k.kid, "purpose": purpose, "alg": k.alg, "state": state,
+                            "kid": k.kid, "purpose": purpose, "alg": k.alg, "state": state.as_str(),
                             "created_at": k.created_at, "retired_at": k.retired_at,
                         }));
                     }

@@ -185,38 +185,83 @@ pub fn generate(purpose: &str, alg: Algorithm) -> Result<SigningKeyRecord, KeyEr
     })
 }
 
+/// Where a signing key is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// The newest key, published but not signing yet (its publish-ahead time runs).
+    Publishing,
+    /// The key that signs new tokens.
+    Active,
+    /// Retired, still published: tokens it signed may not have expired yet.
+    Published,
+    /// Retired and past the life of every token it signed: no longer published.
+    Expired,
+}
+
+impl KeyState {
+    /// The name `arbiter keys list` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publishing => "publishing",
+            Self::Active => "active",
+            Self::Published => "published",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// The state of each key (records newest first, as the store lists them) at `now`: the
+/// one rule the key ring and `arbiter keys list` share. Until the newest key has been
+/// published `publish_ahead` seconds, the key it replaced signs; a retired key signed until
+/// `publish_ahead` after its retirement, and its tokens live `token_ttl` longer.
+pub fn key_states(
+    records: &[SigningKeyRecord],
+    token_ttl: i64,
+    publish_ahead: i64,
+    now: i64,
+) -> Vec<KeyState> {
+    let newest = records.iter().find(|r| r.retired_at.is_none());
+    let signer = newest.map(|newest| {
+        match records
+            .iter()
+            .find(|r| r.retired_at == Some(newest.created_at))
+        {
+            Some(previous) if newest.created_at.saturating_add(publish_ahead) > now => previous,
+            _ => newest,
+        }
+    });
+    records
+        .iter()
+        .map(|r| match r.retired_at {
+            _ if signer.is_some_and(|s| s.kid == r.kid) => KeyState::Active,
+            None => KeyState::Publishing,
+            Some(at) if at.saturating_add(publish_ahead).saturating_add(token_ttl) > now => {
+                KeyState::Published
+            }
+            Some(_) => KeyState::Expired,
+        })
+        .collect()
+}
+
 fn build(
     records: &[SigningKeyRecord],
     token_ttl: i64,
     publish_ahead: i64,
 ) -> Result<KeySet, KeyRingError> {
-    let now = crate::clock::now_i64();
     let newest = records
         .iter()
         .find(|r| r.retired_at.is_none())
         .ok_or_else(|| KeyError::Crypto("no active signing key".into()))?;
-    // Until the newest key has been published long enough, the key it replaced signs.
-    let signer = match records
-        .iter()
-        .find(|r| r.retired_at == Some(newest.created_at))
-    {
-        Some(previous) if newest.created_at.saturating_add(publish_ahead) > now => previous,
-        _ => newest,
-    };
+    let states = key_states(records, token_ttl, publish_ahead, crate::clock::now_i64());
     let mut active = None;
     let mut published = Vec::new();
-    for r in records {
-        // A retired key signed until `publish_ahead` after its retirement; its tokens live
-        // `token_ttl` longer.
-        let still_needed = r
-            .retired_at
-            .is_none_or(|at| at.saturating_add(publish_ahead).saturating_add(token_ttl) > now);
-        if !still_needed {
+    for (r, state) in records.iter().zip(states) {
+        if state == KeyState::Expired {
             continue;
         }
         let key = SigningKey::from_pkcs8(signing_algorithm(&r.alg)?, &r.private_der)?;
         published.push(key.jwk.clone());
-        if r.kid == signer.kid {
+        if state == KeyState::Active {
             active = Some(key);
         }
     }
@@ -280,5 +325,28 @@ mod tests {
         );
         let set = build(&[new.clone(), old], 3600, 0).unwrap();
         assert_eq!(set.published.len(), 1, "without publish-ahead it expired");
+    }
+
+    #[test]
+    fn every_key_has_one_state() {
+        use KeyState::*;
+        let now = 1_000_000;
+        let newest = key(now - 5, None);
+        let previous = key(now - 3605, Some(now - 5));
+        let older = key(now - 9000, Some(now - 3605));
+        let records = [newest, previous, older];
+        // (ttl, publish-ahead) → states of (newest, previous, older)
+        let cases = [
+            ((3600, 10), [Publishing, Active, Published]),
+            ((3600, 0), [Active, Published, Expired]),
+            ((100, 10), [Publishing, Active, Expired]),
+        ];
+        for ((ttl, ahead), expected) in cases {
+            assert_eq!(
+                key_states(&records, ttl, ahead, now),
+                expected,
+                "{ttl} {ahead}"
+            );
+        }
     }
 }

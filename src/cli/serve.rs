@@ -113,114 +113,15 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// `arbiter serve --check-config`: everything `serve` would load, without serving.
 pub(crate) fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
-    let mut problems = 0;
-    let mut report = |ok: bool, what: &str, detail: String| {
-        say!("{} {what}: {detail}", if ok { "ok  " } else { "FAIL" });
-        problems += usize::from(!ok);
-    };
-    match config.validate() {
-        Ok(()) => report(true, "configuration", "valid".into()),
-        Err(e) => report(false, "configuration", e.to_string()),
-    }
-    if let Some(tls) = &config.tls {
-        use arbiter::tls::{ClientCerts, Listener};
-        let certs = |l| match tls.client_certs(l) {
-            ClientCerts::None => "none",
-            ClientCerts::Optional => "optional",
-            ClientCerts::Required => "required",
-        };
-        match arbiter::tls::server_config(tls, Listener::Grpc)
-            .and_then(|_| arbiter::tls::server_config(tls, Listener::Http))
-        {
-            Ok(_) => report(
-                true,
-                "tls",
-                format!(
-                    "certificate {} loads; client certificates: gRPC {}, HTTP {}",
-                    tls.cert_file.display(),
-                    certs(Listener::Grpc),
-                    certs(Listener::Http)
-                ),
-            ),
-            Err(e) => report(false, "tls", e.to_string()),
-        }
-    }
-    match arbiter::policy::PolicySnapshot::load(&config.policies) {
-        Ok(s) => report(
-            true,
-            "policies",
-            format!(
-                "{} policies, {} routes, version {} ({})",
-                s.policy_count(),
-                s.routes.endpoints().len(),
-                s.version,
-                config.policies.display()
-            ),
-        ),
-        Err(e) => {
-            say!("FAIL policies: {e}");
-            return Ok(ExitCode::from(3));
-        }
-    }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        if config.oauth.enabled {
-            match arbiter::store::open(config).await {
-                Ok(store) => match store.clients().await {
-                    Ok(c) => report(
-                        true,
-                        "store",
-                        format!(
-                            "{} clients in {}",
-                            c.len(),
-                            arbiter::store::describe(config)
-                        ),
-                    ),
-                    Err(e) => report(false, "store", e.to_string()),
-                },
-                Err(e) => report(false, "store", e.to_string()),
-            }
-        }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        for issuer in &config.issuers {
-            let keys = if let Some(url) = &issuer.jwks_url {
-                arbiter::token::issuer::fetch_jwks(&http, url)
-                    .await
-                    .map(|(set, skipped, _)| (set, skipped))
-            } else if let Some(file) = &issuer.jwks_file {
-                std::fs::read(file)
-                    .map_err(|e| format!("{}: {e}", file.display()))
-                    .and_then(|bytes| arbiter::token::issuer::usable_keys(&bytes))
-            } else {
-                report(
-                    true,
-                    &format!("issuer {}", issuer.issuer),
-                    "HMAC secret configured".into(),
-                );
-                continue;
-            };
-            match keys {
-                Ok((set, skipped)) => report(
-                    true,
-                    &format!("issuer {}", issuer.issuer),
-                    format!(
-                        "{} usable keys{}",
-                        set.len(),
-                        if skipped.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({} skipped)", skipped.len())
-                        }
-                    ),
-                ),
-                Err(e) => report(false, &format!("issuer {}", issuer.issuer), e),
-            }
-        }
-    });
-    Ok(if problems == 0 {
+    let report = runtime.block_on(arbiter::server::check_config(config));
+    for item in &report.items {
+        let mark = if item.ok { "ok  " } else { "FAIL" };
+        say!("{mark} {}: {}", item.what, item.detail);
+    }
+    Ok(if report.policies_invalid {
+        ExitCode::from(3)
+    } else if report.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -3,7 +3,10 @@
 //! (store following, key maintenance, SIGHUP reloads). Nothing imports it but the facade
 //! and the binary; it imports everything it wires.
 
+mod check;
 mod loops;
+
+pub use check::{check_config, CheckItem, CheckReport};
 
 use loops::spawn_sighup_reload;
 pub use loops::KEY_REFRESH_SECONDS;

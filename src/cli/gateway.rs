@@ -3,10 +3,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::Args;
+
+use arbiter::config::ClientCerts;
 
 use arbiter::config::LogFormat;
 
@@ -69,143 +70,45 @@ pub(crate) struct GatewayArgs {
     /// Client certificates: none, optional (any, its thumbprint goes to Arbiter so RFC 8705
     /// certificate-bound tokens work) or required (chaining to --client-ca)
     /// [default: required with --client-ca, else none].
-    #[arg(long, value_parser = ["none", "optional", "required"])]
-    pub(crate) client_certs: Option<String>,
+    #[arg(long, value_enum)]
+    pub(crate) client_certs: Option<ClientCertsArg>,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
 }
 
-/// `arbiter gateway --config FILE`: the same settings as the flags.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GatewayFile {
-    pub(crate) listen: Option<SocketAddr>,
-    pub(crate) upstream: Option<String>,
-    pub(crate) pdp: Option<String>,
-    pub(crate) pdp_ca: Option<PathBuf>,
-    pub(crate) pdp_cert: Option<PathBuf>,
-    pub(crate) pdp_key: Option<PathBuf>,
-    #[serde(default)]
-    pub(crate) strip_authorization: bool,
-    #[serde(default)]
-    pub(crate) allow_query_token: bool,
-    #[serde(default)]
-    pub(crate) context_headers: Vec<String>,
-    pub(crate) deadline_ms: Option<u64>,
-    pub(crate) cache: Option<usize>,
-    #[serde(default)]
-    pub(crate) fail_open: bool,
-    pub(crate) upstream_timeout: Option<u64>,
-    pub(crate) max_body_bytes: Option<usize>,
-    pub(crate) tls_cert: Option<PathBuf>,
-    pub(crate) tls_key: Option<PathBuf>,
-    pub(crate) client_ca: Option<PathBuf>,
-    pub(crate) client_certs: Option<arbiter::tls::ClientCerts>,
-}
-
 pub(crate) fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
-    use arbiter::gateway::{serve, GatewayConfig};
+    use arbiter::gateway::{serve, GatewaySettings};
     let _log = arbiter::telemetry::init(args.log_format);
-    let file: GatewayFile = match &args.config {
+    let file: GatewaySettings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read `{}`", path.display()))?;
             toml::from_str(&text).with_context(|| format!("`{}`", path.display()))?
         }
-        None => GatewayFile::default(),
+        None => GatewaySettings::default(),
     };
-    let listen = args
-        .listen
-        .or(file.listen)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000)));
-    let upstream = args
-        .upstream
-        .or(file.upstream)
-        .context("--upstream (or `upstream` in --config) is required")?;
-    let pdp = args
-        .pdp
-        .or(file.pdp)
-        .unwrap_or_else(|| "http://127.0.0.1:50051".into());
-    let mut config = GatewayConfig::new(upstream, pdp);
-    config.pass_authorization = !(args.strip_authorization || file.strip_authorization);
-    config.allow_query_token = args.allow_query_token || file.allow_query_token;
-    config.pdp.deadline =
-        Duration::from_millis(args.deadline_ms.or(file.deadline_ms).unwrap_or(250));
-    config.pdp.cache_capacity = args.cache.or(file.cache).unwrap_or(10_000);
-    config.pdp.fail_open = args.fail_open || file.fail_open;
-    if let Some(ca_file) = args.pdp_ca.or(file.pdp_ca) {
-        let identity = match (
-            args.pdp_cert.or(file.pdp_cert),
-            args.pdp_key.or(file.pdp_key),
-        ) {
-            (Some(c), Some(k)) => Some((c, k)),
-            (None, None) => None,
-            _ => bail!("pdp_cert and pdp_key go together"),
-        };
-        config.pdp.tls = Some(arbiter::client::ClientTls {
-            ca_file,
-            identity,
-            domain: None,
-        });
-    } else if config.pdp.endpoint.starts_with("https://") {
-        bail!("an https:// PDP needs --pdp-ca (the gateway never accepts any certificate)");
-    }
-    config.upstream_timeout = Duration::from_secs(
-        args.upstream_timeout
-            .or(file.upstream_timeout)
-            .unwrap_or(30),
-    );
-    config.max_body_bytes = args
-        .max_body_bytes
-        .or(file.max_body_bytes)
-        .unwrap_or(10 * 1024 * 1024);
-    let client_certs = match args.client_certs.as_deref() {
-        Some("none") => Some(arbiter::tls::ClientCerts::None),
-        Some("optional") => Some(arbiter::tls::ClientCerts::Optional),
-        Some(_) => Some(arbiter::tls::ClientCerts::Required),
-        None => file.client_certs,
+    let flags = GatewaySettings {
+        listen: args.listen,
+        upstream: args.upstream,
+        pdp: args.pdp,
+        pdp_ca: args.pdp_ca,
+        pdp_cert: args.pdp_cert,
+        pdp_key: args.pdp_key,
+        strip_authorization: args.strip_authorization,
+        allow_query_token: args.allow_query_token,
+        context_headers: args.context_headers,
+        deadline_ms: args.deadline_ms,
+        cache: args.cache,
+        fail_open: args.fail_open,
+        upstream_timeout: args.upstream_timeout,
+        max_body_bytes: args.max_body_bytes,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        client_ca: args.client_ca,
+        client_certs: args.client_certs.map(ClientCerts::from),
     };
-    let client_ca_file = args.client_ca.or(file.client_ca);
-    config.tls = match (
-        args.tls_cert.or(file.tls_cert),
-        args.tls_key.or(file.tls_key),
-    ) {
-        (Some(cert_file), Some(key_file)) => {
-            let tls = arbiter::config::TlsConfig {
-                cert_file,
-                key_file,
-                client_ca_file,
-                reload_seconds: 10,
-                grpc_client_certs: None,
-                http_client_certs: client_certs,
-            };
-            if tls.client_certs(arbiter::tls::Listener::Http) == arbiter::tls::ClientCerts::Required
-                && tls.client_ca_file.is_none()
-            {
-                bail!("required client certificates need --client-ca");
-            }
-            Some(tls)
-        }
-        (None, None) if client_ca_file.is_some() || client_certs.is_some() => {
-            bail!("client certificates need TLS: --tls-cert and --tls-key")
-        }
-        (None, None) => None,
-        _ => bail!("tls_cert and tls_key go together"),
-    };
-    let mappings = if args.context_headers.is_empty() {
-        file.context_headers
-    } else {
-        args.context_headers
-    };
-    for mapping in &mappings {
-        let (h, key) = mapping
-            .split_once('=')
-            .with_context(|| format!("context header `{mapping}` is HEADER=KEY"))?;
-        let name = axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
-            .with_context(|| format!("`{h}` is not a header name"))?;
-        config.context_headers.push((name, key.trim().to_owned()));
-    }
+    let (listen, config) = flags.over(file).resolve().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
@@ -222,4 +125,22 @@ pub(crate) fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--client-certs`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ClientCertsArg {
+    None,
+    Optional,
+    Required,
+}
+
+impl From<ClientCertsArg> for ClientCerts {
+    fn from(a: ClientCertsArg) -> Self {
+        match a {
+            ClientCertsArg::None => Self::None,
+            ClientCertsArg::Optional => Self::Optional,
+            ClientCertsArg::Required => Self::Required,
+        }
+    }
 }

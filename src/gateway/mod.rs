@@ -25,9 +25,12 @@ use crate::client::{ArbiterClient, Check, ClientConfig, Decision};
 use crate::config::TlsConfig;
 use crate::http::{bearer_token as read_bearer, remove_arbiter_headers, ApiError};
 use crate::tls::{Listener, PeerCertificate, ReloadingTls};
+mod settings;
+
 pub use crate::wire::{
     http_denial, www_authenticate, HttpDenial, DECISION_HEADER, PRINCIPAL_HEADER,
 };
+pub use settings::GatewaySettings;
 
 /// How the gateway runs.
 #[derive(Debug, Clone)]

@@ -5,16 +5,17 @@
 //! [`Pdp`] wraps it with bounds checks, token verification and the decision log.
 
 pub mod context;
+mod entities;
+mod explain;
 pub mod issue;
 pub mod log;
 mod pdp;
 
-use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Effect, Entities, Entity, EntityId,
-    EntityTypeName, EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
+    Authorizer, Context, Decision as CedarDecision, Effect, Entities, EntityId, EntityTypeName,
+    EntityUid, PolicyId, PolicySet, Request, RestrictedExpression,
 };
 use serde_json::{Map, Value};
 
@@ -365,7 +366,8 @@ fn evaluate(
         }
     }
     if input.explain {
-        verdict.explanation = explain(snapshot, target, input.method, &prepared, &scopes_of);
+        verdict.explanation =
+            explain::explain(snapshot, target, input.method, &prepared, &scopes_of);
     }
     Ok(verdict)
 }
@@ -418,162 +420,6 @@ fn is_method_name(a: &str) -> bool {
     )
 }
 
-fn explain(
-    snapshot: &PolicySnapshot,
-    target: Target<'_>,
-    method: &str,
-    prepared: &Prepared,
-    has: &dyn Fn(&str) -> bool,
-) -> Vec<Explanation> {
-    let mut out = Vec::new();
-    let (ids, set): (Vec<&PolicyId>, &PolicySet) = match target.endpoint() {
-        Some(endpoint) => (endpoint.policy_ids.iter().collect(), &endpoint.policies),
-        None => {
-            let mut ids: Vec<&PolicyId> = snapshot.meta.keys().collect();
-            ids.sort();
-            (ids, &snapshot.policies)
-        }
-    };
-    for id in ids {
-        let (Some(meta), Some(policy)) = (snapshot.meta.get(id), set.policy(id)) else {
-            continue;
-        };
-        if !action_applies(meta.actions.as_deref(), method) {
-            continue;
-        }
-        let single = match PolicySet::from_policies([policy.clone()]) {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        let response =
-            AUTHORIZER.is_authorized(&prepared.request, &single, prepared.entities.get());
-        let error = response
-            .diagnostics()
-            .errors()
-            .next()
-            .map(ToString::to_string);
-        let satisfied = response.diagnostics().reason().next().is_some();
-        let missing_scopes = meta
-            .scopes
-            .as_ref()
-            .and_then(|e| e.closest(has))
-            .map(|(_, missing)| missing.into_iter().map(str::to_owned).collect())
-            .unwrap_or_default();
-        let (scope_matched, failed_condition) = if satisfied {
-            (true, None)
-        } else {
-            why_not(policy, prepared)
-        };
-        out.push(Explanation {
-            policy_id: id.to_string(),
-            effect: meta.effect,
-            outcome: match (&error, satisfied) {
-                (Some(_), _) => Outcome::Error,
-                (None, true) => Outcome::Satisfied,
-                (None, false) => Outcome::NotSatisfied,
-            },
-            file: meta.file.clone(),
-            line: meta.line,
-            scopes: meta.scopes.as_ref().map(|s| s.source().to_owned()),
-            missing_scopes,
-            error,
-            scope_matched,
-            failed_condition,
-        });
-    }
-    out
-}
-
-/// Why a policy did not apply: whether its scope matched, and if so the first part of its
-/// conditions that failed (each `when` split at its top-level `&&`, each `unless` whole),
-/// found by evaluating each part alone in the same request. Explain mode only.
-fn why_not(policy: &cedar_policy::Policy, prepared: &Prepared) -> (bool, Option<String>) {
-    let Ok(mut est) = policy.to_json() else {
-        return (false, None);
-    };
-    let conditions = match est.get_mut("conditions") {
-        Some(serde_json::Value::Array(list)) => std::mem::take(list),
-        _ => Vec::new(),
-    };
-    if let Some(annotations) = est.get_mut("annotations") {
-        *annotations = serde_json::Value::Object(serde_json::Map::new());
-    }
-    let holds = |est: &serde_json::Value| -> Option<bool> {
-        let p = cedar_policy::Policy::from_json(None, est.clone()).ok()?;
-        let set = PolicySet::from_policies([p]).ok()?;
-        let r = AUTHORIZER.is_authorized(&prepared.request, &set, prepared.entities.get());
-        if r.diagnostics().errors().next().is_some() {
-            return Some(false);
-        }
-        let held = r.diagnostics().reason().next().is_some();
-        Some(held)
-    };
-    // Always "permit" for the probes, so a forbid's parts are judged the same way.
-    est["effect"] = serde_json::Value::from("permit");
-    if holds(&est) != Some(true) {
-        return (false, None);
-    }
-    for condition in conditions {
-        let kind = condition
-            .get("kind")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("when")
-            .to_owned();
-        let Some(body) = condition.get("body") else {
-            continue;
-        };
-        let parts = if kind == "when" {
-            let mut parts = Vec::new();
-            conjuncts(body, &mut parts);
-            parts
-        } else {
-            vec![body.clone()]
-        };
-        for part in parts {
-            let mut probe = est.clone();
-            probe["conditions"] = serde_json::json!([{ "kind": kind, "body": part }]);
-            if holds(&probe) == Some(false) {
-                let text = cedar_policy::Policy::from_json(None, probe)
-                    .map(|p| condition_text(&p.to_string(), &kind))
-                    .unwrap_or_default();
-                let verdict = if kind == "when" { "was false" } else { "held" };
-                return (true, Some(format!("{kind} {{ {text} }} {verdict}")));
-            }
-        }
-    }
-    (true, None)
-}
-
-/// The top-level operands of `&&` in an EST expression, in order.
-fn conjuncts(expr: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
-    match expr.get("&&") {
-        Some(and) => {
-            if let Some(l) = and.get("left") {
-                conjuncts(l, out);
-            }
-            if let Some(r) = and.get("right") {
-                conjuncts(r, out);
-            }
-        }
-        None => out.push(expr.clone()),
-    }
-}
-
-/// The expression of a printed one-condition policy: what follows `when {` (or `unless {`).
-fn condition_text(policy: &str, kind: &str) -> String {
-    let marker = format!("{kind} {{");
-    match policy.rfind(&marker) {
-        Some(at) => policy[at + marker.len()..]
-            .trim()
-            .trim_end_matches(';')
-            .trim_end()
-            .trim_end_matches('}')
-            .trim()
-            .to_owned(),
-        None => String::new(),
-    }
-}
-
 /// Builds the Cedar request and the entities it needs, per the design's mapping.
 fn prepare<'s>(
     snapshot: &'s PolicySnapshot,
@@ -617,7 +463,7 @@ fn prepare<'s>(
             )
         }
     };
-    let entities = entities_for(snapshot, target, caller, &principal, client.as_ref())?;
+    let entities = entities::entities_for(snapshot, target, caller, &principal, client.as_ref())?;
 
     // Context, by the action's declared shape.
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
@@ -696,187 +542,6 @@ fn prepare<'s>(
     let request = Request::new(principal, action, target.uid().clone(), context, None)
         .map_err(|e| invalid(e.to_string()))?;
     Ok(Prepared { request, entities })
-}
-
-/// The entities a request is evaluated against. A token's principal and client get what
-/// `entities.json` says of them only when it binds them to the token's issuer (`iss`
-/// attribute); otherwise the principal's attributes come from its own token's claims, and
-/// the static entity of the same id stays out of the request. Attributes a caller asserts
-/// (AuthZEN `properties`) apply over the static ones.
-fn entities_for<'s>(
-    snapshot: &'s PolicySnapshot,
-    target: Target<'_>,
-    caller: Caller<'_>,
-    principal: &EntityUid,
-    client: Option<&EntityUid>,
-) -> Result<EntitySet<'s>, Box<Verdict>> {
-    let asserted: Vec<&EntityRef> = match caller {
-        Caller::Asserted(s) if !s.properties.is_empty() => Some(s),
-        _ => None,
-    }
-    .into_iter()
-    .chain(target.asserted())
-    .collect();
-    let Caller::Token(token) = caller else {
-        if asserted.is_empty() {
-            return Ok(EntitySet::Static(&snapshot.entities));
-        }
-        return with_asserted(snapshot.entities.clone(), snapshot, &asserted).map(EntitySet::Built);
-    };
-    let present = |u: &EntityUid| snapshot.entities.get(u).is_some();
-    let bound = |u: &EntityUid| snapshot.entity_bound_to(u, &token.issuer);
-    let principal_bound = bound(principal);
-    let client_bound = client.is_some_and(bound);
-    let claim_attrs = if principal_bound {
-        Vec::new()
-    } else {
-        claim_attributes(snapshot, principal, token)
-    };
-    let principal_foreign = present(principal) && !principal_bound;
-    let client_foreign = client.filter(|c| present(c) && !client_bound);
-    if claim_attrs.is_empty() && !principal_foreign && client_foreign.is_none() {
-        if asserted.is_empty() {
-            return Ok(EntitySet::Static(&snapshot.entities));
-        }
-        return with_asserted(snapshot.entities.clone(), snapshot, &asserted).map(EntitySet::Built);
-    }
-    let principal_entity = if principal_bound {
-        None
-    } else {
-        Some(
-            Entity::new(
-                principal.clone(),
-                claim_attrs.into_iter().collect(),
-                HashSet::new(),
-            )
-            .map_err(|e| {
-                Box::new(Verdict::deny(
-                    Reason::InvalidToken,
-                    format!("token claims: {e}"),
-                ))
-            })?,
-        )
-    };
-    let failed = |e: cedar_policy::entities_errors::EntitiesError| {
-        Box::new(Verdict::deny(Reason::Error, e.to_string()))
-    };
-    if !asserted.is_empty() {
-        // Rare (AuthZEN with a bearer token and resource attributes): the whole static
-        // store without what belongs to other issuers, plus the token's principal.
-        let foreign = principal_foreign
-            .then(|| principal.clone())
-            .into_iter()
-            .chain(client_foreign.cloned());
-        let base = snapshot
-            .entities
-            .clone()
-            .remove_entities(foreign)
-            .map_err(failed)?
-            .upsert_entities(principal_entity, None)
-            .map_err(failed)?;
-        return with_asserted(base, snapshot, &asserted).map(EntitySet::Built);
-    }
-    // A store of its own: the resource and its ancestors, the principal, and the client.
-    let mut list: Vec<Entity> = match target {
-        Target::Endpoint(endpoint, _) => endpoint.entities.clone(),
-        Target::Entity(r) => {
-            let mut list = Vec::new();
-            add_known(snapshot, &mut list, &r.uid);
-            list
-        }
-    };
-    match principal_entity {
-        None => add_known(snapshot, &mut list, principal),
-        Some(entity) => {
-            list.retain(|e| e.uid() != *principal);
-            list.push(entity);
-        }
-    }
-    if let (Some(client), true) = (client, client_bound) {
-        add_known(snapshot, &mut list, client);
-    }
-    Entities::from_entities(list, None)
-        .map(EntitySet::Built)
-        .map_err(failed)
-}
-
-/// The static entities with the attributes callers asserted applied over them (parents
-/// kept), validated against the schema.
-fn with_asserted(
-    base: Entities,
-    snapshot: &PolicySnapshot,
-    asserted: &[&EntityRef],
-) -> Result<Entities, Box<Verdict>> {
-    let invalid = |m: String| Box::new(Verdict::deny(Reason::InvalidRequest, m));
-    let mut extra = Vec::with_capacity(asserted.len());
-    for r in asserted {
-        let (mut attrs, parents) = match snapshot.entities.get(&r.uid) {
-            Some(existing) => {
-                let v = existing
-                    .to_json_value()
-                    .map_err(|e| Box::new(Verdict::deny(Reason::Error, e.to_string())))?;
-                (
-                    v.get("attrs")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default(),
-                    v.get("parents")
-                        .cloned()
-                        .unwrap_or_else(|| Value::Array(Vec::new())),
-                )
-            }
-            None => (Map::new(), Value::Array(Vec::new())),
-        };
-        attrs.extend(r.properties.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let json = serde_json::json!({
-            "uid": { "type": r.uid.type_name().to_string(), "id": r.uid.id().unescaped() },
-            "attrs": attrs,
-            "parents": parents,
-        });
-        extra.push(
-            Entity::from_json_value(json, Some(&snapshot.schema))
-                .map_err(|e| invalid(format!("{}: {e}", r.uid)))?,
-        );
-    }
-    base.upsert_entities(extra, Some(&snapshot.schema))
-        .map_err(|e| invalid(e.to_string()))
-}
-
-/// Attributes of a token's principal that `entities.json` does not describe for its issuer,
-/// from same-named token claims the schema declares for its type.
-fn claim_attributes(
-    snapshot: &PolicySnapshot,
-    principal: &EntityUid,
-    token: &VerifiedToken,
-) -> Vec<(String, RestrictedExpression)> {
-    let type_name = if principal.type_name() == &*USER {
-        "User"
-    } else {
-        "Client"
-    };
-    match snapshot.shapes.entities.get(type_name) {
-        Some(shape) if !shape.attrs.is_empty() => {
-            record_fields(&token.claims, shape, Mode::Lenient, "").unwrap_or_default()
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// Adds an entity of `entities.json` and its ancestors, skipping any already present.
-fn add_known(snapshot: &PolicySnapshot, out: &mut Vec<Entity>, uid: &EntityUid) {
-    let mut push = |u: &EntityUid| {
-        if !out.iter().any(|e| e.uid() == *u) {
-            if let Some(e) = snapshot.entities.get(u) {
-                out.push(e.clone());
-            }
-        }
-    };
-    push(uid);
-    if let Some(ancestors) = snapshot.entities.ancestors(uid) {
-        for a in ancestors {
-            push(a);
-        }
-    }
 }
 
 fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {

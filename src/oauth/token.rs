@@ -1,6 +1,10 @@
 //! The token endpoint's rules (RFC 6749 §4.4 client credentials, RFC 9068 access tokens),
 //! apart from HTTP: authenticate the client, decide the grant, mint the JWT. Errors are the
 //! RFC 6749 §5.2 codes; their descriptions never contain secrets.
+//!
+//! A little over our usual size: client authentication (secret, RFC 7523 assertion, RFC 8705
+//! certificate) and the grant share one cached client record and one error type, and read
+//! best in one place.
 
 use std::sync::Arc;
 

@@ -4,6 +4,10 @@
 //! the process or the machine) and on PostgreSQL (several replicas sharing one database).
 //! Statements use `$N` parameters, which both understand; schema migrations run in one
 //! transaction at open, serialized between replicas.
+//!
+//! Longer than our usual file on purpose: it is the `Store` trait's one implementation, a
+//! flat list of short statements (one method each), and splitting it by table would only
+//! scatter the shared pool, dialect and row-mapping helpers.
 
 use std::path::Path;
 use std::time::Duration;

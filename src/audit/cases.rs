@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::decision::{decide_verified, AuthzRequest, Verdict};
+use crate::decision::context::entity_uid;
+use crate::decision::{decide_verified, AuthzRequest, EntityRef, Subject, Verdict};
 use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
@@ -245,28 +246,31 @@ fn issue_scope(snapshot: &PolicySnapshot, case: &TestCase, scope: &str) -> Resul
         .entry("grant_type")
         .or_insert_with(|| Value::from("client_credentials"));
     let issuer = case.issuer.as_deref().unwrap_or(TEST_ISSUER);
-    let v = crate::decision::issue::decide_scope(
+    let client = EntityRef {
+        uid: entity_uid("Client", &client_id)?,
+        properties: case.claims.clone(),
+    };
+    let resource = EntityRef {
+        uid: entity_uid(crate::policy::SCOPE_TYPE, scope)?,
+        properties: Map::new(),
+    };
+    Ok(decide_verified(
         snapshot,
-        issuer,
-        &client_id,
-        &case.claims,
-        scope,
-        &context,
-    );
-    let mut verdict = Verdict::deny(
-        if v.allowed {
-            crate::decision::Reason::Allowed
-        } else if v.errors.is_empty() {
-            crate::decision::Reason::PolicyDeny
-        } else {
-            crate::decision::Reason::Error
+        &AuthzRequest {
+            token: "",
+            subject: Some(Subject::Client {
+                issuer,
+                client: &client,
+            }),
+            method: crate::decision::issue::ISSUE_SCOPE,
+            path: "",
+            resource: Some(&resource),
+            context: &context,
+            explain: false,
+            client_cert_sha256: "",
         },
-        String::new(),
-    );
-    verdict.allowed = v.allowed;
-    verdict.policy_ids = v.policy_ids;
-    verdict.errors = v.errors;
-    Ok(verdict)
+        None,
+    ))
 }
 
 fn compare(case: &TestCase, verdict: &Verdict) -> Vec<Mismatch> {

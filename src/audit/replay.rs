@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::decision::log::{ReplayEntity, ReplayRecord};
-use crate::decision::{decide_verified, AuthzRequest};
+use crate::decision::{decide_verified, AuthzRequest, Subject};
 use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
@@ -175,7 +175,12 @@ pub fn replay(
         let verdict = decide_verified(
             candidate,
             &AuthzRequest {
-                subject: subject.as_ref(),
+                subject: subject.as_ref().map(|s| {
+                    match d.subject.as_ref().and_then(|r| r.issuer.as_deref()) {
+                        Some(issuer) => Subject::Client { issuer, client: s },
+                        None => Subject::Asserted(s),
+                    }
+                }),
                 resource: resource.as_ref(),
                 token: "",
                 method: &d.method,

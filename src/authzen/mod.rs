@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason};
+use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason, Subject};
 use crate::http::ApiError;
 
 /// Largest request body accepted.
@@ -205,7 +205,7 @@ async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outc
         .authorize(AuthzRequest {
             // An asserted subject is the caller; otherwise the bearer token is.
             token: if subject.is_some() { "" } else { token },
-            subject: subject.as_ref(),
+            subject: subject.as_ref().map(Subject::Asserted),
             method: &e.action,
             path: "",
             resource: Some(&resource),

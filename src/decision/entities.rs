@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use super::context::{record_fields, Mode};
 use super::{Caller, EntityRef, EntitySet, Reason, Target, Verdict, USER};
 use crate::policy::PolicySnapshot;
-use crate::token::VerifiedToken;
 
 /// The entities a request is evaluated against. A token's principal and client get what
 /// `entities.json` says of them only when it binds them to the token's issuer (`iss`
@@ -32,20 +31,27 @@ pub(super) fn entities_for<'s>(
     .into_iter()
     .chain(target.asserted())
     .collect();
-    let Caller::Token(token) = caller else {
-        if asserted.is_empty() {
-            return Ok(EntitySet::Static(&snapshot.entities));
+    // A token's principal and an authenticated client belong to an issuer; their own
+    // attributes are the token's claims or the client's registration.
+    let (issuer, own) = match caller {
+        Caller::Token(token) => (token.issuer.as_str(), &token.claims),
+        Caller::Client { issuer, client } => (issuer, &client.properties),
+        Caller::Anonymous | Caller::Asserted(_) => {
+            if asserted.is_empty() {
+                return Ok(EntitySet::Static(&snapshot.entities));
+            }
+            return with_asserted(snapshot.entities.clone(), snapshot, &asserted)
+                .map(EntitySet::Built);
         }
-        return with_asserted(snapshot.entities.clone(), snapshot, &asserted).map(EntitySet::Built);
     };
     let present = |u: &EntityUid| snapshot.entities.get(u).is_some();
-    let bound = |u: &EntityUid| snapshot.entity_bound_to(u, &token.issuer);
+    let bound = |u: &EntityUid| snapshot.entity_bound_to(u, issuer);
     let principal_bound = bound(principal);
     let client_bound = client.is_some_and(bound);
     let claim_attrs = if principal_bound {
         Vec::new()
     } else {
-        claim_attributes(snapshot, principal, token)
+        claim_attributes(snapshot, principal, own)
     };
     let principal_foreign = present(principal) && !principal_bound;
     let client_foreign = client.filter(|c| present(c) && !client_bound);
@@ -157,12 +163,13 @@ fn with_asserted(
         .map_err(|e| invalid(e.to_string()))
 }
 
-/// Attributes of a token's principal that `entities.json` does not describe for its issuer,
-/// from same-named token claims the schema declares for its type.
+/// Attributes of a principal that `entities.json` does not describe for its issuer, from
+/// its own same-named values (a token's claims, a client's registration) the schema
+/// declares for its type.
 fn claim_attributes(
     snapshot: &PolicySnapshot,
     principal: &EntityUid,
-    token: &VerifiedToken,
+    own: &Map<String, Value>,
 ) -> Vec<(String, RestrictedExpression)> {
     let type_name = if principal.type_name() == &*USER {
         "User"
@@ -171,7 +178,7 @@ fn claim_attributes(
     };
     match snapshot.shapes.entities.get(type_name) {
         Some(shape) if !shape.attrs.is_empty() => {
-            record_fields(&token.claims, shape, Mode::Lenient, "").unwrap_or_default()
+            record_fields(own, shape, Mode::Lenient, "").unwrap_or_default()
         }
         _ => Vec::new(),
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Answer, AuthzRequest, EntityRef};
+use super::{Answer, AuthzRequest, EntityRef, Subject};
 use crate::token::VerifiedToken;
 
 /// Whether decision log lines carry the `replay` record (`decision_log_replay`, on unless
@@ -54,6 +54,9 @@ pub struct ReplayEntity {
     /// The caller's attributes.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub properties: Map<String, Value>,
+    /// For a client the authorization server authenticated: its issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl ReplayEntity {
@@ -61,6 +64,17 @@ impl ReplayEntity {
         Self {
             uid: e.uid.to_string(),
             properties: e.properties.clone(),
+            issuer: None,
+        }
+    }
+
+    fn of_subject(s: Subject<'_>) -> Self {
+        match s {
+            Subject::Asserted(e) => Self::of(e),
+            Subject::Client { issuer, client } => Self {
+                issuer: Some(issuer.to_owned()),
+                ..Self::of(client)
+            },
         }
     }
 
@@ -82,7 +96,7 @@ impl<'a> ReplayRecord<'a> {
         Self {
             method: Cow::Borrowed(req.method),
             path: Cow::Borrowed(req.path),
-            subject: req.subject.map(ReplayEntity::of),
+            subject: req.subject.map(ReplayEntity::of_subject),
             resource: req.resource.map(ReplayEntity::of),
             context: Cow::Borrowed(req.context),
             claims: token.map(|t| Cow::Borrowed(&t.claims)),

@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 pub use pdp::{decide_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
-use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE};
+use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 use crate::token::{PrincipalKind, VerifiedToken};
 use context::{record_fields, to_expr, Mode};
 
@@ -170,6 +170,30 @@ pub struct EntityRef {
     pub properties: Map<String, Value>,
 }
 
+/// Who asks, when not a token's bearer.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// A subject a policy enforcement point asserts (AuthZEN).
+    Asserted(&'a EntityRef),
+    /// A client the authorization server authenticated (the token endpoint): `Client::"id"`
+    /// with its registration attributes, bound to `issuer` like a token's principal.
+    Client {
+        /// The authorization server's issuer identifier.
+        issuer: &'a str,
+        /// The client and its registration attributes.
+        client: &'a EntityRef,
+    },
+}
+
+impl<'a> Subject<'a> {
+    /// The subject's entity.
+    pub fn entity(self) -> &'a EntityRef {
+        match self {
+            Self::Asserted(e) | Self::Client { client: e, .. } => e,
+        }
+    }
+}
+
 /// Who is asking.
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
@@ -180,6 +204,13 @@ pub enum Caller<'a> {
     /// A subject a policy enforcement point asserts (AuthZEN without a bearer token): no
     /// scopes, no token claims.
     Asserted(&'a EntityRef),
+    /// A client the authorization server authenticated: see [`Subject::Client`].
+    Client {
+        /// The issuer it belongs to.
+        issuer: &'a str,
+        /// The client and its registration attributes.
+        client: &'a EntityRef,
+    },
 }
 
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
@@ -226,8 +257,13 @@ fn decide_with(
         },
     };
     let policies = match target {
-        Target::Endpoint(endpoint, _) if !whole => &endpoint.policies,
-        _ => &snapshot.policies,
+        _ if whole => &snapshot.policies,
+        Target::Endpoint(endpoint, _) => &endpoint.policies,
+        // Issuing a scope: the slice of policies that can apply to that scope.
+        Target::Entity(r) if r.uid.type_name().basename() == SCOPE_TYPE => {
+            snapshot.scopes.policies_for(r.uid.id().unescaped())
+        }
+        Target::Entity(_) => &snapshot.policies,
     };
     let mut verdict = match evaluate(
         snapshot,
@@ -326,7 +362,7 @@ fn evaluate(
     let determining: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
     let scopes_of = |s: &str| match caller {
         Caller::Token(t) => t.has_scope(s),
-        Caller::Anonymous | Caller::Asserted(_) => false,
+        Caller::Anonymous | Caller::Asserted(_) | Caller::Client { .. } => false,
     };
 
     let mut verdict = Verdict {
@@ -447,11 +483,12 @@ fn prepare<'s>(
     // Principal and client: the token's one identity, or the asserted subject.
     let token = match caller {
         Caller::Token(t) => Some(t),
-        Caller::Anonymous | Caller::Asserted(_) => None,
+        Caller::Anonymous | Caller::Asserted(_) | Caller::Client { .. } => None,
     };
     let (principal, client) = match caller {
         Caller::Anonymous => (uid(&ANONYMOUS, ""), None),
         Caller::Asserted(subject) => (subject.uid.clone(), None),
+        Caller::Client { client, .. } => (client.uid.clone(), Some(client.uid.clone())),
         Caller::Token(t) => {
             let kind = match t.identity.kind {
                 PrincipalKind::User => &*USER,

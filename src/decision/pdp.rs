@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::context::check_bounds;
-use super::{decide, Caller, EntityRef, Input, Reason, Verdict};
+use super::{decide, Caller, EntityRef, Input, Reason, Subject, Verdict};
 use crate::policy::path::normalize;
 use crate::policy::{PolicySnapshot, PolicyStore};
 use crate::token::{VerifiedToken, Verifier};
@@ -29,9 +29,9 @@ const MAX_ACTION_BYTES: usize = 256;
 pub struct AuthzRequest<'a> {
     /// The bearer token without `Bearer `; empty for an anonymous request.
     pub token: &'a str,
-    /// A subject the caller asserts instead of a token (AuthZEN); used only when `token` is
-    /// empty.
-    pub subject: Option<&'a EntityRef>,
+    /// Who asks when not a token's bearer (AuthZEN's asserted subject, the token
+    /// endpoint's authenticated client); used only when `token` is empty.
+    pub subject: Option<Subject<'a>>,
     /// HTTP method, any case; with a `resource`, any action of the schema, as written.
     pub method: &'a str,
     /// Raw request path, possibly with a query string; unused with a `resource`.
@@ -112,6 +112,20 @@ impl Pdp {
         self.answer(started, &req, verdict, token, decided_by)
     }
 
+    /// Decides a request whose caller Arbiter authenticated itself (the token endpoint's
+    /// client, as [`Subject::Client`]): the same bounds, snapshot, decision, log line and
+    /// metrics as [`Pdp::authorize`], without a token to verify (so without `.await`).
+    pub fn authorize_authenticated(&self, req: AuthzRequest<'_>) -> Answer {
+        let started = Instant::now();
+        if !req.token.is_empty() {
+            let verdict = Verdict::deny(Reason::Error, "a token needs `authorize`");
+            return self.answer(started, &req, verdict, None, None);
+        }
+        let snapshot = self.policies.load();
+        let verdict = decide_verified(&snapshot, &req, None);
+        self.answer(started, &req, verdict, None, Some(snapshot.version.clone()))
+    }
+
     /// Refuses a request whose credentials a front door could not read (a malformed
     /// `Authorization` header): `invalid_request`, with the decision id, metrics and log
     /// line of any decision. Never decided as anonymous.
@@ -145,7 +159,15 @@ impl Pdp {
         let principal = match (&token, req.subject) {
             (Some(t), _) => Some(principal_info(t)),
             (None, Some(subject)) if req.token.is_empty() => Some(PrincipalInfo {
-                entity: subject.uid.to_string(),
+                entity: subject.entity().uid.to_string(),
+                client_id: match subject {
+                    Subject::Client { client, .. } => client.uid.id().unescaped().to_owned(),
+                    Subject::Asserted(_) => String::new(),
+                },
+                issuer: match subject {
+                    Subject::Client { issuer, .. } => issuer.to_owned(),
+                    Subject::Asserted(_) => String::new(),
+                },
                 ..PrincipalInfo::default()
             }),
             _ => None,
@@ -260,7 +282,12 @@ fn decide_prepared(
 ) -> Verdict {
     let caller = match (token, req.subject) {
         (Some(t), _) => Caller::Token(t),
-        (None, Some(subject)) if req.token.is_empty() => Caller::Asserted(subject),
+        (None, Some(Subject::Asserted(subject))) if req.token.is_empty() => {
+            Caller::Asserted(subject)
+        }
+        (None, Some(Subject::Client { issuer, client })) if req.token.is_empty() => {
+            Caller::Client { issuer, client }
+        }
         (None, _) => Caller::Anonymous,
     };
     let input = Input {

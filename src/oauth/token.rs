@@ -12,8 +12,9 @@ use serde_json::json;
 
 use super::clients::secret_matches;
 use super::keys::KeyRing;
-use crate::decision::issue::decide_scope;
-use crate::policy::PolicyStore;
+use crate::decision::issue::ISSUE_SCOPE;
+use crate::decision::{AuthzRequest, EntityRef, Pdp, Subject};
+use crate::policy::SCOPE_TYPE;
 use crate::store::{ClientRecord, Store};
 use crate::tls::PeerCertificate;
 use crate::token::Verifier;
@@ -183,7 +184,7 @@ pub struct TokenService {
     clients: dashmap::DashMap<String, (Arc<ClientRecord>, std::time::Instant)>,
     keys: Arc<KeyRing>,
     verifier: Arc<Verifier>,
-    policies: Arc<PolicyStore>,
+    pdp: Arc<Pdp>,
     settings: TokenSettings,
     remote_jwks: super::remote_jwks::RemoteJwks,
 }
@@ -195,7 +196,7 @@ impl TokenService {
         store: Arc<dyn Store>,
         keys: Arc<KeyRing>,
         verifier: Arc<Verifier>,
-        policies: Arc<PolicyStore>,
+        pdp: Arc<Pdp>,
         settings: TokenSettings,
     ) -> Self {
         Self {
@@ -203,7 +204,7 @@ impl TokenService {
             clients: dashmap::DashMap::new(),
             keys,
             verifier,
-            policies,
+            pdp,
             settings,
             remote_jwks: super::remote_jwks::RemoteJwks::new(),
         }
@@ -635,30 +636,50 @@ impl TokenService {
         if let Some(v) = &client.org {
             attributes.insert("org".into(), json!(v));
         }
-        let snapshot = self.policies.load();
+        let principal = EntityRef {
+            uid: crate::decision::context::entity_uid("Client", &client.client_id)
+                .map_err(|_| fail("invalid_client", "the client id is not an entity id"))?,
+            properties: attributes,
+        };
+        // Each scope is a decision through the one entry: its log line, decision id and
+        // metrics are those of every other decision.
         for audience in &audiences {
             context.insert("audience".into(), json!(audience));
-            granted.retain(|scope| {
-                let verdict = decide_scope(
-                    &snapshot,
-                    &self.settings.issuer,
-                    &client.client_id,
-                    &attributes,
-                    scope,
-                    &context,
-                );
-                if !verdict.allowed {
+            let mut kept = Vec::with_capacity(granted.len());
+            for scope in granted {
+                let Ok(uid) = crate::decision::context::entity_uid(SCOPE_TYPE, scope) else {
+                    continue;
+                };
+                let resource = EntityRef {
+                    uid,
+                    properties: serde_json::Map::new(),
+                };
+                let answer = self.pdp.authorize_authenticated(AuthzRequest {
+                    token: "",
+                    subject: Some(Subject::Client {
+                        issuer: &self.settings.issuer,
+                        client: &principal,
+                    }),
+                    method: ISSUE_SCOPE,
+                    path: "",
+                    resource: Some(&resource),
+                    context: &context,
+                    explain: false,
+                    client_cert_sha256: "",
+                });
+                if answer.verdict.allowed {
+                    kept.push(scope);
+                } else {
                     tracing::info!(
                         client_id = %client.client_id,
                         scope = %scope,
                         audience = %audience,
-                        policies = ?verdict.policy_ids,
-                        errors = ?verdict.errors,
+                        decision_id = %answer.decision_id,
                         "scope trimmed by policy"
                     );
                 }
-                verdict.allowed
-            });
+            }
+            granted = kept;
         }
         if granted.is_empty() {
             return Err(fail(

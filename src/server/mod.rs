@@ -119,6 +119,11 @@ impl Arbiter {
             None
         };
         let verifier = Arc::new(Verifier::new(&config, extra));
+        let pdp = Arc::new(Pdp::new(
+            policies.clone(),
+            verifier.clone(),
+            config.decision_cache_ttl_seconds,
+        ));
         let tokens = match authority {
             Some((store, keys)) => {
                 // Revocations outlive restarts.
@@ -134,7 +139,7 @@ impl Arbiter {
                     store,
                     keys,
                     verifier.clone(),
-                    policies.clone(),
+                    pdp.clone(),
                     oauth::token::TokenSettings {
                         issuer: config.oauth.issuer.clone(),
                         audience: config.oauth.audience.clone(),
@@ -173,11 +178,6 @@ impl Arbiter {
             }
             _ => None,
         };
-        let pdp = Arc::new(Pdp::new(
-            policies,
-            verifier,
-            config.decision_cache_ttl_seconds,
-        ));
         Ok(Self {
             config,
             pdp,

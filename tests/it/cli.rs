@@ -663,3 +663,76 @@ async fn the_issuer_follows_the_http_listener() {
         .unwrap();
     assert_eq!(jwks.status(), 200);
 }
+
+/// The token endpoint's scope decisions go through the one decision entry: each writes the
+/// same decision log line (decision id, principal, action `IssueScope`, resource, reason,
+/// policies) as any `Authorize`.
+#[tokio::test]
+async fn issued_scopes_are_logged_like_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(dir.path(), "[oauth]\ntrusted_proxies = [\"127.0.0.0/8\"]\n");
+    let out = arbiter()
+        .args([
+            "clients",
+            "create",
+            "--name",
+            "t",
+            "--scopes",
+            "read payment",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap();
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/token", server.http))
+        .basic_auth(&id, Some(secret))
+        .header("x-fraud-score", "75")
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "read payment"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["scope"], "read", "{body}");
+    let lines = crate::support::eventually(std::time::Duration::from_secs(5), || {
+        let lines: Vec<serde_json::Value> = server
+            .lines()
+            .into_iter()
+            .filter(|l| l["message"] == "decision" && l["action"] == "IssueScope")
+            .collect();
+        async move { (lines.len() == 2).then_some(lines) }
+    })
+    .await
+    .expect("two scope decisions were logged");
+    let of = |scope: &str| {
+        lines
+            .iter()
+            .find(|l| l["resource"] == format!("Scope::\"{scope}\""))
+            .unwrap()
+            .clone()
+    };
+    let read = of("read");
+    assert_eq!(read["decision"], "allow");
+    assert_eq!(read["principal"], format!("Client::\"{id}\""));
+    assert!(read["decision_id"].as_str().unwrap().len() >= 32);
+    let payment = of("payment");
+    assert_eq!(payment["decision"], "deny", "{payment}");
+    assert_eq!(payment["reason"], "policy_deny");
+    assert!(payment["policies"]
+        .to_string()
+        .contains("no-payment-scope-when-fraud-is-likely"));
+}

@@ -12,6 +12,7 @@ mod envoy;
 mod explain;
 mod gateway;
 mod hostile;
+mod house;
 mod identity;
 mod index;
 mod jwks;

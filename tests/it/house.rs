@@ -1,0 +1,144 @@
+//! The house keeps its shape: top-level modules import only those listed before them (the
+//! layout in the README, as `../shared/design.md` has it), `main.rs` only starts the CLI, and
+//! a source file longer than 700 lines says why in its header.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The layout, in dependency order: each may import only those before it.
+const LAYERS: &[&str] = &[
+    "wire",
+    "clock",
+    "config",
+    "telemetry",
+    "tls",
+    "store",
+    "policy",
+    "token",
+    "decision",
+    "audit",
+    "http",
+    "oauth",
+    "grpc",
+    "authzen",
+    "client",
+    "bench",
+    "gateway",
+    "server",
+    "cli",
+];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// `crate::x` paths and `use crate::{x, y}` groups of a file, outside its tests.
+fn imports(text: &str) -> BTreeSet<String> {
+    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let mut out = BTreeSet::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let names = group.split('}').next().unwrap_or_default();
+                out.extend(
+                    names
+                        .split(',')
+                        .map(|n| n.trim().split("::").next().unwrap_or_default().to_owned()),
+                );
+            } else {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                out.insert(name);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn top_level_modules_import_only_earlier_ones() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_owned();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let Some(rank) = LAYERS.iter().position(|l| *l == module) else {
+            wrong.push(format!(
+                "{}: `{module}` is not in the layout",
+                rel.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for import in imports(&text) {
+            if import == module {
+                continue;
+            }
+            match LAYERS.iter().position(|l| *l == import) {
+                Some(r) if r < rank => {}
+                Some(_) => wrong.push(format!(
+                    "{}: `{module}` imports `{import}`, which comes after it",
+                    rel.display()
+                )),
+                None => {}
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn main_only_starts_the_cli_and_long_files_say_why() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let main = std::fs::read_to_string(root.join("src/main.rs")).unwrap();
+    assert!(
+        main.lines().count() <= 100,
+        "main.rs is {} lines",
+        main.lines().count()
+    );
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut long = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let says_why = header.contains("Longer than") || header.contains("over our usual size");
+        if text.lines().count() > 700 && !says_why {
+            long.push(format!(
+                "{} ({} lines)",
+                file.display(),
+                text.lines().count()
+            ));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "over 700 lines without a reason in the header: {long:#?}"
+    );
+}

@@ -1,13 +1,7 @@
 //! The binary as users and their CI run it: start-up failures, `policies validate`, the dev
 //! token and `check` round trip.
 
-use std::process::Command;
-
 use crate::support::*;
-
-fn arbiter() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_arbiter"))
-}
 
 #[test]
 fn invalid_policy_directory_fails_start_with_file_and_line() {
@@ -19,7 +13,7 @@ fn invalid_policy_directory_fails_start_with_file_and_line() {
         "// a comment\n@id(\"ok\")\npermit(principal, action, resource);\n\n@id(\"bad\")\npermit(principal, action == Action::\"GET\", resource) when { context.nope == 1 };\n",
     )
     .unwrap();
-    let out = arbiter()
+    let out = arbiter_bin()
         .args([
             "serve",
             "--grpc-addr",
@@ -37,7 +31,7 @@ fn invalid_policy_directory_fails_start_with_file_and_line() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("broken.cedar:6"), "{stderr}");
 
-    let out = arbiter()
+    let out = arbiter_bin()
         .args(["policies", "validate"])
         .arg(&policies)
         .output()
@@ -74,7 +68,7 @@ fn syntax_errors_duplicate_ids_and_missing_ids_are_located() {
 
 #[test]
 fn bundled_policies_validate() {
-    let out = arbiter()
+    let out = arbiter_bin()
         .args(["policies", "validate"])
         .arg(bundled_policies())
         .output()
@@ -91,7 +85,7 @@ fn bundled_policies_validate() {
 async fn dev_token_and_check_round_trip_through_the_binary() {
     let server = TestServer::start().await;
     let data = server.dir.path().join("data");
-    let out = arbiter()
+    let out = arbiter_bin()
         .args([
             "token",
             "dev",
@@ -116,7 +110,7 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
         let addr = addr.clone();
         let (method, path) = (method.to_string(), path.to_string());
         tokio::task::spawn_blocking(move || {
-            arbiter()
+            arbiter_bin()
                 .args(["check", "--addr", &addr, "--token", &token, &method, &path])
                 .output()
                 .unwrap()
@@ -139,89 +133,6 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
         out["required_scopes"][0],
         "https://jans.io/oauth/config/fido2.readonly"
     );
-}
-
-/// `arbiter serve` as a child process, with its stderr (JSON log lines) collected.
-/// `arbiter serve` as a child process with JSON logs, started in `dir` with a config file.
-pub struct ServeProcess {
-    child: std::process::Child,
-    /// The gRPC URL.
-    pub addr: String,
-    /// The HTTP base URL.
-    pub http: String,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
-}
-
-impl ServeProcess {
-    /// Starts it and waits until it is ready.
-    pub fn start(dir: &std::path::Path, config: &str) -> Self {
-        Self::start_at(dir, config, "127.0.0.1:0")
-    }
-
-    /// Starts it with `--http-addr http_addr` and waits until it is ready.
-    pub fn start_at(dir: &std::path::Path, config: &str, http_addr: &str) -> Self {
-        use std::io::BufRead;
-        let config_path = dir.join("arbiter.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let mut child = arbiter()
-            .args([
-                "serve",
-                "--log-format",
-                "json",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                http_addr,
-                "--config",
-            ])
-            .arg(&config_path)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let sink = lines.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                    panic!("log line is not JSON: {line}");
-                };
-                if v["message"] == "arbiter ready" {
-                    let _ = ready_tx.send((
-                        v["grpc_addr"].as_str().unwrap_or_default().to_string(),
-                        v["http_addr"].as_str().unwrap_or_default().to_string(),
-                    ));
-                }
-                sink.lock().unwrap().push(v);
-            }
-        });
-        let (addr, http) = ready_rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("server became ready");
-        Self {
-            child,
-            addr: format!("http://{addr}"),
-            http: format!("http://{http}"),
-            lines,
-        }
-    }
-
-    /// Every log line so far.
-    pub fn lines(&self) -> Vec<serde_json::Value> {
-        self.lines.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -323,7 +234,7 @@ async fn clients_and_keys_survive_kill_9_mid_request() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let config = "policies = \"policies\"\ndata_dir = \"data\"\n";
-    let out = arbiter()
+    let out = arbiter_bin()
         .args([
             "clients",
             "create",
@@ -479,7 +390,7 @@ async fn logged_decisions_replay_against_a_candidate_policy_set() {
     assert_ne!(changed, items);
     std::fs::write(candidate.join("items.cedar"), changed).unwrap();
 
-    let out = arbiter()
+    let out = arbiter_bin()
         .args(["policies", "replay", "--json", "--log"])
         .arg(&log)
         .arg("--candidate")
@@ -509,7 +420,7 @@ async fn logged_decisions_replay_against_a_candidate_policy_set() {
     assert_eq!(change["after"]["reason"], "insufficient_scope");
 
     // The same log against the live set changes nothing.
-    let out = arbiter()
+    let out = arbiter_bin()
         .args(["policies", "replay", "--log"])
         .arg(&log)
         .arg("--candidate")
@@ -539,7 +450,7 @@ fn serve_check_config_reports_every_part() {
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let run = |config: &str| {
         std::fs::write(dir.path().join("arbiter.toml"), config).unwrap();
-        let out = arbiter()
+        let out = arbiter_bin()
             .args(["serve", "--check-config", "--config", "arbiter.toml"])
             .current_dir(dir.path())
             .output()
@@ -672,7 +583,7 @@ async fn issued_scopes_are_logged_like_every_decision() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let server = ServeProcess::start(dir.path(), "[oauth]\ntrusted_proxies = [\"127.0.0.0/8\"]\n");
-    let out = arbiter()
+    let out = arbiter_bin()
         .args([
             "clients",
             "create",

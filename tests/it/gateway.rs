@@ -1,61 +1,15 @@
 //! `arbiter gateway` between a real client and a real upstream, asking a real Arbiter: the
 //! RFC 6750 answers, forwarded headers, streamed bodies, and an unreachable upstream or PDP.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use arbiter::gateway::{serve, GatewayConfig, DECISION_HEADER, PRINCIPAL_HEADER};
-use axum::body::Body;
-use axum::extract::Request;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::upstream::upstream;
 use crate::support::*;
-
-/// An upstream that describes what it received; `/big` answers 16 MiB.
-pub async fn upstream() -> (SocketAddr, CancellationToken) {
-    async fn echo(request: Request) -> axum::response::Response {
-        use axum::response::IntoResponse;
-        let (parts, body) = request.into_parts();
-        if parts.uri.path() == "/big" {
-            let chunk = vec![b'x'; 1024 * 1024];
-            let stream = futures_stream(chunk, 16);
-            return Body::from_stream(stream).into_response();
-        }
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        let headers: serde_json::Map<String, Value> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
-            .collect();
-        axum::Json(json!({
-            "method": parts.method.as_str(),
-            "uri": parts.uri.to_string(),
-            "headers": headers,
-            "length": bytes.len(),
-            "sha256": hex::encode(Sha256::digest(&bytes)),
-        }))
-        .into_response()
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(echo))
-            .with_graceful_shutdown(s.cancelled_owned())
-            .await
-    });
-    (addr, stop)
-}
-
-fn futures_stream(
-    chunk: Vec<u8>,
-    times: usize,
-) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
-    tokio_stream::iter((0..times).map(move |_| Ok(chunk.clone())))
-}
 
 async fn gateway(config: GatewayConfig) -> (String, CancellationToken) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

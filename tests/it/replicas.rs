@@ -221,8 +221,8 @@ async fn two_serve_processes_on_one_database() {
     for d in [&dir_a, &dir_b] {
         copy_dir(&bundled_policies(), &d.path().join("policies"));
     }
-    let a = crate::cli::ServeProcess::start(dir_a.path(), &config);
-    let b = crate::cli::ServeProcess::start(dir_b.path(), &config);
+    let a = crate::support::ServeProcess::start(dir_a.path(), &config);
+    let b = crate::support::ServeProcess::start(dir_b.path(), &config);
     let client = register(&a.http, "two processes").await;
     let token = token(&b.http, &client).await;
     let mut at_a = connect_url(&a.addr).await;

@@ -121,8 +121,8 @@ mod issuing {
     use serde_json::{json, Value};
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
+    use crate::support::tls::{self_signed, start_with, Ca, TlsServer};
     use crate::support::*;
-    use crate::tls::{self_signed, start_with, Ca, TlsServer};
 
     /// The server CA, the client CA, and Arbiter asking for (optional) client certificates
     /// on HTTP, none on gRPC.
@@ -507,14 +507,14 @@ async fn bound_tokens_work_through_the_tls_gateway() {
     use arbiter::gateway::{serve, GatewayConfig};
     use arbiter::tls::ClientCerts;
     let server = TestServer::start().await;
-    let (up, _up_stop) = crate::gateway::upstream().await;
-    let ca = crate::tls::Ca::new("Gateway CA");
+    let (up, _up_stop) = crate::support::upstream::upstream().await;
+    let ca = crate::support::tls::Ca::new("Gateway CA");
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = ca.leaf(false, false);
     let mut config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
     config.tls = Some(arbiter::config::TlsConfig {
-        cert_file: crate::tls::write(dir.path(), "gw.pem", &cert),
-        key_file: crate::tls::write(dir.path(), "gw.key", &key),
+        cert_file: crate::support::tls::write(dir.path(), "gw.pem", &cert),
+        key_file: crate::support::tls::write(dir.path(), "gw.key", &key),
         client_ca_file: None,
         reload_seconds: 10,
         grpc_client_certs: None,
@@ -525,7 +525,7 @@ async fn bound_tokens_work_through_the_tls_gateway() {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(serve(listener, config, stop.clone()));
 
-    let (client_cert, client_key, der) = crate::tls::self_signed("device");
+    let (client_cert, client_key, der) = crate::support::tls::self_signed("device");
     let token = bound_token(&server, &arbiter::tls::thumbprint(&der));
     let call = |identity: Option<(String, String)>| {
         let token = token.clone();
@@ -563,7 +563,7 @@ async fn bound_tokens_work_through_the_tls_gateway() {
     );
     let (status, _) = call(None).await;
     assert_eq!(status, 401, "no certificate");
-    let (other, other_key, _) = crate::tls::self_signed("device");
+    let (other, other_key, _) = crate::support::tls::self_signed("device");
     let (status, _) = call(Some((other, other_key))).await;
     assert_eq!(status, 401, "another certificate");
     stop.cancel();

@@ -1,0 +1,91 @@
+//! The `arbiter` binary as users run it: a command, and `arbiter serve` as a child process
+//! with its JSON log lines collected.
+
+use std::process::Command;
+
+pub fn arbiter_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_arbiter"))
+}
+
+/// `arbiter serve` as a child process, with its stderr (JSON log lines) collected.
+/// `arbiter serve` as a child process with JSON logs, started in `dir` with a config file.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    /// The gRPC URL.
+    pub addr: String,
+    /// The HTTP base URL.
+    pub http: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl ServeProcess {
+    /// Starts it and waits until it is ready.
+    pub fn start(dir: &std::path::Path, config: &str) -> Self {
+        Self::start_at(dir, config, "127.0.0.1:0")
+    }
+
+    /// Starts it with `--http-addr http_addr` and waits until it is ready.
+    pub fn start_at(dir: &std::path::Path, config: &str, http_addr: &str) -> Self {
+        use std::io::BufRead;
+        let config_path = dir.join("arbiter.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = arbiter_bin()
+            .args([
+                "serve",
+                "--log-format",
+                "json",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                http_addr,
+                "--config",
+            ])
+            .arg(&config_path)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    panic!("log line is not JSON: {line}");
+                };
+                if v["message"] == "arbiter ready" {
+                    let _ = ready_tx.send((
+                        v["grpc_addr"].as_str().unwrap_or_default().to_string(),
+                        v["http_addr"].as_str().unwrap_or_default().to_string(),
+                    ));
+                }
+                sink.lock().unwrap().push(v);
+            }
+        });
+        let (addr, http) = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("server became ready");
+        Self {
+            child,
+            addr: format!("http://{addr}"),
+            http: format!("http://{http}"),
+            lines,
+        }
+    }
+
+    /// Every log line so far.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

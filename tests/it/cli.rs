@@ -604,20 +604,14 @@ async fn issued_scopes_are_logged_like_every_decision() {
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = created["client_id"].as_str().unwrap().to_owned();
     let secret = created["client_secret"].as_str().unwrap();
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/token", server.http))
-        .basic_auth(&id, Some(secret))
-        .header("x-fraud-score", "75")
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "read payment"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, body) = client_credentials(
+        &server.http,
+        &id,
+        secret,
+        "read payment",
+        &[("x-fraud-score", "75")],
+    )
+    .await;
     assert_eq!(body["scope"], "read", "{body}");
     let lines = crate::support::eventually(std::time::Duration::from_secs(5), || {
         let lines: Vec<serde_json::Value> = server

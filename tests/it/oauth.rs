@@ -518,15 +518,8 @@ async fn granted(
     scope: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .post(url(server, "/token"))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(&[("grant_type", "client_credentials"), ("scope", scope)]);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap())
+    let base = format!("http://{}", server.http_addr);
+    client_credentials(&base, &c.id, &c.secret, scope, headers).await
 }
 
 #[tokio::test]
@@ -778,38 +771,17 @@ async fn an_unparsable_fraud_score_is_refused() {
         TestServer::start_with(|c| c.oauth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()])
             .await;
     let c = client(&server, "read payment", "client_secret_basic").await;
-    let token = |score: &'static str| {
-        reqwest::Client::new()
-            .post(url(&server, "/token"))
-            .basic_auth(&c.id, Some(&c.secret))
-            .header("x-fraud-score", score)
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "read payment"),
-            ])
-            .send()
-    };
-    let resp = token("high").await.unwrap();
-    assert_eq!(resp.status(), 400);
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "invalid_request", "{body}");
+    let both = "read payment";
+    let (status, body) = granted(&server, &c, both, &[("x-fraud-score", "high")]).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("invalid_request")),
+        "{body}"
+    );
     // A number works, and the rightmost of several values (what the proxy appended) counts.
-    let body: Value = token("75").await.unwrap().json().await.unwrap();
+    let (_, body) = granted(&server, &c, both, &[("x-fraud-score", "75")]).await;
     assert_eq!(body["scope"], "read", "payment is refused above 70: {body}");
-    let body: Value = reqwest::Client::new()
-        .post(url(&server, "/token"))
-        .basic_auth(&c.id, Some(&c.secret))
-        .header("x-fraud-score", "75")
-        .header("x-fraud-score", "5")
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "read payment"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["scope"], "read payment", "{body}");
+    let proxied = [("x-fraud-score", "75"), ("x-fraud-score", "5")];
+    let (_, body) = granted(&server, &c, both, &proxied).await;
+    assert_eq!(body["scope"], both, "{body}");
 }

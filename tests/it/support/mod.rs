@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod idp;
+pub mod oauth;
 pub mod process;
 pub mod server;
 pub mod store;
@@ -13,6 +14,7 @@ pub mod tls;
 pub mod upstream;
 
 pub use idp::*;
+pub use oauth::*;
 pub use process::*;
 pub use server::*;
 pub use store::*;

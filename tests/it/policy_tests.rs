@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+use serde_json::Value;
+
 use crate::support::*;
 
 fn policies_test(dir: &std::path::Path, json: bool) -> (i32, String, String) {
@@ -99,4 +101,73 @@ cases:
     let (code, _, err) = policies_test(dir.path(), false);
     assert_eq!(code, 3, "an invalid test file is not a pass: {err}");
     assert!(err.contains("wrong.yaml"), "{err}");
+}
+
+/// The same YAML cases over the real front door: each request case becomes a development
+/// token with the case's principal, client, scopes and claims, and a gRPC `Authorize` must
+/// decide it as `arbiter policies test` does (decision, reason, determining policies).
+#[tokio::test]
+async fn the_bundled_cases_decide_the_same_over_grpc() {
+    use arbiter::audit::cases::{test_files, Expectation, TestFile};
+    let mut server = TestServer::start().await;
+    let mut checked = 0;
+    for file in test_files(&bundled_policies()).unwrap() {
+        let parsed: TestFile =
+            yaml_serde::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for case in parsed.cases {
+            let (Some(method), Some(path)) = (&case.method, &case.path) else {
+                continue; // issue_scope cases are the token endpoint's (tests/it/oauth.rs)
+            };
+            if case.issuer.is_some() {
+                continue; // another issuer's token: tests/it/identity.rs does that over gRPC
+            }
+            let token = match case.principal.as_deref() {
+                None => String::new(),
+                Some(p) => {
+                    let (kind, quoted) = p.split_once("::").unwrap();
+                    let id: String = serde_json::from_str(quoted).unwrap();
+                    let (client, sub) = match kind {
+                        "User" => (
+                            case.client.clone().unwrap_or("policy-tests".into()),
+                            Some(id),
+                        ),
+                        _ => (id, None),
+                    };
+                    server.token_with(
+                        &client,
+                        sub.as_deref(),
+                        &case.scopes.join(" "),
+                        case.claims.clone(),
+                    )
+                }
+            };
+            let r = server
+                .authorize(&token, method, path, Value::Object(case.context.clone()))
+                .await;
+            let what = format!("{}: {} {method} {path}: {r:?}", file.display(), case.name);
+            assert_eq!(allowed(&r), case.expect == Expectation::Allow, "{what}");
+            if let Some(reason) = &case.reason {
+                let got = reason_name(&r);
+                assert_eq!(&got, reason, "{what}");
+            }
+            if let Some(policies) = &case.policies {
+                let mut want = policies.clone();
+                want.sort();
+                let mut got = r.policy_ids.clone();
+                got.sort();
+                assert_eq!(got, want, "{what}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} cases ran");
+}
+
+/// `REASON_INSUFFICIENT_SCOPE` → `insufficient_scope`, as the YAML cases write reasons.
+fn reason_name(r: &arbiter::grpc::proto::AuthorizeResponse) -> String {
+    reason(r)
+        .as_str_name()
+        .trim_start_matches("REASON_")
+        .to_ascii_lowercase()
+        .replace("allowed", "allow")
 }

@@ -234,21 +234,19 @@ async fn clients_and_keys_survive_kill_9_mid_request() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let config = "policies = \"policies\"\ndata_dir = \"data\"\n";
-    let out = arbiter_bin()
-        .args([
-            "clients",
-            "create",
-            "--name",
-            "crash",
-            "--scopes",
-            "read",
-            "--json",
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = run_json(
+        arbiter_bin()
+            .args([
+                "clients",
+                "create",
+                "--name",
+                "t",
+                "--scopes",
+                "read payment",
+            ])
+            .arg("--json")
+            .current_dir(dir.path()),
+    );
     let (id, secret) = (
         created["client_id"].as_str().unwrap().to_string(),
         created["client_secret"].as_str().unwrap().to_string(),

@@ -38,19 +38,13 @@ fn fixture() -> tempfile::TempDir {
 }
 
 fn query(dir: &std::path::Path, args: &[&str]) -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(["policies", "query"])
-        .arg(dir)
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let v = run_json(
+        Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(["policies", "query"])
+            .arg(dir)
+            .args(args)
+            .arg("--json"),
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["policies"]
         .as_array()
         .unwrap()

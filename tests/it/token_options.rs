@@ -138,17 +138,11 @@ async fn a_rotation_from_the_cli_reaches_the_running_server() {
     let (_, body) = request_token(&server, &c, &[]).await;
     let old_token = body["access_token"].as_str().unwrap().to_owned();
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
-        .args(["keys", "rotate", "--alg", "RS256", "--json", "--data-dir"])
-        .arg(server.dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let rotated = run_json(
+        std::process::Command::new(env!("CARGO_BIN_EXE_arbiter"))
+            .args(["keys", "rotate", "--alg", "RS256", "--json", "--data-dir"])
+            .arg(server.dir.path().join("data")),
     );
-    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
     let new_kid = rotated["kid"].as_str().unwrap().to_owned();
     assert_eq!(rotated["alg"], "RS256");
 

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 use arbiter::grpc::proto;
-use serde_json::Value;
 
 use crate::support::*;
 

@@ -361,7 +361,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Appends the client to `X-Forwarded-For` and `Forwarded` (RFC 7239).
 fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
     let ip = peer.ip().to_string();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match crate::http::forwarded_chain(headers) {
         Some(existing) => format!("{existing}, {ip}"),
         None => ip.clone(),
     };

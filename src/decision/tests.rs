@@ -1,0 +1,181 @@
+//! The pure decision, table-driven over the bundled policies.
+use super::*;
+use serde_json::json;
+
+fn token(claims: Value) -> VerifiedToken {
+    let Value::Object(mut claims) = claims else {
+        unreachable!()
+    };
+    claims.insert("iss".into(), json!("https://arbiter.local/dev"));
+    claims.insert("exp".into(), json!(4_000_000_000u64));
+    VerifiedToken::from_verified_claims(claims).unwrap()
+}
+
+/// The pure decision, table-driven over the bundled policies: every caller kind, both
+/// target kinds, every reason.
+#[test]
+fn decides_the_bundled_policies() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let snapshot = PolicySnapshot::load(&dir).unwrap();
+    let demo_read = token(json!({"sub": "demo", "client_id": "demo", "scope": "read"}));
+    let bob_write =
+        token(json!({"sub": "bob", "scope": "https://jans.io/oauth/config/fido2.write"}));
+    let todo = EntityRef {
+        uid: r#"Scope::"payment""#.parse().unwrap(),
+        properties: Map::new(),
+    };
+    let client = EntityRef {
+        uid: r#"Client::"c1""#.parse().unwrap(),
+        properties: Map::new(),
+    };
+    let route = EntityRef {
+        uid: r#"Endpoint::"/item/{id}""#.parse().unwrap(),
+        properties: Map::new(),
+    };
+    let admin = EntityRef {
+        uid: r#"User::"admin""#.parse().unwrap(),
+        properties: Map::new(),
+    };
+    let empty = Map::new();
+    let Value::Object(fraud) = json!({"fraud_score": 90}) else {
+        unreachable!()
+    };
+    let Value::Object(widen) = json!({"scopes": ["write"]}) else {
+        unreachable!()
+    };
+    let Value::Object(issue) = json!({"grant_type": "client_credentials"}) else {
+        unreachable!()
+    };
+    // (caller, action, path, resource, context) → (allowed, reason)
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(
+        Caller,
+        &str,
+        &str,
+        Option<&EntityRef>,
+        &Map<String, Value>,
+        bool,
+        Reason,
+    )> = vec![
+        (
+            Caller::Token(&demo_read),
+            "GET",
+            "/item/7",
+            None,
+            &empty,
+            true,
+            Reason::Allowed,
+        ),
+        (
+            Caller::Token(&demo_read),
+            "POST",
+            "/items",
+            None,
+            &empty,
+            false,
+            Reason::InsufficientScope,
+        ),
+        (
+            Caller::Token(&demo_read),
+            "GET",
+            "/item/7",
+            None,
+            &fraud,
+            false,
+            Reason::PolicyDeny,
+        ),
+        (
+            Caller::Token(&demo_read),
+            "GET",
+            "/nowhere",
+            None,
+            &empty,
+            false,
+            Reason::NoRoute,
+        ),
+        (
+            Caller::Token(&demo_read),
+            "GET",
+            "/item/7",
+            None,
+            &widen,
+            false,
+            Reason::InvalidRequest,
+        ),
+        (
+            Caller::Token(&demo_read),
+            "BREW",
+            "/item/7",
+            None,
+            &empty,
+            false,
+            Reason::InvalidRequest,
+        ),
+        (
+            Caller::Anonymous,
+            "GET",
+            "/health",
+            None,
+            &empty,
+            true,
+            Reason::Allowed,
+        ),
+        (
+            Caller::Anonymous,
+            "GET",
+            "/item/7",
+            None,
+            &empty,
+            false,
+            Reason::MissingToken,
+        ),
+        // a token naming no client is a User: the MFA forbid applies
+        (
+            Caller::Token(&bob_write),
+            "PUT",
+            "/fido/config",
+            None,
+            &empty,
+            false,
+            Reason::PolicyDeny,
+        ),
+        // an asserted subject has no scopes
+        (
+            Caller::Asserted(&admin),
+            "GET",
+            "",
+            Some(&route),
+            &empty,
+            false,
+            Reason::InsufficientScope,
+        ),
+        // a client the token endpoint authenticated, asking for a scope
+        (
+            Caller::Client {
+                issuer: "http://127.0.0.1:8080",
+                client: &client,
+            },
+            "IssueScope",
+            "",
+            Some(&todo),
+            &issue,
+            true,
+            Reason::Allowed,
+        ),
+    ];
+    for (caller, method, path, resource, context, allowed, reason) in cases {
+        let input = Input {
+            method,
+            path,
+            resource,
+            context,
+            explain: false,
+        };
+        let v = decide(&snapshot, &input, caller);
+        assert_eq!(
+            (v.allowed, v.reason),
+            (allowed, reason),
+            "{caller:?} {method} {path}: {v:?}"
+        );
+    }
+}

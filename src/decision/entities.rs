@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde_json::{Map, Value};
 
-use super::context::{record_fields, Mode};
+use super::context::{to_expr, Mode};
 use super::{Caller, EntityRef, EntitySet, Reason, Target, Verdict, USER};
-use crate::policy::PolicySnapshot;
+use crate::policy::{PolicySnapshot, ISSUER_ATTRIBUTE};
 
 /// The entities a request is evaluated against. A token's principal and client get what
 /// `entities.json` says of them only when it binds them to the token's issuer (`iss`
@@ -44,17 +44,24 @@ pub(super) fn entities_for<'s>(
                 .map(EntitySet::Built);
         }
     };
-    let present = |u: &EntityUid| snapshot.entities.get(u).is_some();
-    let bound = |u: &EntityUid| snapshot.entity_bound_to(u, issuer);
-    let principal_bound = bound(principal);
-    let client_bound = client.is_some_and(bound);
+    // (in entities.json, bound to this issuer); a client acting for itself is its principal.
+    let known = |u: &EntityUid| {
+        let present = snapshot.entities.get(u).is_some();
+        (present, present && snapshot.entity_bound_to(u, issuer))
+    };
+    let (principal_present, principal_bound) = known(principal);
+    let (client_present, client_bound) = match client {
+        Some(c) if c == principal => (principal_present, principal_bound),
+        Some(c) => known(c),
+        None => (false, false),
+    };
     let claim_attrs = if principal_bound {
         Vec::new()
     } else {
         claim_attributes(snapshot, principal, own)
     };
-    let principal_foreign = present(principal) && !principal_bound;
-    let client_foreign = client.filter(|c| present(c) && !client_bound);
+    let principal_foreign = principal_present && !principal_bound;
+    let client_foreign = client.filter(|_| client_present && !client_bound);
     if claim_attrs.is_empty() && !principal_foreign && client_foreign.is_none() {
         if asserted.is_empty() {
             return Ok(EntitySet::Static(&snapshot.entities));
@@ -176,12 +183,29 @@ fn claim_attributes(
     } else {
         "Client"
     };
-    match snapshot.shapes.entities.get(type_name) {
-        Some(shape) if !shape.attrs.is_empty() => {
-            record_fields(own, shape, Mode::Lenient, "").unwrap_or_default()
+    let Some(shape) = snapshot.shapes.entities.get(type_name) else {
+        return Vec::new();
+    };
+    // `iss` is the binding of entities.json entities, not something a token asserts about
+    // its own principal (policies read the issuer as `context.token.iss`). Leaving it out
+    // also keeps the common case — no other declared claim present — on the static store,
+    // with no entity store built per decision.
+    let mut out = Vec::new();
+    for (name, ty, required) in &shape.attrs {
+        if name == ISSUER_ATTRIBUTE {
+            continue;
         }
-        _ => Vec::new(),
+        match own.get(name.as_str()) {
+            Some(v) => match to_expr(v, ty, Mode::Lenient, name) {
+                Ok(e) => out.push((name.clone(), e)),
+                Err(_) if *required => return Vec::new(),
+                Err(_) => {}
+            },
+            None if *required => return Vec::new(),
+            None => {}
+        }
     }
+    out
 }
 
 /// Adds an entity of `entities.json` and its ancestors, skipping any already present.

@@ -124,12 +124,15 @@ impl PolicySnapshot {
     }
 }
 
+/// The attribute of a `User` or `Client` in `entities.json` naming the issuer it belongs to.
+pub const ISSUER_ATTRIBUTE: &str = "iss";
+
 /// `iss` of every `User` and `Client` entity that has one.
 fn entity_issuers(entities: &Entities) -> HashMap<cedar_policy::EntityUid, String> {
     entities
         .iter()
         .filter(|e| matches!(e.uid().type_name().basename(), "User" | "Client"))
-        .filter_map(|e| match e.attr("iss") {
+        .filter_map(|e| match e.attr(ISSUER_ATTRIBUTE) {
             Some(Ok(cedar_policy::EvalResult::String(iss))) => Some((e.uid(), iss)),
             _ => None,
         })

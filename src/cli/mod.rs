@@ -21,6 +21,7 @@ macro_rules! say {
 mod bench;
 mod check;
 mod clients;
+mod completions;
 mod gateway;
 mod keys;
 mod openapi;
@@ -78,6 +79,13 @@ enum Command {
     Openapi(OpenApiCommand),
     /// Load-test a running server (and the gRPC floor of this machine), or time a reload.
     Bench(BenchArgs),
+    /// Shell completions: `source <(arbiter completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff): `arbiter man > arbiter.1`.
+    Man,
     /// A bare gRPC Authorizer that answers without deciding: the floor for `bench`.
     #[command(hide = true)]
     EchoServer {
@@ -143,6 +151,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Openapi(cmd) => openapi::openapi(cmd),
         Command::Gateway(args) => gateway::gateway(args),
         Command::Bench(args) => bench::bench(args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
         Command::EchoServer { grpc_addr, http } => bench::echo_server(grpc_addr, http),
     }
 }

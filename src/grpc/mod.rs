@@ -27,10 +27,15 @@ pub fn routes(
     tonic_reflection::server::Error,
 > {
     let (reporter, health) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection v1 and v1alpha from the same descriptors: grpcurl before 1.9, grpc_cli and
+    // many GUI clients speak only v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
     let admin = PolicyAdminServer::new(PolicyAdminService::new(pdp.policies().clone()));
     let pdp_for_envoy = pdp.clone();
     let authorizer = AuthorizerServer::new(AuthorizerService::new(pdp))
@@ -43,7 +48,8 @@ pub fn routes(
         .add_service(ext_authz)
         .add_service(admin)
         .add_service(health)
-        .add_service(reflection);
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     Ok((routes, reporter))
 }
 

@@ -1,6 +1,8 @@
 //! The binary as users and their CI run it: start-up failures, `policies validate`, the dev
 //! token and `check` round trip.
 
+use std::process::Command;
+
 use crate::support::*;
 
 #[test]
@@ -638,4 +640,43 @@ async fn issued_scopes_are_logged_like_every_decision() {
     assert!(payment["policies"]
         .to_string()
         .contains("no-payment-scope-when-fraud-is-likely"));
+}
+
+/// Completions load in bash, and the man page is roff, both from the clap definitions.
+#[test]
+fn completions_load_in_bash_and_the_man_page_renders() {
+    let out = arbiter_bin()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("arbiter.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let loaded = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p arbiter",
+            script.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    assert!(String::from_utf8_lossy(&loaded.stdout).contains("arbiter"));
+    for shell in ["zsh", "fish"] {
+        let out = arbiter_bin().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let man = arbiter_bin().arg("man").output().unwrap();
+    assert!(man.status.success());
+    let text = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH arbiter"),
+        "{text}"
+    );
+    assert!(text.contains("serve"), "subcommands are listed");
 }

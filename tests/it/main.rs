@@ -11,6 +11,7 @@ mod client;
 mod envoy;
 mod explain;
 mod gateway;
+mod grpcurl;
 mod hostile;
 mod house;
 mod identity;

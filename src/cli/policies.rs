@@ -33,6 +33,16 @@ pub(crate) enum PoliciesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Format every `.cedar` file with Cedar's formatter (comments kept); `--check` only
+    /// reports (exit 1 if a file would change, 3 if one does not parse).
+    Fmt {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        /// Change nothing; exit 1 when a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
     Test {
         /// Policy directory.
@@ -327,6 +337,7 @@ pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PoliciesCommand::Validate { dir } => validate(dir),
         PoliciesCommand::Test { dir, json } => policy_tests(dir, json),
+        PoliciesCommand::Fmt { dir, check } => fmt(&dir, check),
         PoliciesCommand::Query(args) => query_policies(*args),
         PoliciesCommand::Replay {
             log,
@@ -334,4 +345,28 @@ pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
             json,
         } => replay_decisions(&log, &candidate, json),
     }
+}
+
+/// `arbiter policies fmt`: 0 formatted (or, with `--check`, nothing to change), 1 with
+/// `--check` when a file would change, 3 when a file does not parse.
+fn fmt(dir: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+    let report = arbiter::policy::format::format_dir(dir, check)
+        .with_context(|| format!("cannot format `{}`", dir.display()))?;
+    for (file, e) in &report.errors {
+        eprintln!("{}: {e}", file.display());
+    }
+    for file in &report.changed {
+        say!(
+            "{} {}",
+            if check { "would format" } else { "formatted" },
+            file.display()
+        );
+    }
+    Ok(if !report.errors.is_empty() {
+        ExitCode::from(3)
+    } else if check && !report.changed.is_empty() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

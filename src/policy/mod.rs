@@ -5,6 +5,7 @@
 //! This module knows nothing of tokens or transports.
 
 mod error;
+pub mod format;
 mod index;
 mod load;
 pub mod path;

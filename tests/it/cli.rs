@@ -680,3 +680,47 @@ fn completions_load_in_bash_and_the_man_page_renders() {
     );
     assert!(text.contains("serve"), "subcommands are listed");
 }
+
+/// `policies fmt` is Cedar's formatter: a second run changes nothing, `--check` fails on an
+/// unformatted file and exits 3 on one that does not parse; the bundled set is formatted.
+#[test]
+fn policies_fmt_is_idempotent_and_check_fails_on_unformatted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.cedar");
+    std::fs::write(
+        &file,
+        "// kept\n@id(\"a\")\npermit(principal,action==Action::\"GET\",resource)when{context.scopes.contains(\"read\")};\n",
+    )
+    .unwrap();
+    let fmt = |args: &[&str]| {
+        arbiter_bin()
+            .args(["policies", "fmt"])
+            .args(args)
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(fmt(&["--check"]).status.code(), Some(1));
+    assert_eq!(fmt(&[]).status.code(), Some(0));
+    let once = std::fs::read_to_string(&file).unwrap();
+    assert!(once.contains("// kept"));
+    let again = fmt(&[]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(again.stdout.is_empty(), "nothing changed the second time");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), once);
+    assert_eq!(fmt(&["--check"]).status.code(), Some(0));
+    std::fs::write(dir.path().join("broken.cedar"), "permit(").unwrap();
+    assert_eq!(fmt(&["--check"]).status.code(), Some(3));
+
+    let bundled = arbiter_bin()
+        .args(["policies", "fmt", "--check"])
+        .arg(bundled_policies())
+        .output()
+        .unwrap();
+    assert_eq!(
+        bundled.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&bundled.stdout)
+    );
+}

@@ -30,6 +30,12 @@ pub(crate) struct CheckArgs {
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
     pub(crate) addr: String,
+    /// Print JSON even on a terminal (JSON is the default when stdout is not a terminal).
+    #[arg(long, conflicts_with = "human")]
+    pub(crate) json: bool,
+    /// Print the short human form even into a pipe.
+    #[arg(long)]
+    pub(crate) human: bool,
 }
 
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -41,6 +47,7 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let runtime = tokio::runtime::Runtime::new()?;
+    let started = std::time::Instant::now();
     let response = runtime.block_on(async {
         let endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())
             .with_context(|| format!("invalid --addr `{}`", args.addr))?
@@ -65,7 +72,19 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             .context("authorize failed")?;
         Ok::<_, anyhow::Error>(resp.into_inner())
     })?;
+    let took = started.elapsed();
     let allowed = response.decision == proto::Decision::Allow as i32;
+    let human = args.human || (!args.json && std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if human {
+        for line in human_lines(&response, allowed, took) {
+            say!("{line}");
+        }
+        return Ok(if allowed {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
+    }
     let out = json!({
         "decision": if allowed { "allow" } else { "deny" },
         "reason": proto::Reason::try_from(response.reason).map(|r| r.as_str_name()).unwrap_or("?"),
@@ -94,4 +113,59 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(2)
     })
+}
+
+/// The short form a person reads: `allow (item-read) in 0.84 ms`, or
+/// `deny: insufficient_scope — needs read fido (items-create)`, then who asked and, with
+/// `--explain`, one line per policy.
+fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> Vec<String> {
+    let reason = proto::Reason::try_from(r.reason)
+        .map(|x| {
+            x.as_str_name()
+                .trim_start_matches("REASON_")
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_else(|_| "?".into());
+    let policies = if r.policy_ids.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", r.policy_ids.join(", "))
+    };
+    let ms = took.as_secs_f64() * 1000.0;
+    let mut lines = vec![if allowed {
+        format!("allow{policies} in {ms:.2} ms")
+    } else {
+        let why = if !r.required_scopes.is_empty() {
+            format!(" — needs {}", r.required_scopes.join(" "))
+        } else if let Some(e) = r.errors.first() {
+            format!(" — {e}")
+        } else {
+            String::new()
+        };
+        format!("deny: {reason}{why}{policies} in {ms:.2} ms")
+    }];
+    if let Some(p) = &r.principal {
+        lines.push(format!("  as {} (decision {})", p.entity, r.decision_id));
+    } else {
+        lines.push(format!("  anonymous (decision {})", r.decision_id));
+    }
+    for e in &r.explanation {
+        let outcome = proto::policy_explanation::Outcome::try_from(e.outcome)
+            .map(|x| {
+                x.as_str_name()
+                    .trim_start_matches("OUTCOME_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_else(|_| "?".into());
+        let missing = if e.missing_scopes.is_empty() {
+            String::new()
+        } else {
+            format!(", missing {}", e.missing_scopes.join(" "))
+        };
+        lines.push(format!(
+            "  {} {outcome} at {}:{}{missing}",
+            e.policy_id, e.file, e.line
+        ));
+    }
+    lines
 }

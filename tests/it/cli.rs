@@ -83,7 +83,7 @@ fn bundled_policies_validate() {
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_token_and_check_round_trip_through_the_binary() {
     let server = TestServer::start().await;
     let data = server.dir.path().join("data");
@@ -134,6 +134,29 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
     assert_eq!(
         out["required_scopes"][0],
         "https://jans.io/oauth/config/fido2.readonly"
+    );
+
+    // The short form a person reads (the default on a terminal; `--human` into a pipe).
+    let human = |method: &str, path: &str| {
+        let out = arbiter_bin()
+            .args([
+                "check", "--human", "--addr", &addr, "--token", &token, method, path,
+            ])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, text) = tokio::task::block_in_place(|| human("POST", "/items"));
+    assert_eq!(code, Some(0));
+    assert!(text.starts_with("allow (items-create) in "), "{text}");
+    assert!(text.contains("as Client::\"demo\""), "{text}");
+    let (code, text) = tokio::task::block_in_place(|| human("GET", "/fido/config"));
+    assert_eq!(code, Some(2));
+    assert!(
+        text.starts_with(
+            "deny: insufficient_scope — needs https://jans.io/oauth/config/fido2.readonly"
+        ),
+        "{text}"
     );
 }
 

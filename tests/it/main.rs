@@ -24,6 +24,7 @@ mod oauth;
 mod openapi;
 mod policy_tests;
 mod query;
+mod readme;
 mod reload;
 mod replicas;
 mod rfc8705;

@@ -30,12 +30,8 @@ pub(crate) struct CheckArgs {
     /// Server address.
     #[arg(long, default_value = "http://127.0.0.1:50051", env = "ARBITER_ADDR")]
     pub(crate) addr: String,
-    /// Print JSON even on a terminal (JSON is the default when stdout is not a terminal).
-    #[arg(long, conflicts_with = "human")]
-    pub(crate) json: bool,
-    /// Print the short human form even into a pipe.
-    #[arg(long)]
-    pub(crate) human: bool,
+    #[command(flatten)]
+    pub(crate) output: super::OutputArgs,
 }
 
 pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -74,8 +70,7 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })?;
     let took = started.elapsed();
     let allowed = response.decision == proto::Decision::Allow as i32;
-    let human = args.human || (!args.json && std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    if human {
+    if !args.output.json() {
         for line in human_lines(&response, allowed, took) {
             say!("{line}");
         }

@@ -96,7 +96,7 @@ pub(crate) fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
         | ClientsCommand::RotateSecret { store, .. } => store,
     };
     let config = store_args.config()?;
-    let json_out = store_args.json;
+    let json_out = store_args.output.json();
     let show = |c: &arbiter::store::ClientRecord| {
         json!({
             "client_id": c.client_id,

@@ -36,7 +36,7 @@ pub(crate) fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::List { store } | KeysCommand::Rotate { store, .. } => store,
     };
     let config = store_args.config()?;
-    let json_out = store_args.json;
+    let json_out = store_args.output.json();
     use arbiter::store::{KEY_PURPOSE_ACCESS_TOKEN, KEY_PURPOSE_STATEMENT};
     let ttl_of = |purpose: &str| {
         let seconds = if purpose == KEY_PURPOSE_STATEMENT {

@@ -109,10 +109,37 @@ pub(crate) struct StoreArgs {
     /// Configuration file (for its data_dir and [store]).
     #[arg(long, env = "ARBITER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
+
+/// `--json` / `--human`: JSON where a script reads (the default when stdout is not a
+/// terminal), the short form where a person reads (the default on a terminal).
+/// `ARBITER_OUTPUT=json|human` overrides the terminal test (flags still win).
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct OutputArgs {
+    /// Print JSON (the default when stdout is not a terminal).
+    #[arg(long, conflicts_with = "human")]
+    pub(crate) json: bool,
+    /// Print the short human form even into a pipe.
+    #[arg(long)]
+    pub(crate) human: bool,
+}
+
+impl OutputArgs {
+    /// Whether to print JSON.
+    pub(crate) fn json(self) -> bool {
+        if self.json || self.human {
+            return self.json;
+        }
+        match std::env::var("ARBITER_OUTPUT").as_deref() {
+            Ok("json") => true,
+            Ok("human") => false,
+            _ => !std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        }
+    }
+}
+
 impl StoreArgs {
     /// The configuration file's settings under these flags.
     fn config(&self) -> anyhow::Result<Config> {

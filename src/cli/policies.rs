@@ -1,5 +1,6 @@
 //! `arbiter policies validate|test|query|replay`: work with a policy directory.
 
+use super::OutputArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,9 +30,8 @@ pub(crate) enum PoliciesCommand {
         /// The candidate policy directory.
         #[arg(long)]
         candidate: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Format every `.cedar` file with Cedar's formatter (comments kept); `--check` only
     /// reports (exit 1 if a file would change, 3 if one does not parse).
@@ -48,9 +48,8 @@ pub(crate) enum PoliciesCommand {
         /// Policy directory.
         #[arg(default_value = "policies")]
         dir: PathBuf,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArgs,
     },
 }
 
@@ -88,9 +87,8 @@ pub(crate) struct QueryArgs {
     /// Source file glob, relative to the policy directory.
     #[arg(long = "file", value_name = "GLOB")]
     pub(crate) files: Vec<String>,
-    /// Print JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) output: OutputArgs,
 }
 
 /// `arbiter policies replay`: 0 when no allow/deny flips, 2 when some do, 3 when the
@@ -207,7 +205,7 @@ pub(crate) fn query_policies(args: QueryArgs) -> anyhow::Result<ExitCode> {
             )
         }
     };
-    if args.json {
+    if args.output.json() {
         let list: Vec<Value> = matches
             .iter()
             .map(|m| {
@@ -336,14 +334,14 @@ pub(crate) fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
 pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PoliciesCommand::Validate { dir } => validate(dir),
-        PoliciesCommand::Test { dir, json } => policy_tests(dir, json),
+        PoliciesCommand::Test { dir, output } => policy_tests(dir, output.json()),
         PoliciesCommand::Fmt { dir, check } => fmt(&dir, check),
         PoliciesCommand::Query(args) => query_policies(*args),
         PoliciesCommand::Replay {
             log,
             candidate,
-            json,
-        } => replay_decisions(&log, &candidate, json),
+            output,
+        } => replay_decisions(&log, &candidate, output.json()),
     }
 }
 

@@ -261,7 +261,7 @@ mod tests {
         let store = PolicyStore::open(dir.path()).unwrap();
         let items = dir.path().join("items.cedar");
         let text = std::fs::read_to_string(&items).unwrap();
-        // Break the second policy of the file (its condition is on line 13).
+        // Break the second policy of the file (its condition is on line 20).
         let broken = text.replace(
             "when { context.scopes.contains(\"read\") };",
             "when { context.nope == 1 };",
@@ -272,7 +272,7 @@ mod tests {
         assert_eq!(outcome.result, ReloadResult::Failed);
         assert_eq!(
             (errors[0].file.as_str(), errors[0].line),
-            ("items.cedar", Some(13)),
+            ("items.cedar", Some(20)),
             "{errors:?}"
         );
         // The same text loaded cold reports the same place.
@@ -304,7 +304,7 @@ mod tests {
         assert!(
             errors
                 .iter()
-                .any(|e| e.file == "guards.cedar" && e.line == Some(7)),
+                .any(|e| e.file == "guards.cedar" && e.line == Some(6)),
             "{errors:?}"
         );
         std::fs::write(&schema, text).unwrap();

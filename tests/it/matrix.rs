@@ -273,7 +273,7 @@ async fn explain_lists_every_policy_that_could_apply() {
         .unwrap();
     assert_eq!(create.outcome, Outcome::NotSatisfied as i32);
     assert_eq!(create.file, "items.cedar");
-    assert_eq!(create.line, 4);
+    assert_eq!(create.line, 3);
     assert_eq!(create.scopes, "read && (fido || otp)");
     assert_eq!(create.missing_scopes, ["fido"]);
 

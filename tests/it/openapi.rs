@@ -86,12 +86,13 @@ fn imported_policies_validate_decide_as_designed_and_diff_clean() {
     assert_eq!(code, 0, "{out}{err}");
     std::fs::create_dir(policies.join("tests")).unwrap();
     std::fs::write(policies.join("tests/petstore.yaml"), CASES).unwrap();
-    let (code, out, _) = arbiter(&["policies", "test", policies.to_str().unwrap()]);
+    let (code, out, _) = arbiter(&["policies", "test", "--human", policies.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("11 passed, 0 failed"), "{out}");
     let (_, listed, _) = arbiter(&[
         "policies",
         "query",
+        "--human",
         policies.to_str().unwrap(),
         "--annotation",
         "api=petstore",

@@ -10,9 +10,7 @@ use crate::support::*;
 fn policies_test(dir: &std::path::Path, json: bool) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arbiter"));
     cmd.args(["policies", "test"]).arg(dir);
-    if json {
-        cmd.arg("--json");
-    }
+    cmd.arg(if json { "--json" } else { "--human" });
     let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),

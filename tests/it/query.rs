@@ -135,7 +135,7 @@ fn attributes_and_values_come_from_the_policy_not_its_text() {
     let out = Command::new(env!("CARGO_BIN_EXE_arbiter"))
         .args(["policies", "query"])
         .arg(d)
-        .args(["--annotation", "tag=residency"])
+        .args(["--annotation", "tag=residency", "--human"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

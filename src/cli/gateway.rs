@@ -23,7 +23,7 @@ pub(crate) struct GatewayArgs {
     #[arg(long)]
     pub(crate) upstream: Option<String>,
     /// Arbiter's gRPC URL [default: http://127.0.0.1:50051]; `https://` with --pdp-ca.
-    #[arg(long)]
+    #[arg(long, env = "ARBITER_ADDR")]
     pub(crate) pdp: Option<String>,
     /// CA bundle (PEM) to verify Arbiter's certificate with.
     #[arg(long)]

@@ -198,6 +198,14 @@ fn run_readme(
     let grpc = server.addr.trim_start_matches("http://");
     let http = server.http.trim_start_matches("http://");
     let overwrite = std::env::var("ARBITER_README_SNAPSHOTS").is_ok_and(|v| v == "overwrite");
+    // The README's own fixed ports (the gateway example) get free ones for this run.
+    let spare: Vec<(u16, u16)> = [8000, 9000]
+        .into_iter()
+        .map(|fixed| {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (fixed, probe.local_addr().unwrap().port())
+        })
+        .collect();
     let mut script = String::from(
         "exec 2>&1\n\
          cargo() { while [ \"$#\" -gt 0 ] && [ \"$1\" != \"--\" ]; do shift; done; shift; \"$ARBITER_BIN\" \"$@\"; }\n\
@@ -218,9 +226,13 @@ fn run_readme(
             if code.trim().is_empty() || code.trim_start().starts_with('#') {
                 continue;
             }
-            let run = code
+            let mut run = code
                 .replace("127.0.0.1:50051", grpc)
-                .replace("127.0.0.1:8080", http);
+                .replace("127.0.0.1:8080", http)
+                .replace("./target/release/arbiter", "\"$ARBITER_BIN\"");
+            for (fixed, free) in &spare {
+                run = run.replace(&format!("127.0.0.1:{fixed}"), &format!("127.0.0.1:{free}"));
+            }
             script.push_str(&format!(
                 "echo {}\n{run}\nrc=$?; echo; echo \"[exit $rc]\"\n",
                 shell_quote(&format!("$ {code}"))

@@ -55,6 +55,10 @@ pub(crate) enum ClientsCommand {
         /// tls_client_auth: an e-mail address among the certificate's subject alternative names.
         #[arg(long, group = "tls_subject")]
         tls_san_email: Option<String>,
+        /// Print `export ARBITER_CLIENT_ID=… ARBITER_CLIENT_SECRET=…` lines for a shell
+        /// (`. ./client.env`), which `arbiter ssa` reads.
+        #[arg(long, conflicts_with = "json")]
+        export: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -127,6 +131,7 @@ pub(crate) fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                 tls_san_uri,
                 tls_san_ip,
                 tls_san_email,
+                export,
                 ..
             } => {
                 let words = |s: &str| {
@@ -162,7 +167,16 @@ pub(crate) fn clients(cmd: ClientsCommand) -> anyhow::Result<ExitCode> {
                     ..Default::default()
                 };
                 let created = clients::create(store.as_ref(), &spec).await?;
-                if json_out {
+                if *export {
+                    let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+                    say!(
+                        "export ARBITER_CLIENT_ID={}",
+                        quote(&created.record.client_id)
+                    );
+                    if let Some(secret) = &created.secret {
+                        say!("export ARBITER_CLIENT_SECRET={}", quote(secret));
+                    }
+                } else if json_out {
                     let mut out = json!({ "client_id": created.record.client_id });
                     if let Some(secret) = &created.secret {
                         out["client_secret"] = json!(secret);

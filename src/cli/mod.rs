@@ -119,10 +119,10 @@ pub(crate) struct StoreArgs {
 #[derive(Debug, Clone, Copy, Args)]
 pub(crate) struct OutputArgs {
     /// Print JSON (the default when stdout is not a terminal).
-    #[arg(long, conflicts_with = "human")]
+    #[arg(long, conflicts_with = "human", global = true)]
     pub(crate) json: bool,
     /// Print the short human form even into a pipe.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) human: bool,
 }
 

@@ -23,6 +23,8 @@ pub(crate) struct SsaArgs {
     /// Or: get a token with this client's credentials (secret from ARBITER_CLIENT_SECRET).
     #[arg(long, env = "ARBITER_CLIENT_ID", global = true)]
     pub(crate) client_id: Option<String>,
+    #[command(flatten)]
+    pub(crate) output: super::OutputArgs,
     #[command(subcommand)]
     pub(crate) command: SsaCommand,
 }
@@ -206,7 +208,13 @@ pub(crate) fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
     })?;
     match result {
         Ok(value) => {
-            say!("{}", serde_json::to_string_pretty(&value)?);
+            if args.output.json() {
+                say!("{}", serde_json::to_string_pretty(&value)?);
+            } else {
+                for line in human_lines(&value) {
+                    say!("{line}");
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(ClientError::Refused {
@@ -218,5 +226,53 @@ pub(crate) fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The short form of a workflow answer: a list as one line per item (id, status, name,
+/// scopes, or an audit event's time, action and actor), an object as its scalar fields, one
+/// `key: value` a line (a signed statement is long: it is named, not printed).
+fn human_lines(value: &Value) -> Vec<String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    match value {
+        Value::Array(items) if items.is_empty() => vec!["(none)".into()],
+        Value::Array(items) => items
+            .iter()
+            .map(|item| {
+                [
+                    "id",
+                    "at",
+                    "action",
+                    "actor",
+                    "status",
+                    "software_name",
+                    "requested_scopes",
+                    "reason",
+                ]
+                .iter()
+                .filter_map(|k| item.get(*k).filter(|v| !v.is_null()).map(text))
+                .collect::<Vec<_>>()
+                .join("  ")
+            })
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, v)| !v.is_null() && !v.is_object())
+            .map(|(k, v)| match (k.as_str(), v) {
+                ("software_statement", Value::String(_)) => {
+                    format!("{k}: (a signed JWT; --json prints it)")
+                }
+                _ => format!("{k}: {}", text(v)),
+            })
+            .collect(),
+        other => vec![text(other)],
     }
 }

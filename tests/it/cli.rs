@@ -75,11 +75,7 @@ fn bundled_policies_validate() {
         .arg(bundled_policies())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: "));
 }
 
@@ -100,11 +96,7 @@ async fn dev_token_and_check_round_trip_through_the_binary() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let addr = format!("http://{}", server.addr);
     let check = |method: &str, path: &str| {
@@ -619,11 +611,7 @@ async fn issued_scopes_are_logged_like_every_decision() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = created["client_id"].as_str().unwrap().to_owned();
     let secret = created["client_secret"].as_str().unwrap();
@@ -684,11 +672,7 @@ fn completions_load_in_bash_and_the_man_page_renders() {
         ))
         .output()
         .unwrap();
-    assert!(
-        loaded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&loaded.stderr)
-    );
+    assert_success(&loaded);
     assert!(String::from_utf8_lossy(&loaded.stdout).contains("arbiter"));
     for shell in ["zsh", "fish"] {
         let out = arbiter_bin().args(["completions", shell]).output().unwrap();

@@ -17,11 +17,7 @@ async fn bench(args: &[&str], env: &[(&str, &str)]) -> Value {
         .output()
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     serde_json::from_slice::<Value>(&out.stdout).unwrap()["target"].clone()
 }
 

@@ -13,7 +13,7 @@ use arbiter::store::{
 };
 use jsonwebtoken::Algorithm;
 
-use crate::support::postgres_database;
+use crate::support::{assert_success, postgres_database};
 
 fn record(id: &str) -> ClientRecord {
     ClientRecord {
@@ -495,11 +495,7 @@ fn clients_cli_create_list_show_rotate_disable() {
             "--json",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = created["client_id"].as_str().unwrap().to_string();
     let secret = created["client_secret"].as_str().unwrap().to_string();

@@ -94,10 +94,15 @@ impl Drop for ServeProcess {
 /// standard output.
 pub fn run_json(cmd: &mut Command) -> serde_json::Value {
     let out = cmd.output().unwrap();
+    assert_success(&out);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Insists a command of the binary (or another tool) succeeded, showing its stderr if not.
+pub fn assert_success(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -150,8 +150,9 @@ impl std::fmt::Debug for StoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DevIssuerConfig {
-    /// Whether tokens from `arbiter token dev` are trusted.
-    pub enabled: bool,
+    /// Whether tokens from `arbiter token dev` are trusted. Unset: only while both listeners
+    /// are on loopback addresses (see [`Config::dev_issuer_enabled`]).
+    pub enabled: Option<bool>,
     /// The `iss` of development tokens.
     pub issuer: String,
     /// The `aud` of development tokens.
@@ -161,7 +162,7 @@ pub struct DevIssuerConfig {
 impl Default for DevIssuerConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            enabled: None,
             issuer: "https://arbiter.local/dev".into(),
             audience: "arbiter".into(),
         }
@@ -454,6 +455,15 @@ impl Config {
             .unwrap_or(if self.store.url.is_some() { 10 } else { 0 })
     }
 
+    /// Whether the development issuer is trusted: as configured, or, when `[dev_issuer]
+    /// enabled` is not set, only while both listeners are on loopback (a server others can
+    /// reach never trusts development tokens unless told to).
+    pub fn dev_issuer_enabled(&self) -> bool {
+        self.dev_issuer.enabled.unwrap_or_else(|| {
+            self.grpc_addr.ip().is_loopback() && self.http_addr.ip().is_loopback()
+        })
+    }
+
     /// Without an explicit `[oauth] issuer`, the issuer (and every URL of the metadata) is
     /// the HTTP listener's: `http://<http_addr>`, `https` when TLS is on. An unspecified
     /// address (`0.0.0.0`, `[::]`) says nothing about how clients reach it, so loopback of
@@ -508,7 +518,7 @@ impl Config {
                 ));
             }
             if self.issuers[..i].iter().any(|o| o.issuer == issuer.issuer)
-                || (self.dev_issuer.enabled && self.dev_issuer.issuer == issuer.issuer)
+                || (self.dev_issuer_enabled() && self.dev_issuer.issuer == issuer.issuer)
                 || (self.oauth.enabled && self.oauth.issuer == issuer.issuer)
             {
                 return invalid(format!("{at}: issuer configured twice"));
@@ -621,6 +631,18 @@ mod tests {
         .unwrap();
         assert!(!format!("{c:?}").contains("secret\""));
         assert!(!format!("{c:?}").contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn the_development_issuer_is_on_only_on_loopback_unless_configured() {
+        let mut c = Config::default();
+        assert!(c.dev_issuer_enabled(), "loopback listeners: on");
+        c.http_addr = "0.0.0.0:8080".parse().unwrap();
+        assert!(!c.dev_issuer_enabled(), "reachable from elsewhere: off");
+        c.dev_issuer.enabled = Some(true);
+        assert!(c.dev_issuer_enabled(), "asked for: on");
+        let c = Config::from_toml("[dev_issuer]\nenabled = false\n").unwrap();
+        assert!(!c.dev_issuer_enabled());
     }
 
     #[test]

@@ -91,11 +91,12 @@ impl ReplayEntity {
 }
 
 impl<'a> ReplayRecord<'a> {
-    /// The record of a request as the decision saw it.
+    /// The record of a request as the decision saw it: the path without its query string
+    /// (decisions never read it, and it can carry a token: `access_token=…`).
     pub fn of(req: &AuthzRequest<'a>, token: Option<&'a VerifiedToken>) -> Self {
         Self {
             method: Cow::Borrowed(req.method),
-            path: Cow::Borrowed(req.path),
+            path: Cow::Borrowed(without_query(req.path)),
             subject: req.subject.map(ReplayEntity::of_subject),
             resource: req.resource.map(ReplayEntity::of),
             context: Cow::Borrowed(req.context),
@@ -127,11 +128,11 @@ pub fn log_decision(
     tracing::info!(
         target: "arbiter::decision",
         decision_id = %answer.decision_id,
-        principal = answer.principal.as_ref().map_or("Anonymous", |p| p.entity.as_str()),
+        principal = %printable(answer.principal.as_ref().map_or("Anonymous", |p| p.entity.as_str())),
         token = token.map(VerifiedToken::log_name).as_deref().unwrap_or(if req.token.is_empty() { "" } else { "rejected" }),
-        action = %req.method,
-        resource = %resource,
-        path = %truncate(req.path, 256),
+        action = %printable(truncate(req.method, 64)),
+        resource = %printable(&resource),
+        path = %printable(truncate(without_query(req.path), 256)),
         decision = if v.allowed { "allow" } else { "deny" },
         reason = v.reason.as_str(),
         policies = ?v.policy_ids,
@@ -155,6 +156,30 @@ impl std::fmt::Display for Replay<'_> {
     }
 }
 
+/// The path a decision read: without `?query` or `#fragment`.
+fn without_query(path: &str) -> &str {
+    path.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// A caller's text made safe for a log line: control characters (a newline that would
+/// start a forged line in the text format) written as `\u{…}` escapes.
+fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -170,6 +195,28 @@ fn truncate(s: &str, max: usize) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn log_fields_hold_no_query_and_no_control_characters() {
+        assert_eq!(without_query("/item/7?access_token=eyJ.x.y"), "/item/7");
+        assert_eq!(without_query("/item/7#frag"), "/item/7");
+        assert_eq!(printable("GET"), "GET");
+        assert_eq!(printable("GET\nINFO forged"), "GET\\u{a}INFO forged");
+        let Value::Object(context) = json!({}) else {
+            unreachable!()
+        };
+        let req = AuthzRequest {
+            token: "",
+            subject: None,
+            method: "GET",
+            path: "/item/7?access_token=secret",
+            resource: None,
+            context: &context,
+            explain: false,
+            client_cert_sha256: "",
+        };
+        assert_eq!(ReplayRecord::of(&req, None).path, "/item/7");
+    }
 
     #[test]
     fn the_record_reads_back_what_it_wrote() {

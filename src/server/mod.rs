@@ -83,7 +83,11 @@ impl Arbiter {
         crate::decision::log::set_replay_record(config.decision_log_replay);
         let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
         let mut extra = Vec::new();
-        let dev_key = if config.dev_issuer.enabled {
+        let dev_key = if config.dev_issuer_enabled() {
+            tracing::warn!(
+                issuer = %config.dev_issuer.issuer,
+                "the development issuer is on: tokens minted by `arbiter token dev` are trusted (`[dev_issuer] enabled = false` turns it off; it is off by default on non-loopback listeners)"
+            );
             let key = Arc::new(load_or_generate_dev_key(&config.data_dir)?);
             extra.push(Issuer::with_static_keys(
                 config.dev_issuer.issuer.clone(),

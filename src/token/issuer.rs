@@ -129,8 +129,18 @@ impl Issuer {
 
     /// Replaces the keys of an issuer whose keys live in this process (the paired
     /// authorization server, after a rotation).
+    ///
+    /// In-process key ids are RFC 7638 thumbprints, so the same ids are the same keys: the
+    /// current set (and the cached tokens it verified) is kept when nothing changed.
     pub fn set_keys(&self, keys: Vec<Key>) {
-        self.keys.store(Arc::new(KeySet::from_keys(keys)));
+        let current = self.keys.load();
+        let same = current.len() == keys.len()
+            && keys
+                .iter()
+                .all(|k| k.kid.is_some() && current.find(k.kid.as_deref()).is_some());
+        if !same {
+            self.keys.store(Arc::new(KeySet::from_keys(keys)));
+        }
     }
 
     /// The current keys.

@@ -106,6 +106,10 @@ pub struct VerifiedToken {
     pub client_id: Option<String>,
     /// The principal and client the token names (the one caller identity).
     pub identity: Identity,
+    /// The issuer's key that verified it. When the issuer withdraws that key (a JWKS
+    /// refresh without it, a rotation past it), the cached token is verified again, and
+    /// refused if no key of the issuer verifies it any more.
+    pub key: Option<std::sync::Weak<jwks::Key>>,
     /// From `scope` (space-separated) or `scp` (array or string).
     pub scopes: Vec<String>,
     /// `exp`, seconds since the epoch.
@@ -209,11 +213,12 @@ impl Verifier {
         self.issuers.values()
     }
 
-    /// A verified token from the cache, if this exact token was verified before and has not
-    /// expired. The hot path of a repeat decision: one digest and one map lookup.
+    /// A verified token from the cache, if this exact token was verified before, has not
+    /// expired, and the key that verified it is still the issuer's. The hot path of a repeat decision: one digest and one map lookup.
     pub fn cached(&self, digest: &TokenDigest) -> Option<Arc<VerifiedToken>> {
         let hit = self.cache.get(digest)?.value().clone();
-        if hit.exp + self.leeway > self.clock.now() {
+        let key_gone = hit.key.as_ref().is_some_and(|k| k.strong_count() == 0);
+        if !key_gone && hit.exp + self.leeway > self.clock.now() {
             Some(hit)
         } else {
             self.cache.remove(digest);
@@ -347,6 +352,8 @@ impl Verifier {
             .ok_or_else(|| TokenError::UntrustedIssuer(truncate(&iss, 200)))?;
         let alg = header.alg;
         let validation = issuer.validation(alg, self.leeway);
+        // The key that verified the token: a cached token lives only as long as it does.
+        let mut verified_with: Option<std::sync::Weak<jwks::Key>> = None;
         let verified = if let Some(key) = issuer.hmac_key(alg) {
             decode::<Map<String, Value>>(token, key, &validation)
         } else {
@@ -378,6 +385,7 @@ impl Verifier {
                     key: format!("{:?}", key.alg),
                 });
             }
+            verified_with = Some(Arc::downgrade(key));
             decode::<Map<String, Value>>(token, &key.decoding, &validation)
         }
         .map_err(map_jwt_error)?;
@@ -391,11 +399,9 @@ impl Verifier {
                 return Err(TokenError::WrongType(typ.clone()));
             }
         }
-        let token = Arc::new(VerifiedToken::from_claims(
-            digest,
-            verified.claims,
-            &issuer.identity,
-        )?);
+        let mut token = VerifiedToken::from_claims(digest, verified.claims, &issuer.identity)?;
+        token.key = verified_with;
+        let token = Arc::new(token);
         self.remember(token.clone());
         Ok(token)
     }
@@ -456,6 +462,7 @@ impl VerifiedToken {
             sub: string(&names.user),
             client_id: identity.client_id.clone(),
             identity,
+            key: None,
             scopes,
             exp,
             jti: string("jti"),

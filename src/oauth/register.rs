@@ -604,12 +604,11 @@ async fn delete(
     headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Result<Response, RegError> {
-    let mut record = authorized(&state, &headers, &client_id).await?;
-    record.disabled = true;
+    let record = authorized(&state, &headers, &client_id).await?;
     let mut audit = AuditEvent::new(format!("client:{client_id}"), "client.delete");
     audit.client_id = Some(client_id.clone());
     audit.statement_jti = record.statement.as_ref().map(|s| s.1.clone());
-    if !state.store.update_client(&record, &audit).await? {
+    if !state.store.delete_client(&client_id, &audit).await? {
         return Err(unauthorized());
     }
     state

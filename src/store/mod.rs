@@ -175,12 +175,17 @@ pub trait Store: Send + Sync {
         client: &ClientRecord,
         audit: &AuditEvent,
     ) -> Result<(), StoreError>;
-    /// Replaces a client's registered metadata (RFC 7592 update); `false` if it is gone.
+    /// Replaces a client's registered metadata (RFC 7592 update), never its `disabled` flag:
+    /// `false` if it is gone or disabled by now (an update read before a disable, and written
+    /// after it, must not enable the client again).
     async fn update_client(
         &self,
         client: &ClientRecord,
         audit: &AuditEvent,
     ) -> Result<bool, StoreError>;
+    /// Disables a client for good, with its audit event, in one transaction (RFC 7592
+    /// delete); `false` if it is gone.
+    async fn delete_client(&self, client_id: &str, audit: &AuditEvent) -> Result<bool, StoreError>;
 
     /// Stores a new software statement request.
     async fn create_ssa_request(

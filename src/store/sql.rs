@@ -503,7 +503,7 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         let done = sqlx::query(
             "UPDATE clients SET name = $1, allowed_scopes = $2, auth_method = $3, jwks = $4, resources = $5,
-                 metadata = $6, disabled = $7, updated_at = $8, tls_subject = $9 WHERE client_id = $10",
+                 metadata = $6, updated_at = $7, tls_subject = $8 WHERE client_id = $9 AND disabled = 0",
         )
         .bind(&c.name)
         .bind(c.allowed_scopes.join(" "))
@@ -511,13 +511,29 @@ impl Store for SqlStore {
         .bind(c.jwks.as_ref().map(ToString::to_string))
         .bind(c.resources.join(" "))
         .bind(c.metadata.as_ref().map(ToString::to_string))
-        .bind(i64::from(c.disabled))
         .bind(now())
         .bind(tls_subject_json(c))
         .bind(&c.client_id)
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
+    }
+
+    async fn delete_client(&self, client_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        let done =
+            sqlx::query("UPDATE clients SET disabled = 1, updated_at = $1 WHERE client_id = $2")
+                .bind(now())
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }

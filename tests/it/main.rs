@@ -8,6 +8,7 @@ mod support;
 mod authzen;
 mod cli;
 mod client;
+mod defect_disable_race;
 mod envoy;
 mod explain;
 mod gateway;

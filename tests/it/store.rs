@@ -282,6 +282,18 @@ async fn statements_and_audit(store: &Arc<dyn Store>) {
         store.client("reg-1").await.unwrap().unwrap().name,
         "renamed"
     );
+    // An update never writes `disabled`, and a disabled client is not updated at all (a
+    // record read before the disable must not enable it again).
+    assert!(store.set_client_disabled("reg-1", true).await.unwrap());
+    let stale = ClientRecord {
+        name: "stale".into(),
+        disabled: false,
+        ..renamed.clone()
+    };
+    assert!(!store.update_client(&stale, &reg).await.unwrap());
+    let now_stored = store.client("reg-1").await.unwrap().unwrap();
+    assert!(now_stored.disabled && now_stored.name == "renamed");
+    assert!(store.set_client_disabled("reg-1", false).await.unwrap());
 
     let revoke = AuditEvent::new("User::\"sec\"", "ssa.revoke");
     assert_eq!(

@@ -322,16 +322,23 @@ pub async fn fetch_jwks_document(
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .and_then(max_age);
-    let bytes = resp
-        .bytes()
+    // Read as it arrives and stop at the bound: a chunked response declares no length, and
+    // must not grow without limit for as long as the request may take.
+    let mut resp = resp;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
         .await
-        .map_err(|e| format!("GET `{url}`: {e}"))?;
-    if bytes.len() > MAX_JWKS_BYTES {
-        return Err(format!(
-            "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
-        ));
+        .map_err(|e| format!("GET `{url}`: {e}"))?
+    {
+        if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(format!(
+                "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
     }
-    Ok((bytes, max_age))
+    Ok((axum::body::Bytes::from(bytes), max_age))
 }
 
 /// The keys of a JWKS document; an error when none is usable.

@@ -33,6 +33,16 @@ use crate::http::ApiError;
 const MAX_BODY: usize = 256 * 1024;
 /// Most evaluations in one batch.
 const MAX_EVALUATIONS: usize = 1000;
+/// Longest entity `type` and action `name`.
+const MAX_NAME_BYTES: usize = 128;
+/// Longest entity `id`.
+const MAX_ID_BYTES: usize = 1024;
+/// Largest `properties` of one entity, counted as JSON.
+const MAX_PROPERTIES_BYTES: usize = 16 * 1024;
+/// Most bytes a batch may expand to: each item takes what it lacks from the top-level
+/// defaults, so one large default would otherwise be copied (and decided, and logged) once
+/// per item.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 #[derive(Clone)]
 struct AuthzenState {
@@ -99,8 +109,11 @@ fn entity(value: Option<&Value>, what: &str) -> Result<Option<Named>, String> {
     let obj = value
         .as_object()
         .ok_or_else(|| format!("`{what}` must be an object"))?;
-    let text = |k: &str| -> Result<String, String> {
+    let text = |k: &str, max: usize| -> Result<String, String> {
         match obj.get(k) {
+            Some(Value::String(s)) if s.len() > max => {
+                Err(format!("`{what}.{k}` is longer than {max} bytes"))
+            }
             Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::String(_)) | None => Err(format!("`{what}.{k}` is required")),
             Some(_) => Err(format!("`{what}.{k}` must be a string")),
@@ -108,19 +121,56 @@ fn entity(value: Option<&Value>, what: &str) -> Result<Option<Named>, String> {
     };
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) if map_size(m) > MAX_PROPERTIES_BYTES => {
+            return Err(format!(
+                "`{what}.properties` is larger than {MAX_PROPERTIES_BYTES} bytes"
+            ))
+        }
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(format!("`{what}.properties` must be an object")),
     };
     Ok(Some(Named {
-        ty: text("type")?,
-        id: text("id")?,
+        ty: text("type", MAX_NAME_BYTES)?,
+        id: text("id", MAX_ID_BYTES)?,
         properties,
     }))
+}
+
+/// The size of a value as compact JSON (what it costs to copy, decide and log).
+fn json_size(v: &Value) -> usize {
+    match v {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 24,
+        Value::String(s) => s.len() + 2,
+        Value::Array(a) => 2 + a.iter().map(json_size).sum::<usize>(),
+        Value::Object(o) => map_size(o),
+    }
+}
+
+fn map_size(m: &Map<String, Value>) -> usize {
+    2 + m
+        .iter()
+        .map(|(k, x)| k.len() + 3 + json_size(x))
+        .sum::<usize>()
+}
+
+impl Evaluation {
+    /// What this evaluation weighs once its defaults are applied.
+    fn size(&self) -> usize {
+        let named = |n: &Named| n.ty.len() + n.id.len() + map_size(&n.properties);
+        self.subject.as_ref().map_or(0, named)
+            + self.action.len()
+            + named(&self.resource)
+            + map_size(&self.context)
+    }
 }
 
 fn action(value: Option<&Value>) -> Result<Option<String>, String> {
     let Some(value) = value else { return Ok(None) };
     match value.get("name") {
+        Some(Value::String(s)) if s.len() > MAX_NAME_BYTES => Err(format!(
+            "`action.name` is longer than {MAX_NAME_BYTES} bytes"
+        )),
         Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
         Some(Value::String(_)) | None => Err("`action.name` is required".into()),
         Some(_) => Err("`action.name` must be a string".into()),
@@ -327,12 +377,19 @@ async fn batch(
         }
     };
     let mut parsed = Vec::with_capacity(items.len());
+    let mut weight = 0usize;
     for (i, item) in items.iter().enumerate() {
         let item = item
             .as_object()
             .ok_or_else(|| bad_request(format!("evaluations[{i}] must be an object")))?;
         let e = read_evaluation(item, Some(object), !token.is_empty())
             .map_err(|m| bad_request(format!("evaluations[{i}]: {m}")))?;
+        weight = weight.saturating_add(e.size());
+        if weight > MAX_BATCH_BYTES {
+            return Err(bad_request(format!(
+                "the evaluations expand to more than {MAX_BATCH_BYTES} bytes with their defaults"
+            )));
+        }
         parsed.push(e);
     }
     let mut results = Vec::with_capacity(parsed.len());

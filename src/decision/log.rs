@@ -128,10 +128,13 @@ pub fn log_decision(
     tracing::info!(
         target: "arbiter::decision",
         decision_id = %answer.decision_id,
-        principal = %printable(answer.principal.as_ref().map_or("Anonymous", |p| p.entity.as_str())),
+        principal = %printable(truncate(
+            answer.principal.as_ref().map_or("Anonymous", |p| p.entity.as_str()),
+            256
+        )),
         token = token.map(VerifiedToken::log_name).as_deref().unwrap_or(if req.token.is_empty() { "" } else { "rejected" }),
         action = %printable(truncate(req.method, 64)),
-        resource = %printable(&resource),
+        resource = %printable(truncate(&resource, 256)),
         path = %printable(truncate(without_query(req.path), 256)),
         decision = if v.allowed { "allow" } else { "deny" },
         reason = v.reason.as_str(),

@@ -204,6 +204,9 @@ pub struct OAuthConfig {
     /// Let clients register (RFC 7591) without a software statement. Off by default: a
     /// client then gets no scopes it was not approved for.
     pub open_registration: bool,
+    /// The scopes a client registered without a statement may ever get; unset: any but
+    /// Arbiter's own (`arbiter.*`, the statement workflow's).
+    pub open_registration_scopes: Option<Vec<String>>,
 }
 
 /// TLS for the listeners: PEM files, re-read when they change.
@@ -309,6 +312,7 @@ impl Default for OAuthConfig {
             signing_alg: SigningAlg::ES256,
             resources: Vec::new(),
             open_registration: false,
+            open_registration_scopes: None,
         }
     }
 }

@@ -42,7 +42,24 @@ pub struct RegisterState {
     pub issuer: String,
     /// Whether a client may register without a statement.
     pub open_registration: bool,
+    /// The scopes a client registered without a statement may ever get: these, or (unset)
+    /// any but Arbiter's own (`arbiter.*`).
+    pub open_registration_scopes: Option<Vec<String>>,
 }
+
+impl RegisterState {
+    /// Whether a client that registered without a statement may hold `scope`.
+    fn open_scope(&self, scope: &str) -> bool {
+        match &self.open_registration_scopes {
+            Some(list) => list.iter().any(|s| s == scope),
+            None => !scope.starts_with(ARBITER_SCOPE_PREFIX),
+        }
+    }
+}
+
+/// Scopes of Arbiter's own APIs (the statement workflow): never granted to a client that
+/// vouched for itself, unless `[oauth] open_registration_scopes` names them.
+const ARBITER_SCOPE_PREFIX: &str = "arbiter.";
 
 /// `POST /register` and `GET|PUT|DELETE /register/{client_id}`.
 pub fn router(state: RegisterState) -> Router {
@@ -396,7 +413,15 @@ async fn register(
         statement.as_ref().map(|(s, _)| &s.claims),
         statement.as_ref().map(|(s, _)| s.allowed_scopes.as_slice()),
     )?;
-    let Described { spec, mut metadata } = described;
+    let Described {
+        mut spec,
+        mut metadata,
+    } = described;
+    if statement.is_none() {
+        // Nobody vouched for this client: only what open registration may ever get.
+        spec.scopes.retain(|s| state.open_scope(s));
+        metadata.insert("scope".into(), json!(spec.scopes.join(" ")));
+    }
     if let Some((_, jwt)) = &statement {
         metadata.insert("software_statement".into(), json!(jwt));
     }
@@ -565,8 +590,14 @@ async fn update(
     if let Some((name, value)) = &record.tls_subject {
         merged.entry(name.as_str()).or_insert_with(|| json!(value));
     }
-    let Described { spec, mut metadata } =
-        describe(&merged, statement_claims.as_ref(), ceiling.as_deref())?;
+    let Described {
+        mut spec,
+        mut metadata,
+    } = describe(&merged, statement_claims.as_ref(), ceiling.as_deref())?;
+    if record.statement.is_none() {
+        spec.scopes.retain(|s| state.open_scope(s));
+        metadata.insert("scope".into(), json!(spec.scopes.join(" ")));
+    }
     if spec.auth_method != record.auth_method
         || spec.jwks != record.jwks
         || spec.jwks_uri != record.jwks_uri

@@ -239,6 +239,11 @@ impl Arbiter {
                         verifier: self.pdp.verifier().clone(),
                         issuer: self.config.oauth.issuer.clone(),
                         open_registration: self.config.oauth.open_registration,
+                        open_registration_scopes: self
+                            .config
+                            .oauth
+                            .open_registration_scopes
+                            .clone(),
                     }));
         }
         let pdp = self.pdp.clone();

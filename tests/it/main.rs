@@ -9,6 +9,7 @@ mod authzen;
 mod cli;
 mod client;
 mod defect_disable_race;
+mod defect_open_registration;
 mod defect_unbounded_fetch;
 mod envoy;
 mod explain;

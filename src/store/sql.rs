@@ -517,12 +517,7 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        commit_if_one(tx, done.rows_affected(), audit).await
     }
 
     async fn delete_client(&self, client_id: &str, audit: &AuditEvent) -> Result<bool, StoreError> {
@@ -534,12 +529,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(true)
+        commit_if_one(tx, done.rows_affected(), audit).await
     }
 
     async fn create_ssa_request(
@@ -776,6 +766,21 @@ async fn insert_client(conn: &mut AnyConnection, c: &ClientRecord) -> Result<(),
         }
         Err(e) => Err(backend(e)),
     }
+}
+
+/// Commits `tx` with `audit` when exactly one row changed; otherwise rolls it back (on
+/// drop) and answers `false`.
+async fn commit_if_one(
+    mut tx: sqlx::Transaction<'_, sqlx::Any>,
+    changed: u64,
+    audit: &AuditEvent,
+) -> Result<bool, StoreError> {
+    if changed != 1 {
+        return Ok(false);
+    }
+    insert_audit(&mut tx, audit).await?;
+    tx.commit().await.map_err(backend)?;
+    Ok(true)
 }
 
 async fn insert_audit(conn: &mut AnyConnection, e: &AuditEvent) -> Result<(), StoreError> {

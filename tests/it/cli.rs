@@ -251,23 +251,7 @@ async fn clients_and_keys_survive_kill_9_mid_request() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let config = "policies = \"policies\"\ndata_dir = \"data\"\n";
-    let created = run_json(
-        arbiter_bin()
-            .args([
-                "clients",
-                "create",
-                "--name",
-                "t",
-                "--scopes",
-                "read payment",
-            ])
-            .arg("--json")
-            .current_dir(dir.path()),
-    );
-    let (id, secret) = (
-        created["client_id"].as_str().unwrap().to_string(),
-        created["client_secret"].as_str().unwrap().to_string(),
-    );
+    let (id, secret) = create_client(dir.path(), "t", "read payment");
     let mut server = ServeProcess::start(dir.path(), config);
     let jwks: serde_json::Value = reqwest::get(format!("{}/jwks.json", server.http))
         .await
@@ -598,27 +582,11 @@ async fn issued_scopes_are_logged_like_every_decision() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let server = ServeProcess::start(dir.path(), "[oauth]\ntrusted_proxies = [\"127.0.0.0/8\"]\n");
-    let out = arbiter_bin()
-        .args([
-            "clients",
-            "create",
-            "--name",
-            "t",
-            "--scopes",
-            "read payment",
-            "--json",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert_success(&out);
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = created["client_id"].as_str().unwrap().to_owned();
-    let secret = created["client_secret"].as_str().unwrap();
+    let (id, secret) = create_client(dir.path(), "t", "read payment");
     let (_, body) = client_credentials(
         &server.http,
         &id,
-        secret,
+        &secret,
         "read payment",
         &[("x-fraud-score", "75")],
     )

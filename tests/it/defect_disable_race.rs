@@ -4,7 +4,7 @@
 //! included — and come back to life. Updates never write `disabled` and apply only to a
 //! client that is still enabled.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::*;
 
@@ -13,15 +13,7 @@ async fn a_client_holding_its_update_back_stays_disabled() {
     let server = TestServer::start_with(|c| c.oauth.open_registration = true).await;
     let base = format!("http://{}", server.http_addr);
     let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{base}/register"))
-        .json(&json!({ "client_name": "slow", "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register_openly(&base, "slow", "read").await;
     let id = registered["client_id"].as_str().unwrap().to_owned();
     let secret = registered["client_secret"].as_str().unwrap().to_owned();
     let rat = registered["registration_access_token"]

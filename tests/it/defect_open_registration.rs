@@ -7,23 +7,16 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-async fn register(base: &str, scope: &str) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}/register"))
-        .json(&json!({ "client_name": "anyone", "scope": scope }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn open_registration_never_yields_arbiters_own_scopes() {
     let server = TestServer::start_with(|c| c.oauth.open_registration = true).await;
     let base = format!("http://{}", server.http_addr);
-    let body = register(&base, "read arbiter.ssa.review arbiter.ssa.request").await;
+    let body = register_openly(
+        &base,
+        "anyone",
+        "read arbiter.ssa.review arbiter.ssa.request",
+    )
+    .await;
     assert_eq!(body["scope"], "read", "{body}");
     let (id, secret) = (
         body["client_id"].as_str().unwrap(),
@@ -56,6 +49,6 @@ async fn a_configured_ceiling_is_the_whole_ceiling() {
     })
     .await;
     let base = format!("http://{}", server.http_addr);
-    let body = register(&base, "read write payment").await;
+    let body = register_openly(&base, "anyone", "read write payment").await;
     assert_eq!(body["scope"], "read", "{body}");
 }

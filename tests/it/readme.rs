@@ -311,21 +311,7 @@ fn checkout() -> (tempfile::TempDir, ServeProcess, (String, String)) {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let server = ServeProcess::start(dir.path(), "");
-    let created = run_json(
-        arbiter_bin()
-            .args([
-                "clients",
-                "create",
-                "--name",
-                "readme",
-                "--scopes",
-                "read fido otp",
-                "--json",
-            ])
-            .current_dir(dir.path()),
-    );
-    let id = created["client_id"].as_str().unwrap().to_owned();
-    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let (id, secret) = create_client(dir.path(), "readme", "read fido otp");
     (dir, server, (id, secret))
 }
 

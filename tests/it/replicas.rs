@@ -57,15 +57,7 @@ struct Registered {
 }
 
 async fn register(base: &str, name: &str) -> Registered {
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/register"))
-        .json(&json!({ "client_name": name, "scope": "read" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = register_openly(base, name, "read").await;
     Registered {
         id: body["client_id"].as_str().unwrap().to_owned(),
         secret: body["client_secret"].as_str().unwrap().to_owned(),

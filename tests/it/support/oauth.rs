@@ -24,3 +24,17 @@ pub async fn client_credentials(
         resp.json().await.unwrap_or(Value::Null),
     )
 }
+
+/// Registers a client without a software statement (RFC 7591, open registration):
+/// the registration response.
+pub async fn register_openly(base: &str, name: &str, scope: &str) -> Value {
+    reqwest::Client::new()
+        .post(format!("{base}/register"))
+        .json(&serde_json::json!({ "client_name": name, "scope": scope }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -106,3 +106,17 @@ pub fn assert_success(out: &std::process::Output) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `arbiter clients create --json` in `dir` (a checkout whose `data/` the server uses):
+/// the new client's id and secret.
+pub fn create_client(dir: &std::path::Path, name: &str, scopes: &str) -> (String, String) {
+    let created = run_json(
+        arbiter_bin()
+            .args([
+                "clients", "create", "--name", name, "--scopes", scopes, "--json",
+            ])
+            .current_dir(dir),
+    );
+    let text = |k: &str| created[k].as_str().unwrap().to_owned();
+    (text("client_id"), text("client_secret"))
+}

@@ -9,7 +9,7 @@ use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde_json::{Map, Value};
 
 use super::context::{to_expr, Mode};
-use super::{Caller, EntityRef, EntitySet, Reason, Target, Verdict, USER};
+use super::{Caller, EntityRef, EntitySet, Reason, Subject, Target, Verdict, USER};
 use crate::policy::{PolicySnapshot, ISSUER_ATTRIBUTE};
 
 /// The entities a request is evaluated against. A token's principal and client get what
@@ -25,7 +25,7 @@ pub(super) fn entities_for<'s>(
     client: Option<&EntityUid>,
 ) -> Result<EntitySet<'s>, Box<Verdict>> {
     let asserted: Vec<&EntityRef> = match caller {
-        Caller::Asserted(s) if !s.properties.is_empty() => Some(s),
+        Caller::Subject(Subject::Asserted(s)) if !s.properties.is_empty() => Some(s),
         _ => None,
     }
     .into_iter()
@@ -35,8 +35,8 @@ pub(super) fn entities_for<'s>(
     // attributes are the token's claims or the client's registration.
     let (issuer, own) = match caller {
         Caller::Token(token) => (token.issuer.as_str(), &token.claims),
-        Caller::Client { issuer, client } => (issuer, &client.properties),
-        Caller::Anonymous | Caller::Asserted(_) => {
+        Caller::Subject(Subject::Client { issuer, client }) => (issuer, &client.properties),
+        Caller::Anonymous | Caller::Subject(Subject::Asserted(_)) => {
             if asserted.is_empty() {
                 return Ok(EntitySet::Static(&snapshot.entities));
             }

@@ -201,16 +201,9 @@ pub enum Caller<'a> {
     Anonymous,
     /// A verified token: its [`Identity`](crate::token::Identity) is the principal.
     Token(&'a VerifiedToken),
-    /// A subject a policy enforcement point asserts (AuthZEN without a bearer token): no
-    /// scopes, no token claims.
-    Asserted(&'a EntityRef),
-    /// A client the authorization server authenticated: see [`Subject::Client`].
-    Client {
-        /// The issuer it belongs to.
-        issuer: &'a str,
-        /// The client and its registration attributes.
-        client: &'a EntityRef,
-    },
+    /// Who asks without a token (an asserted subject, an authenticated client): no scopes,
+    /// no token claims.
+    Subject(Subject<'a>),
 }
 
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
@@ -362,7 +355,7 @@ fn evaluate(
     let determining: Vec<String> = diagnostics.reason().map(ToString::to_string).collect();
     let scopes_of = |s: &str| match caller {
         Caller::Token(t) => t.has_scope(s),
-        Caller::Anonymous | Caller::Asserted(_) | Caller::Client { .. } => false,
+        Caller::Anonymous | Caller::Subject(_) => false,
     };
 
     let mut verdict = Verdict {
@@ -483,12 +476,14 @@ fn prepare<'s>(
     // Principal and client: the token's one identity, or the asserted subject.
     let token = match caller {
         Caller::Token(t) => Some(t),
-        Caller::Anonymous | Caller::Asserted(_) | Caller::Client { .. } => None,
+        Caller::Anonymous | Caller::Subject(_) => None,
     };
     let (principal, client) = match caller {
         Caller::Anonymous => (uid(&ANONYMOUS, ""), None),
-        Caller::Asserted(subject) => (subject.uid.clone(), None),
-        Caller::Client { client, .. } => (client.uid.clone(), Some(client.uid.clone())),
+        Caller::Subject(Subject::Asserted(subject)) => (subject.uid.clone(), None),
+        Caller::Subject(Subject::Client { client, .. }) => {
+            (client.uid.clone(), Some(client.uid.clone()))
+        }
         Caller::Token(t) => {
             let kind = match t.identity.kind {
                 PrincipalKind::User => &*USER,

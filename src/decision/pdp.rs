@@ -282,12 +282,7 @@ fn decide_prepared(
 ) -> Verdict {
     let caller = match (token, req.subject) {
         (Some(t), _) => Caller::Token(t),
-        (None, Some(Subject::Asserted(subject))) if req.token.is_empty() => {
-            Caller::Asserted(subject)
-        }
-        (None, Some(Subject::Client { issuer, client })) if req.token.is_empty() => {
-            Caller::Client { issuer, client }
-        }
+        (None, Some(subject)) if req.token.is_empty() => Caller::Subject(subject),
         (None, _) => Caller::Anonymous,
     };
     let input = Input {

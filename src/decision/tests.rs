@@ -141,7 +141,7 @@ fn decides_the_bundled_policies() {
         ),
         // an asserted subject has no scopes
         (
-            Caller::Asserted(&admin),
+            Caller::Subject(Subject::Asserted(&admin)),
             "GET",
             "",
             Some(&route),
@@ -151,10 +151,10 @@ fn decides_the_bundled_policies() {
         ),
         // a client the token endpoint authenticated, asking for a scope
         (
-            Caller::Client {
+            Caller::Subject(Subject::Client {
                 issuer: "http://127.0.0.1:8080",
                 client: &client,
-            },
+            }),
             "IssueScope",
             "",
             Some(&todo),

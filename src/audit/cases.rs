@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::decision::context::entity_uid;
 use crate::decision::{decide_verified, AuthzRequest, EntityRef, Subject, Verdict};
 use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
@@ -247,11 +246,11 @@ fn issue_scope(snapshot: &PolicySnapshot, case: &TestCase, scope: &str) -> Resul
         .or_insert_with(|| Value::from("client_credentials"));
     let issuer = case.issuer.as_deref().unwrap_or(TEST_ISSUER);
     let client = EntityRef {
-        uid: entity_uid("Client", &client_id)?,
+        uid: crate::decision::client_uid(&client_id),
         properties: case.claims.clone(),
     };
     let resource = EntityRef {
-        uid: entity_uid(crate::policy::SCOPE_TYPE, scope)?,
+        uid: crate::decision::scope_uid(scope),
         properties: Map::new(),
     };
     Ok(decide_verified(

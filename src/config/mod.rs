@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
 mod vocabulary;
+
+pub use limits::{GrpcLimits, HttpLimits};
 
 pub use vocabulary::{check_resource_uri, redacted_url, ClientCerts, Listener, SigningAlg};
 
@@ -79,6 +82,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// External issuers whose tokens are trusted.
     pub issuers: Vec<IssuerConfig>,
+    /// Time and connection limits of the HTTP listener.
+    pub http: HttpLimits,
+    /// Stream, keep-alive, deadline and connection limits of the gRPC listener.
+    pub grpc: GrpcLimits,
 }
 
 impl Default for Config {
@@ -102,6 +109,8 @@ impl Default for Config {
             ssa: SsaConfig::default(),
             store: StoreConfig::default(),
             issuers: Vec::new(),
+            http: HttpLimits::default(),
+            grpc: GrpcLimits::default(),
         }
     }
 }
@@ -490,6 +499,9 @@ impl Config {
     /// Checks values that TOML types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if let Some(m) = self.http.invalid("http").or_else(|| self.grpc.invalid()) {
+            return invalid(m);
+        }
         for (i, issuer) in self.issuers.iter().enumerate() {
             let at = format!("issuers[{i}] (`{}`)", issuer.issuer);
             if issuer.issuer.is_empty() {

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ArbiterClient, Check, ClientConfig, Decision};
-use crate::config::TlsConfig;
+use crate::config::{HttpLimits, TlsConfig};
 use crate::http::{bearer_token as read_bearer, remove_arbiter_headers, ApiError};
 use crate::tls::{Listener, PeerCertificate, ReloadingTls};
 mod settings;
@@ -128,8 +128,11 @@ pub async fn serve(
         }
         None => None,
     };
+    // A request may take the client's time to send its body, then the upstream's to answer.
+    let mut limits = HttpLimits::default();
+    limits.request_timeout_seconds += state.config.upstream_timeout.as_secs();
     let app = axum::Router::new().fallback(handle).with_state(state);
-    crate::tls::serve_http(listener, app, tls, shutdown).await?;
+    crate::http::serve(listener, app, tls, limits, shutdown).await?;
     Ok(())
 }
 

@@ -376,31 +376,39 @@ impl Arbiter {
                 .await;
             tracing::info!("shutting down: draining in-flight calls");
         };
-        let builder = tonic::transport::Server::builder().add_routes(routes);
+        let limits = self.config.grpc;
+        let builder = tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
+            .timeout(Duration::from_secs(limits.request_timeout_seconds))
+            .add_routes(routes);
+        let connections = tls::ConnectionLimit::new(limits.max_connections);
         let grpc_server: std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + '_>,
         > = match &tls {
             Some(tls) => {
-                let accepted = tls::accept(grpc, tls.clone(), shutdown.clone());
-                let incoming = tokio_stream::StreamExt::map(
-                    tokio_stream::wrappers::ReceiverStream::new(accepted),
-                    |(stream, _)| Ok::<_, std::io::Error>(stream),
-                );
-                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+                let accepted = tls::accept(grpc, tls.clone(), connections, shutdown.clone());
+                Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
             }
             None => {
-                let incoming =
-                    tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true));
-                Box::pin(builder.serve_with_incoming_shutdown(incoming, drained))
+                let accepted = tls::accept_plain(grpc, connections, shutdown.clone());
+                Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
             }
         };
         let http_server = async {
             let Some((listener, router)) = http else {
                 return Ok(());
             };
-            tls::serve_http(listener, router, http_tls, shutdown.clone())
-                .await
-                .map_err(StartError::Http)
+            crate::http::serve(
+                listener,
+                router,
+                http_tls,
+                self.config.http,
+                shutdown.clone(),
+            )
+            .await
+            .map_err(StartError::Http)
         };
         let (grpc_result, http_result, (), ()) = tokio::join!(
             grpc_server,
@@ -411,4 +419,14 @@ impl Arbiter {
         grpc_result?;
         http_result
     }
+}
+
+/// Accepted connections as the stream tonic serves.
+fn streams<S>(
+    accepted: tokio::sync::mpsc::Receiver<tls::Accepted<S>>,
+) -> impl tokio_stream::Stream<Item = Result<tls::Limited<S>, std::io::Error>> {
+    tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(accepted),
+        |(stream, _)| Ok(stream),
+    )
 }

@@ -5,11 +5,13 @@
 //! not load keeps the last good configuration (and says why in the log). Handshakes run off
 //! the accept loop, each bounded in time, so a slow client cannot hold up others.
 
-mod http;
+mod address;
+mod limited;
 mod peer;
 
 pub use crate::config::{ClientCerts, Listener};
-pub use http::{canonical_peer, serve_http};
+pub use address::canonical_peer;
+pub use limited::{ConnectionLimit, Limited};
 pub use peer::{thumbprint, AnyClientCertificate, PeerCertificate};
 
 use std::net::SocketAddr;
@@ -211,34 +213,27 @@ fn stamps(config: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-/// Accepts TCP connections and completes TLS handshakes concurrently, handing over the
-/// established streams until `shutdown`.
+/// A stream served on a listener: TLS or plain, counted against the listener's limit.
+pub type Accepted<S> = (Limited<S>, SocketAddr);
+
+/// Accepts TCP connections while `limit` has a free place and completes TLS handshakes
+/// concurrently (each bounded in time), handing over the established streams until
+/// `shutdown`.
 pub fn accept(
     listener: TcpListener,
     tls: Arc<ReloadingTls>,
+    limit: ConnectionLimit,
     shutdown: CancellationToken,
-) -> mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
+) -> mpsc::Receiver<Accepted<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = tcp.set_nodelay(true);
+        while let Some((tcp, peer, place)) = next_connection(&listener, &limit, &shutdown).await {
             let acceptor = TlsAcceptor::from(tls.current());
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send((stream, peer)).await;
+                        let _ = tx.send((Limited::new(stream, place), peer)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -249,32 +244,47 @@ pub fn accept(
     rx
 }
 
-/// Established TLS connections as an axum listener.
-pub struct TlsIncoming {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsIncoming {
-    /// Wraps the handshaken streams of [`accept`] for a listener bound at `local`.
-    pub fn new(rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>, local: SocketAddr) -> Self {
-        Self { rx, local }
-    }
-}
-
-impl axum::serve::Listener for TlsIncoming {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop stopped (shutdown): never hand out another connection.
-            None => std::future::pending().await,
+/// Accepts plaintext TCP connections while `limit` has a free place, until `shutdown`.
+pub fn accept_plain(
+    listener: TcpListener,
+    limit: ConnectionLimit,
+    shutdown: CancellationToken,
+) -> mpsc::Receiver<Accepted<TcpStream>> {
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        while let Some((tcp, peer, place)) = next_connection(&listener, &limit, &shutdown).await {
+            if tx.send((Limited::new(tcp, place), peer)).await.is_err() {
+                return;
+            }
         }
-    }
+    });
+    rx
+}
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+/// The next connection once a place is free, with Nagle off; `None` at shutdown.
+async fn next_connection(
+    listener: &TcpListener,
+    limit: &ConnectionLimit,
+    shutdown: &CancellationToken,
+) -> Option<(TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+    loop {
+        let place = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            place = limit.place() => place?,
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                return Some((tcp, peer, place));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }

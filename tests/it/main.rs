@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod defect_disable_race;
 mod defect_open_registration;
+mod defect_slow_clients;
 mod defect_unbounded_fetch;
 mod envoy;
 mod explain;

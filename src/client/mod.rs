@@ -136,7 +136,8 @@ type Key = [u8; 32];
 pub struct ArbiterClient {
     config: ClientConfig,
     rpc: AuthorizerClient<Channel>,
-    cache: DashMap<Key, Cached>,
+    /// Bounded, O(1) eviction: made-up paths by the million evict, never scan.
+    cache: quick_cache::sync::Cache<Key, Arc<Cached>>,
     inflight: DashMap<Key, Arc<OnceCell<Decision>>>,
     version: std::sync::Mutex<String>,
     stats: ClientStats,
@@ -172,9 +173,9 @@ impl ArbiterClient {
             tracing::warn!(endpoint = %config.endpoint, "arbiter client configured to FAIL OPEN: requests are allowed when the PDP is unreachable");
         }
         Ok(Self {
+            cache: quick_cache::sync::Cache::new(config.cache_capacity.max(1)),
             rpc: AuthorizerClient::new(endpoint.connect_lazy()),
             config,
-            cache: DashMap::new(),
             inflight: DashMap::new(),
             version: std::sync::Mutex::new(String::new()),
             stats: ClientStats::default(),
@@ -203,7 +204,6 @@ impl ArbiterClient {
                     d.cached = true;
                     return d;
                 }
-                drop(hit);
                 self.cache.remove(&key);
             }
         }
@@ -280,19 +280,12 @@ impl ArbiterClient {
         if ttl.is_zero() {
             return;
         }
-        if self.cache.len() >= self.config.cache_capacity {
-            let now = Instant::now();
-            self.cache.retain(|_, c| c.until > now);
-            if self.cache.len() >= self.config.cache_capacity {
-                return;
-            }
-        }
         self.cache.insert(
             key,
-            Cached {
+            Arc::new(Cached {
                 decision: decision.clone(),
                 until: Instant::now() + ttl,
-            },
+            }),
         );
     }
 

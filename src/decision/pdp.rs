@@ -149,7 +149,12 @@ impl Pdp {
             None => self.policies.load().version.clone(),
         };
         let cache_ttl_seconds = match (&verdict.reason, &token) {
-            (Reason::InvalidRequest | Reason::InvalidToken | Reason::Error, _) => 0,
+            // Not worth a place in a gateway's cache: an unknown route is as cheap to decide
+            // again, and caching it let anyone fill the cache with made-up paths.
+            (
+                Reason::InvalidRequest | Reason::InvalidToken | Reason::Error | Reason::NoRoute,
+                _,
+            ) => 0,
             (_, Some(t)) => {
                 let left = t.exp.saturating_sub(self.verifier.clock().now());
                 u32::try_from(left).unwrap_or(u32::MAX).min(self.ttl_cap)

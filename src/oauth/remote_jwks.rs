@@ -2,7 +2,9 @@
 //! `self_signed_tls_client_auth` certificates): fetched on first use, kept for five
 //! minutes, and fetched again early (at most every 30 s) when a client presents a `kid` or a
 //! certificate the cached document lacks, so a client can rotate its keys. A failed fetch
-//! keeps the last good document.
+//! keeps the last good document, and its failure is remembered for the same 30 s: a
+//! `jwks_uri` that is down is asked once per interval, not once per `/token` request, and
+//! requests that arrive during a fetch wait for it instead of fetching too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,10 +26,35 @@ pub struct ClientJwks {
     pub document: serde_json::Value,
 }
 
+/// What is known of one URI: its last good document and when the last attempt was.
+#[derive(Clone)]
+struct Entry {
+    /// The last good document and when it was fetched.
+    good: Option<(Arc<ClientJwks>, Instant)>,
+    /// When the URI was last asked, successfully or not.
+    attempted: Instant,
+    /// Why the last attempt failed, if it did.
+    error: Option<String>,
+}
+
+impl Entry {
+    /// The answer this entry gives without a fetch: the last good document, or the last
+    /// failure.
+    fn answer(&self) -> Result<Arc<ClientJwks>, String> {
+        match (&self.good, &self.error) {
+            (Some((jwks, _)), _) => Ok(jwks.clone()),
+            (None, Some(e)) => Err(e.clone()),
+            (None, None) => Err("no document".to_owned()),
+        }
+    }
+}
+
 /// A cache of client JWKS documents by URI.
 pub struct RemoteJwks {
     http: reqwest::Client,
-    cache: DashMap<String, (Arc<ClientJwks>, Instant)>,
+    cache: DashMap<String, Entry>,
+    /// One fetch per URI at a time.
+    fetching: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Default for RemoteJwks {
@@ -47,6 +74,7 @@ impl RemoteJwks {
                 .build()
                 .unwrap_or_default(),
             cache: DashMap::new(),
+            fetching: DashMap::new(),
         }
     }
 
@@ -68,35 +96,58 @@ impl RemoteJwks {
         .await
     }
 
-    /// The cached document while it is fresh and `has` what the caller looks for (or was
-    /// fetched too recently to fetch again); else a new fetch.
+    /// The cached answer while it serves (a fresh document that `has` what the caller
+    /// looks for, or any answer younger than the least interval); else one fetch, which
+    /// concurrent callers share.
     async fn get(
         &self,
         uri: &str,
         has: impl Fn(&ClientJwks) -> bool,
     ) -> Result<Arc<ClientJwks>, String> {
-        let cached = self.cache.get(uri).map(|e| e.value().clone());
-        if let Some((jwks, at)) = &cached {
-            let age = at.elapsed();
-            if age < FRESH_FOR && (age < MIN_INTERVAL || has(jwks)) {
-                return Ok(jwks.clone());
+        let serves = |entry: &Entry| {
+            entry.attempted.elapsed() < MIN_INTERVAL
+                || entry
+                    .good
+                    .as_ref()
+                    .is_some_and(|(jwks, at)| at.elapsed() < FRESH_FOR && has(jwks))
+        };
+        if let Some(entry) = self.cache.get(uri).map(|e| e.value().clone()) {
+            if serves(&entry) {
+                return entry.answer();
             }
         }
-        match self.fetch(uri).await {
-            Ok(jwks) => {
-                let jwks = Arc::new(jwks);
-                self.cache
-                    .insert(uri.to_owned(), (jwks.clone(), Instant::now()));
-                Ok(jwks)
+        let lock = self.fetching.entry(uri.to_owned()).or_default().clone();
+        let _one_at_a_time = lock.lock().await;
+        // Someone else may have fetched while this call waited.
+        let previous = self.cache.get(uri).map(|e| e.value().clone());
+        if let Some(entry) = &previous {
+            if serves(entry) {
+                return entry.answer();
             }
-            Err(e) => match cached {
-                Some((jwks, _)) => {
-                    tracing::warn!(uri = %uri, error = %e, "client JWKS refresh failed; keeping the last good document");
-                    Ok(jwks)
-                }
-                None => Err(e),
+        }
+        let good = previous.and_then(|e| e.good);
+        let entry = match self.fetch(uri).await {
+            Ok(jwks) => Entry {
+                good: Some((Arc::new(jwks), Instant::now())),
+                attempted: Instant::now(),
+                error: None,
             },
-        }
+            Err(e) => {
+                if good.is_some() {
+                    tracing::warn!(uri = %uri, error = %e, "client JWKS refresh failed; keeping the last good document");
+                } else {
+                    tracing::warn!(uri = %uri, error = %e, "client JWKS fetch failed; not asking again for {} s", MIN_INTERVAL.as_secs());
+                }
+                Entry {
+                    good,
+                    attempted: Instant::now(),
+                    error: Some(e),
+                }
+            }
+        };
+        let answer = entry.answer();
+        self.cache.insert(uri.to_owned(), entry);
+        answer
     }
 
     async fn fetch(&self, uri: &str) -> Result<ClientJwks, String> {

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod mint;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub use issuer::{Issuer, KeySource};
 
 use crate::clock::Clock;
 use crate::config::Config;
+
+/// Revoked ids kept before the first prune of expired ones.
+const MIN_REVOKED_PRUNE: usize = 10_000;
 
 /// A SHA-256 digest of a raw token: the cache key and the token's name in logs.
 pub type TokenDigest = [u8; 32];
@@ -138,14 +142,17 @@ impl VerifiedToken {
 /// Verifies bearer tokens against the trusted issuers and caches the verified ones.
 pub struct Verifier {
     issuers: HashMap<String, Arc<Issuer>>,
-    cache: DashMap<TokenDigest, Arc<VerifiedToken>>,
+    /// Bounded, O(1) eviction: a flood of distinct valid tokens evicts, never scans.
+    cache: quick_cache::sync::Cache<TokenDigest, Arc<VerifiedToken>>,
     /// Revoked token ids: `jti` → the issuers that revoked it, each with the token's `exp`.
     /// Keyed by `jti` alone so a decision looks it up without allocating.
     revoked: DashMap<String, Vec<(String, u64)>>,
+    /// Past this many revoked ids, the expired ones are pruned (then it doubles: a scan
+    /// is amortised over as many revocations as it looked at).
+    prune_revoked_at: std::sync::atomic::AtomicUsize,
     /// Disabled clients: `client_id` → the issuer that issued their tokens. Swapped whole;
     /// read without locking.
     disabled: ArcSwap<HashMap<String, String>>,
-    capacity: usize,
     leeway: u64,
     http: reqwest::Client,
     clock: Clock,
@@ -168,10 +175,10 @@ impl Verifier {
             .unwrap_or_default();
         Self {
             issuers,
-            cache: DashMap::new(),
+            cache: quick_cache::sync::Cache::new(config.token_cache_capacity.max(1)),
             revoked: DashMap::new(),
+            prune_revoked_at: std::sync::atomic::AtomicUsize::new(MIN_REVOKED_PRUNE),
             disabled: ArcSwap::from_pointee(HashMap::new()),
-            capacity: config.token_cache_capacity,
             leeway: config.leeway_seconds,
             http,
             clock: Clock::system(),
@@ -216,7 +223,7 @@ impl Verifier {
     /// A verified token from the cache, if this exact token was verified before, has not
     /// expired, and the key that verified it is still the issuer's. The hot path of a repeat decision: one digest and one map lookup.
     pub fn cached(&self, digest: &TokenDigest) -> Option<Arc<VerifiedToken>> {
-        let hit = self.cache.get(digest)?.value().clone();
+        let hit = self.cache.get(digest)?;
         let key_gone = hit.key.as_ref().is_some_and(|k| k.strong_count() == 0);
         if !key_gone && hit.exp + self.leeway > self.clock.now() {
             Some(hit)
@@ -226,29 +233,32 @@ impl Verifier {
         }
     }
 
-    /// Marks a token id revoked until `exp`, and drops it from the cache at once, so the
-    /// next decision on it is a deny even if it was verified before.
+    /// Marks a token id revoked until `exp`: the next decision on it is a deny even if it
+    /// was verified before ([`Self::verify`] checks revocations on cache hits too, so
+    /// nothing is scanned here).
     pub fn revoke(&self, issuer: &str, jti: &str, exp: u64) {
         let known = |by: &Vec<(String, u64)>| by.iter().any(|(i, _)| i == issuer);
         if self.revoked.get(jti).is_some_and(|by| known(&by)) {
             // Known already (the store is polled again and again): nothing to do.
             return;
         }
-        let now = self.clock.now();
-        if self.revoked.len() > 10_000 {
+        let prune_at = self.prune_revoked_at.load(Ordering::Relaxed);
+        if self.revoked.len() > prune_at {
+            let now = self.clock.now();
             self.revoked.retain(|_, by| {
                 by.retain(|(_, e)| *e + self.leeway > now);
                 !by.is_empty()
             });
+            self.prune_revoked_at.store(
+                (self.revoked.len() * 2).max(MIN_REVOKED_PRUNE),
+                Ordering::Relaxed,
+            );
         }
         let mut by = self.revoked.entry(jti.to_owned()).or_default();
         if known(&by) {
             return;
         }
         by.push((issuer.to_owned(), exp));
-        drop(by);
-        self.cache
-            .retain(|_, t| !(t.issuer == issuer && t.jti.as_deref() == Some(jti)));
     }
 
     fn is_revoked(&self, token: &VerifiedToken) -> bool {
@@ -407,14 +417,6 @@ impl Verifier {
     }
 
     fn remember(&self, token: Arc<VerifiedToken>) {
-        if self.cache.len() >= self.capacity {
-            let now = self.clock.now();
-            self.cache.retain(|_, t| t.exp + self.leeway > now);
-            if self.cache.len() >= self.capacity {
-                tracing::debug!("token cache full; not caching");
-                return;
-            }
-        }
         self.cache.insert(token.digest, token);
     }
 

@@ -1,7 +1,11 @@
 //! Issue 14, defect 8 (the size half): a JWKS response without a length (chunked) is read
 //! only up to the bound, then refused — it used to be read whole for as long as the request
-//! could last.
+//! could last. Defect 8 (the other half): a client's failing `jwks_uri` is asked once per
+//! interval, by one request while the others wait — it used to be fetched again by every
+//! `/token` request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -40,5 +44,86 @@ async fn an_endless_chunked_jwks_is_cut_at_the_bound() {
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "cut at the bound, not at the timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_client_jwks_uri_is_asked_once_per_interval_not_per_request() {
+    // A client's jwks_uri that fails, counting how often it is asked.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = asked.clone();
+    tokio::spawn(async move {
+        let failing = axum::routing::get(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            }
+        });
+        axum::serve(listener, axum::Router::new().route("/jwks", failing)).await
+    });
+    let server = TestServer::start().await;
+    let store = server.store().await;
+    let spec = arbiter::oauth::clients::ClientSpec {
+        name: "keys elsewhere".into(),
+        scopes: vec!["read".into()],
+        auth_method: "private_key_jwt".into(),
+        jwks_uri: Some(format!("http://{addr}/jwks")),
+        ..Default::default()
+    };
+    let record = arbiter::oauth::clients::create(&store, &spec)
+        .await
+        .unwrap()
+        .record;
+    let key = TestKey::es256("k1");
+    let issuer = server.config.oauth.issuer.clone();
+    let token_url = format!("http://{}/token", server.http_addr);
+    let attempt = |n: usize| {
+        let now = now();
+        let assertion = key.sign(&serde_json::json!({
+            "iss": record.client_id, "sub": record.client_id, "aud": issuer,
+            "iat": now, "exp": now + 60, "jti": format!("a-{n}"),
+        }));
+        let token_url = token_url.clone();
+        async move {
+            reqwest::Client::new()
+                .post(token_url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", assertion.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Twenty at once (they share one fetch), then twenty more one by one (they reuse its
+    // failure).
+    let mut together = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        together.spawn(attempt(n));
+    }
+    let at_once: Vec<u16> = together.join_all().await;
+    let mut one_by_one = Vec::new();
+    for n in 20..40 {
+        one_by_one.push(attempt(n).await);
+    }
+    assert!(
+        at_once.iter().chain(&one_by_one).all(|s| *s == 401),
+        "{at_once:?} {one_by_one:?}"
+    );
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "one fetch for forty requests"
     );
 }

@@ -12,3 +12,10 @@ pub mod remote_jwks;
 pub mod resource;
 pub mod ssa;
 pub mod token;
+
+/// Whether `scope` is one of Arbiter's own (the statement workflow's `arbiter.ssa.request`
+/// and `arbiter.ssa.review`, and any later `arbiter.*`): never granted to a client that
+/// vouched for itself, never approved in a statement without a policy that says so.
+pub fn is_arbiter_scope(scope: &str) -> bool {
+    scope.starts_with("arbiter.")
+}

@@ -52,14 +52,10 @@ impl RegisterState {
     fn open_scope(&self, scope: &str) -> bool {
         match &self.open_registration_scopes {
             Some(list) => list.iter().any(|s| s == scope),
-            None => !scope.starts_with(ARBITER_SCOPE_PREFIX),
+            None => !super::is_arbiter_scope(scope),
         }
     }
 }
-
-/// Scopes of Arbiter's own APIs (the statement workflow): never granted to a client that
-/// vouched for itself, unless `[oauth] open_registration_scopes` names them.
-const ARBITER_SCOPE_PREFIX: &str = "arbiter.";
 
 /// `POST /register` and `GET|PUT|DELETE /register/{client_id}`.
 pub fn router(state: RegisterState) -> Router {

@@ -11,6 +11,7 @@ mod client;
 mod defect_cache_scans;
 mod defect_disable_race;
 mod defect_open_registration;
+mod defect_self_review;
 mod defect_slow_clients;
 mod defect_unbounded_fetch;
 mod envoy;

@@ -9,84 +9,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-struct Http {
-    base: String,
-    client: reqwest::Client,
-}
-
-impl Http {
-    fn new(server: &TestServer) -> Self {
-        Self {
-            base: format!("http://{}", server.http_addr),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// A client_credentials token; (status, body).
-    async fn token(&self, id: &str, secret: &str, scope: &str) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(format!("{}/token", self.base))
-            .basic_auth(id, Some(secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
-    }
-}
-
-/// A bootstrapped client (as `arbiter clients create` makes) and a token for it.
-async fn bootstrap(server: &TestServer, http: &Http, scopes: &str) -> String {
-    let store = server.store().await;
-    let spec = ClientSpec {
-        name: format!("bootstrap {scopes}"),
-        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
-        auth_method: "client_secret_basic".into(),
-        ..Default::default()
-    };
-    let c = clients::create(&store, &spec).await.unwrap();
-    let (status, body) = http
-        .token(&c.record.client_id, c.secret.as_deref().unwrap(), scopes)
-        .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
-fn new_request(name: &str, scopes: &[&str]) -> Value {
-    json!({
-        "software_name": name,
-        "software_version": "1.2",
-        "description": "reconciles ledgers",
-        "contact": "dev@example.com",
-        "org": "Example Corp",
-        "scopes": scopes,
-        "justification": "nightly reconciliation",
-    })
-}
-
 async fn register(http: &Http, body: Value) -> (u16, Value) {
     http.call("POST", "/register", None, Some(body)).await
 }
@@ -696,7 +618,8 @@ async fn the_cli_drives_the_workflow_through_the_api() {
         code, 2,
         "a requester's approval is refused by policy: {err}"
     );
-    assert!(err.contains("insufficient_scope"), "{err}");
+    // Refused twice over: no review scope, and their own request (separation of duties).
+    assert!(err.contains("403 access_denied"), "{err}");
     let (code, approved, err) = cli(
         &server,
         &[

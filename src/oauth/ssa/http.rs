@@ -7,16 +7,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{Approval, NewRequest, SsaError, SsaService};
-use crate::decision::Reason;
-use crate::decision::{AuthzRequest, Pdp};
+use crate::decision::{scope_uid, Answer, AuthzRequest, EntityRef, Pdp, Reason};
 use crate::http::ApiError;
 use crate::store::{AuditFilter, SsaRequestRecord};
 use crate::wire::www_authenticate;
@@ -26,6 +25,10 @@ const REALM: &str = "arbiter";
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
+
+/// The action of approving one of Arbiter's own scopes in a statement: no bundled policy
+/// permits it, so a deployment that wants reviewers to hand out workflow scopes says so.
+pub const APPROVE_SCOPE: &str = "ApproveScope";
 
 /// What the routes share.
 #[derive(Clone)]
@@ -59,6 +62,7 @@ impl From<SsaError> for ApiError {
             SsaError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             SsaError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             SsaError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            SsaError::Forbidden(_) => (StatusCode::FORBIDDEN, "access_denied"),
             SsaError::Store(_) | SsaError::Signing => {
                 tracing::error!(error = %e, "software statement workflow failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
@@ -85,38 +89,80 @@ impl axum::extract::FromRequestParts<SsaState> for Caller {
         parts: &mut axum::http::request::Parts,
         state: &SsaState,
     ) -> Result<Self, ApiError> {
-        guard(state, &parts.headers, &parts.method, &parts.uri)
-            .await
-            .map(Caller)
+        guard(
+            state,
+            &parts.headers,
+            &parts.method,
+            &parts.uri,
+            &Map::new(),
+        )
+        .await
+        .map(Caller)
     }
 }
 
-/// Asks the PDP whether the caller may make this call; the caller's principal if so.
+/// A workflow call with a JSON body, admitted by the PDP only once the body has arrived in
+/// full: a token revoked, or a client disabled, while a slow body came in is refused (the
+/// HTTP listener's request timeout bounds how slow).
+struct Admitted<T> {
+    caller: String,
+    body: T,
+}
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequest<SsaState> for Admitted<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &SsaState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let body = read_json(body).await?;
+        let caller = guard(
+            state,
+            &parts.headers,
+            &parts.method,
+            &parts.uri,
+            &Map::new(),
+        )
+        .await?;
+        Ok(Self { caller, body })
+    }
+}
+
+/// The caller's bearer token, or a `400` with its challenge.
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    crate::http::bearer_token(headers)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            ApiError::from(e).with_challenge(www_authenticate(REALM, Some(e.code()), "", None))
+        })
+}
+
+/// Asks the PDP whether the caller may make this call, with `context` (the facts of the
+/// request under review); the caller's principal if so.
 async fn guard(
     state: &SsaState,
     headers: &HeaderMap,
     method: &Method,
     uri: &Uri,
+    context: &Map<String, Value>,
 ) -> Result<String, ApiError> {
-    let token = crate::http::bearer_token(headers)
-        .map_err(|e| {
-            ApiError::from(e).with_challenge(www_authenticate(REALM, Some(e.code()), "", None))
-        })?
-        .unwrap_or_default();
-    let context = serde_json::Map::new();
     let answer = state
         .pdp
         .authorize(AuthzRequest {
             subject: None,
             resource: None,
-            token,
+            token: bearer(headers)?,
             method: method.as_str(),
             path: uri.path(),
-            context: &context,
+            context,
             explain: false,
             client_cert_sha256: "",
         })
         .await;
+    admitted(answer)
+}
+
+/// The caller's principal when the answer is an allow, else the HTTP denial.
+fn admitted(answer: Answer) -> Result<String, ApiError> {
     let verdict = answer.verdict;
     if verdict.allowed {
         return Ok(answer
@@ -201,9 +247,8 @@ async fn jwks(State(state): State<SsaState>) -> Response {
     response
 }
 
-async fn submit(State(state): State<SsaState>, Caller(caller): Caller, body: Body) -> ApiResult {
-    let new: NewRequest = read_json(body).await?;
-    let record = state.service.submit(&caller, new).await?;
+async fn submit(State(state): State<SsaState>, call: Admitted<NewRequest>) -> ApiResult {
+    let record = state.service.submit(&call.caller, call.body).await?;
     Ok(no_store(StatusCode::CREATED, view(&state, &record).await?))
 }
 
@@ -254,13 +299,106 @@ async fn any_request(
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
 }
 
+/// The facts of a request under review that policies see as `context.ssa_request`:
+/// whether the caller asked for it (`own`; the code refuses that too) and the scopes the
+/// decision would approve (or, for a denial, those requested).
+fn review_context(own: bool, scopes: &[String]) -> Map<String, Value> {
+    let mut context = Map::new();
+    context.insert(
+        "ssa_request".into(),
+        json!({ "own": own, "scopes": scopes }),
+    );
+    context
+}
+
+/// Admits a reviewer's decision on request `id` once its body has arrived: the PDP sees
+/// the request's facts, and each of Arbiter's own scopes it would approve needs a policy
+/// permitting `ApproveScope` on it. The reviewer's principal if admitted.
+async fn admit_review(
+    state: &SsaState,
+    parts: &axum::http::request::Parts,
+    id: &str,
+    scopes: impl FnOnce(&SsaRequestRecord) -> Result<Vec<String>, SsaError>,
+) -> Result<String, ApiError> {
+    let request = match state.service.request(id, None).await {
+        Ok(r) => r,
+        // Whether a request exists is for admitted reviewers to learn.
+        Err(e) => {
+            guard(
+                state,
+                &parts.headers,
+                &parts.method,
+                &parts.uri,
+                &Map::new(),
+            )
+            .await?;
+            return Err(e.into());
+        }
+    };
+    let token = bearer(&parts.headers)?;
+    let caller = match state.pdp.verifier().verify(token).await {
+        Ok(t) => Some(t.identity.entity()),
+        Err(_) => None,
+    };
+    let own = caller.as_deref() == Some(request.requester.as_str());
+    let scopes = match scopes(&request) {
+        Ok(s) => s,
+        Err(e) => {
+            guard(
+                state,
+                &parts.headers,
+                &parts.method,
+                &parts.uri,
+                &Map::new(),
+            )
+            .await?;
+            return Err(e.into());
+        }
+    };
+    let context = review_context(own, &scopes);
+    let reviewer = guard(state, &parts.headers, &parts.method, &parts.uri, &context).await?;
+    for scope in scopes.iter().filter(|s| crate::oauth::is_arbiter_scope(s)) {
+        let resource = EntityRef {
+            uid: scope_uid(scope),
+            properties: Map::new(),
+        };
+        let answer = state
+            .pdp
+            .authorize(AuthzRequest {
+                subject: None,
+                resource: Some(&resource),
+                token,
+                method: APPROVE_SCOPE,
+                path: "",
+                context: &context,
+                explain: false,
+                client_cert_sha256: "",
+            })
+            .await;
+        if !answer.verdict.allowed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                format!(
+                    "`{scope}` is one of Arbiter's own scopes: approving it needs a policy that permits Action::\"{APPROVE_SCOPE}\" on Scope::\"{scope}\""
+                ),
+            ));
+        }
+    }
+    Ok(reviewer)
+}
+
 async fn approve(
     State(state): State<SsaState>,
-    Caller(reviewer): Caller,
     Path(id): Path<String>,
-    body: Body,
+    request: Request,
 ) -> ApiResult {
+    let (parts, body) = request.into_parts();
     let approval: Approval = read_json(body).await?;
+    let reviewer = admit_review(&state, &parts, &id, |r| {
+        SsaService::approved_scopes(r, &approval)
+    })
+    .await?;
     let (record, _) = state.service.approve(&reviewer, &id, approval).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
 }
@@ -274,25 +412,24 @@ struct Reasoned {
 
 async fn deny(
     State(state): State<SsaState>,
-    Caller(reviewer): Caller,
     Path(id): Path<String>,
-    body: Body,
+    request: Request,
 ) -> ApiResult {
+    let (parts, body) = request.into_parts();
     let r: Reasoned = read_json(body).await?;
+    let reviewer = admit_review(&state, &parts, &id, |r| Ok(r.requested_scopes.clone())).await?;
     let record = state.service.deny(&reviewer, &id, &r.reason).await?;
     Ok(no_store(StatusCode::OK, view(&state, &record).await?))
 }
 
 async fn revoke(
     State(state): State<SsaState>,
-    Caller(reviewer): Caller,
     Path(jti): Path<String>,
-    body: Body,
+    call: Admitted<Reasoned>,
 ) -> ApiResult {
-    let r: Reasoned = read_json(body).await?;
     let clients = state
         .service
-        .revoke(&reviewer, &jti, &r.reason, &state.token_issuer)
+        .revoke(&call.caller, &jti, &call.body.reason, &state.token_issuer)
         .await?;
     Ok(no_store(
         StatusCode::OK,

@@ -33,6 +33,20 @@ pub enum SsaError {
     /// The statement could not be signed.
     #[error("the statement could not be signed")]
     Signing,
+    /// The reviewer may not make this decision (separation of duties).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Separation of duties: whoever asked for a statement never decides on it.
+fn check_not_own(request: &SsaRequestRecord, reviewer: &str) -> Result<(), SsaError> {
+    if request.requester == reviewer {
+        return Err(SsaError::Forbidden(format!(
+            "`{reviewer}` requested `{}` and may not review it (separation of duties)",
+            request.id
+        )));
+    }
+    Ok(())
 }
 
 /// What a developer asks for.
@@ -233,20 +247,12 @@ impl SsaService {
         Ok(self.store.statement(jti).await?)
     }
 
-    /// Approves a pending request and issues its statement.
-    pub async fn approve(
-        &self,
-        reviewer: &str,
-        id: &str,
-        approval: Approval,
-    ) -> Result<(SsaRequestRecord, StatementRecord), SsaError> {
-        let mut request = self.request(id, None).await?;
-        if request.status != "pending" {
-            return Err(SsaError::Conflict(format!(
-                "request `{id}` is {}",
-                request.status
-            )));
-        }
+    /// The scopes an approval grants: those it names (only ever a narrowing of the
+    /// request's) or, when it names none, all requested; never none.
+    pub fn approved_scopes(
+        request: &SsaRequestRecord,
+        approval: &Approval,
+    ) -> Result<Vec<String>, SsaError> {
         let approved = match &approval.scopes {
             Some(scopes) => {
                 let scopes = check_scopes(scopes)?;
@@ -267,6 +273,25 @@ impl SsaService {
                 "approve at least one scope, or deny the request".into(),
             ));
         }
+        Ok(approved)
+    }
+
+    /// Approves a pending request and issues its statement.
+    pub async fn approve(
+        &self,
+        reviewer: &str,
+        id: &str,
+        approval: Approval,
+    ) -> Result<(SsaRequestRecord, StatementRecord), SsaError> {
+        let mut request = self.request(id, None).await?;
+        check_not_own(&request, reviewer)?;
+        if request.status != "pending" {
+            return Err(SsaError::Conflict(format!(
+                "request `{id}` is {}",
+                request.status
+            )));
+        }
+        let approved = Self::approved_scopes(&request, &approval)?;
         let validity = approval
             .validity_seconds
             .unwrap_or(self.config.default_validity_seconds);
@@ -347,6 +372,7 @@ impl SsaService {
             return Err(SsaError::Invalid("a denial needs a `reason`".into()));
         }
         let mut request = self.request(id, None).await?;
+        check_not_own(&request, reviewer)?;
         if request.status != "pending" {
             return Err(SsaError::Conflict(format!(
                 "request `{id}` is {}",

@@ -1,6 +1,10 @@
-//! OAuth client helpers: a client_credentials request as a stock client sends it.
+//! OAuth client helpers: a client_credentials request as a stock client sends it, plain
+//! HTTP calls with a bearer token, bootstrapped clients and statement requests.
 
-use serde_json::Value;
+use arbiter::oauth::clients::{self, ClientSpec};
+use serde_json::{json, Value};
+
+use super::TestServer;
 
 /// `POST {base}/token` (client_credentials, client_secret_basic) for `scope`, with extra
 /// request headers (repeat a name to send it twice); the status and the JSON body.
@@ -37,4 +41,86 @@ pub async fn register_openly(base: &str, name: &str, scope: &str) -> Value {
         .json()
         .await
         .unwrap()
+}
+
+/// Plain HTTP calls to a test server's HTTP listener, as any HTTP client makes them.
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    /// Calls to `server`'s HTTP listener.
+    pub fn new(server: &TestServer) -> Self {
+        Self {
+            base: format!("http://{}", server.http_addr),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `method path` with an optional bearer token and JSON body; (status, JSON body).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A client_credentials token; (status, body).
+    pub async fn token(&self, id: &str, secret: &str, scope: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(format!("{}/token", self.base))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+}
+
+/// A bootstrapped client (as `arbiter clients create` makes) and a token for it.
+pub async fn bootstrap(server: &TestServer, http: &Http, scopes: &str) -> String {
+    let store = server.store().await;
+    let spec = ClientSpec {
+        name: format!("bootstrap {scopes}"),
+        scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+        auth_method: "client_secret_basic".into(),
+        ..Default::default()
+    };
+    let c = clients::create(&store, &spec).await.unwrap();
+    let (status, body) = http
+        .token(&c.record.client_id, c.secret.as_deref().unwrap(), scopes)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A software statement request body asking for `scopes`.
+pub fn new_request(name: &str, scopes: &[&str]) -> Value {
+    json!({
+        "software_name": name,
+        "software_version": "1.2",
+        "description": "reconciles ledgers",
+        "contact": "dev@example.com",
+        "org": "Example Corp",
+        "scopes": scopes,
+        "justification": "nightly reconciliation",
+    })
 }

@@ -26,6 +26,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
+mod pep;
+
+use pep::require_pep;
+pub use pep::PepAuth;
+
 use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason, Subject};
 use crate::http::ApiError;
 
@@ -51,10 +56,11 @@ struct AuthzenState {
 }
 
 /// The AuthZEN routes; `base` is the public HTTP base URL for the metadata.
-pub fn router(pdp: Arc<Pdp>, base: String) -> Router {
+pub fn router(pdp: Arc<Pdp>, base: String, pep: PepAuth) -> Router {
     Router::new()
         .route("/access/v1/evaluation", post(evaluation))
         .route("/access/v1/evaluations", post(evaluations))
+        .route_layer(axum::middleware::from_fn_with_state(pep, require_pep))
         .route("/.well-known/authzen-configuration", get(configuration))
         .with_state(AuthzenState {
             pdp,

@@ -92,3 +92,39 @@ impl GrpcLimits {
             .then(|| "[grpc]: limits must be above 0".to_owned())
     }
 }
+
+/// The `[authzen]` section: who may ask the AuthZEN API. A PEP that can ask can learn any
+/// decision about anyone, so on a listener others can reach it proves who it is.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzenConfig {
+    /// How a PEP authenticates (default `auto`).
+    pub pep_authentication: PepAuthentication,
+    /// The scope a PEP's bearer token must carry (default `arbiter.authzen`).
+    pub pep_scope: String,
+}
+
+impl Default for AuthzenConfig {
+    fn default() -> Self {
+        Self {
+            pep_authentication: PepAuthentication::Auto,
+            pep_scope: "arbiter.authzen".to_owned(),
+        }
+    }
+}
+
+/// How an AuthZEN caller (PEP) authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PepAuthentication {
+    /// `none` on a loopback HTTP listener, `token-or-certificate` on any other.
+    Auto,
+    /// Anyone who reaches the listener may ask.
+    None,
+    /// A bearer token from a trusted issuer carrying `pep_scope`.
+    Token,
+    /// A TLS client certificate that chains to `[tls] client_ca_file`.
+    Certificate,
+    /// Either of the two.
+    TokenOrCertificate,
+}

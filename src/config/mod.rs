@@ -11,7 +11,7 @@ use serde::Deserialize;
 mod limits;
 mod vocabulary;
 
-pub use limits::{GrpcLimits, HttpLimits};
+pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 
 pub use vocabulary::{check_resource_uri, redacted_url, ClientCerts, Listener, SigningAlg};
 
@@ -86,6 +86,8 @@ pub struct Config {
     pub http: HttpLimits,
     /// Stream, keep-alive, deadline and connection limits of the gRPC listener.
     pub grpc: GrpcLimits,
+    /// Who may ask the AuthZEN API.
+    pub authzen: AuthzenConfig,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             issuers: Vec::new(),
             http: HttpLimits::default(),
             grpc: GrpcLimits::default(),
+            authzen: AuthzenConfig::default(),
         }
     }
 }
@@ -468,6 +471,16 @@ impl Config {
             .unwrap_or(if self.store.url.is_some() { 10 } else { 0 })
     }
 
+    /// How AuthZEN callers (PEPs) authenticate: as configured, `auto` being none on a
+    /// loopback HTTP listener and a token or a certificate on any other.
+    pub fn authzen_pep_authentication(&self) -> PepAuthentication {
+        match self.authzen.pep_authentication {
+            PepAuthentication::Auto if self.http_addr.ip().is_loopback() => PepAuthentication::None,
+            PepAuthentication::Auto => PepAuthentication::TokenOrCertificate,
+            other => other,
+        }
+    }
+
     /// Whether the development issuer is trusted: as configured, or, when `[dev_issuer]
     /// enabled` is not set, only while both listeners are on loopback (a server others can
     /// reach never trusts development tokens unless told to).
@@ -501,6 +514,17 @@ impl Config {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         if let Some(m) = self.http.invalid("http").or_else(|| self.grpc.invalid()) {
             return invalid(m);
+        }
+        if self.authzen.pep_scope.trim().is_empty() {
+            return invalid("[authzen] `pep_scope` is empty".into());
+        }
+        let certificates = self.tls.as_ref().is_some_and(|t| {
+            t.client_ca_file.is_some() && t.client_certs(Listener::Http) != ClientCerts::None
+        });
+        if self.authzen.pep_authentication == PepAuthentication::Certificate && !certificates {
+            return invalid(
+                "[authzen] pep_authentication = \"certificate\" needs [tls] client_ca_file and http_client_certs other than \"none\"".into(),
+            );
         }
         for (i, issuer) in self.issuers.iter().enumerate() {
             let at = format!("issuers[{i}] (`{}`)", issuer.issuer);
@@ -594,107 +618,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_issuers_and_rejects_unknown_keys() {
-        let c = Config::from_toml(
-            r#"
-            grpc_addr = "0.0.0.0:9000"
-            [[issuers]]
-            issuer = "https://idp.example.com"
-            audiences = ["api"]
-            jwks_url = "https://idp.example.com/jwks"
-            "#,
-        )
-        .unwrap();
-        assert_eq!(c.grpc_addr.port(), 9000);
-        assert_eq!(c.issuers.len(), 1);
-        let refused = c.validate().unwrap_err().to_string();
-        assert!(refused.contains("allow_plaintext"), "{refused}");
-        let mut allowed = c.clone();
-        allowed.allow_plaintext = true;
-        allowed.validate().unwrap();
-        assert!(Config::from_toml("grpc_adr = \"x\"")
-            .unwrap_err()
-            .contains("grpc_adr"));
-    }
-
-    #[test]
-    fn issuer_needs_exactly_one_key_source() {
-        let c = Config::from_toml(
-            r#"
-            [[issuers]]
-            issuer = "a"
-            audiences = ["api"]
-            "#,
-        )
-        .unwrap();
-        assert!(c.validate().is_err());
-    }
-
-    #[test]
-    fn debug_redacts_hmac_secret() {
-        let c = Config::from_toml(
-            r#"
-            [[issuers]]
-            issuer = "a"
-            audiences = ["api"]
-            hmac_secret = "0123456789abcdef0123456789abcdef-secret"
-            "#,
-        )
-        .unwrap();
-        assert!(!format!("{c:?}").contains("secret\""));
-        assert!(!format!("{c:?}").contains("0123456789abcdef"));
-    }
-
-    #[test]
-    fn the_development_issuer_is_on_only_on_loopback_unless_configured() {
-        let mut c = Config::default();
-        assert!(c.dev_issuer_enabled(), "loopback listeners: on");
-        c.http_addr = "0.0.0.0:8080".parse().unwrap();
-        assert!(!c.dev_issuer_enabled(), "reachable from elsewhere: off");
-        c.dev_issuer.enabled = Some(true);
-        assert!(c.dev_issuer_enabled(), "asked for: on");
-        let c = Config::from_toml("[dev_issuer]\nenabled = false\n").unwrap();
-        assert!(!c.dev_issuer_enabled());
-    }
-
-    #[test]
-    fn store_url_and_client_certificates_per_listener() {
-        let c = Config::from_toml(
-            r#"
-            [store]
-            url = "postgres://arbiter:hunter2@db/arbiter"
-            [tls]
-            cert_file = "s.pem"
-            key_file = "s.key"
-            client_ca_file = "ca.pem"
-            http_client_certs = "optional"
-            "#,
-        )
-        .unwrap();
-        assert!(
-            !format!("{c:?}").contains("hunter2"),
-            "no password in Debug"
-        );
-        assert_eq!(c.key_publish_ahead_seconds(), 10, "replicas publish ahead");
-        assert_eq!(Config::default().key_publish_ahead_seconds(), 0);
-        let tls = c.tls.as_ref().unwrap();
-
-        assert_eq!(tls.client_certs(Listener::Grpc), ClientCerts::Required);
-        assert_eq!(tls.client_certs(Listener::Http), ClientCerts::Optional);
-        c.validate().unwrap();
-
-        let mut grpc_optional = c.clone();
-        grpc_optional.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Optional);
-        assert!(grpc_optional.validate().is_err());
-        let mut no_ca = c.clone();
-        no_ca.tls.as_mut().unwrap().client_ca_file = None;
-        no_ca.validate().unwrap();
-        no_ca.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Required);
-        let refused = no_ca.validate().unwrap_err().to_string();
-        assert!(refused.contains("client_ca_file"), "{refused}");
-    }
-}
+mod tests;

@@ -266,6 +266,11 @@ impl Arbiter {
         router = router.merge(authzen::router(
             self.pdp.clone(),
             self.config.oauth.issuer.clone(),
+            authzen::PepAuth {
+                mode: self.config.authzen_pep_authentication(),
+                scope: self.config.authzen.pep_scope.clone(),
+                pdp: self.pdp.clone(),
+            },
         ));
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {

@@ -461,7 +461,7 @@ fn serve_check_config_reports_every_part() {
     };
     let (code, out) = run("policies = \"policies\"\ndata_dir = \"data\"\n");
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("ok   policies: 18 policies"), "{out}");
+    assert!(out.contains("ok   policies: 19 policies"), "{out}");
     assert!(out.contains("ok   store: 0 clients"), "{out}");
     std::fs::write(dir.path().join("jwks.json"), r#"{"keys": []}"#).unwrap();
     let (code, out) = run(

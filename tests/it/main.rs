@@ -8,6 +8,7 @@ mod support;
 mod authzen;
 mod cli;
 mod client;
+mod defect_authzen_open;
 mod defect_cache_scans;
 mod defect_disable_race;
 mod defect_open_registration;

@@ -1,0 +1,102 @@
+use super::*;
+
+#[test]
+fn parses_issuers_and_rejects_unknown_keys() {
+    let c = Config::from_toml(
+        r#"
+        grpc_addr = "0.0.0.0:9000"
+        [[issuers]]
+        issuer = "https://idp.example.com"
+        audiences = ["api"]
+        jwks_url = "https://idp.example.com/jwks"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(c.grpc_addr.port(), 9000);
+    assert_eq!(c.issuers.len(), 1);
+    let refused = c.validate().unwrap_err().to_string();
+    assert!(refused.contains("allow_plaintext"), "{refused}");
+    let mut allowed = c.clone();
+    allowed.allow_plaintext = true;
+    allowed.validate().unwrap();
+    assert!(Config::from_toml("grpc_adr = \"x\"")
+        .unwrap_err()
+        .contains("grpc_adr"));
+}
+
+#[test]
+fn issuer_needs_exactly_one_key_source() {
+    let c = Config::from_toml(
+        r#"
+        [[issuers]]
+        issuer = "a"
+        audiences = ["api"]
+        "#,
+    )
+    .unwrap();
+    assert!(c.validate().is_err());
+}
+
+#[test]
+fn debug_redacts_hmac_secret() {
+    let c = Config::from_toml(
+        r#"
+        [[issuers]]
+        issuer = "a"
+        audiences = ["api"]
+        hmac_secret = "0123456789abcdef0123456789abcdef-secret"
+        "#,
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("secret\""));
+    assert!(!format!("{c:?}").contains("0123456789abcdef"));
+}
+
+#[test]
+fn the_development_issuer_is_on_only_on_loopback_unless_configured() {
+    let mut c = Config::default();
+    assert!(c.dev_issuer_enabled(), "loopback listeners: on");
+    c.http_addr = "0.0.0.0:8080".parse().unwrap();
+    assert!(!c.dev_issuer_enabled(), "reachable from elsewhere: off");
+    c.dev_issuer.enabled = Some(true);
+    assert!(c.dev_issuer_enabled(), "asked for: on");
+    let c = Config::from_toml("[dev_issuer]\nenabled = false\n").unwrap();
+    assert!(!c.dev_issuer_enabled());
+}
+
+#[test]
+fn store_url_and_client_certificates_per_listener() {
+    let c = Config::from_toml(
+        r#"
+        [store]
+        url = "postgres://arbiter:hunter2@db/arbiter"
+        [tls]
+        cert_file = "s.pem"
+        key_file = "s.key"
+        client_ca_file = "ca.pem"
+        http_client_certs = "optional"
+        "#,
+    )
+    .unwrap();
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "no password in Debug"
+    );
+    assert_eq!(c.key_publish_ahead_seconds(), 10, "replicas publish ahead");
+    assert_eq!(Config::default().key_publish_ahead_seconds(), 0);
+    let tls = c.tls.as_ref().unwrap();
+
+    assert_eq!(tls.client_certs(Listener::Grpc), ClientCerts::Required);
+    assert_eq!(tls.client_certs(Listener::Http), ClientCerts::Optional);
+    c.validate().unwrap();
+
+    let mut grpc_optional = c.clone();
+    grpc_optional.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Optional);
+    assert!(grpc_optional.validate().is_err());
+    let mut no_ca = c.clone();
+    no_ca.tls.as_mut().unwrap().client_ca_file = None;
+    no_ca.validate().unwrap();
+    no_ca.tls.as_mut().unwrap().grpc_client_certs = Some(ClientCerts::Required);
+    let refused = no_ca.validate().unwrap_err().to_string();
+    assert!(refused.contains("client_ca_file"), "{refused}");
+}

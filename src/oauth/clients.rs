@@ -265,3 +265,32 @@ pub fn random_token(bytes: usize) -> Result<String, ClientError> {
     aws_lc_rs::rand::fill(&mut buf).map_err(|_| ClientError::Random)?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
 }
+
+/// Whether nobody vouched for what a client says of itself: it registered over RFC 7591
+/// without a software statement (open registration). Statement clients carry what the
+/// statement's signer said; clients made with `arbiter clients create`, what an operator said.
+pub fn is_self_asserted(record: &ClientRecord) -> bool {
+    record.statement.is_none() && record.registration_token_sha256.is_some()
+}
+
+/// The attributes of a registered client's `Client` entity in `IssueScope` decisions:
+/// `name`, and `software_id`/`org` when someone vouched for them. A self-registered client's
+/// own claims go under `self_asserted` instead, so a rule on `principal.org` never matches
+/// what a client merely said of itself.
+pub fn policy_attributes(record: &ClientRecord) -> serde_json::Map<String, serde_json::Value> {
+    let mut vouched = serde_json::Map::new();
+    if let Some(v) = &record.software_id {
+        vouched.insert("software_id".into(), v.clone().into());
+    }
+    if let Some(v) = &record.org {
+        vouched.insert("org".into(), v.clone().into());
+    }
+    let mut attributes = serde_json::Map::new();
+    attributes.insert("name".into(), record.name.clone().into());
+    if is_self_asserted(record) {
+        attributes.insert("self_asserted".into(), vouched.into());
+    } else {
+        attributes.extend(vouched);
+    }
+    attributes
+}

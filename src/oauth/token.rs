@@ -627,17 +627,9 @@ impl TokenService {
             Ok(None) => {}
             Err(m) => return Err(OAuthError::new("invalid_request", m)),
         }
-        let mut attributes = serde_json::Map::new();
-        attributes.insert("name".into(), json!(client.name));
-        if let Some(v) = &client.software_id {
-            attributes.insert("software_id".into(), json!(v));
-        }
-        if let Some(v) = &client.org {
-            attributes.insert("org".into(), json!(v));
-        }
         let principal = EntityRef {
             uid: client_uid(&client.client_id),
-            properties: attributes,
+            properties: super::clients::policy_attributes(&client),
         };
         // Each scope is a decision through the one entry: its log line (which names the
         // scope, the audience in its context, and the decision) and its metrics are those of

@@ -82,7 +82,7 @@ impl PepAuth {
             )
             .with_challenge(challenge("invalid_token", &description))
         })?;
-        if verified.scopes.iter().any(|s| *s == self.scope) {
+        if verified.scopes.contains(&self.scope) {
             return Ok(());
         }
         let description = format!("the PEP's token lacks the scope `{}`", self.scope);

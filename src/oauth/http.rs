@@ -65,7 +65,7 @@ async fn token(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let mut req = match parse(&headers, &body) {
+    let mut req = match parse_token_request(&headers, &body) {
         Ok(req) => req,
         Err(e) => return e.into_response(),
     };
@@ -91,7 +91,10 @@ async fn read_body(body: Body) -> Result<Bytes, OAuthError> {
     })
 }
 
-fn parse(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
+/// A `/token` request as RFC 6749 reads it: the form body (no repeated parameter but
+/// `resource`) and the client's credentials from `Authorization` or the form. Public for the
+/// property tests and fuzz targets that feed it hostile bodies.
+pub fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<TokenRequest, OAuthError> {
     let Form {
         mut params,
         resources,

@@ -137,13 +137,28 @@ async fn read_metadata(headers: &HeaderMap, body: Body) -> Result<Map<String, Va
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| reg_error("invalid_client_metadata", "the body is too large"))?;
-    match serde_json::from_slice::<Value>(&bytes) {
+    metadata_object(&bytes)
+}
+
+/// The body of a registration request: a JSON object, or `invalid_client_metadata`.
+fn metadata_object(bytes: &[u8]) -> Result<Map<String, Value>, RegError> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(reg_error(
             "invalid_client_metadata",
             "the body must be a JSON object",
         )),
     }
+}
+
+/// The client an RFC 7591 registration body without a statement describes, checked as
+/// registration checks it (metadata types, scopes, keys, URIs) before anything is stored.
+/// Public for the property tests and fuzz targets that feed it hostile bodies.
+pub fn parse_registration(body: &[u8]) -> Result<ClientSpec, ApiError> {
+    let described = describe(&metadata_object(body)?, None, None)?;
+    clients::prepare(&described.spec)
+        .map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
+    Ok(described.spec)
 }
 
 fn strings(value: Option<&Value>, name: &str) -> Result<Option<Vec<String>>, RegError> {

@@ -27,6 +27,10 @@ pub enum PathError {
     /// `.` or `..` segment (also when percent-encoded).
     #[error("path contains a dot-segment")]
     DotSegment,
+    /// A backslash (also `%5C`): URL parsers that follow WHATWG (and servers on Windows) read
+    /// it as `/`, so `/public/a\..\..\admin` would be `/admin` upstream.
+    #[error("path contains a backslash")]
+    Backslash,
 }
 
 /// The path to match routes against.
@@ -34,6 +38,9 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     let path = raw.split(['?', '#']).next().unwrap_or_default();
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
+    }
+    if path.contains('\\') {
+        return Err(PathError::Backslash);
     }
     let decoded = if path.contains('%') {
         let bytes = path.as_bytes();
@@ -44,6 +51,9 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
             }
             if hex.eq_ignore_ascii_case(b"2f") {
                 return Err(PathError::EncodedSlash);
+            }
+            if hex.eq_ignore_ascii_case(b"5c") {
+                return Err(PathError::Backslash);
             }
         }
         percent_decode_str(path)
@@ -93,6 +103,9 @@ mod tests {
             ("/a%ff", InvalidUtf8),
             ("/a%zz", BadEncoding),
             ("/a%2", BadEncoding),
+            ("/public/a\\..\\..\\admin", Backslash),
+            ("/a%5cb", Backslash),
+            ("/a%5Cb", Backslash),
         ] {
             assert_eq!(normalize(p), Err(e), "{p:?}");
         }

@@ -166,6 +166,9 @@ async fn hostile_paths_are_invalid_requests() {
         "/item/\u{0}",
         "/item/%ff%fe",
         "/item/%zz",
+        // WHATWG parsers read `\` as `/`: this would be /fido/config upstream.
+        "/item/1\\..\\..\\fido\\config",
+        "/item/1%5c..%5c..%5cfido%5cconfig",
         "item/1",
         "",
     ] {

@@ -30,6 +30,7 @@ mod metrics;
 mod oauth;
 mod openapi;
 mod policy_tests;
+mod properties;
 mod query;
 mod readme;
 mod reload;

@@ -15,7 +15,7 @@ fn fixture(rel: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-async fn serve_example(name: &str) -> TestServer {
+pub(crate) async fn serve_example(name: &str) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let example: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/authzen")
@@ -24,7 +24,7 @@ async fn serve_example(name: &str) -> TestServer {
     TestServer::start_in(dir, |_| {}).await
 }
 
-async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .post(format!("http://{}{path}", server.http_addr))
         .json(body)
@@ -312,62 +312,4 @@ async fn a_bearer_tokens_scopes_cannot_be_widened_through_the_context() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-}
-
-/// Issue 14, defect 3 (the size half): one request cannot make the decision point copy,
-/// decide and log a huge identifier a thousand times. Identifiers, names and properties are
-/// bounded, and a batch may not expand past a budget once its defaults are applied.
-#[tokio::test]
-async fn oversized_identifiers_and_amplifying_batches_are_refused() {
-    let server = serve_example("todo").await;
-    let rick = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
-    let todo = json!({ "type": "todo", "id": "t1", "properties": { "ownerID": "x" } });
-    // The attack as reported: a 200 000-character subject id as the default of 1 000 items.
-    let huge = "a".repeat(200_000);
-    let amplifying = json!({
-        "subject": { "type": "user", "id": huge },
-        "action": { "name": "can_read_todos" },
-        "resource": todo,
-        "evaluations": (0..1000).map(|_| json!({})).collect::<Vec<_>>(),
-    });
-    let (status, body) = post(&server, "/access/v1/evaluations", &amplifying).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("longer than"),
-        "{body}"
-    );
-
-    // Within every single bound, a default context of 60 KiB copied into 1 000 items is over
-    // the batch budget.
-    let context = json!({ "note": "x".repeat(60 * 1024) });
-    let wide = json!({
-        "subject": { "type": "user", "id": rick },
-        "action": { "name": "can_read_todos" },
-        "context": context,
-        "resource": todo,
-        "evaluations": (0..100).map(|_| json!({})).collect::<Vec<_>>(),
-    });
-    let (status, body) = post(&server, "/access/v1/evaluations", &wide).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("expand"),
-        "{body}"
-    );
-
-    // Large but reasonable requests still work.
-    let fine = json!({
-        "subject": { "type": "user", "id": rick },
-        "action": { "name": "can_read_todos" },
-        "resource": todo,
-        "evaluations": (0..1000).map(|_| json!({})).collect::<Vec<_>>(),
-    });
-    let (status, body) = post(&server, "/access/v1/evaluations", &fine).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["evaluations"].as_array().unwrap().len(), 1000);
 }

@@ -1,4 +1,6 @@
-//! Issue 14, defect 3 (the other half): the AuthZEN API authenticates its callers. With
+//! Issue 14, defect 3: one AuthZEN request cannot make the decision point copy, decide and
+//! log a huge identifier a thousand times (the size half), and the AuthZEN API
+//! authenticates its callers (the other half). With
 //! `pep_authentication = "token"` a PEP brings a bearer token with the PEP scope; with
 //! `"certificate"` a TLS client certificate from the client CA; `auto` (the default) asks
 //! for either on a listener that is not loopback. On the code before this change anyone who
@@ -9,6 +11,7 @@ use std::time::Duration;
 use arbiter::config::{ClientCerts, PepAuthentication};
 use serde_json::{json, Value};
 
+use crate::authzen::{post, serve_example};
 use crate::support::tls::{start_with, Ca};
 use crate::support::*;
 
@@ -139,4 +142,62 @@ fn auto_asks_for_authentication_off_loopback_only() {
     );
     config.authzen.pep_authentication = PepAuthentication::None;
     assert_eq!(config.authzen_pep_authentication(), PepAuthentication::None);
+}
+
+/// Issue 14, defect 3 (the size half): one request cannot make the decision point copy,
+/// decide and log a huge identifier a thousand times. Identifiers, names and properties are
+/// bounded, and a batch may not expand past a budget once its defaults are applied.
+#[tokio::test]
+async fn oversized_identifiers_and_amplifying_batches_are_refused() {
+    let server = serve_example("todo").await;
+    let rick = "CiRmZDA2MTRkMy1jMzlhLTQ3ODEtYjdiZC04Yjk2ZjVhNTEwMGQSBWxvY2Fs";
+    let todo = json!({ "type": "todo", "id": "t1", "properties": { "ownerID": "x" } });
+    // The attack as reported: a 200 000-character subject id as the default of 1 000 items.
+    let huge = "a".repeat(200_000);
+    let amplifying = json!({
+        "subject": { "type": "user", "id": huge },
+        "action": { "name": "can_read_todos" },
+        "resource": todo,
+        "evaluations": (0..1000).map(|_| json!({})).collect::<Vec<_>>(),
+    });
+    let (status, body) = post(&server, "/access/v1/evaluations", &amplifying).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{body}"
+    );
+
+    // Within every single bound, a default context of 60 KiB copied into 1 000 items is over
+    // the batch budget.
+    let context = json!({ "note": "x".repeat(60 * 1024) });
+    let wide = json!({
+        "subject": { "type": "user", "id": rick },
+        "action": { "name": "can_read_todos" },
+        "context": context,
+        "resource": todo,
+        "evaluations": (0..100).map(|_| json!({})).collect::<Vec<_>>(),
+    });
+    let (status, body) = post(&server, "/access/v1/evaluations", &wide).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expand"),
+        "{body}"
+    );
+
+    // Large but reasonable requests still work.
+    let fine = json!({
+        "subject": { "type": "user", "id": rick },
+        "action": { "name": "can_read_todos" },
+        "resource": todo,
+        "evaluations": (0..1000).map(|_| json!({})).collect::<Vec<_>>(),
+    });
+    let (status, body) = post(&server, "/access/v1/evaluations", &fine).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["evaluations"].as_array().unwrap().len(), 1000);
 }

@@ -2,7 +2,8 @@
 //! client, then its body; a client that holds the body back while it is disabled (an admin's
 //! `clients disable`, a revoked statement) used to write every column back — `disabled`
 //! included — and come back to life. Updates never write `disabled` and apply only to a
-//! client that is still enabled.
+//! client that is still enabled. The same for the statement routes: they decide once the
+//! body has arrived.
 
 use serde_json::json;
 
@@ -65,4 +66,89 @@ async fn a_client_holding_its_update_back_stays_disabled() {
     assert_eq!(record.name, "slow", "nor change anything else");
     let (status, token) = client_credentials(&base, &id, &secret, "read", &[]).await;
     assert_eq!(status, 401, "{token}");
+}
+
+/// The statement routes decide once the body has arrived: a reviewer whose client is
+/// disabled while its approval body is held back is refused, and the request stays pending.
+/// The guard used to run on the headers alone, so the late body still approved.
+#[tokio::test]
+async fn a_reviewer_disabled_while_its_approval_arrives_approves_nothing() {
+    let server = TestServer::start().await;
+    let http = Http::new(&server);
+    let developer = bootstrap(&server, &http, "arbiter.ssa.request").await;
+    let store = server.store().await;
+    let reviewer = arbiter::oauth::clients::create(
+        &store,
+        &arbiter::oauth::clients::ClientSpec {
+            name: "reviewer".into(),
+            scopes: vec!["arbiter.ssa.review".into()],
+            auth_method: "client_secret_basic".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (status, token) = http
+        .token(
+            &reviewer.record.client_id,
+            reviewer.secret.as_deref().unwrap(),
+            "arbiter.ssa.review",
+        )
+        .await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let (status, request) = http
+        .call(
+            "POST",
+            "/ssa/requests",
+            Some(&developer),
+            Some(new_request("x", &["read"])),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    tx.send(Ok(b"{\"reason\":".to_vec())).await.unwrap();
+    let approval = tokio::spawn({
+        let url = format!("{}/ssa/review/requests/{id}/approve", http.base);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap(http_body_util::StreamBody::new(
+                    tokio_stream::StreamExt::map(
+                        tokio_stream::wrappers::ReceiverStream::new(rx),
+                        |chunk: Result<Vec<u8>, std::io::Error>| {
+                            chunk.map(|b| http_body::Frame::data(axum::body::Bytes::from(b)))
+                        },
+                    ),
+                )))
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    use arbiter::store::Store as _;
+    assert!(store
+        .set_client_disabled(&reviewer.record.client_id, true)
+        .await
+        .unwrap());
+    // The server follows disabled clients once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    tx.send(Ok(b"\"ok\"}".to_vec())).await.unwrap();
+    drop(tx);
+    let answer = approval.await.unwrap();
+    assert_eq!(answer.status(), 401, "{:?}", answer.text().await);
+    let (_, request) = http
+        .call(
+            "GET",
+            &format!("/ssa/requests/{id}"),
+            Some(&developer),
+            None,
+        )
+        .await;
+    assert_eq!(request["status"], "pending", "{request}");
 }

@@ -90,6 +90,45 @@ pub(crate) struct BenchArgs {
     /// With --reload-file: change every policy's text, so nothing is reused from the last load.
     #[arg(long)]
     pub(crate) every_policy: bool,
+    /// Instead of load: write one `Authorize` request (`--token`, `--method`, `--path`,
+    /// `--context`) as a gRPC message frame to this file: the body an HTTP/2 load tool such
+    /// as h2load sends (`benches/wire.sh`).
+    #[arg(long, requires = "token")]
+    pub(crate) write_frame: Option<PathBuf>,
+    /// The context of --token's requests (and of --write-frame's), a JSON object, e.g.
+    /// `{"ip": "192.0.2.1"}`.
+    #[arg(long)]
+    pub(crate) context: Option<String>,
+}
+
+/// The one `Authorize` request of `--token` (with `--method`, `--path`, `--context`).
+fn token_request(args: &BenchArgs, token: &str) -> anyhow::Result<proto::AuthorizeRequest> {
+    let context = match &args.context {
+        Some(text) => match serde_json::from_str(text).context("--context")? {
+            serde_json::Value::Object(map) => Some(arbiter::wire::json_to_struct(&map)),
+            _ => bail!("--context must be a JSON object"),
+        },
+        None => None,
+    };
+    Ok(proto::AuthorizeRequest {
+        token: token.to_owned(),
+        method: args.method.clone(),
+        path: args.path.clone(),
+        context,
+        ..Default::default()
+    })
+}
+
+/// `Authorize` as one gRPC message frame: a zero compression flag, the length (big-endian
+/// u32), the protobuf bytes.
+fn grpc_frame(args: &BenchArgs) -> anyhow::Result<Vec<u8>> {
+    use prost::Message as _;
+    let message = token_request(args, args.token.as_deref().unwrap_or_default())?.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + message.len());
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
+    frame.extend_from_slice(&message);
+    Ok(frame)
 }
 
 /// One load report: JSON, or a line naming what the allowed answers were.
@@ -111,6 +150,11 @@ pub(crate) fn print_report(
 
 pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     use arbiter::bench::{bundled_mix, measure_reload, run_load, LoadPlan, TokenLoad, Workload};
+    if let Some(file) = &args.write_frame {
+        std::fs::write(file, grpc_frame(&args)?)
+            .with_context(|| format!("writing {}", file.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     if let Some(file) = &args.reload_file {
         let times = runtime
@@ -178,14 +222,7 @@ pub(crate) fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mix = match &args.token {
-        Some(token) => vec![proto::AuthorizeRequest {
-            token: token.clone(),
-            method: args.method.clone(),
-            path: args.path.clone(),
-            context: None,
-            explain: false,
-            client_cert_sha256: String::new(),
-        }],
+        Some(token) => vec![token_request(&args, token)?],
         None => {
             let config = load_config(args.config.as_ref())?;
             let data_dir = args.data_dir.clone().unwrap_or(config.data_dir.clone());

@@ -15,7 +15,9 @@ pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGu
 ///
 /// Lines go to stderr through a background writer, so a decision never waits on a write
 /// system call; the writer applies back-pressure rather than dropping lines when it falls
-/// behind (decision lines are an audit trail).
+/// behind (decision lines are an audit trail). It writes what has queued up in one system
+/// call (a buffer it flushes whenever the queue is empty) instead of one per line: under
+/// load that was a tenth of the server's CPU.
 pub fn init(format: LogFormat) -> LogGuard {
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -23,7 +25,10 @@ pub fn init(format: LogFormat) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(64 * 1024)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)

@@ -124,9 +124,9 @@ pub fn to_expr(
         AttrType::Extension(name) => {
             let text: std::borrow::Cow<'_, str> = match v {
                 Value::String(s) => s.as_str().into(),
-                Value::Number(n) if name == "decimal" => {
-                    decimal_from_number(n).ok_or_else(|| mismatch("a decimal"))?.into()
-                }
+                Value::Number(n) if name == "decimal" => decimal_from_number(n)
+                    .ok_or_else(|| mismatch("a decimal"))?
+                    .into(),
                 _ => return Err(mismatch(&format!("a string holding an `{name}`"))),
             };
             let kind = match name.as_str() {

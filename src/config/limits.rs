@@ -64,6 +64,8 @@ pub struct GrpcLimits {
     pub keepalive_timeout_seconds: u64,
     /// Seconds one call may take on the server when the client set a longer deadline, or
     /// none (`grpc-timeout` shorter than this wins); past it the call ends `CANCELLED`.
+    /// Decisions take microseconds; the bound is for the admin calls (a `Reload` of a very
+    /// large policy set takes seconds) and for calls that hang.
     pub request_timeout_seconds: u64,
     /// Connections served at once; further ones wait in the kernel's backlog.
     pub max_connections: usize,
@@ -75,7 +77,7 @@ impl Default for GrpcLimits {
             max_concurrent_streams: 1024,
             keepalive_interval_seconds: 30,
             keepalive_timeout_seconds: 10,
-            request_timeout_seconds: 10,
+            request_timeout_seconds: 30,
             max_connections: 1024,
         }
     }

@@ -1,5 +1,6 @@
 //! Heap allocations per decision, counted (issue 15): one decision with a cached token on
-//! the bundled policies, with an empty context and with the `ip` a gateway sends, as
+//! the bundled policies, with an empty context and with the `ip` a gateway sends, and on a
+//! route whose policies read the token's claims, as
 //! `decide` makes it (no answer, log line or wire encoding). A counting global allocator
 //! (dhat's), so it lives apart from the timing benches.
 //!
@@ -35,7 +36,7 @@ fn main() {
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &json!({
             "iss": "https://bench.example", "aud": "arbiter", "sub": "demo", "client_id": "demo",
-            "scope": "read", "iat": now, "exp": now + 3600, "jti": "bench-1",
+            "scope": "read https://jans.io/oauth/config/fido2.write", "iat": now, "exp": now + 3600, "jti": "bench-1",
         }),
         &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
     )
@@ -46,15 +47,18 @@ fn main() {
             .unwrap();
     let mut with_ip = Map::new();
     with_ip.insert("ip".into(), Value::from("192.0.2.1"));
-    for (name, context) in [
-        ("empty context", Map::new()),
-        ("ip in the context", with_ip),
-    ] {
+    let cases = [
+        ("GET", "/item/42", "empty context", Map::new()),
+        ("GET", "/item/42", "ip in the context", with_ip),
+        // The config API's MFA rule reads `context.token`: the claims record is used.
+        ("PUT", "/fido/config", "empty context", Map::new()),
+    ];
+    for (method, path, name, context) in cases {
         let once = || {
             let verified = verifier.cached(&digest(&token)).unwrap();
             let input = Input {
-                method: "GET",
-                path: "/item/42",
+                method,
+                path,
                 resource: None,
                 context: &context,
                 explain: false,
@@ -72,6 +76,6 @@ fn main() {
             once();
         }
         let per = (dhat::HeapStats::get().total_blocks - before) as f64 / rounds as f64;
-        println!("GET /item/42, cached token, {name}: {per:.1} allocations per decision");
+        println!("{method} {path}, cached token, {name}: {per:.1} allocations per decision");
     }
 }

@@ -10,6 +10,7 @@ mod explain;
 pub mod issue;
 pub mod log;
 mod pdp;
+mod token_context;
 
 use std::sync::LazyLock;
 
@@ -508,6 +509,21 @@ fn prepare<'s>(
     };
     let entities = entities::entities_for(snapshot, target, caller, &principal, client.as_ref())?;
 
+    // What the token alone determines, built once per token and policy version.
+    let mut from_token = match token {
+        Some(t) => {
+            let claims_type = shape
+                .attrs
+                .iter()
+                .find(|(name, ..)| name == "token")
+                .map(|(_, ty, _)| ty);
+            let (scopes, claims) =
+                token_context::scopes_and_claims(t, &snapshot.version, claims_type);
+            (Some(scopes), claims)
+        }
+        None => (None, Ok(None)),
+    };
+
     // Context, by the action's declared shape.
     let mut pairs: Vec<(String, RestrictedExpression)> = Vec::with_capacity(shape.attrs.len());
     let reads = target.endpoint().and_then(|e| e.context_reads.as_ref());
@@ -528,23 +544,13 @@ fn prepare<'s>(
             continue;
         }
         let value = match name.as_str() {
-            "scopes" => Some(RestrictedExpression::new_set(
-                token
-                    .map(|t| t.scopes.as_slice())
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|s| RestrictedExpression::new_string(s.clone())),
-            )),
-            "token" => match (token, ty) {
-                (Some(t), AttrType::Record(claims)) => Some(
-                    RestrictedExpression::new_record(
-                        record_fields(&t.claims, claims, Mode::Lenient, "token")
-                            .map_err(|m| Box::new(Verdict::deny(Reason::InvalidToken, m)))?,
-                    )
-                    .map_err(|e| invalid(e.to_string()))?,
-                ),
-                _ => None,
-            },
+            "scopes" => Some(
+                from_token
+                    .0
+                    .take()
+                    .unwrap_or_else(|| RestrictedExpression::new_set([])),
+            ),
+            "token" => std::mem::replace(&mut from_token.1, Ok(None))?,
             "client" => client.clone().map(RestrictedExpression::new_entity_uid),
             "params" => match (ty, params) {
                 (AttrType::Record(declared), Some(params)) => {

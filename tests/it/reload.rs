@@ -367,3 +367,39 @@ async fn admin_reload_without_watching() {
         "still the last good set"
     );
 }
+
+/// What a token contributes to the context is kept per token (not rebuilt per decision),
+/// but never across a schema change: once the schema declares a new claim and a policy reads
+/// it, the same token, already used, is decided with that claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_change_reaches_tokens_already_seen() {
+    let mut server = TestServer::start().await;
+    let mut claims = serde_json::Map::new();
+    claims.insert("team".into(), json!("blue"));
+    let token = server.token_with("demo", None, "read", claims);
+    expect_reason(&mut server, &token, Reason::Allowed).await;
+    expect_reason(&mut server, &token, Reason::Allowed).await;
+
+    let schema = server.policies().join("schema.cedarschema");
+    let text = std::fs::read_to_string(&schema).unwrap();
+    std::fs::write(
+        &schema,
+        text.replacen(
+            "jti?: String, acr?: String,",
+            "jti?: String, acr?: String, team?: String,",
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        server.policies().join("teams.cedar"),
+        r#"@id("no-blue-team")
+forbid (principal, action, resource == Endpoint::"/item/{id}")
+when { context has token && context.token has team && context.token.team == "blue" };
+"#,
+    )
+    .unwrap();
+    let reloaded = server.reload().await;
+    assert!(reloaded.errors.is_empty(), "{:?}", reloaded.errors);
+    expect_reason(&mut server, &token, Reason::PolicyDeny).await;
+}

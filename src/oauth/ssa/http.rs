@@ -320,40 +320,26 @@ async fn admit_review(
     id: &str,
     scopes: impl FnOnce(&SsaRequestRecord) -> Result<Vec<String>, SsaError>,
 ) -> Result<String, ApiError> {
-    let request = match state.service.request(id, None).await {
-        Ok(r) => r,
-        // Whether a request exists is for admitted reviewers to learn.
+    let facts = match state.service.request(id, None).await {
+        Ok(request) => scopes(&request).map(|scopes| (request, scopes)),
+        Err(e) => Err(e),
+    };
+    let (request, scopes) = match facts {
+        Ok(facts) => facts,
+        // Whether a request exists, and what is wrong with an approval, is for admitted
+        // reviewers to learn.
         Err(e) => {
-            guard(
-                state,
-                &parts.headers,
-                &parts.method,
-                &parts.uri,
-                &Map::new(),
-            )
-            .await?;
+            let headers = &parts.headers;
+            guard(state, headers, &parts.method, &parts.uri, &Map::new()).await?;
             return Err(e.into());
         }
     };
     let token = bearer(&parts.headers)?;
-    let caller = match state.pdp.verifier().verify(token).await {
-        Ok(t) => Some(t.identity.entity()),
-        Err(_) => None,
-    };
-    let own = caller.as_deref() == Some(request.requester.as_str());
-    let scopes = match scopes(&request) {
-        Ok(s) => s,
-        Err(e) => {
-            guard(
-                state,
-                &parts.headers,
-                &parts.method,
-                &parts.uri,
-                &Map::new(),
-            )
-            .await?;
-            return Err(e.into());
-        }
+    // `own` must be in the context before the decision names the principal, so the token's
+    // one identity is read here (a cache hit: the decision below verifies it anyway).
+    let own = match state.pdp.verifier().verify(token).await {
+        Ok(t) => t.identity.entity() == request.requester,
+        Err(_) => false,
     };
     let context = review_context(own, &scopes);
     let reviewer = guard(state, &parts.headers, &parts.method, &parts.uri, &context).await?;

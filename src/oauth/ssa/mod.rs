@@ -38,15 +38,22 @@ pub enum SsaError {
     Forbidden(String),
 }
 
-/// Separation of duties: whoever asked for a statement never decides on it.
-fn check_not_own(request: &SsaRequestRecord, reviewer: &str) -> Result<(), SsaError> {
+/// The request `reviewer` may decide on: pending, and not their own (separation of
+/// duties: whoever asked for a statement never decides on it).
+fn reviewable(request: SsaRequestRecord, reviewer: &str) -> Result<SsaRequestRecord, SsaError> {
     if request.requester == reviewer {
         return Err(SsaError::Forbidden(format!(
             "`{reviewer}` requested `{}` and may not review it (separation of duties)",
             request.id
         )));
     }
-    Ok(())
+    if request.status != "pending" {
+        return Err(SsaError::Conflict(format!(
+            "request `{}` is {}",
+            request.id, request.status
+        )));
+    }
+    Ok(request)
 }
 
 /// What a developer asks for.
@@ -283,14 +290,7 @@ impl SsaService {
         id: &str,
         approval: Approval,
     ) -> Result<(SsaRequestRecord, StatementRecord), SsaError> {
-        let mut request = self.request(id, None).await?;
-        check_not_own(&request, reviewer)?;
-        if request.status != "pending" {
-            return Err(SsaError::Conflict(format!(
-                "request `{id}` is {}",
-                request.status
-            )));
-        }
+        let mut request = reviewable(self.request(id, None).await?, reviewer)?;
         let approved = Self::approved_scopes(&request, &approval)?;
         let validity = approval
             .validity_seconds
@@ -371,14 +371,7 @@ impl SsaService {
         if reason.trim().is_empty() {
             return Err(SsaError::Invalid("a denial needs a `reason`".into()));
         }
-        let mut request = self.request(id, None).await?;
-        check_not_own(&request, reviewer)?;
-        if request.status != "pending" {
-            return Err(SsaError::Conflict(format!(
-                "request `{id}` is {}",
-                request.status
-            )));
-        }
+        let mut request = reviewable(self.request(id, None).await?, reviewer)?;
         request.status = "denied".into();
         request.reviewer = Some(reviewer.to_owned());
         request.reason = Some(reason.to_owned());

@@ -110,17 +110,17 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A protobuf enum value as a person reads it: `REASON_INSUFFICIENT_SCOPE` → `insufficient_scope`.
+fn short_name(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_ascii_lowercase()
+}
+
 /// The short form a person reads: `allow (item-read) in 0.84 ms`, or
 /// `deny: insufficient_scope — needs read fido (items-create)`, then who asked and, with
 /// `--explain`, one line per policy.
 fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> Vec<String> {
     let reason = proto::Reason::try_from(r.reason)
-        .map(|x| {
-            x.as_str_name()
-                .trim_start_matches("REASON_")
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_else(|_| "?".into());
+        .map_or_else(|_| "?".into(), |x| short_name(x.as_str_name(), "REASON_"));
     let policies = if r.policy_ids.is_empty() {
         String::new()
     } else {
@@ -146,12 +146,7 @@ fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> V
     }
     for e in &r.explanation {
         let outcome = proto::policy_explanation::Outcome::try_from(e.outcome)
-            .map(|x| {
-                x.as_str_name()
-                    .trim_start_matches("OUTCOME_")
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_else(|_| "?".into());
+            .map_or_else(|_| "?".into(), |x| short_name(x.as_str_name(), "OUTCOME_"));
         let missing = if e.missing_scopes.is_empty() {
             String::new()
         } else {

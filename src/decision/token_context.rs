@@ -2,22 +2,17 @@
 //! `context.token` — built once per token and policy version instead of on every decision.
 //! A gateway sends the same token again and again; on a route whose policies read the
 //! claims (an MFA rule on `context.token.acr`), rebuilding the record was 36 of 163 heap
-//! allocations per decision (`cargo bench --bench allocations`). Keyed by the token's
-//! digest, checked against the
-//! policy version and the declared claims type that shaped it (a reload that changes the
-//! schema builds them again), bounded with O(1) eviction.
-
-use std::sync::{Arc, LazyLock};
+//! allocations per decision (`cargo bench --bench allocations`). They are kept on the
+//! cached token itself (its `derived` slot), so they go when it goes, checked against the
+//! policy version and the declared claims type that shaped them: a reload that changes the
+//! schema builds them again.
 
 use cedar_policy::RestrictedExpression;
 
 use super::context::{record_fields, Mode};
 use super::{Reason, Verdict};
 use crate::policy::AttrType;
-use crate::token::{TokenDigest, VerifiedToken};
-
-/// Tokens whose derived values are kept.
-const TOKENS_KEPT: usize = 16 * 1024;
+use crate::token::VerifiedToken;
 
 /// What one token contributes to a context, and under which schema it was built.
 struct Derived {
@@ -28,9 +23,6 @@ struct Derived {
     scopes: RestrictedExpression,
     claims: Option<RestrictedExpression>,
 }
-
-static DERIVED: LazyLock<quick_cache::sync::Cache<TokenDigest, Arc<Derived>>> =
-    LazyLock::new(|| quick_cache::sync::Cache::new(TOKENS_KEPT));
 
 /// `context.scopes`, and `context.token` when `claims_type` declares it as a record, for
 /// `token` under policy `version`. Claims that do not fit their declared type give the
@@ -45,10 +37,12 @@ pub(super) fn scopes_and_claims(
     Result<Option<RestrictedExpression>, Box<Verdict>>,
 ) {
     let type_address = claims_type.map_or(0, |t| std::ptr::from_ref(t) as usize);
-    if let Some(d) = DERIVED.get(&token.digest) {
-        if d.version == version && d.claims_type == type_address {
-            return (d.scopes.clone(), Ok(d.claims.clone()));
-        }
+    let kept = token.derived.read(|d: &Derived| {
+        (d.version == version && d.claims_type == type_address)
+            .then(|| (d.scopes.clone(), Ok(d.claims.clone())))
+    });
+    if let Some(Some(values)) = kept {
+        return values;
     }
     let scopes = RestrictedExpression::new_set(
         token
@@ -70,14 +64,11 @@ pub(super) fn scopes_and_claims(
         }
         _ => None,
     };
-    DERIVED.insert(
-        token.digest,
-        Arc::new(Derived {
-            version: version.to_owned(),
-            claims_type: type_address,
-            scopes: scopes.clone(),
-            claims: claims.clone(),
-        }),
-    );
+    token.derived.set(Derived {
+        version: version.to_owned(),
+        claims_type: type_address,
+        scopes: scopes.clone(),
+        claims: claims.clone(),
+    });
     (scopes, Ok(claims))
 }

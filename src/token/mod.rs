@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::Engine;
 use dashmap::DashMap;
 use jsonwebtoken::errors::ErrorKind;
@@ -122,6 +122,42 @@ pub struct VerifiedToken {
     pub jti: Option<String>,
     /// Every claim, for the Cedar context.
     pub claims: Map<String, Value>,
+    /// What the decision point derived from this token (its context values), kept with
+    /// it so they live and die with the cached token.
+    pub derived: Derived,
+}
+
+/// A slot for what a layer above derives from a verified token. Opaque here: the token
+/// layer neither knows nor reads what is kept. A clone of the token starts with it empty.
+#[derive(Default)]
+pub struct Derived(ArcSwapOption<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Derived {
+    /// `read` of what was kept, if anything is and it is a `T`.
+    pub fn read<T: std::any::Any, R>(&self, read: impl FnOnce(&T) -> R) -> Option<R> {
+        self.0
+            .load()
+            .as_deref()
+            .and_then(|kept| kept.downcast_ref::<T>())
+            .map(read)
+    }
+
+    /// Keeps `value`, replacing what was there.
+    pub fn set<T: std::any::Any + Send + Sync>(&self, value: T) {
+        self.0.store(Some(Arc::new(Box::new(value))));
+    }
+}
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl VerifiedToken {
@@ -468,6 +504,7 @@ impl VerifiedToken {
             scopes,
             exp,
             jti: string("jti"),
+            derived: Derived::default(),
             claims,
         })
     }

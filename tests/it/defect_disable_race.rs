@@ -9,6 +9,30 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// The rest of a held-back body, to send when the test says so.
+type Rest = tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>;
+
+/// Sends `request` as JSON with only `first` of its body; the rest goes through the
+/// returned sender (dropping it ends the body). The response once the server answers.
+async fn send_held_back(
+    request: reqwest::RequestBuilder,
+    first: &[u8],
+) -> (Rest, tokio::task::JoinHandle<reqwest::Response>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tx.send(Ok(first.to_vec())).await.unwrap();
+    let body = http_body_util::StreamBody::new(tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        |chunk: Result<Vec<u8>, std::io::Error>| {
+            chunk.map(|b| http_body::Frame::data(axum::body::Bytes::from(b)))
+        },
+    ));
+    let sent = request
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap(body))
+        .send();
+    (tx, tokio::spawn(async move { sent.await.unwrap() }))
+}
+
 #[tokio::test]
 async fn a_client_holding_its_update_back_stays_disabled() {
     let server = TestServer::start_with(|c| c.oauth.open_registration = true).await;
@@ -27,28 +51,11 @@ async fn a_client_holding_its_update_back_stays_disabled() {
         .to_string()
         .into_bytes();
     let (first, rest) = body.split_at(10);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    tx.send(Ok(first.to_vec())).await.unwrap();
-    let update = tokio::spawn({
-        let http = http.clone();
-        let url = format!("{base}/register/{id}");
-        async move {
-            http.put(url)
-                .bearer_auth(rat)
-                .header("content-type", "application/json")
-                .body(reqwest::Body::wrap(http_body_util::StreamBody::new(
-                    tokio_stream::StreamExt::map(
-                        tokio_stream::wrappers::ReceiverStream::new(rx),
-                        |chunk: Result<Vec<u8>, std::io::Error>| {
-                            chunk.map(|b| http_body::Frame::data(axum::body::Bytes::from(b)))
-                        },
-                    ),
-                )))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let (tx, update) = send_held_back(
+        http.put(format!("{base}/register/{id}")).bearer_auth(rat),
+        first,
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // Meanwhile an administrator disables it (as `arbiter clients disable` does).
@@ -76,27 +83,7 @@ async fn a_reviewer_disabled_while_its_approval_arrives_approves_nothing() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
     let developer = bootstrap(&server, &http, "arbiter.ssa.request").await;
-    let store = server.store().await;
-    let reviewer = arbiter::oauth::clients::create(
-        &store,
-        &arbiter::oauth::clients::ClientSpec {
-            name: "reviewer".into(),
-            scopes: vec!["arbiter.ssa.review".into()],
-            auth_method: "client_secret_basic".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    let (status, token) = http
-        .token(
-            &reviewer.record.client_id,
-            reviewer.secret.as_deref().unwrap(),
-            "arbiter.ssa.review",
-        )
-        .await;
-    assert_eq!(status, 200, "{token}");
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let (reviewer, token) = bootstrap_client(&server, &http, "arbiter.ssa.review").await;
     let (status, request) = http
         .call(
             "POST",
@@ -108,34 +95,17 @@ async fn a_reviewer_disabled_while_its_approval_arrives_approves_nothing() {
     assert_eq!(status, 201, "{request}");
     let id = request["id"].as_str().unwrap().to_owned();
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    tx.send(Ok(b"{\"reason\":".to_vec())).await.unwrap();
-    let approval = tokio::spawn({
-        let url = format!("{}/ssa/review/requests/{id}/approve", http.base);
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(reqwest::Body::wrap(http_body_util::StreamBody::new(
-                    tokio_stream::StreamExt::map(
-                        tokio_stream::wrappers::ReceiverStream::new(rx),
-                        |chunk: Result<Vec<u8>, std::io::Error>| {
-                            chunk.map(|b| http_body::Frame::data(axum::body::Bytes::from(b)))
-                        },
-                    ),
-                )))
-                .send()
-                .await
-                .unwrap()
-        }
-    });
+    let (tx, approval) = send_held_back(
+        reqwest::Client::new()
+            .post(format!("{}/ssa/review/requests/{id}/approve", http.base))
+            .bearer_auth(token),
+        b"{\"reason\":",
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     use arbiter::store::Store as _;
-    assert!(store
-        .set_client_disabled(&reviewer.record.client_id, true)
-        .await
-        .unwrap());
+    let store = server.store().await;
+    assert!(store.set_client_disabled(&reviewer, true).await.unwrap());
     // The server follows disabled clients once a second.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     tx.send(Ok(b"\"ok\"}".to_vec())).await.unwrap();

@@ -78,18 +78,14 @@ when { principal has self_asserted };
     let base = format!("http://{}", server.http_addr);
 
     // A client that says it is the bank.
-    let body: Value = reqwest::Client::new()
-        .post(format!("{base}/register"))
-        .json(&json!({
+    let body = register_metadata(
+        &base,
+        json!({
             "client_name": "totally the bank", "org_name": "Trusted Bank",
             "software_id": "bank-app", "scope": "read write payment",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        }),
+    )
+    .await;
     let (id, secret) = (
         body["client_id"].as_str().unwrap(),
         body["client_secret"].as_str().unwrap(),

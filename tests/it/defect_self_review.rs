@@ -8,6 +8,17 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// A `403 access_denied` whose description says `why`.
+fn assert_denied(status: u16, body: &serde_json::Value, why: &str) {
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("access_denied")),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(description.contains(why), "{body}");
+}
+
 #[tokio::test]
 async fn nobody_reviews_their_own_request_even_without_the_policy() {
     let server = TestServer::start().await;
@@ -32,11 +43,7 @@ async fn nobody_reviews_their_own_request_even_without_the_policy() {
                 Some(body),
             )
             .await;
-        assert_eq!(
-            (status, body["error"].as_str()),
-            (403, Some("access_denied")),
-            "{action}: {body}"
-        );
+        assert_denied(status, &body, "");
     }
 
     // Without the rule in the policies, the code still refuses.
@@ -55,18 +62,7 @@ async fn nobody_reviews_their_own_request_even_without_the_policy() {
             Some(json!({})),
         )
         .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("access_denied")),
-        "{body}"
-    );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("separation of duties"),
-        "{body}"
-    );
+    assert_denied(status, &body, "separation of duties");
 
     // Someone else reviews it.
     let reviewer = bootstrap(&server, &http, "arbiter.ssa.review").await;
@@ -107,18 +103,7 @@ async fn approving_arbiters_own_scopes_needs_a_policy_that_says_so() {
 
     // "Everything requested" includes a workflow scope: refused, the request stays pending.
     let (status, body) = approve(json!({})).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (403, Some("access_denied")),
-        "{body}"
-    );
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("ApproveScope"),
-        "{body}"
-    );
+    assert_denied(status, &body, "ApproveScope");
 
     // A policy permitting it makes it possible.
     std::fs::write(

@@ -88,23 +88,7 @@ async fn a_failing_client_jwks_uri_is_asked_once_per_interval_not_per_request() 
             "iat": now, "exp": now + 60, "jti": format!("a-{n}"),
         }));
         let token_url = token_url.clone();
-        async move {
-            reqwest::Client::new()
-                .post(token_url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", assertion.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        async move { assertion_grant(&token_url, &assertion).await.0 }
     };
     // Twenty at once (they share one fetch), then twenty more one by one (they reuse its
     // failure).

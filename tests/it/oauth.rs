@@ -610,23 +610,7 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
     };
     let send = |jwt: String| {
         let server_url = url(&server, "/token");
-        async move {
-            let resp = reqwest::Client::new()
-                .post(server_url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", jwt.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            (status, resp.json::<Value>().await.unwrap())
-        }
+        async move { assertion_grant(&server_url, &jwt).await }
     };
 
     let good = assertion(json!(issuer), "a-1", &key);

@@ -736,21 +736,8 @@ async fn a_statement_with_a_jwks_uri_registers_a_private_key_jwt_client() {
         "iss": client_id, "sub": client_id, "aud": issuer,
         "iat": now, "exp": now + 60, "jti": "assert-1",
     }));
-    let resp = reqwest::Client::new()
-        .post(format!("{}/token", http.base))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", assertion.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
-    let body: Value = resp.json().await.unwrap();
+    let (status, body) = assertion_grant(&format!("{}/token", http.base), &assertion).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["scope"], "read");
     assert_eq!(
         idp.fetches(),

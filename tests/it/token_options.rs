@@ -317,22 +317,7 @@ async fn only_legacy_clients_may_address_the_token_endpoint() {
             "iat": now, "exp": now + 60, "jti": jti,
         }));
         let url = token_endpoint.clone();
-        async move {
-            let resp = reqwest::Client::new()
-                .post(url)
-                .form(&[
-                    ("grant_type", "client_credentials"),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", jwt.as_str()),
-                ])
-                .send()
-                .await
-                .unwrap();
-            resp.status().as_u16()
-        }
+        async move { assertion_grant(&url, &jwt).await.0 }
     };
     assert_eq!(send(&modern, &token_endpoint, "m-1").await, 401);
     assert_eq!(send(&modern, &issuer, "m-2").await, 200);

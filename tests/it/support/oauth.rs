@@ -29,12 +29,40 @@ pub async fn client_credentials(
     )
 }
 
+/// `POST token_endpoint` (client_credentials) authenticated by a `private_key_jwt` client
+/// assertion (RFC 7523); the status and the JSON body.
+pub async fn assertion_grant(token_endpoint: &str, assertion: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(token_endpoint)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
 /// Registers a client without a software statement (RFC 7591, open registration):
 /// the registration response.
 pub async fn register_openly(base: &str, name: &str, scope: &str) -> Value {
+    register_metadata(base, json!({ "client_name": name, "scope": scope })).await
+}
+
+/// Registers a client without a software statement with this metadata: the registration
+/// response.
+pub async fn register_metadata(base: &str, metadata: Value) -> Value {
     reqwest::Client::new()
         .post(format!("{base}/register"))
-        .json(&serde_json::json!({ "client_name": name, "scope": scope }))
+        .json(&metadata)
         .send()
         .await
         .unwrap()
@@ -97,6 +125,11 @@ impl Http {
 
 /// A bootstrapped client (as `arbiter clients create` makes) and a token for it.
 pub async fn bootstrap(server: &TestServer, http: &Http, scopes: &str) -> String {
+    bootstrap_client(server, http, scopes).await.1
+}
+
+/// Like [`bootstrap`], with the client's id as well.
+pub async fn bootstrap_client(server: &TestServer, http: &Http, scopes: &str) -> (String, String) {
     let store = server.store().await;
     let spec = ClientSpec {
         name: format!("bootstrap {scopes}"),
@@ -109,7 +142,8 @@ pub async fn bootstrap(server: &TestServer, http: &Http, scopes: &str) -> String
         .token(&c.record.client_id, c.secret.as_deref().unwrap(), scopes)
         .await;
     assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    (c.record.client_id, token)
 }
 
 /// A software statement request body asking for `scopes`.

@@ -84,16 +84,7 @@ async fn a_reviewer_disabled_while_its_approval_arrives_approves_nothing() {
     let http = Http::new(&server);
     let developer = bootstrap(&server, &http, "arbiter.ssa.request").await;
     let (reviewer, token) = bootstrap_client(&server, &http, "arbiter.ssa.review").await;
-    let (status, request) = http
-        .call(
-            "POST",
-            "/ssa/requests",
-            Some(&developer),
-            Some(new_request("x", &["read"])),
-        )
-        .await;
-    assert_eq!(status, 201, "{request}");
-    let id = request["id"].as_str().unwrap().to_owned();
+    let id = submit_request(&http, &developer, "x", &["read"]).await;
 
     let (tx, approval) = send_held_back(
         reqwest::Client::new()

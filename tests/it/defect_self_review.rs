@@ -24,16 +24,7 @@ async fn nobody_reviews_their_own_request_even_without_the_policy() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
     let both = bootstrap(&server, &http, "arbiter.ssa.request arbiter.ssa.review").await;
-    let (status, request) = http
-        .call(
-            "POST",
-            "/ssa/requests",
-            Some(&both),
-            Some(new_request("mine", &["read"])),
-        )
-        .await;
-    assert_eq!(status, 201, "{request}");
-    let id = request["id"].as_str().unwrap();
+    let id = submit_request(&http, &both, "mine", &["read"]).await;
     for (action, body) in [("approve", json!({})), ("deny", json!({ "reason": "no" }))] {
         let (status, body) = http
             .call(
@@ -84,16 +75,7 @@ async fn approving_arbiters_own_scopes_needs_a_policy_that_says_so() {
     let http = Http::new(&server);
     let developer = bootstrap(&server, &http, "arbiter.ssa.request").await;
     let reviewer = bootstrap(&server, &http, "arbiter.ssa.review").await;
-    let (status, request) = http
-        .call(
-            "POST",
-            "/ssa/requests",
-            Some(&developer),
-            Some(new_request("power", &["read", "arbiter.ssa.review"])),
-        )
-        .await;
-    assert_eq!(status, 201, "{request}");
-    let id = request["id"].as_str().unwrap();
+    let id = submit_request(&http, &developer, "power", &["read", "arbiter.ssa.review"]).await;
     let approve = |body| {
         let path = format!("/ssa/review/requests/{id}/approve");
         let http = &http;

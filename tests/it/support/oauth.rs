@@ -146,6 +146,20 @@ pub async fn bootstrap_client(server: &TestServer, http: &Http, scopes: &str) ->
     (c.record.client_id, token)
 }
 
+/// Submits a software statement request for `scopes` with `token` (`201` asserted): its id.
+pub async fn submit_request(http: &Http, token: &str, name: &str, scopes: &[&str]) -> String {
+    let (status, request) = http
+        .call(
+            "POST",
+            "/ssa/requests",
+            Some(token),
+            Some(new_request(name, scopes)),
+        )
+        .await;
+    assert_eq!(status, 201, "{request}");
+    request["id"].as_str().unwrap().to_owned()
+}
+
 /// A software statement request body asking for `scopes`.
 pub fn new_request(name: &str, scopes: &[&str]) -> Value {
     json!({

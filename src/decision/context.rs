@@ -60,8 +60,23 @@ pub fn record_fields(
     mode: Mode,
     field: &str,
 ) -> Result<Vec<(String, RestrictedExpression)>, String> {
+    record_fields_except(value, shape, mode, field, None)
+}
+
+/// Like [`record_fields`], leaving out the declared attribute `except` (read, typed and
+/// required as if the shape did not declare it).
+pub fn record_fields_except(
+    value: &Map<String, Value>,
+    shape: &RecordShape,
+    mode: Mode,
+    field: &str,
+    except: Option<&str>,
+) -> Result<Vec<(String, RestrictedExpression)>, String> {
     let mut out = Vec::with_capacity(shape.attrs.len());
     for (name, ty, required) in &shape.attrs {
+        if except == Some(name.as_str()) {
+            continue;
+        }
         match value.get(name) {
             Some(v) => match to_expr(v, ty, mode, &join(field, name)) {
                 Ok(e) => out.push((name.clone(), e)),
@@ -158,8 +173,9 @@ enum Extension {
 
 /// Extension values by their text. cedar-policy's `RestrictedExpression::new_ip` (and
 /// `new_decimal`, `new_datetime`, `new_duration`) parses the extension function's *name*
-/// with the full Cedar grammar on every call: 18 % of the server's CPU when every request
-/// carries an `ip`, as gateways send. The same few addresses come again and again, so each
+/// with the full Cedar grammar on every call: 8.7 % of the server's samples under
+/// `benches/wire.sh` (18 % in issue 15's profile) when every request carries an `ip`, as
+/// gateways send. The same few addresses come again and again, so each
 /// value is built once and then cloned (reference-count bumps); the caches are bounded and
 /// evict in O(1), so made-up values cost a build each, never memory.
 struct ExtensionValues {

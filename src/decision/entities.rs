@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use serde_json::{Map, Value};
 
-use super::context::{to_expr, Mode};
+use super::context::{record_fields_except, Mode};
 use super::{Caller, EntityRef, EntitySet, Reason, Subject, Target, Verdict, USER};
 use crate::policy::{PolicySnapshot, ISSUER_ATTRIBUTE};
 
@@ -190,22 +190,8 @@ fn claim_attributes(
     // its own principal (policies read the issuer as `context.token.iss`). Leaving it out
     // also keeps the common case — no other declared claim present — on the static store,
     // with no entity store built per decision.
-    let mut out = Vec::new();
-    for (name, ty, required) in &shape.attrs {
-        if name == ISSUER_ATTRIBUTE {
-            continue;
-        }
-        match own.get(name.as_str()) {
-            Some(v) => match to_expr(v, ty, Mode::Lenient, name) {
-                Ok(e) => out.push((name.clone(), e)),
-                Err(_) if *required => return Vec::new(),
-                Err(_) => {}
-            },
-            None if *required => return Vec::new(),
-            None => {}
-        }
-    }
-    out
+    // Claims that do not fit a required attribute leave the principal without attributes.
+    record_fields_except(own, shape, Mode::Lenient, "", Some(ISSUER_ATTRIBUTE)).unwrap_or_default()
 }
 
 /// Adds an entity of `entities.json` and its ancestors, skipping any already present.

@@ -27,7 +27,6 @@ pub struct ClientJwks {
 }
 
 /// What is known of one URI: its last good document and when the last attempt was.
-#[derive(Clone)]
 struct Entry {
     /// The last good document and when it was fetched.
     good: Option<(Arc<ClientJwks>, Instant)>,
@@ -111,21 +110,20 @@ impl RemoteJwks {
                     .as_ref()
                     .is_some_and(|(jwks, at)| at.elapsed() < FRESH_FOR && has(jwks))
         };
-        if let Some(entry) = self.cache.get(uri).map(|e| e.value().clone()) {
-            if serves(&entry) {
-                return entry.answer();
-            }
+        let cached = |cache: &DashMap<String, Entry>| {
+            let entry = cache.get(uri)?;
+            serves(&entry).then(|| entry.answer())
+        };
+        if let Some(answer) = cached(&self.cache) {
+            return answer;
         }
         let lock = self.fetching.entry(uri.to_owned()).or_default().clone();
         let _one_at_a_time = lock.lock().await;
         // Someone else may have fetched while this call waited.
-        let previous = self.cache.get(uri).map(|e| e.value().clone());
-        if let Some(entry) = &previous {
-            if serves(entry) {
-                return entry.answer();
-            }
+        if let Some(answer) = cached(&self.cache) {
+            return answer;
         }
-        let good = previous.and_then(|e| e.good);
+        let good = self.cache.get(uri).and_then(|e| e.good.clone());
         let entry = match self.fetch(uri).await {
             Ok(jwks) => Entry {
                 good: Some((Arc::new(jwks), Instant::now())),

@@ -30,7 +30,7 @@ fn main() {
         "[[issuers]]\nissuer = \"https://bench.example\"\naudiences = [\"arbiter\"]\nhmac_secret = \"{SECRET}\"\n"
     ))
     .unwrap();
-    let verifier = Verifier::new(&config, Vec::new());
+    let verifier = Verifier::new(&config, Vec::new()).unwrap();
     let now = arbiter::clock::now();
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

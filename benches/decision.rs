@@ -113,7 +113,7 @@ fn verifier(signers: &[Signer], cache: usize) -> Verifier {
         token_cache_capacity: cache,
         ..Config::default()
     };
-    Verifier::new(&config, vec![issuer])
+    Verifier::new(&config, vec![issuer]).unwrap()
 }
 
 fn bench_decisions(c: &mut Criterion) {

@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod introspection;
 mod limits;
 mod vocabulary;
 
+pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 
 pub use vocabulary::{check_resource_uri, redacted_url, ClientCerts, Listener, SigningAlg};
@@ -329,7 +331,8 @@ impl Default for OAuthConfig {
     }
 }
 
-/// An external issuer: where its keys come from and which audiences it may address.
+/// An external issuer: where its keys come from (or where its opaque tokens are
+/// introspected) and which audiences it may address.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
@@ -365,6 +368,10 @@ pub struct IssuerConfig {
     /// The claim naming the end user; default `sub`.
     #[serde(default = "default_user_claim")]
     pub user_claim: String,
+    /// Its RFC 7662 introspection endpoint, for opaque (reference) access tokens. With it,
+    /// a key source is optional: an issuer without keys has every token introspected.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 impl IssuerConfig {
@@ -430,6 +437,7 @@ impl fmt::Debug for IssuerConfig {
             .field("required_typ", &self.required_typ)
             .field("client_claims", &self.client_claims)
             .field("user_claim", &self.user_claim)
+            .field("introspection", &self.introspection)
             .finish_non_exhaustive()
     }
 }
@@ -542,10 +550,42 @@ impl Config {
             .iter()
             .filter(|&&b| b)
             .count();
-            if sources != 1 {
+            if sources > 1 || (sources == 0 && issuer.introspection.is_none()) {
                 return invalid(format!(
-                    "{at}: give exactly one of `jwks_url`, `jwks_file` or `hmac_secret`"
+                    "{at}: give exactly one of `jwks_url`, `jwks_file` or `hmac_secret` (or an `introspection` endpoint, with at most one of them)"
                 ));
+            }
+            if let Some(introspection) = &issuer.introspection {
+                if let Some(why) = introspection.invalid() {
+                    return invalid(format!("{at}.introspection: {why}"));
+                }
+                if introspection.jwt_response
+                    && issuer.jwks_url.is_none()
+                    && issuer.jwks_file.is_none()
+                {
+                    return invalid(format!(
+                        "{at}.introspection: `jwt_response` is verified with the issuer's keys: give `jwks_url` or `jwks_file`"
+                    ));
+                }
+                let earlier = self.issuers[..i]
+                    .iter()
+                    .filter_map(|o| o.introspection.as_ref());
+                for other in earlier {
+                    if introspection.default && other.default {
+                        return invalid(format!(
+                            "{at}.introspection: only one issuer can be the `default` for opaque tokens"
+                        ));
+                    }
+                    if let Some(p) = introspection
+                        .token_prefixes
+                        .iter()
+                        .find(|p| other.token_prefixes.contains(p))
+                    {
+                        return invalid(format!(
+                            "{at}.introspection: token prefix `{p}` is another issuer's too"
+                        ));
+                    }
+                }
             }
             if let Some(secret) = &issuer.hmac_secret {
                 if secret.len() < 32 {

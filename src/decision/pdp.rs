@@ -156,7 +156,9 @@ impl Pdp {
                 _,
             ) => 0,
             (_, Some(t)) => {
-                let left = t.exp.saturating_sub(self.verifier.clock().now());
+                // An introspected token's answer lasts only until its issuer is asked again.
+                let until = t.recheck_at.map_or(t.exp, |at| at.min(t.exp));
+                let left = until.saturating_sub(self.verifier.clock().now());
                 u32::try_from(left).unwrap_or(u32::MAX).min(self.ttl_cap)
             }
             (_, None) => self.ttl_cap,
@@ -210,11 +212,14 @@ impl Pdp {
             match self.verifier.verify(req.token).await {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    return (
-                        Verdict::deny(Reason::InvalidToken, e.to_string()),
-                        None,
-                        None,
-                    )
+                    // Fail closed either way; `ERROR` when the token may be good and its
+                    // issuer could not be asked.
+                    let reason = if e.is_unavailable() {
+                        Reason::Error
+                    } else {
+                        Reason::InvalidToken
+                    };
+                    return (Verdict::deny(reason, e.to_string()), None, None);
                 }
             }
         };

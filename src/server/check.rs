@@ -1,6 +1,7 @@
 //! `arbiter serve --check-config`: everything `serve` would load — configuration, TLS
-//! files, the policy directory, the store, each issuer's keys (fetching JWKS URLs) — checked
-//! without serving, each part reported on its own.
+//! files, the policy directory, the store, each issuer's keys (fetching JWKS URLs), each
+//! introspection endpoint (asked about a made-up token) — checked without serving, each part
+//! reported on its own.
 
 use std::time::Duration;
 
@@ -129,6 +130,24 @@ pub async fn check_config(config: &Config) -> CheckReport {
                 report.add(true, what, format!("{} usable keys{skipped}", set.len()));
             }
             Err(e) => report.add(false, what, e),
+        }
+    }
+    if config.issuers.iter().any(|i| i.introspection.is_some()) {
+        match crate::token::Verifier::new(config, Vec::new()) {
+            Ok(verifier) => {
+                for (issuer, probed) in verifier.probe_introspection().await {
+                    let what = format!("introspection {issuer}");
+                    match probed {
+                        Ok(()) => report.add(
+                            true,
+                            what,
+                            "endpoint answers and takes Arbiter's credentials",
+                        ),
+                        Err(e) => report.add(false, what, e),
+                    }
+                }
+            }
+            Err(e) => report.add(false, "introspection", e.to_string()),
         }
     }
     report

@@ -39,6 +39,9 @@ pub enum StartError {
     /// The development key could not be loaded or created.
     #[error(transparent)]
     Key(#[from] token::keys::KeyError),
+    /// An issuer's introspection client could not be set up.
+    #[error(transparent)]
+    Introspection(#[from] token::introspection::SetupError),
     /// The listener could not be bound.
     #[error("cannot bind: {0}")]
     Bind(std::io::Error),
@@ -122,7 +125,7 @@ impl Arbiter {
         } else {
             None
         };
-        let verifier = Arc::new(Verifier::new(&config, extra));
+        let verifier = Arc::new(Verifier::new(&config, extra)?);
         let pdp = Arc::new(Pdp::new(
             policies.clone(),
             verifier.clone(),

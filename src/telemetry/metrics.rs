@@ -1,7 +1,8 @@
 //! Prometheus metrics (OpenMetrics text at `GET /metrics` on the HTTP listener): decisions by
 //! decision and reason, decision latency, token cache hits and misses, policy reloads by
 //! outcome, the live policy version (an info metric), tokens issued by client and grant,
-//! token endpoint errors by code, store failures by operation. Label values on the decision path are `&'static str`, so
+//! token endpoint errors by code, store failures by operation, introspection calls by issuer
+//! and outcome and their latency. Label values on the decision path are `&'static str`, so
 //! counting a decision does not allocate.
 
 use std::sync::LazyLock;
@@ -42,6 +43,12 @@ struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IntrospectionLabels {
+    issuer: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OperationLabels {
     operation: &'static str,
 }
@@ -58,6 +65,8 @@ pub struct Metrics {
     tokens_issued: Family<IssuedLabels, Counter>,
     token_errors: Family<CodeLabels, Counter>,
     store_errors: Family<OperationLabels, Counter>,
+    introspections: Family<IntrospectionLabels, Counter>,
+    introspection_seconds: Histogram,
 }
 
 /// The process's metrics.
@@ -121,6 +130,19 @@ impl Metrics {
             "Store operations that failed, by operation (client_lookup, disabled_clients, revoked_tokens, signing_keys); decisions go on from memory meanwhile",
             store_errors.clone(),
         );
+        let introspections = Family::<IntrospectionLabels, Counter>::default();
+        registry.register(
+            "introspection_requests",
+            "Calls to issuers' RFC 7662 introspection endpoints by issuer and outcome (active, inactive, refused, timeout, unreachable, http_error, bad_response, bad_signature, error)",
+            introspections.clone(),
+        );
+        // 1 ms … ~16 s
+        let introspection_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
+        registry.register(
+            "introspection_duration_seconds",
+            "Time of one introspection call, from request to answer or failure",
+            introspection_seconds.clone(),
+        );
         Self {
             registry,
             decisions,
@@ -132,6 +154,8 @@ impl Metrics {
             tokens_issued,
             token_errors,
             store_errors,
+            introspections,
+            introspection_seconds,
         }
     }
 
@@ -180,6 +204,17 @@ impl Metrics {
         self.store_errors
             .get_or_create(&OperationLabels { operation })
             .inc();
+    }
+
+    /// Counts one introspection call and its time.
+    pub fn introspection(&self, issuer: &str, outcome: &'static str, took: Duration) {
+        self.introspections
+            .get_or_create(&IntrospectionLabels {
+                issuer: issuer.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.introspection_seconds.observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics text, with `version` as the live policy version.

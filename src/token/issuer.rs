@@ -31,6 +31,8 @@ pub enum KeySource {
     Url(String),
     /// A JWKS document on disk.
     File(PathBuf),
+    /// No keys: every token of the issuer is introspected (its `[issuers.introspection]`).
+    None,
 }
 
 /// A trusted issuer.
@@ -69,12 +71,13 @@ impl Issuer {
             (KeySource::Url(url.clone()), None)
         } else if let Some(file) = &config.jwks_file {
             (KeySource::File(file.clone()), None)
-        } else {
-            let secret = config.hmac_secret.as_deref().unwrap_or_default();
+        } else if let Some(secret) = &config.hmac_secret {
             (
                 KeySource::Hmac,
                 Some(DecodingKey::from_secret(secret.as_bytes())),
             )
+        } else {
+            (KeySource::None, None)
         };
         let mut issuer = Self::new(
             config.issuer.clone(),
@@ -275,7 +278,9 @@ impl Issuer {
                 let (set, skipped) = usable_keys(&bytes)?;
                 Ok((set, skipped, None))
             }
-            KeySource::Static | KeySource::Hmac => Err("not refreshable".into()),
+            KeySource::Static | KeySource::Hmac | KeySource::None => {
+                Err("not refreshable".into())
+            }
         }
     }
 }
@@ -309,36 +314,31 @@ pub async fn fetch_jwks_document(
     if !resp.status().is_success() {
         return Err(format!("GET `{url}`: HTTP {}", resp.status()));
     }
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-    {
-        return Err(format!(
-            "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
-        ));
-    }
     let max_age = resp
         .headers()
         .get(reqwest::header::CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .and_then(max_age);
-    // Read as it arrives and stop at the bound: a chunked response declares no length, and
-    // must not grow without limit for as long as the request may take.
-    let mut resp = resp;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
+    let bytes = read_bounded(resp, MAX_JWKS_BYTES)
         .await
-        .map_err(|e| format!("GET `{url}`: {e}"))?
-    {
-        if bytes.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!(
-                "GET `{url}`: document larger than {MAX_JWKS_BYTES} bytes"
-            ));
+        .map_err(|e| format!("GET `{url}`: {e}"))?;
+    Ok((axum::body::Bytes::from(bytes), max_age))
+}
+
+/// A response body, read as it arrives and refused past `max` bytes: a chunked response
+/// declares no length, and must not grow without limit for as long as the request may take.
+pub async fn read_bounded(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!("document larger than {max} bytes"));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if bytes.len() + chunk.len() > max {
+            return Err(format!("document larger than {max} bytes"));
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok((axum::body::Bytes::from(bytes), max_age))
+    Ok(bytes)
 }
 
 /// The keys of a JWKS document; an error when none is usable.

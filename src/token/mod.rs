@@ -1,10 +1,11 @@
 //! Bearer tokens: verification against trusted issuers (JWKS, files, HMAC by explicit
-//! configuration), a cache of verified tokens until their `exp`, the development issuer's
-//! key, and minting development tokens.
+//! configuration; opaque tokens by RFC 7662 introspection), a cache of verified tokens until
+//! their `exp`, the development issuer's key, and minting development tokens.
 //!
 //! Knows nothing of policies or transports. Never logs a raw token: a digest or `jti` only.
 
 pub mod identity;
+pub mod introspection;
 pub mod issuer;
 pub mod jwks;
 pub mod keys;
@@ -19,7 +20,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::Engine;
 use dashmap::DashMap;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{decode, decode_header, Algorithm};
+use jsonwebtoken::{decode, decode_header, Algorithm, Header};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -95,6 +96,25 @@ pub enum TokenError {
     /// The issuer's keys could not be fetched yet.
     #[error("no keys available for issuer `{0}`")]
     KeysUnavailable(String),
+    /// The issuer's introspection endpoint says the token is not active (unknown, expired,
+    /// revoked).
+    #[error("token is not active")]
+    Inactive,
+    /// Not a JWT, and no configured issuer introspects tokens like it.
+    #[error("token is not a JWT and no issuer is configured to introspect it")]
+    UnknownOpaque,
+    /// The issuer's introspection endpoint gave no usable answer (down, slow, refusing
+    /// Arbiter's credentials, or an answer that does not verify): Arbiter cannot tell.
+    #[error("introspection at issuer `{0}` failed: {1}")]
+    IntrospectionFailed(String, String),
+}
+
+impl TokenError {
+    /// Whether the token may be good and Arbiter could not tell (a deny with `ERROR`, not
+    /// `INVALID_TOKEN`: the caller did nothing wrong, and asking again may succeed).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::IntrospectionFailed(..))
+    }
 }
 
 /// A token whose signature and claims were verified.
@@ -116,8 +136,13 @@ pub struct VerifiedToken {
     pub key: Option<std::sync::Weak<jwks::Key>>,
     /// From `scope` (space-separated) or `scp` (array or string).
     pub scopes: Vec<String>,
-    /// `exp`, seconds since the epoch.
+    /// `exp`, seconds since the epoch (for an introspected token without `exp`, when it
+    /// must be introspected again).
     pub exp: u64,
+    /// For an introspected token, when its issuer must be asked again (at most
+    /// `max_cache_seconds` after the answer, never past `exp`); `None` for a JWT, good
+    /// until its `exp`.
+    pub recheck_at: Option<u64>,
     /// `jti`, if present.
     pub jti: Option<String>,
     /// Every claim, for the Cedar context.
@@ -170,9 +195,14 @@ impl VerifiedToken {
     pub fn log_name(&self) -> String {
         match &self.jti {
             Some(jti) => format!("jti:{jti}"),
-            None => format!("sha256:{}", hex::encode(&self.digest[..8])),
+            None => digest_name(&self.digest),
         }
     }
+}
+
+/// How a token is named in logs by its digest alone: a prefix of it.
+pub fn digest_name(digest: &TokenDigest) -> String {
+    format!("sha256:{}", hex::encode(&digest[..8]))
 }
 
 /// Verifies bearer tokens against the trusted issuers and caches the verified ones.
@@ -189,6 +219,8 @@ pub struct Verifier {
     /// Disabled clients: `client_id` → the issuer that issued their tokens. Swapped whole;
     /// read without locking.
     disabled: ArcSwap<HashMap<String, String>>,
+    /// Issuers whose opaque tokens are introspected, and their calls in flight.
+    opaque: introspection::OpaqueTokens,
     leeway: u64,
     http: reqwest::Client,
     clock: Clock,
@@ -196,7 +228,8 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for the configured issuers plus `extra` (e.g. the development issuer).
-    pub fn new(config: &Config, extra: Vec<Issuer>) -> Self {
+    /// Fails when an introspecting issuer's secret, key or certificate files do not load.
+    pub fn new(config: &Config, extra: Vec<Issuer>) -> Result<Self, introspection::SetupError> {
         let mut issuers = HashMap::new();
         for issuer in extra {
             issuers.insert(issuer.name.clone(), Arc::new(issuer));
@@ -204,21 +237,27 @@ impl Verifier {
         for c in &config.issuers {
             issuers.insert(c.issuer.clone(), Arc::new(Issuer::from_config(c)));
         }
+        let opaque = introspection::OpaqueTokens::new(
+            &config.issuers,
+            &issuers,
+            config.token_cache_capacity,
+        )?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .user_agent(concat!("arbiter/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
-        Self {
+        Ok(Self {
             issuers,
             cache: quick_cache::sync::Cache::new(config.token_cache_capacity.max(1)),
             revoked: DashMap::new(),
             prune_revoked_at: std::sync::atomic::AtomicUsize::new(MIN_REVOKED_PRUNE),
             disabled: ArcSwap::from_pointee(HashMap::new()),
+            opaque,
             leeway: config.leeway_seconds,
             http,
             clock: Clock::system(),
-        }
+        })
     }
 
     /// The same verifier reading `clock` (tests move a manual clock instead of sleeping).
@@ -257,11 +296,17 @@ impl Verifier {
     }
 
     /// A verified token from the cache, if this exact token was verified before, has not
-    /// expired, and the key that verified it is still the issuer's. The hot path of a repeat decision: one digest and one map lookup.
+    /// expired, the key that verified it is still the issuer's, and (introspected) its
+    /// issuer need not be asked again yet. The hot path of a repeat decision: one digest
+    /// and one map lookup.
     pub fn cached(&self, digest: &TokenDigest) -> Option<Arc<VerifiedToken>> {
         let hit = self.cache.get(digest)?;
         let key_gone = hit.key.as_ref().is_some_and(|k| k.strong_count() == 0);
-        if !key_gone && hit.exp + self.leeway > self.clock.now() {
+        let now = self.clock.now();
+        if !key_gone
+            && hit.exp + self.leeway > now
+            && hit.recheck_at.is_none_or(|at| at > now)
+        {
             Some(hit)
         } else {
             self.cache.remove(digest);
@@ -387,6 +432,20 @@ impl Verifier {
         if let Some(hit) = hit {
             return Ok(hit);
         }
+        // Which issuer an opaque token is for is configuration: a prefix, else (for what
+        // is not a JWS) the default introspecting issuer. Never the `iss` of a JWT that
+        // names another issuer.
+        if let Some(introspector) = self.opaque.by_prefix(token) {
+            return self.introspect(introspector, token, digest).await;
+        }
+        if !looks_like_jws(token) {
+            if let Some(introspector) = self.opaque.fallback() {
+                return self.introspect(introspector, token, digest).await;
+            }
+            if !self.opaque.is_empty() {
+                return Err(TokenError::UnknownOpaque);
+            }
+        }
         let header = decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::Json(_) => TokenError::UnsupportedAlgorithm(unverified_alg(token)),
             _ => TokenError::Malformed("invalid header"),
@@ -396,6 +455,13 @@ impl Verifier {
             .issuers
             .get(&iss)
             .ok_or_else(|| TokenError::UntrustedIssuer(truncate(&iss, 200)))?;
+        if matches!(issuer.source, KeySource::None) {
+            // An issuer without keys: its JWTs are as opaque to Arbiter as any other token.
+            return match self.opaque.of(&issuer.name) {
+                Some(introspector) => self.introspect(introspector, token, digest).await,
+                None => Err(TokenError::KeysUnavailable(issuer.name.clone())),
+            };
+        }
         let alg = header.alg;
         let validation = issuer.validation(alg, self.leeway);
         // The key that verified the token: a cached token lives only as long as it does.
@@ -406,32 +472,8 @@ impl Verifier {
             if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
                 return Err(TokenError::UnsupportedAlgorithm(format!("{alg:?}")));
             }
-            let kid = header.kid.as_deref();
-            let mut keys = issuer.keys();
-            if keys.find(kid).is_none() && kid.is_some() && issuer.refresh_on_demand().await {
-                keys = issuer.keys();
-            }
-            let key = match keys.find(kid) {
-                Some(k) => k,
-                None if keys.is_empty() => {
-                    return Err(TokenError::KeysUnavailable(issuer.name.clone()))
-                }
-                None => {
-                    return Err(match kid {
-                        Some(kid) => {
-                            TokenError::UnknownKey(truncate(kid, 100), issuer.name.clone())
-                        }
-                        None => TokenError::MissingKeyId(issuer.name.clone()),
-                    })
-                }
-            };
-            if key.alg != alg {
-                return Err(TokenError::AlgorithmMismatch {
-                    token: format!("{alg:?}"),
-                    key: format!("{:?}", key.alg),
-                });
-            }
-            verified_with = Some(Arc::downgrade(key));
+            let key = issuer_key(issuer, &header).await?;
+            verified_with = Some(Arc::downgrade(&key));
             decode::<Map<String, Value>>(token, &key.decoding, &validation)
         }
         .map_err(map_jwt_error)?;
@@ -445,7 +487,8 @@ impl Verifier {
                 return Err(TokenError::WrongType(typ.clone()));
             }
         }
-        let mut token = VerifiedToken::from_claims(digest, verified.claims, &issuer.identity)?;
+        let mut token =
+            VerifiedToken::from_claims(digest, verified.claims, &issuer.identity, None)?;
         token.key = verified_with;
         let token = Arc::new(token);
         self.remember(token.clone());
@@ -468,19 +511,23 @@ impl VerifiedToken {
     /// The default [`IdentityClaims`] name principal and client.
     pub fn from_verified_claims(claims: Map<String, Value>) -> Result<Self, TokenError> {
         let digest = digest(&Value::Object(claims.clone()).to_string());
-        Self::from_claims(digest, claims, &IdentityClaims::default())
+        Self::from_claims(digest, claims, &IdentityClaims::default(), None)
     }
 
+    /// The token of verified claims; `exp` is required unless `exp_unknown` says until when
+    /// a token without one is good (an introspection answer need not carry `exp`).
     fn from_claims(
         digest: TokenDigest,
         claims: Map<String, Value>,
         names: &IdentityClaims,
+        exp_unknown: Option<u64>,
     ) -> Result<Self, TokenError> {
         let string = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_owned);
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| TokenError::InvalidClaim("`exp` must be a number".into()))?;
+        let exp = match (claims.get("exp"), exp_unknown) {
+            (None, Some(until)) => Some(until),
+            (exp, _) => exp.and_then(Value::as_u64),
+        }
+        .ok_or_else(|| TokenError::InvalidClaim("`exp` must be a number".into()))?;
         let scopes = match claims.get("scope").or_else(|| claims.get("scp")) {
             Some(Value::String(s)) => s.split_ascii_whitespace().map(str::to_owned).collect(),
             Some(Value::Array(a)) => a
@@ -503,6 +550,7 @@ impl VerifiedToken {
             key: None,
             scopes,
             exp,
+            recheck_at: None,
             jti: string("jti"),
             derived: Derived::default(),
             claims,
@@ -513,6 +561,50 @@ impl VerifiedToken {
 /// SHA-256 of a raw token.
 pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The issuer's key for a JWS with this header: by `kid` (refreshing the issuer's keys once
+/// when the `kid` is unknown), and bound to the header's `alg`. Access tokens and signed
+/// introspection answers are verified with the same rule.
+async fn issuer_key(issuer: &Issuer, header: &Header) -> Result<Arc<jwks::Key>, TokenError> {
+    let alg = header.alg;
+    let kid = header.kid.as_deref();
+    let mut keys = issuer.keys();
+    if keys.find(kid).is_none() && kid.is_some() && issuer.refresh_on_demand().await {
+        keys = issuer.keys();
+    }
+    let key = match keys.find(kid) {
+        Some(k) => k,
+        None if keys.is_empty() => return Err(TokenError::KeysUnavailable(issuer.name.clone())),
+        None => {
+            return Err(match kid {
+                Some(kid) => TokenError::UnknownKey(truncate(kid, 100), issuer.name.clone()),
+                None => TokenError::MissingKeyId(issuer.name.clone()),
+            })
+        }
+    };
+    if key.alg != alg {
+        return Err(TokenError::AlgorithmMismatch {
+            token: format!("{alg:?}"),
+            key: format!("{:?}", key.alg),
+        });
+    }
+    Ok(key.clone())
+}
+
+/// Whether a token has the shape of a compact JWS: three parts, the first a base64url JSON
+/// object. Anything else is opaque to Arbiter.
+fn looks_like_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()
+        .is_some_and(|h| h.trim_ascii_start().first() == Some(&b'{'))
 }
 
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
@@ -590,7 +682,9 @@ mod tests {
     #[test]
     fn cached_tokens_expire_by_the_verifiers_clock() {
         let clock = Clock::manual(1_000_000);
-        let verifier = Verifier::new(&Config::default(), Vec::new()).with_clock(clock.clone());
+        let verifier = Verifier::new(&Config::default(), Vec::new())
+            .unwrap()
+            .with_clock(clock.clone());
         let Value::Object(claims) =
             json!({"iss": "i", "sub": "s", "client_id": "c", "exp": 1_000_100})
         else {

@@ -130,6 +130,7 @@ impl StatementVerifier {
                     jwks_max_refresh_seconds: 3600,
                     client_claims: Vec::new(),
                     user_claim: String::new(),
+                    introspection: None,
                 };
                 (t.issuer.clone(), Arc::new(Issuer::from_config(&config)))
             })

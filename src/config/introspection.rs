@@ -151,9 +151,10 @@ impl IntrospectionConfig {
                     .ok_or("exactly one of `client_secret` or `client_secret_file`"),
                 key || cert,
             ),
-            IntrospectionAuth::PrivateKeyJwt => {
-                (key.then_some(()).ok_or("`private_key_file`"), secret || cert)
-            }
+            IntrospectionAuth::PrivateKeyJwt => (
+                key.then_some(()).ok_or("`private_key_file`"),
+                secret || cert,
+            ),
             IntrospectionAuth::TlsClientAuth => (
                 (self.client_cert_file.is_some() && self.client_key_file.is_some())
                     .then_some(())

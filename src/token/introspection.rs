@@ -100,7 +100,10 @@ impl Introspector {
             std::fs::read(path).map_err(|e| fail(format!("`{}`: {e}", path.display())))
         };
         let secret = || -> Result<String, SetupError> {
-            match (&introspection.client_secret, &introspection.client_secret_file) {
+            match (
+                &introspection.client_secret,
+                &introspection.client_secret_file,
+            ) {
                 (Some(secret), _) => Ok(secret.clone()),
                 (None, Some(file)) => String::from_utf8(read(file)?)
                     .map(|s| s.trim_end().to_owned())
@@ -126,7 +129,8 @@ impl Introspector {
         let credentials = match introspection.auth_method {
             IntrospectionAuth::ClientSecretBasic => {
                 // RFC 6749 §2.3.1: each part form-encoded before the Basic encoding.
-                let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let encode =
+                    |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
                 let pair: String = [encode(id), encode(&secret()?)].join(":");
                 Credentials::Basic(format!(
                     "Basic {}",
@@ -142,12 +146,8 @@ impl Introspector {
                 let der = pkcs8_der(&read(path)?)
                     .ok_or_else(|| fail(format!("`{}` is not a PKCS#8 PEM key", path.display())))?;
                 let alg = super::keys::algorithm(introspection.assertion_alg);
-                let mut key = SigningKey::from_pkcs8(alg, &der).map_err(|e| {
-                    fail(format!(
-                        "`{}` is not a {alg:?} key: {e}",
-                        path.display()
-                    ))
-                })?;
+                let mut key = SigningKey::from_pkcs8(alg, &der)
+                    .map_err(|e| fail(format!("`{}` is not a {alg:?} key: {e}", path.display())))?;
                 if let Some(kid) = &introspection.assertion_key_id {
                     key.kid = kid.clone();
                 }
@@ -160,9 +160,10 @@ impl Introspector {
                 }
             }
             IntrospectionAuth::TlsClientAuth => {
-                let (Some(cert), Some(key)) =
-                    (&introspection.client_cert_file, &introspection.client_key_file)
-                else {
+                let (Some(cert), Some(key)) = (
+                    &introspection.client_cert_file,
+                    &introspection.client_key_file,
+                ) else {
                     return Err(fail("no `client_cert_file` and `client_key_file`".into()));
                 };
                 let mut pem = read(cert)?;
@@ -283,7 +284,13 @@ impl Introspector {
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .unwrap_or_default();
         let body = super::issuer::read_bounded(response, MAX_ANSWER_BYTES)
             .await
@@ -298,14 +305,21 @@ impl Introspector {
             if media != JWT_ANSWER {
                 return Err(Failure::new(
                     "bad_response",
-                    format!("a signed answer ({JWT_ANSWER}, RFC 9701) was asked for, not `{media}`"),
+                    format!(
+                        "a signed answer ({JWT_ANSWER}, RFC 9701) was asked for, not `{media}`"
+                    ),
                 ));
             }
             self.signed_members(&body, leeway, now).await?
         } else {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(members)) => members,
-                _ => return Err(Failure::new("bad_response", "the answer is not a JSON object")),
+                _ => {
+                    return Err(Failure::new(
+                        "bad_response",
+                        "the answer is not a JSON object",
+                    ))
+                }
             }
         };
         match members.get("active") {
@@ -331,7 +345,11 @@ impl Introspector {
             .map_err(|_| bad("not text"))?
             .trim();
         let header = decode_header(jwt).map_err(|_| bad("not a JWS"))?;
-        let typ = header.typ.as_deref().unwrap_or_default().to_ascii_lowercase();
+        let typ = header
+            .typ
+            .as_deref()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
         if typ != "token-introspection+jwt" && typ != JWT_ANSWER {
             return Err(bad("`typ` is not `token-introspection+jwt`"));
         }
@@ -405,11 +423,11 @@ impl OpaqueTokens {
             if introspection.default {
                 opaque.default = Some(introspector.clone());
             }
-            opaque
-                .by_issuer
-                .insert(config.issuer.clone(), introspector);
+            opaque.by_issuer.insert(config.issuer.clone(), introspector);
         }
-        opaque.prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        opaque
+            .prefixes
+            .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         if !opaque.by_issuer.is_empty() {
             opaque.rejected = Some(quick_cache::sync::Cache::new((capacity / 4).max(16)));
         }

@@ -278,9 +278,7 @@ impl Issuer {
                 let (set, skipped) = usable_keys(&bytes)?;
                 Ok((set, skipped, None))
             }
-            KeySource::Static | KeySource::Hmac | KeySource::None => {
-                Err("not refreshable".into())
-            }
+            KeySource::Static | KeySource::Hmac | KeySource::None => Err("not refreshable".into()),
         }
     }
 }

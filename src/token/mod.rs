@@ -303,10 +303,7 @@ impl Verifier {
         let hit = self.cache.get(digest)?;
         let key_gone = hit.key.as_ref().is_some_and(|k| k.strong_count() == 0);
         let now = self.clock.now();
-        if !key_gone
-            && hit.exp + self.leeway > now
-            && hit.recheck_at.is_none_or(|at| at > now)
-        {
+        if !key_gone && hit.exp + self.leeway > now && hit.recheck_at.is_none_or(|at| at > now) {
             Some(hit)
         } else {
             self.cache.remove(digest);

@@ -25,6 +25,7 @@ mod hostile;
 mod house;
 mod identity;
 mod index;
+mod introspection;
 mod jwks;
 mod load_tool;
 mod matrix;

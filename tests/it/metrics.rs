@@ -6,27 +6,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn scrape(server: &TestServer) -> String {
-    let resp = reqwest::get(format!("http://{}/metrics", server.http_addr))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/openmetrics-text"));
-    resp.text().await.unwrap()
-}
-
-/// The value of one sample line (metrics are process-wide: tests compare before and after).
-fn sample(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn counters_follow_what_the_server_does() {
     let mut server = TestServer::start().await;

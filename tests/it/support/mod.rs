@@ -1,10 +1,12 @@
 //! Test helpers, by concern: [`server`] (Arbiter in process), [`idp`] (keys and an external
-//! identity provider), [`store`] (SQLite and PostgreSQL), [`process`] (the binary), [`tls`]
+//! identity provider), [`authserver`] (an independent authorization server with opaque
+//! tokens), [`store`] (SQLite and PostgreSQL), [`process`] (the binary), [`tls`]
 //! (certificates), [`upstream`] (what a gateway forwards to). A test file never defines a
 //! helper another test file uses: it lives here.
 
 #![allow(dead_code)]
 
+pub mod authserver;
 pub mod idp;
 pub mod oauth;
 pub mod process;
@@ -13,6 +15,7 @@ pub mod store;
 pub mod tls;
 pub mod upstream;
 
+pub use authserver::*;
 pub use idp::*;
 pub use oauth::*;
 pub use process::*;

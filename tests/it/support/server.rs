@@ -235,3 +235,25 @@ pub fn reason(r: &proto::AuthorizeResponse) -> proto::Reason {
 pub fn allowed(r: &proto::AuthorizeResponse) -> bool {
     r.decision == proto::Decision::Allow as i32
 }
+
+/// `GET /metrics` of a server, checked to be OpenMetrics text.
+pub async fn scrape(server: &TestServer) -> String {
+    let resp = reqwest::get(format!("http://{}/metrics", server.http_addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    resp.text().await.unwrap()
+}
+
+/// The value of one sample line (metrics are process-wide: tests compare before and after).
+pub fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}

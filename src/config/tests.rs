@@ -100,3 +100,97 @@ fn store_url_and_client_certificates_per_listener() {
     let refused = no_ca.validate().unwrap_err().to_string();
     assert!(refused.contains("client_ca_file"), "{refused}");
 }
+
+/// An `[[issuers]]` entry with an introspection section made of `lines`.
+fn introspecting(issuer: &str, lines: &str) -> String {
+    format!(
+        "[[issuers]]\nissuer = {issuer:?}\naudiences = [\"api\"]\n[issuers.introspection]\n{lines}\n"
+    )
+}
+
+#[test]
+fn introspection_needs_a_safe_endpoint_and_the_credentials_of_its_method() {
+    let check = |toml: &str| {
+        Config::from_toml(toml)
+            .map_err(|e| e.to_string())
+            .and_then(|c| c.validate().map_err(|e| e.to_string()))
+    };
+    let secret = "client_id = \"arbiter\"\nclient_secret = \"s\"";
+    // Keys are optional with introspection: every token of the issuer is introspected.
+    check(&introspecting(
+        "a",
+        &format!("endpoint = \"https://as.example/introspect\"\n{secret}"),
+    ))
+    .unwrap();
+    check(&introspecting(
+        "a",
+        &format!("endpoint = \"http://127.0.0.1:9/introspect\"\n{secret}"),
+    ))
+    .unwrap();
+    for (lines, refused) in [
+        (
+            format!("endpoint = \"http://as.example/introspect\"\n{secret}"),
+            "must be https",
+        ),
+        (
+            "endpoint = \"https://as.example/i\"\nclient_id = \"arbiter\"".to_owned(),
+            "needs exactly one of `client_secret`",
+        ),
+        (
+            "endpoint = \"https://as.example/i\"\nclient_id = \"arbiter\"\nauth_method = \"private_key_jwt\"".to_owned(),
+            "needs `private_key_file`",
+        ),
+        (
+            format!("endpoint = \"https://as.example/i\"\n{secret}\nauth_method = \"tls_client_auth\"\nclient_cert_file = \"c\"\nclient_key_file = \"k\""),
+            "does not use the other methods'",
+        ),
+        (
+            format!("endpoint = \"https://as.example/i\"\n{secret}\ntimeout_ms = 0"),
+            "timeout_ms",
+        ),
+        (
+            format!("endpoint = \"https://as.example/i\"\n{secret}\njwt_response = true"),
+            "verified with the issuer's keys",
+        ),
+        (
+            format!("endpoint = \"https://as.example/i\"\n{secret}\nsurprise = 1"),
+            "surprise",
+        ),
+    ] {
+        let err = check(&introspecting("a", &lines)).unwrap_err();
+        assert!(err.contains(refused), "{lines}: {err}");
+    }
+}
+
+#[test]
+fn which_issuer_an_opaque_token_is_for_is_never_ambiguous() {
+    let endpoint =
+        "endpoint = \"https://as.example/i\"\nclient_id = \"arbiter\"\nclient_secret = \"s\"";
+    let two_defaults = format!(
+        "{}{}",
+        introspecting("a", &format!("{endpoint}\ndefault = true")),
+        introspecting("b", &format!("{endpoint}\ndefault = true"))
+    );
+    let err = Config::from_toml(&two_defaults)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("only one issuer can be the `default`"),
+        "{err}"
+    );
+    let shared_prefix = format!(
+        "{}{}",
+        introspecting("a", &format!("{endpoint}\ntoken_prefixes = [\"at_\"]")),
+        introspecting("b", &format!("{endpoint}\ntoken_prefixes = [\"at_\"]"))
+    );
+    let err = Config::from_toml(&shared_prefix)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("token prefix `at_`"), "{err}");
+    let c = Config::from_toml(&introspecting("a", endpoint)).unwrap();
+    assert!(!format!("{c:?}").contains("client_secret: Some(\"s\")"));
+}

@@ -702,4 +702,43 @@ mod tests {
         );
         assert_eq!(verifier.cache_len(), 0);
     }
+
+    #[test]
+    fn introspected_tokens_leave_the_cache_when_their_issuer_must_be_asked_again() {
+        let clock = Clock::manual(1_000_000);
+        let verifier = Verifier::new(&Config::default(), Vec::new())
+            .unwrap()
+            .with_clock(clock.clone());
+        let Value::Object(claims) =
+            json!({"iss": "i", "sub": "s", "client_id": "c", "exp": 1_000_900})
+        else {
+            unreachable!()
+        };
+        let mut token = VerifiedToken::from_verified_claims(claims).unwrap();
+        token.recheck_at = Some(1_000_010);
+        let token = Arc::new(token);
+        verifier.remember(token.clone());
+        clock.advance(9);
+        assert!(verifier.cached(&token.digest).is_some());
+        clock.advance(1);
+        assert!(
+            verifier.cached(&token.digest).is_none(),
+            "asked again long before `exp`"
+        );
+    }
+
+    #[test]
+    fn only_the_shape_of_a_jws_is_taken_for_a_jwt() {
+        let jws = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIn0.c2ln";
+        assert!(looks_like_jws(jws));
+        for opaque in [
+            "2YotnFZFEjr1zCsicMWpAA",
+            "ca07896ca13c4252b385caffcd8b8f1d",
+            "a.b.c",
+            "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIn0",
+            "eyJhbGciOiJFUzI1NiJ9.e.s.x",
+        ] {
+            assert!(!looks_like_jws(opaque), "{opaque}");
+        }
+    }
 }

@@ -46,6 +46,20 @@ async fn an_active_opaque_token_decides_with_its_scopes_and_an_unknown_one_is_in
     // The scopes it was granted are the scopes it has: `read` alone cannot create.
     let r = server.authorize(&token, "POST", "/items", json!({})).await;
     assert_eq!(reason(&r), Reason::InsufficientScope, "{r:?}");
+    // The HTTP front door (AuthZEN) takes it the same way, from the same cache.
+    for (method, path, decision) in [("GET", "/item/{id}", true), ("POST", "/items", false)] {
+        let body: serde_json::Value = reqwest::Client::new()
+            .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+            .bearer_auth(&token)
+            .json(&json!({ "action": { "name": method }, "resource": { "type": "route", "id": path } }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["decision"], decision, "{method} {path}: {body}");
+    }
     let calls = auth.introspections().await;
     assert_eq!(calls, 1, "the answer is cached for the next decisions");
 

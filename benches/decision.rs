@@ -1,6 +1,7 @@
 //! One in-process decision with a cached token, for 100 to 100 000 generated route policies
 //! (target: median ≤ 10 µs, and 100 000 within 2× of 100), the cost of a first-time
-//! token verification per algorithm, and policy queries over 10 000 policies (target:
+//! token verification per algorithm, a cached introspected (opaque) token against a cached
+//! JWT (target: the same cost), and policy queries over 10 000 policies (target:
 //! milliseconds).
 //!
 //! `cargo bench --bench decision` (set `ARBITER_BENCH_MAX=10000` to skip the 100k set).
@@ -231,9 +232,73 @@ fn bench_queries(c: &mut Criterion) {
     group.finish();
 }
 
+/// A cached opaque token, introspected once at a stand-in for an external authorization
+/// server (an axum route answering RFC 7662 JSON), against a cached JWT: both through
+/// `Verifier::verify` (cache, revocation and disabled-client checks) and one decision.
+fn bench_token_kinds(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let exp = arbiter::clock::now() + 3600;
+    let answer = json!({
+        "active": true, "iss": "https://as.bench", "aud": "api", "client_id": "svc",
+        "sub": "svc", "scope": "read write", "exp": exp, "token_type": "Bearer",
+    });
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || {
+            let answer = answer.clone();
+            async move { axum::Json(answer) }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let mut config: Config = toml::from_str(&format!(
+        "[[issuers]]\nissuer = \"https://as.bench\"\naudiences = [\"api\"]\n[issuers.introspection]\nendpoint = \"http://{addr}/introspect\"\nclient_id = \"arbiter\"\nclient_secret = \"bench\"\ndefault = true\n"
+    ))
+    .unwrap();
+    config.token_cache_capacity = 1000;
+    let signers = signers();
+    let keys =
+        vec![key_from_jwk(&serde_json::from_value(signers[1].jwk.clone()).unwrap()).unwrap()];
+    let issuer = Issuer::with_static_keys("https://bench.example".into(), vec!["api".into()], keys);
+    let verifier = Verifier::new(&config, vec![issuer]).unwrap();
+    let jwt = token(&signers[1], 7);
+    let opaque = "2YotnFZFEjr1zCsicMWpAA-bench-opaque-token";
+    for t in [jwt.as_str(), opaque] {
+        runtime.block_on(verifier.verify(t)).unwrap();
+    }
+    let snapshot =
+        PolicySnapshot::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("policies")).unwrap();
+    let context = Map::new();
+    let mut group = c.benchmark_group("cached_token_decision");
+    for (name, t) in [("jwt", jwt.as_str()), ("introspected", opaque)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let verified = runtime.block_on(verifier.verify(t)).unwrap();
+                let input = Input {
+                    method: "GET",
+                    path: "/item/42",
+                    resource: None,
+                    context: &context,
+                    explain: false,
+                };
+                let v = decide(&snapshot, &input, Caller::Token(&verified));
+                assert!(v.allowed);
+                v
+            })
+        });
+    }
+    group.finish();
+}
+
 fn verifier_uncached(signers: &[Signer]) -> Verifier {
     verifier(signers, 0)
 }
 
-criterion_group!(benches, bench_decisions, bench_queries);
+criterion_group!(benches, bench_decisions, bench_token_kinds, bench_queries);
 criterion_main!(benches);

@@ -487,7 +487,11 @@ impl TokenService {
         token: &str,
     ) -> Result<Option<serde_json::Value>, OAuthError> {
         self.authenticate(auth, certificate).await?;
-        match self.verifier.verify(token).await {
+        match self
+            .verifier
+            .verify_issued_by(token, &self.settings.issuer)
+            .await
+        {
             Ok(t) if t.issuer == self.settings.issuer => {
                 let mut out = serde_json::Map::new();
                 out.insert("active".into(), json!(true));
@@ -522,7 +526,11 @@ impl TokenService {
         token: &str,
     ) -> Result<(), OAuthError> {
         let client = self.authenticate(auth, certificate).await?;
-        let Ok(t) = self.verifier.verify(token).await else {
+        let Ok(t) = self
+            .verifier
+            .verify_issued_by(token, &self.settings.issuer)
+            .await
+        else {
             return Ok(());
         };
         if t.issuer != self.settings.issuer {

@@ -365,6 +365,23 @@ impl Verifier {
         Ok(verified)
     }
 
+    /// [`Self::verify`] for a token that must be a JWT of `issuer`; anything else is
+    /// refused before any work, so Arbiter's own introspection and revocation endpoints never
+    /// make it ask another server about a token.
+    pub async fn verify_issued_by(
+        &self,
+        token: &str,
+        issuer: &str,
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
+        if !looks_like_jws(token) {
+            return Err(TokenError::Malformed("not a JWT"));
+        }
+        if unverified_issuer(token)? != issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        self.verify(token).await
+    }
+
     /// Refuses, from now on, every token `issuer` issued to these clients (they were
     /// disabled, or their software statement was revoked).
     pub fn disable_clients(&self, issuer: &str, client_ids: &[String]) {

@@ -389,3 +389,35 @@ async fn opaque_tokens_go_only_where_the_configuration_sends_them() {
     );
     assert_eq!(auth.introspections().await, before);
 }
+
+#[tokio::test]
+async fn arbiters_own_introspection_endpoint_never_asks_another_server() {
+    use arbiter::oauth::clients::{self, ClientSpec};
+    let auth = AuthServer::basic(SECRET);
+    let server = arbiter_for(&auth, "", &basic()).await;
+    let token = auth.client_token("read").await;
+    let store = server.store().await;
+    let spec = ClientSpec {
+        name: "resource server".into(),
+        auth_method: "client_secret_basic".into(),
+        ..Default::default()
+    };
+    let rs = clients::create(&store, &spec).await.unwrap();
+    let before = auth.introspections().await;
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{}/introspect", server.http_addr))
+        .basic_auth(&rs.record.client_id, rs.secret.as_deref())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        json!({"active": false}),
+        "not a token Arbiter issued"
+    );
+    assert_eq!(auth.introspections().await, before, "and nobody was asked");
+}

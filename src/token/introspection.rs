@@ -42,7 +42,10 @@ enum Credentials {
     /// `client_secret` for the form body.
     Post(String),
     /// The key signing client assertions, and their `aud`.
-    Assertion { key: SigningKey, audience: String },
+    Assertion {
+        key: Box<SigningKey>,
+        audience: String,
+    },
     /// The client certificate is the HTTP client's; only `client_id` goes in the body.
     Certificate,
 }
@@ -152,7 +155,7 @@ impl Introspector {
                     key.kid = kid.clone();
                 }
                 Credentials::Assertion {
-                    key,
+                    key: Box::new(key),
                     audience: introspection
                         .assertion_audience
                         .clone()

@@ -356,7 +356,7 @@ impl Introspector {
         if typ != "token-introspection+jwt" && typ != JWT_ANSWER {
             return Err(bad("`typ` is not `token-introspection+jwt`"));
         }
-        let key = super::issuer_key(&self.issuer, &header)
+        let key = super::jws::issuer_key(&self.issuer, &header)
             .await
             .map_err(|e| bad(&e.to_string()))?;
         let mut validation = Validation::new(key.alg);
@@ -366,7 +366,7 @@ impl Introspector {
         validation.validate_exp = false;
         validation.leeway = leeway;
         let claims = decode::<Map<String, Value>>(jwt, &key.decoding, &validation)
-            .map_err(|e| bad(&super::map_jwt_error(e).to_string()))?
+            .map_err(|e| bad(&super::jws::map_jwt_error(e).to_string()))?
             .claims;
         let fresh = claims
             .get("iat")

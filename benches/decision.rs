@@ -148,16 +148,7 @@ fn bench_decisions(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
                 let verified = verifier.cached(&digest(&cached_token)).unwrap();
-                let input = Input {
-                    method: "GET",
-                    path: &path,
-                    resource: None,
-                    context: &context,
-                    explain: false,
-                };
-                let v = decide(&snapshot, &input, Caller::Token(&verified));
-                assert!(v.allowed);
-                v
+                allowed_get(&snapshot, &path, &context, &verified)
             })
         });
     }
@@ -280,20 +271,30 @@ fn bench_token_kinds(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let verified = runtime.block_on(verifier.verify(t)).unwrap();
-                let input = Input {
-                    method: "GET",
-                    path: "/item/42",
-                    resource: None,
-                    context: &context,
-                    explain: false,
-                };
-                let v = decide(&snapshot, &input, Caller::Token(&verified));
-                assert!(v.allowed);
-                v
+                allowed_get(&snapshot, "/item/42", &context, &verified)
             })
         });
     }
     group.finish();
+}
+
+/// One decision of `GET path` with a verified token, which the policies allow.
+fn allowed_get(
+    snapshot: &PolicySnapshot,
+    path: &str,
+    context: &Map<String, Value>,
+    verified: &arbiter::token::VerifiedToken,
+) -> arbiter::decision::Verdict {
+    let input = Input {
+        method: "GET",
+        path,
+        resource: None,
+        context,
+        explain: false,
+    };
+    let v = decide(snapshot, &input, Caller::Token(verified));
+    assert!(v.allowed);
+    v
 }
 
 fn verifier_uncached(signers: &[Signer]) -> Verifier {

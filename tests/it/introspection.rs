@@ -297,47 +297,31 @@ async fn arbiter_authenticates_with_each_method() {
     let key = auth.write("assertion.key", &assertion_key.serialize_pem());
     let cert = auth.write("client.pem", &client_cert);
     let cert_key = auth.write("client.key", &client_key);
+    let wrong_secret =
+        "auth_method = \"client_secret_basic\"\nclient_secret = \"not-the-secret-0123456789\"";
     let methods = [
-        ("arbiter-basic", format!("auth_method = \"client_secret_basic\"\nclient_secret = {SECRET:?}")),
-        ("arbiter-post", format!("auth_method = \"client_secret_post\"\nclient_secret = {SECRET:?}")),
-        ("arbiter-jwt", format!("auth_method = \"private_key_jwt\"\nprivate_key_file = {key:?}\nassertion_alg = \"ES256\"")),
-        ("arbiter-mtls", format!("auth_method = \"tls_client_auth\"\nclient_cert_file = {cert:?}\nclient_key_file = {cert_key:?}")),
+        ("arbiter-basic", format!("auth_method = \"client_secret_basic\"\nclient_secret = {SECRET:?}"), Reason::Allowed),
+        ("arbiter-post", format!("auth_method = \"client_secret_post\"\nclient_secret = {SECRET:?}"), Reason::Allowed),
+        ("arbiter-jwt", format!("auth_method = \"private_key_jwt\"\nprivate_key_file = {key:?}\nassertion_alg = \"ES256\""), Reason::Allowed),
+        ("arbiter-mtls", format!("auth_method = \"tls_client_auth\"\nclient_cert_file = {cert:?}\nclient_key_file = {cert_key:?}"), Reason::Allowed),
+        // A wrong secret is the endpoint refusing Arbiter: ERROR, never INVALID_TOKEN.
+        ("arbiter-basic", wrong_secret.to_owned(), Reason::Error),
     ];
-    for (client_id, auth_lines) in &methods {
-        let toml = auth
-            .issuer_toml(
-                "",
-                &format!("{auth_lines}\nca_file = {ca:?}\ndefault = true"),
-            )
-            .replace(
-                &format!("client_id = {ARBITER_CLIENT:?}"),
-                &format!("client_id = {client_id:?}"),
-            );
+    for (client_id, auth_lines, expected) in &methods {
+        let toml = auth.issuer_toml_as(
+            client_id,
+            "",
+            &format!("{auth_lines}\nca_file = {ca:?}\ndefault = true"),
+        );
         let issuer = toml::from_str(&toml).unwrap();
         let mut server = TestServer::start_with(|c| c.issuers.push(issuer)).await;
         let token = auth.client_token("read").await;
         let r = server.authorize(&token, "GET", "/item/1", json!({})).await;
-        assert_eq!(reason(&r), Reason::Allowed, "{client_id}: {r:?}");
+        assert_eq!(reason(&r), *expected, "{client_id}: {r:?}");
+        if *expected == Reason::Error {
+            assert!(r.errors[0].contains("HTTP 401"), "{r:?}");
+        }
     }
-
-    // A wrong secret is the endpoint refusing Arbiter: ERROR, never INVALID_TOKEN.
-    let toml = auth
-        .issuer_toml(
-            "",
-            &format!(
-                "client_secret = \"not-the-secret-0123456789\"\nca_file = {ca:?}\ndefault = true"
-            ),
-        )
-        .replace(
-            &format!("client_id = {ARBITER_CLIENT:?}"),
-            "client_id = \"arbiter-basic\"",
-        );
-    let issuer = toml::from_str(&toml).unwrap();
-    let mut server = TestServer::start_with(|c| c.issuers.push(issuer)).await;
-    let token = auth.client_token("read").await;
-    let r = server.authorize(&token, "GET", "/item/1", json!({})).await;
-    assert_eq!(reason(&r), Reason::Error, "{r:?}");
-    assert!(r.errors[0].contains("HTTP 401"), "{r:?}");
 }
 
 #[tokio::test]

@@ -146,8 +146,18 @@ impl AuthServer {
     /// Arbiter's `[[issuers]]` entry for this server: TOML lines of the issuer and of its
     /// `[issuers.introspection]` (authentication and cache settings come from `extra`).
     pub fn issuer_toml(&self, issuer_extra: &str, introspection_extra: &str) -> String {
+        self.issuer_toml_as(ARBITER_CLIENT, issuer_extra, introspection_extra)
+    }
+
+    /// [`Self::issuer_toml`] with Arbiter as another of the server's clients.
+    pub fn issuer_toml_as(
+        &self,
+        client_id: &str,
+        issuer_extra: &str,
+        introspection_extra: &str,
+    ) -> String {
         format!(
-            "issuer = {AS_ISSUER:?}\naudiences = [{AS_AUDIENCE:?}]\n{issuer_extra}\n[introspection]\nendpoint = \"{}/introspect\"\nclient_id = {ARBITER_CLIENT:?}\n{introspection_extra}\n",
+            "issuer = {AS_ISSUER:?}\naudiences = [{AS_AUDIENCE:?}]\n{issuer_extra}\n[introspection]\nendpoint = \"{}/introspect\"\nclient_id = {client_id:?}\n{introspection_extra}\n",
             self.base
         )
     }
@@ -163,32 +173,26 @@ impl AuthServer {
 
     /// An access token for `app` by the client credentials grant.
     pub async fn client_token(&self, scope: &str) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/token", self.base))
-            .basic_auth(APP_CLIENT, Some(APP_SECRET))
-            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = answer(
+            self.http
+                .post(format!("{}/token", self.base))
+                .basic_auth(APP_CLIENT, Some(APP_SECRET))
+                .form(&[("grant_type", "client_credentials"), ("scope", scope)]),
+        )
+        .await;
         r["access_token"].as_str().expect("a token").to_owned()
     }
 
     /// A token for an end user of `app`, with extra members in its introspection answer.
     pub async fn user_token(&self, sub: &str, scope: &str, extra: Value) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/test/user-token", self.base))
-            .json(&json!({"client_id": APP_CLIENT, "sub": sub, "scope": scope, "extra": extra}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = answer(
+            self.http
+                .post(format!("{}/test/user-token", self.base))
+                .json(
+                    &json!({"client_id": APP_CLIENT, "sub": sub, "scope": scope, "extra": extra}),
+                ),
+        )
+        .await;
         r["access_token"].as_str().unwrap().to_owned()
     }
 
@@ -207,15 +211,7 @@ impl AuthServer {
 
     /// Introspection calls answered so far.
     pub async fn introspections(&self) -> u64 {
-        let r: Value = self
-            .http
-            .get(format!("{}/test/stats", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = answer(self.http.get(format!("{}/test/stats", self.base))).await;
         r["introspections"].as_u64().unwrap()
     }
 
@@ -249,6 +245,11 @@ impl Drop for AuthServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The JSON body of the server's answer to `request`.
+async fn answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 fn script() -> PathBuf {

@@ -405,3 +405,40 @@ async fn arbiters_own_introspection_endpoint_never_asks_another_server() {
     );
     assert_eq!(auth.introspections().await, before, "and nobody was asked");
 }
+
+#[test]
+fn check_config_asks_each_endpoint_about_a_made_up_token() {
+    let auth = AuthServer::basic(SECRET);
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let run = |secret: &str| {
+        let issuer = auth.issuer_toml("", &format!("client_secret = {secret:?}"));
+        let config = format!(
+            "policies = \"policies\"\ndata_dir = \"data\"\n[[issuers]]\n{}",
+            issuer.replace("[introspection]", "[issuers.introspection]")
+        );
+        std::fs::write(dir.path().join("arbiter.toml"), config).unwrap();
+        let out = arbiter_bin()
+            .args(["serve", "--check-config", "--config", "arbiter.toml"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(SECRET);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("ok   introspection {AS_ISSUER}: endpoint answers")),
+        "{out}"
+    );
+    let (code, out) = run("not-the-secret-0123456789");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("FAIL introspection {AS_ISSUER}")) && out.contains("HTTP 401"),
+        "{out}"
+    );
+    assert!(!out.contains("not-the-secret"), "no secret in the report");
+}

@@ -179,3 +179,45 @@ fn decides_the_bundled_policies() {
         );
     }
 }
+
+/// A permit in plain Cedar, without `@scopes`, names the scopes its conditions check: a
+/// token without them is `INSUFFICIENT_SCOPE` with the cheapest set to ask for, as with an
+/// annotation; an annotation that says otherwise is refused at load, at its line.
+#[test]
+fn scope_requirements_are_read_from_the_conditions() {
+    let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["schema.cedarschema", "entities.json"] {
+        std::fs::copy(bundled.join(file), dir.path().join(file)).unwrap();
+    }
+    let plain = "@id(\"create\")\npermit (principal, action == Action::\"POST\", resource == Endpoint::\"/items\")\nwhen { context.scopes.contains(\"read\") && context.scopes.containsAny([\"fido\", \"otp\"]) };\n";
+    std::fs::write(dir.path().join("items.cedar"), plain).unwrap();
+    let snapshot = PolicySnapshot::load(dir.path()).unwrap();
+    let empty = Map::new();
+    let input = Input {
+        method: "POST",
+        path: "/items",
+        resource: None,
+        context: &empty,
+        explain: false,
+    };
+    let read = token(json!({"sub": "demo", "client_id": "demo", "scope": "read"}));
+    let v = decide(&snapshot, &input, Caller::Token(&read));
+    assert_eq!(v.reason, Reason::InsufficientScope, "{v:?}");
+    assert_eq!(
+        v.required_scopes,
+        vec!["fido".to_owned(), "read".to_owned()]
+    );
+    let otp = token(json!({"sub": "demo", "client_id": "demo", "scope": "read otp"}));
+    assert!(decide(&snapshot, &input, Caller::Token(&otp)).allowed);
+
+    let wrong = plain.replace("@id(\"create\")", "@id(\"create\")\n@scopes(\"read\")");
+    std::fs::write(dir.path().join("items.cedar"), wrong).unwrap();
+    let refused = PolicySnapshot::load(dir.path()).unwrap_err();
+    let e = &refused.errors[0];
+    assert_eq!((e.file.as_str(), e.line), ("items.cedar", Some(1)), "{e:?}");
+    assert!(
+        e.message.contains("disagrees") && e.message.contains("require `read && (fido || otp)`"),
+        "{e:?}"
+    );
+}

@@ -13,6 +13,7 @@ use cedar_policy::{
 use sha2::{Digest, Sha256};
 
 use super::error::{from_diagnostic, PolicyError};
+use super::scope_conditions::{minimal, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
 
@@ -438,13 +439,48 @@ fn admit(
         ));
         return None;
     }
-    let scopes = match scopes_text.map(ScopeExpr::parse) {
+    let annotated = match scopes_text.map(ScopeExpr::parse) {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
             errors.push(PolicyError::at(rel, line, e.to_string()));
             return None;
         }
         None => None,
+    };
+    // A permit's conditions say which scopes it needs; `@scopes` is optional, and must
+    // say the same where the conditions can be read whole.
+    let derived = match policy.effect() {
+        Effect::Permit => policy.to_json().ok().map(|est| ScopeConditions::of(&est)),
+        Effect::Forbid => None,
+    };
+    let scopes = match (annotated, derived) {
+        (Some(annotated), Some(derived))
+            if derived.exact
+                && minimal(annotated.alternatives().to_vec()) != derived.alternatives =>
+        {
+            let says = if derived.alternatives.is_empty() {
+                "require no scope".to_owned()
+            } else {
+                format!(
+                    "require `{}`",
+                    ScopeExpr::from_alternatives(derived.alternatives)
+                )
+            };
+            errors.push(PolicyError::at(
+                rel,
+                line,
+                format!(
+                    "@scopes(\"{}\") disagrees with the policy's conditions, which {says}",
+                    annotated.source()
+                ),
+            ));
+            return None;
+        }
+        (Some(annotated), _) => Some(annotated),
+        (None, Some(derived)) if !derived.alternatives.is_empty() => {
+            Some(ScopeExpr::from_alternatives(derived.alternatives))
+        }
+        (None, _) => None,
     };
     meta.insert(
         new_id.clone(),

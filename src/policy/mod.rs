@@ -11,6 +11,7 @@ mod load;
 pub mod path;
 pub mod query;
 mod reads;
+mod scope_conditions;
 mod scope_index;
 pub mod scopes;
 mod shape;

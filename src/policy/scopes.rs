@@ -57,6 +57,40 @@ impl ScopeExpr {
         })
     }
 
+    /// The expression of these alternatives (read from a policy's conditions), written
+    /// out as an annotation would be: `a && b || c`.
+    /// Scopes every alternative shares come first: `read && (fido || otp)`.
+    pub fn from_alternatives(alternatives: Vec<BTreeSet<String>>) -> Self {
+        let and = |set: &BTreeSet<String>| {
+            set.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" && ")
+        };
+        let or = |alts: &[BTreeSet<String>]| alts.iter().map(and).collect::<Vec<_>>().join(" || ");
+        let common: BTreeSet<String> = match alternatives.split_first() {
+            Some((first, rest)) if !rest.is_empty() => first
+                .iter()
+                .filter(|s| rest.iter().all(|alt| alt.contains(*s)))
+                .cloned()
+                .collect(),
+            _ => BTreeSet::new(),
+        };
+        let rests: Vec<BTreeSet<String>> = alternatives
+            .iter()
+            .map(|alt| alt.difference(&common).cloned().collect())
+            .collect();
+        let source = if common.is_empty() || rests.iter().any(BTreeSet::is_empty) {
+            or(&alternatives)
+        } else {
+            format!("{} && ({})", and(&common), or(&rests))
+        };
+        Self {
+            source,
+            alternatives,
+        }
+    }
+
     /// The annotation as written.
     pub fn source(&self) -> &str {
         &self.source

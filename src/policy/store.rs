@@ -264,7 +264,7 @@ mod tests {
         // Break the second policy of the file (its condition is on line 20).
         let broken = text.replace(
             "when { context.scopes.contains(\"read\") };",
-            "when { context.nope == 1 };",
+            "when { context.scopes.contains(\"read\") && context.nope == 1 };",
         );
         assert_ne!(broken, text);
         std::fs::write(&items, &broken).unwrap();
@@ -322,7 +322,9 @@ mod tests {
         let text = std::fs::read_to_string(&items).unwrap();
         std::fs::write(
             &items,
-            text.replace("contains(\"read\")", "contains(\"write\")"),
+            // The annotations say what the conditions say, or the policy is refused.
+            text.replace("contains(\"read\")", "contains(\"write\")")
+                .replace("@scopes(\"read", "@scopes(\"write"),
         )
         .unwrap();
         assert_eq!(store.reload(Trigger::Admin).0.result, ReloadResult::Applied);

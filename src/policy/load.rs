@@ -64,6 +64,8 @@ struct CachedPolicy {
     standalone: bool,
     /// Validated without error under `LoadCache::schema`, with these warnings.
     validated: Option<Vec<String>>,
+    /// What its conditions require of scopes, once read (reading costs a re-parse).
+    conditions: Option<ScopeConditions>,
     /// Seen in the current load (unseen entries are dropped after it).
     used: bool,
 }
@@ -152,7 +154,8 @@ pub(crate) fn load_dir(
             },
         };
         for (policy, line, base, chunk) in parsed {
-            if let Some(id) = admit(&rel, line, &policy, &mut meta, &mut errors) {
+            let conditions = scope_conditions(&policy, &chunk, cache.as_deref_mut());
+            if let Some(id) = admit(&rel, line, &policy, conditions, &mut meta, &mut errors) {
                 origins.insert(id.clone(), (rel.clone(), base));
                 if !chunk.is_empty() {
                     chunk_of.insert(id.clone(), chunk);
@@ -367,6 +370,7 @@ fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, u
                         policy: policy.clone(),
                         standalone: true,
                         validated: None,
+                        conditions: None,
                         used: true,
                     },
                 );
@@ -393,8 +397,37 @@ fn remember_whole(parsed: &[(Policy, u32, usize, String)], cache: &mut LoadCache
                 policy: policy.clone(),
                 standalone: false,
                 validated: None,
+                conditions: None,
                 used: true,
             });
+    }
+}
+
+/// What a permit's conditions require of scopes (`None` for a forbid): kept with the
+/// policy's text in the cache, so a reload reads only changed policies again; a text that
+/// never names `scopes` requires none without being read.
+fn scope_conditions(
+    policy: &Policy,
+    chunk: &str,
+    cache: Option<&mut LoadCache>,
+) -> Option<ScopeConditions> {
+    if policy.effect() != Effect::Permit {
+        return None;
+    }
+    let read = || {
+        if !chunk.is_empty() && !chunk.contains("scopes") {
+            return Some(ScopeConditions::none());
+        }
+        policy.to_json().ok().map(|est| ScopeConditions::of(&est))
+    };
+    match cache.and_then(|c| c.chunks.get_mut(chunk)) {
+        Some(cached) if !chunk.is_empty() => {
+            if cached.conditions.is_none() {
+                cached.conditions = read();
+            }
+            cached.conditions.clone()
+        }
+        _ => read(),
     }
 }
 
@@ -403,6 +436,7 @@ fn admit(
     rel: &str,
     line: u32,
     policy: &Policy,
+    derived: Option<ScopeConditions>,
     meta: &mut HashMap<PolicyId, PolicyMeta>,
     errors: &mut Vec<PolicyError>,
 ) -> Option<PolicyId> {
@@ -449,10 +483,6 @@ fn admit(
     };
     // A permit's conditions say which scopes it needs; `@scopes` is optional, and must
     // say the same where the conditions can be read whole.
-    let derived = match policy.effect() {
-        Effect::Permit => policy.to_json().ok().map(|est| ScopeConditions::of(&est)),
-        Effect::Forbid => None,
-    };
     let scopes = match (annotated, derived) {
         (Some(annotated), Some(derived))
             if derived.exact

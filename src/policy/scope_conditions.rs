@@ -28,6 +28,14 @@ pub struct ScopeConditions {
 }
 
 impl ScopeConditions {
+    /// Conditions that require no scope (they never name `context.scopes`).
+    pub fn none() -> Self {
+        Self {
+            alternatives: Vec::new(),
+            exact: true,
+        }
+    }
+
     /// Reads the conditions of a policy in Cedar's JSON form (`Policy::to_json`).
     pub fn of(est: &Value) -> Self {
         let mut need: Dnf = vec![BTreeSet::new()];

@@ -13,7 +13,7 @@ use cedar_policy::{
 use sha2::{Digest, Sha256};
 
 use super::error::{from_diagnostic, PolicyError};
-use super::scope_conditions::{minimal, ScopeConditions};
+use super::scope_conditions::{conditions_text, minimal, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
 
@@ -127,6 +127,7 @@ pub(crate) fn load_dir(
     let mut texts: HashMap<String, String> = HashMap::new();
     let mut origins: Origins = HashMap::new();
     let mut chunk_of: HashMap<PolicyId, String> = HashMap::new();
+    let mut same_conditions: HashMap<String, ScopeConditions> = HashMap::new();
     for path in &files {
         let rel = relative(dir, path);
         let text = match std::fs::read_to_string(path) {
@@ -154,7 +155,8 @@ pub(crate) fn load_dir(
             },
         };
         for (policy, line, base, chunk) in parsed {
-            let conditions = scope_conditions(&policy, &chunk, cache.as_deref_mut());
+            let conditions =
+                scope_conditions(&policy, &chunk, cache.as_deref_mut(), &mut same_conditions);
             if let Some(id) = admit(&rel, line, &policy, conditions, &mut meta, &mut errors) {
                 origins.insert(id.clone(), (rel.clone(), base));
                 if !chunk.is_empty() {
@@ -404,21 +406,31 @@ fn remember_whole(parsed: &[(Policy, u32, usize, String)], cache: &mut LoadCache
 }
 
 /// What a permit's conditions require of scopes (`None` for a forbid): kept with the
-/// policy's text in the cache, so a reload reads only changed policies again; a text that
+/// policy's text in the cache, so a reload reads only changed policies again; read once per
+/// distinct condition text in a load (reading costs a re-parse of the policy); a text that
 /// never names `scopes` requires none without being read.
 fn scope_conditions(
     policy: &Policy,
     chunk: &str,
     cache: Option<&mut LoadCache>,
+    same: &mut HashMap<String, ScopeConditions>,
 ) -> Option<ScopeConditions> {
     if policy.effect() != Effect::Permit {
         return None;
     }
-    let read = || {
+    let mut read = || {
         if !chunk.is_empty() && !chunk.contains("scopes") {
             return Some(ScopeConditions::none());
         }
-        policy.to_json().ok().map(|est| ScopeConditions::of(&est))
+        let conditions = conditions_text(chunk).filter(|_| !chunk.is_empty());
+        if let Some(known) = conditions.and_then(|c| same.get(c)) {
+            return Some(known.clone());
+        }
+        let read = policy.to_json().ok().map(|est| ScopeConditions::of(&est))?;
+        if let Some(c) = conditions {
+            same.insert(c.to_owned(), read.clone());
+        }
+        Some(read)
     };
     match cache.and_then(|c| c.chunks.get_mut(chunk)) {
         Some(cached) if !chunk.is_empty() => {

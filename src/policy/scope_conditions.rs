@@ -205,6 +205,93 @@ pub(crate) fn minimal(mut alternatives: Dnf) -> Dnf {
     kept
 }
 
+/// The text of a policy after its head (`when { … }` and `unless { … }` up to the `;`):
+/// policies whose conditions read the same require the same scopes, so a load reads each
+/// distinct condition once. `None` when the text is not the plain shape this scan knows
+/// (annotations, `permit`/`forbid`, a parenthesised head); strings and comments are
+/// skipped, so a `)` inside them never ends the head.
+pub(crate) fn conditions_text(policy: &str) -> Option<&str> {
+    let bytes = policy.as_bytes();
+    let mut i = 0;
+    // Whitespace and `//` comments.
+    let skip = |mut i: usize| loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes[i..].starts_with(b"//") {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
+            }
+        } else {
+            return i;
+        }
+    };
+    // A string literal starting at `i` (a `"`): the index after its closing quote.
+    let string = |mut i: usize| {
+        i += 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+        None
+    };
+    // A parenthesised group starting at `i` (a `(`): the index after its `)`.
+    let group = |mut i: usize| {
+        let mut depth = 0usize;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    i = string(i)?;
+                    continue;
+                }
+                b'/' if bytes[i..].starts_with(b"//") => {
+                    while i < bytes.len() && bytes[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'(' => depth += 1,
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i + 1);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    };
+    loop {
+        i = skip(i);
+        if bytes.get(i) != Some(&b'@') {
+            break;
+        }
+        i += 1;
+        while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+        }
+        i = skip(i);
+        if bytes.get(i) == Some(&b'(') {
+            i = group(i)?;
+        }
+    }
+    let rest = &policy[i..];
+    let after = rest
+        .strip_prefix("permit")
+        .or_else(|| rest.strip_prefix("forbid"))?;
+    i = skip(policy.len() - after.len());
+    if bytes.get(i) != Some(&b'(') {
+        return None;
+    }
+    let end = group(i)?;
+    Some(&policy[end..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +342,20 @@ mod tests {
         assert!(!c.exact);
         let c = of("permit(principal, action, resource);");
         assert!(c.alternatives.is_empty() && c.exact);
+    }
+
+    #[test]
+    fn the_conditions_text_starts_after_the_head_whatever_its_strings_and_comments() {
+        let text = "// why\n@id(\"a)\")\n@scopes(\"read\")\npermit (\n  principal == User::\"x)\\\")\", // )\n  action, resource\n)\nwhen { context.scopes.contains(\"read\") };";
+        assert_eq!(
+            conditions_text(text),
+            Some("\nwhen { context.scopes.contains(\"read\") };")
+        );
+        assert_eq!(
+            conditions_text("forbid(principal, action, resource);"),
+            Some(";")
+        );
+        assert_eq!(conditions_text("permit principal"), None);
+        assert_eq!(conditions_text("@id(\"unterminated"), None);
     }
 }

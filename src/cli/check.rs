@@ -100,6 +100,8 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             "scopes": e.scopes,
             "missing_scopes": e.missing_scopes,
             "error": e.error,
+            "scope_matched": e.scope_matched,
+            "failed_condition": (!e.failed_condition.is_empty()).then_some(&e.failed_condition),
         })).collect::<Vec<_>>(),
     });
     say!("{}", serde_json::to_string_pretty(&out)?);
@@ -152,8 +154,15 @@ fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> V
         } else {
             format!(", missing {}", e.missing_scopes.join(" "))
         };
+        let why = if !e.scope_matched {
+            ", principal/action/resource did not match".to_owned()
+        } else if e.failed_condition.is_empty() {
+            String::new()
+        } else {
+            format!(", failed: {}", e.failed_condition)
+        };
         lines.push(format!(
-            "  {} {outcome} at {}:{}{missing}",
+            "  {} {outcome} at {}:{}{missing}{why}",
             e.policy_id, e.file, e.line
         ));
     }

@@ -114,17 +114,10 @@ fn generate(dir: &std::path::Path, rng: &mut StdRng) -> Vec<String> {
         } else {
             condition
         };
-        let annotation = if effect == "permit"
-            && condition.contains("scopes.contains")
-            && !condition.starts_with("unless")
-        {
-            format!("@scopes({s1:?})\n")
-        } else {
-            String::new()
-        };
+        // No `@scopes`: what a permit needs is read from its conditions.
         writeln!(
             text,
-            "@id(\"p{p}\")\n{annotation}{effect} ({principal}, {action}, {resource}) {condition};"
+            "@id(\"p{p}\")\n{effect} ({principal}, {action}, {resource}) {condition};"
         )
         .unwrap();
     }

@@ -447,18 +447,7 @@ async fn logged_decisions_replay_against_a_candidate_policy_set() {
 fn serve_check_config_reports_every_part() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
-    let run = |config: &str| {
-        std::fs::write(dir.path().join("arbiter.toml"), config).unwrap();
-        let out = arbiter_bin()
-            .args(["serve", "--check-config", "--config", "arbiter.toml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let run = |config: &str| check_config(dir.path(), config);
     let (code, out) = run("policies = \"policies\"\ndata_dir = \"data\"\n");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("ok   policies: 19 policies"), "{out}");

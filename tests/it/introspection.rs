@@ -417,16 +417,7 @@ fn check_config_asks_each_endpoint_about_a_made_up_token() {
             "policies = \"policies\"\ndata_dir = \"data\"\n[[issuers]]\n{}",
             issuer.replace("[introspection]", "[issuers.introspection]")
         );
-        std::fs::write(dir.path().join("arbiter.toml"), config).unwrap();
-        let out = arbiter_bin()
-            .args(["serve", "--check-config", "--config", "arbiter.toml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        check_config(dir.path(), &config)
     };
     let (code, out) = run(SECRET);
     assert_eq!(code, Some(0), "{out}");

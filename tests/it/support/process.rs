@@ -139,3 +139,18 @@ pub fn tool(env_var: &str, name: &str, install: &str) -> std::path::PathBuf {
             )
         })
 }
+
+/// `arbiter serve --check-config` on `config` written to `dir/arbiter.toml`: its exit code
+/// and what it printed.
+pub fn check_config(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {
+    std::fs::write(dir.join("arbiter.toml"), config).unwrap();
+    let out = arbiter_bin()
+        .args(["serve", "--check-config", "--config", "arbiter.toml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

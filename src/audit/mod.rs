@@ -2,6 +2,7 @@
 //! replay of logged decisions against a candidate set, and OpenAPI import/diff. Each decides
 //! through `decision`, the same code as the running service, with no server.
 
+pub mod analysis;
 pub mod cases;
 pub mod openapi;
 pub mod replay;

@@ -43,6 +43,16 @@ pub(crate) enum PoliciesCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Prove what the policies can ever allow, with Cedar's symbolic compiler and the cvc5
+    /// solver (`CVC5` names a cvc5 1.3 executable): routes no request can reach (exit 2 if
+    /// any), and whether the token endpoint can issue any scope.
+    Analyze {
+        /// Policy directory.
+        #[arg(default_value = "policies")]
+        dir: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
     /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
     Test {
         /// Policy directory.
@@ -308,6 +318,57 @@ pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitC
     })
 }
 
+/// `arbiter policies analyze`: 0 when every route a permit is written for can be reached,
+/// 2 when one cannot, 3 when the policies are invalid, 1 when the solver fails.
+fn analyze(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
+    let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = std::time::Instant::now();
+    let analysis = match runtime.block_on(arbiter::audit::analysis::analyze(&snapshot)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let unreachable = analysis.unreachable().count();
+    if json_out {
+        say!("{}", serde_json::to_string_pretty(&analysis)?);
+    } else {
+        for r in analysis.unreachable() {
+            say!(
+                "unreachable {} {}: no request can be allowed (permits at {})",
+                r.method,
+                r.route,
+                r.permits.join(", ")
+            );
+        }
+        if analysis.issue_scope_reachable == Some(false) {
+            say!("unreachable IssueScope: the token endpoint can never issue a scope");
+        }
+        say!(
+            "{} routes × methods proved, {unreachable} unreachable; {} solver queries in {:.1} s (version {})",
+            analysis.routes.len(),
+            analysis.queries,
+            started.elapsed().as_secs_f64(),
+            snapshot.version
+        );
+    }
+    Ok(if unreachable == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
 pub(crate) fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
     match arbiter::policy::PolicySnapshot::load(&dir) {
         Ok(snapshot) => {
@@ -334,6 +395,7 @@ pub(crate) fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
 pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PoliciesCommand::Validate { dir } => validate(dir),
+        PoliciesCommand::Analyze { dir, output } => analyze(dir, output.json()),
         PoliciesCommand::Test { dir, output } => policy_tests(dir, output.json()),
         PoliciesCommand::Fmt { dir, check } => fmt(&dir, check),
         PoliciesCommand::Query(args) => query_policies(*args),

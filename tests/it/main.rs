@@ -5,6 +5,7 @@
 
 mod support;
 
+mod analysis;
 mod authzen;
 mod cli;
 mod client;

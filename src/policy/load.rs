@@ -13,7 +13,7 @@ use cedar_policy::{
 use sha2::{Digest, Sha256};
 
 use super::error::{from_diagnostic, PolicyError};
-use super::scope_conditions::{conditions_text, minimal, ScopeConditions};
+use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
 
@@ -495,29 +495,21 @@ fn admit(
     };
     // A permit's conditions say which scopes it needs; `@scopes` is optional, and must
     // say the same where the conditions can be read whole.
+    let refuted = match (&annotated, &derived) {
+        (Some(annotated), Some(derived)) => derived
+            .refutes(annotated.alternatives())
+            .map(|says| (annotated.source().to_owned(), says)),
+        _ => None,
+    };
+    if let Some((source, says)) = refuted {
+        errors.push(PolicyError::at(
+            rel,
+            line,
+            format!("@scopes(\"{source}\") disagrees with the policy's conditions, which {says}"),
+        ));
+        return None;
+    }
     let scopes = match (annotated, derived) {
-        (Some(annotated), Some(derived))
-            if derived.exact
-                && minimal(annotated.alternatives().to_vec()) != derived.alternatives =>
-        {
-            let says = if derived.alternatives.is_empty() {
-                "require no scope".to_owned()
-            } else {
-                format!(
-                    "require `{}`",
-                    ScopeExpr::from_alternatives(derived.alternatives)
-                )
-            };
-            errors.push(PolicyError::at(
-                rel,
-                line,
-                format!(
-                    "@scopes(\"{}\") disagrees with the policy's conditions, which {says}",
-                    annotated.source()
-                ),
-            ));
-            return None;
-        }
         (Some(annotated), _) => Some(annotated),
         (None, Some(derived)) if !derived.alternatives.is_empty() => {
             Some(ScopeExpr::from_alternatives(derived.alternatives))

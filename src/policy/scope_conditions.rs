@@ -23,8 +23,10 @@ pub struct ScopeConditions {
     /// conditions. Empty when the conditions require no scope.
     pub alternatives: Vec<BTreeSet<String>>,
     /// Whether that is all the conditions say about scopes (every mention of
-    /// `context.scopes` was read), so an annotation can be checked against it.
+    /// `context.scopes` was read).
     pub exact: bool,
+    /// Whether the conditions name `context.scopes` at all.
+    pub mentions: bool,
 }
 
 impl ScopeConditions {
@@ -33,13 +35,36 @@ impl ScopeConditions {
         Self {
             alternatives: Vec::new(),
             exact: true,
+            mentions: false,
         }
+    }
+
+    /// Why an annotation cannot be right about these conditions, if it cannot: the
+    /// conditions never name scopes (so a permit needs none), or a token holding every
+    /// scope of some alternative of the annotation still lacks what the conditions
+    /// require. Sound: a right annotation (exactly what the permit needs) is never refused;
+    /// one that asks for more than needed may pass where the conditions hide it.
+    pub fn refutes(&self, annotated: &[BTreeSet<String>]) -> Option<String> {
+        if !self.mentions {
+            return Some("require no scope".into());
+        }
+        let enough = |alt: &BTreeSet<String>| {
+            self.alternatives.is_empty() || self.alternatives.iter().any(|n| n.is_subset(alt))
+        };
+        if annotated.iter().all(enough) {
+            return None;
+        }
+        Some(format!(
+            "require `{}`",
+            super::scopes::ScopeExpr::from_alternatives(self.alternatives.clone())
+        ))
     }
 
     /// Reads the conditions of a policy in Cedar's JSON form (`Policy::to_json`).
     pub fn of(est: &Value) -> Self {
         let mut need: Dnf = vec![BTreeSet::new()];
         let mut exact = true;
+        let mentions = mentions_scopes(est.get("conditions").unwrap_or(&Value::Null));
         if let Some(Value::Array(conditions)) = est.get("conditions") {
             for condition in conditions {
                 let Some(body) = condition.get("body") else {
@@ -54,6 +79,7 @@ impl ScopeConditions {
                             return Self {
                                 alternatives: Vec::new(),
                                 exact: false,
+                                mentions,
                             }
                         }
                     }
@@ -71,6 +97,7 @@ impl ScopeConditions {
         Self {
             alternatives,
             exact,
+            mentions,
         }
     }
 }

@@ -150,3 +150,98 @@ fn methods_of(snapshot: &PolicySnapshot, endpoint: &Endpoint) -> Vec<(String, Ve
         .map(|(m, p)| (m, p.into_iter().collect()))
         .collect()
 }
+
+/// How two policy sets relate on one route and method.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteComparison {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The route template.
+    pub route: String,
+    /// `equivalent`, `narrower` (the new set allows a subset), `wider` (a superset) or
+    /// `incomparable`.
+    pub relation: &'static str,
+    /// A request the old set allows and the new one denies, if there is one.
+    pub only_old_allows: Option<String>,
+    /// A request the new set allows and the old one denies, if there is one.
+    pub only_new_allows: Option<String>,
+}
+
+/// Every route × method of either set, compared by the solver under the new set's schema.
+pub async fn compare(
+    old: &PolicySnapshot,
+    new: &PolicySnapshot,
+) -> Result<Vec<RouteComparison>, AnalysisError> {
+    let solver = LocalSolver::cvc5().map_err(|e| AnalysisError::Solver(e.to_string()))?;
+    let mut symcc =
+        CedarSymCompiler::new(solver).map_err(|e| AnalysisError::Solver(e.to_string()))?;
+    let schema = &new.schema;
+    let envs: Vec<RequestEnv> = schema.request_envs().collect();
+    let mut targets: BTreeMap<(String, String), EntityUid> = BTreeMap::new();
+    for snapshot in [old, new] {
+        for endpoint in snapshot.routes.endpoints() {
+            for (method, _) in methods_of(snapshot, endpoint) {
+                targets.insert((endpoint.template.clone(), method), endpoint.uid.clone());
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(targets.len());
+    for ((route, method), uid) in targets {
+        let (old_set, new_set) = (
+            pin_resource(&old.policies, &uid)?,
+            pin_resource(&new.policies, &uid)?,
+        );
+        let (mut only_old, mut only_new) = (None, None);
+        for env in envs.iter().filter(|e| {
+            e.resource().to_string() == ENDPOINT_TYPE && e.action().id().unescaped() == method
+        }) {
+            let name = || format!("{} {} {}", env.principal(), env.action(), env.resource());
+            let compile = |set: &PolicySet, which: &str| {
+                CompiledPolicySet::compile(set, env, schema)
+                    .map_err(|e| AnalysisError::Compile(name(), format!("{which} set: {e}")))
+            };
+            let (o, n) = (compile(&old_set, "old")?, compile(&new_set, "new")?);
+            let solver_error = |e: cedar_policy_symcc::err::Error| {
+                AnalysisError::Solver(format!("{}: {e}", name()))
+            };
+            if only_old.is_none() {
+                only_old = symcc
+                    .check_implies_with_counterexample_opt(&o, &n)
+                    .await
+                    .map_err(solver_error)?
+                    .map(|env| describe(&env));
+            }
+            if only_new.is_none() {
+                only_new = symcc
+                    .check_implies_with_counterexample_opt(&n, &o)
+                    .await
+                    .map_err(solver_error)?
+                    .map(|env| describe(&env));
+            }
+        }
+        let relation = match (&only_old, &only_new) {
+            (None, None) => "equivalent",
+            (Some(_), None) => "narrower",
+            (None, Some(_)) => "wider",
+            (Some(_), Some(_)) => "incomparable",
+        };
+        out.push(RouteComparison {
+            method,
+            route,
+            relation,
+            only_old_allows: only_old,
+            only_new_allows: only_new,
+        });
+    }
+    Ok(out)
+}
+
+/// A counterexample as the solver concretized it, without the action entities every
+/// request store holds: the request, its context, and the entities it needs.
+fn describe(env: &cedar_policy_symcc::Env) -> String {
+    env.to_string()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Action::"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

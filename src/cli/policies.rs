@@ -1,7 +1,7 @@
 //! `arbiter policies validate|test|query|replay`: work with a policy directory.
 
 use super::OutputArgs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -50,6 +50,16 @@ pub(crate) enum PoliciesCommand {
         /// Policy directory.
         #[arg(default_value = "policies")]
         dir: PathBuf,
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Prove whether two policy directories decide every route alike (exit 0), or which way
+    /// they differ, with a request one allows and the other denies (exit 2).
+    Compare {
+        /// The policy directory as it is.
+        old: PathBuf,
+        /// The changed one (its schema is the one both are read under).
+        new: PathBuf,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -369,6 +379,69 @@ fn analyze(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `arbiter policies compare`: 0 when equivalent on every route, 2 when not, 3 when a
+/// directory is invalid, 1 when the solver fails.
+fn compare(old: &Path, new: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
+    let load = |dir: &Path| {
+        arbiter::policy::PolicySnapshot::load(dir).map_err(|e| eprintln!("arbiter: {e}"))
+    };
+    let (Ok(old_set), Ok(new_set)) = (load(old), load(new)) else {
+        return Ok(ExitCode::from(3));
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let routes = match runtime.block_on(arbiter::audit::analysis::compare(&old_set, &new_set)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("arbiter: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let differing = routes.iter().filter(|r| r.relation != "equivalent").count();
+    if json_out {
+        say!("{}", serde_json::to_string_pretty(&routes)?);
+    } else {
+        for r in routes.iter().filter(|r| r.relation != "equivalent") {
+            say!(
+                "{} {} {}: {}",
+                r.relation,
+                r.method,
+                r.route,
+                match r.relation {
+                    "narrower" => "the new set denies requests the old one allows",
+                    "wider" => "the new set allows requests the old one denies",
+                    _ => "each allows requests the other denies",
+                }
+            );
+            if let Some(example) = &r.only_old_allows {
+                say!(
+                    "  allowed only by {}:\n    {}",
+                    old.display(),
+                    example.replace('\n', "\n    ")
+                );
+            }
+            if let Some(example) = &r.only_new_allows {
+                say!(
+                    "  allowed only by {}:\n    {}",
+                    new.display(),
+                    example.replace('\n', "\n    ")
+                );
+            }
+        }
+        say!(
+            "{} routes × methods compared: {} equivalent, {differing} differ",
+            routes.len(),
+            routes.len() - differing
+        );
+    }
+    Ok(if differing == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
 pub(crate) fn validate(dir: PathBuf) -> anyhow::Result<ExitCode> {
     match arbiter::policy::PolicySnapshot::load(&dir) {
         Ok(snapshot) => {
@@ -396,6 +469,7 @@ pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PoliciesCommand::Validate { dir } => validate(dir),
         PoliciesCommand::Analyze { dir, output } => analyze(dir, output.json()),
+        PoliciesCommand::Compare { old, new, output } => compare(&old, &new, output.json()),
         PoliciesCommand::Test { dir, output } => policy_tests(dir, output.json()),
         PoliciesCommand::Fmt { dir, check } => fmt(&dir, check),
         PoliciesCommand::Query(args) => query_policies(*args),

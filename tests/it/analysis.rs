@@ -67,3 +67,60 @@ fn every_bundled_route_can_be_reached_and_a_shadowed_one_is_proved_unreachable()
     assert_eq!(unreachable, vec!["DELETE /item/{id}"]);
     assert_eq!(report["issue_scope_reachable"], true);
 }
+
+#[test]
+fn compare_proves_a_refactor_equivalent_and_shows_a_request_a_change_denies() {
+    let cvc5 = tool(
+        "CVC5",
+        "cvc5",
+        "python3 -m pip install cvc5==1.3.2, then CVC5=$PWD/.ci/cvc5",
+    );
+    let compare = |old: &std::path::Path, new: &std::path::Path| {
+        let out = arbiter_bin()
+            .args(["policies", "compare", "--human"])
+            .arg(old)
+            .arg(new)
+            .env("CVC5", &cvc5)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    // A refactor: the read rule's condition written the other way round.
+    let refactor = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), refactor.path());
+    let items = refactor.path().join("items.cedar");
+    let text = std::fs::read_to_string(&items).unwrap();
+    std::fs::write(
+        &items,
+        text.replace(
+            "when { context.scopes.contains(\"read\") };",
+            "when { [\"read\"].isEmpty() || context.scopes.containsAll([\"read\"]) };",
+        ),
+    )
+    .unwrap();
+    let (code, out) = compare(&bundled_policies(), refactor.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("0 differ"), "{out}");
+
+    // A change: reading needs `write` too; the solver names a request only the old set allows.
+    std::fs::write(
+        &items,
+        text.replace(
+            "@scopes(\"read\")\npermit (\n  principal,\n  action == Action::\"GET\",",
+            "@scopes(\"read write\")\npermit (\n  principal,\n  action == Action::\"GET\",",
+        )
+        .replace(
+            "when { context.scopes.contains(\"read\") };",
+            "when { context.scopes.containsAll([\"read\", \"write\"]) };",
+        ),
+    )
+    .unwrap();
+    let (code, out) = compare(&bundled_policies(), refactor.path());
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("narrower GET /item/{id}"), "{out}");
+    assert!(out.contains("resource: Endpoint::\"/item/{id}\""), "{out}");
+    assert!(out.contains("1 differ"), "{out}");
+}

@@ -1,33 +1,21 @@
-//! Formal analysis of a policy set with Cedar's symbolic compiler (`cedar-policy-symcc`,
-//! checks proved correct in Lean) and the cvc5 SMT solver: which routes no request can ever
-//! reach, and whether the token endpoint can ever issue a scope.
-//!
-//! The solver quantifies over every well-formed request, entity store and context of the
-//! schema, which include every request Arbiter can make: "never allowed" is a proof about
-//! Arbiter's real decisions too. cvc5 is the executable `CVC5` names (default `cvc5` on the
-//! `PATH`), version 1.3.
+//! Formal analysis of one policy set (`arbiter policies analyze`): which routes no request
+//! can ever reach (with a request their permits were written for, and the forbids that deny
+//! it), whether the token endpoint can ever issue a scope, and, per policy, whether it can
+//! ever apply, whether it can error, and whether it changes any decision at all (a permit
+//! others make redundant, a forbid that never fires).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cedar_policy::{Effect, EntityUid, Policy, PolicySet, RequestEnv};
-use cedar_policy_symcc::solver::LocalSolver;
-use cedar_policy_symcc::{CedarSymCompiler, CompiledPolicySet};
+use cedar_policy::{Effect, PolicyId, PolicySet};
+use cedar_policy_symcc::CompiledPolicySet;
 
+use super::cases::Expectation;
+use super::counterexample::Counterexample;
+use super::prover::{decide, pinned_route, restrict, route_slice, AnalysisError, Prover};
 use crate::policy::{Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 
-/// Why the analysis could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum AnalysisError {
-    /// cvc5 could not be started or failed.
-    #[error("the cvc5 solver (set CVC5 to a cvc5 1.3 executable): {0}")]
-    Solver(String),
-    /// The policies could not be compiled for a request type.
-    #[error("compiling the policies for {0}: {1}")]
-    Compile(String, String),
-}
-
 /// One route and method some permit is written for.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct RouteFinding {
     /// `GET`, `POST`, …
     pub method: String,
@@ -37,6 +25,33 @@ pub struct RouteFinding {
     pub reachable: bool,
     /// The permits written for it, `file:line`.
     pub permits: Vec<String>,
+    /// For an unreachable route: a request its permits allow, and what denies it.
+    pub shadowed: Option<Shadowed>,
+}
+
+/// Why a route's permits never take effect.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Shadowed {
+    /// The policies that deny the request (`file:line`); empty when the permits themselves
+    /// can never apply.
+    pub by: Vec<String>,
+    /// A request the route's permits allow, which the set denies.
+    pub counterexample: Option<Counterexample>,
+}
+
+/// What is wrong with one policy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyFinding {
+    /// The policy's id.
+    pub policy: String,
+    /// `file:line`.
+    pub at: String,
+    /// `never-applies`, `may-error`, `redundant-permit` or `dead-forbid`.
+    pub finding: &'static str,
+    /// What it means, in a sentence.
+    pub detail: String,
+    /// For `may-error`: a request on which it errors.
+    pub counterexample: Option<Counterexample>,
 }
 
 /// What the analysis found.
@@ -46,6 +61,8 @@ pub struct Analysis {
     pub routes: Vec<RouteFinding>,
     /// Whether the token endpoint can ever issue a scope (`IssueScope`).
     pub issue_scope_reachable: Option<bool>,
+    /// Findings on single policies, in file order.
+    pub policies: Vec<PolicyFinding>,
     /// Solver queries run.
     pub queries: usize,
 }
@@ -55,82 +72,232 @@ impl Analysis {
     pub fn unreachable(&self) -> impl Iterator<Item = &RouteFinding> {
         self.routes.iter().filter(|r| !r.reachable)
     }
+
+    /// Whether nothing was found.
+    pub fn clean(&self) -> bool {
+        self.unreachable().next().is_none()
+            && self.issue_scope_reachable != Some(false)
+            && self.policies.is_empty()
+    }
 }
 
 /// Analyzes a loaded policy set.
 pub async fn analyze(snapshot: &PolicySnapshot) -> Result<Analysis, AnalysisError> {
-    let solver = LocalSolver::cvc5().map_err(|e| AnalysisError::Solver(e.to_string()))?;
-    let mut symcc =
-        CedarSymCompiler::new(solver).map_err(|e| AnalysisError::Solver(e.to_string()))?;
-    let envs: Vec<RequestEnv> = snapshot.schema.request_envs().collect();
+    let mut prover = Prover::new(&snapshot.schema)?;
     let mut analysis = Analysis::default();
     for endpoint in snapshot.routes.endpoints() {
-        let pinned = pin_resource(&snapshot.policies, &endpoint.uid)?;
+        let slice = route_slice(snapshot, &endpoint.template)?;
         for (method, permits) in methods_of(snapshot, endpoint) {
+            let envs = prover.envs(ENDPOINT_TYPE, Some(&method));
             let mut reachable = false;
-            for env in envs.iter().filter(|e| {
-                e.resource().to_string() == ENDPOINT_TYPE
-                    && e.action().id().unescaped() == method.as_str()
-            }) {
-                analysis.queries += 1;
-                if !always_denies(&mut symcc, &pinned, env, &snapshot.schema).await? {
+            for env in &envs {
+                let compiled = prover.compile_set(&slice, env)?;
+                if prover.allowed_request(&compiled).await?.is_some() {
                     reachable = true;
                     break;
                 }
             }
+            let shadowed = if reachable {
+                None
+            } else {
+                Some(shadow(&mut prover, snapshot, endpoint, &method, &slice).await?)
+            };
             analysis.routes.push(RouteFinding {
                 method,
                 route: endpoint.template.clone(),
                 reachable,
-                permits,
+                permits: permits.iter().map(|id| at(snapshot, id)).collect(),
+                shadowed,
             });
         }
     }
     let mut issue = None;
-    for env in envs.iter().filter(|e| {
-        e.resource().to_string() == SCOPE_TYPE && e.action().id().unescaped() == "IssueScope"
-    }) {
-        analysis.queries += 1;
-        let denies = always_denies(&mut symcc, &snapshot.policies, env, &snapshot.schema).await?;
-        issue = Some(issue.unwrap_or(false) || !denies);
+    for env in prover.envs(SCOPE_TYPE, Some("IssueScope")) {
+        let compiled = prover.compile_set(&snapshot.policies, &env)?;
+        let allowed = prover.allowed_request(&compiled).await?.is_some();
+        issue = Some(issue.unwrap_or(false) || allowed);
     }
     analysis.issue_scope_reachable = issue;
+    analysis.policies = policy_findings(&mut prover, snapshot).await?;
+    analysis.queries = prover.queries;
     Ok(analysis)
 }
 
-async fn always_denies(
-    symcc: &mut CedarSymCompiler<LocalSolver>,
-    policies: &PolicySet,
-    env: &RequestEnv,
-    schema: &cedar_policy::Schema,
-) -> Result<bool, AnalysisError> {
-    let name = || format!("{} {} {}", env.principal(), env.action(), env.resource());
-    let compiled = CompiledPolicySet::compile(policies, env, schema)
-        .map_err(|e| AnalysisError::Compile(name(), e.to_string()))?;
-    symcc
-        .check_always_denies_opt(&compiled)
-        .await
-        .map_err(|e| AnalysisError::Solver(format!("{}: {e}", name())))
+/// A request the permits of an unreachable route allow on their own, and what denies it.
+async fn shadow(
+    prover: &mut Prover<'_>,
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+    method: &str,
+    slice: &PolicySet,
+) -> Result<Shadowed, AnalysisError> {
+    let mut permits = PolicySet::new();
+    let ids = methods_of(snapshot, endpoint)
+        .into_iter()
+        .filter(|(m, _)| m == method)
+        .flat_map(|(_, ids)| ids);
+    for policy in ids.filter_map(|id| snapshot.policies.policy(&id)) {
+        permits
+            .add(policy.clone())
+            .map_err(|e| AnalysisError::Compile(endpoint.template.clone(), e.to_string()))?;
+    }
+    let uid = &endpoint.uid;
+    let permits = restrict(
+        &permits,
+        "arbiter-analysis-route",
+        &format!("resource == {uid}"),
+        &endpoint.template,
+    )?;
+    for env in prover.envs(ENDPOINT_TYPE, Some(method)) {
+        let compiled = prover.compile_set(&permits, &env)?;
+        let Some(example) = prover.allowed_request(&compiled).await? else {
+            continue;
+        };
+        let (_, by) = decide(slice, &example);
+        let name = format!("{method} {} is unreachable", endpoint.template);
+        return Ok(Shadowed {
+            by: by.iter().map(|id| at(snapshot, id)).collect(),
+            counterexample: Some(Counterexample::new(
+                &example,
+                snapshot,
+                false,
+                name,
+                Expectation::Deny,
+            )),
+        });
+    }
+    Ok(Shadowed {
+        by: Vec::new(),
+        counterexample: None,
+    })
 }
 
-/// The set with one more forbid that holds for every resource but `resource`: what it
-/// allows, it allows on that resource alone.
-fn pin_resource(policies: &PolicySet, resource: &EntityUid) -> Result<PolicySet, AnalysisError> {
-    let pin: Policy = format!(
-        "@id(\"arbiter-analysis-pin\")\nforbid (principal, action, resource) unless {{ resource == {resource} }};"
-    )
-    .parse()
-    .map_err(|e: cedar_policy::ParseErrors| AnalysisError::Compile(resource.to_string(), e.to_string()))?;
-    let mut pinned = policies.clone();
-    pinned
-        .add(pin)
-        .map_err(|e| AnalysisError::Compile(resource.to_string(), e.to_string()))?;
-    Ok(pinned)
+/// Per policy, over the request types its scope can match: whether it ever applies, whether
+/// it can error, and whether removing it would change any decision of the set Arbiter
+/// evaluates where it applies (its route's policies, or all of them).
+async fn policy_findings(
+    prover: &mut Prover<'_>,
+    snapshot: &PolicySnapshot,
+) -> Result<Vec<PolicyFinding>, AnalysisError> {
+    let mut ordered: Vec<_> = snapshot.meta.iter().collect();
+    ordered.sort_by(|a, b| (&a.1.file, a.1.line).cmp(&(&b.1.file, b.1.line)));
+    let mut sets: HashMap<Option<String>, PolicySet> = HashMap::new();
+    let mut compiled: HashMap<(Option<String>, usize), CompiledPolicySet> = HashMap::new();
+    let mut findings = Vec::new();
+    for (id, meta) in ordered {
+        let Some(policy) = snapshot.policies.policy(id) else {
+            continue;
+        };
+        let route = pinned_route(policy);
+        if !sets.contains_key(&route) {
+            let set = match &route {
+                Some(t) => route_slice(snapshot, t)?,
+                None => snapshot.policies.clone(),
+            };
+            sets.insert(route.clone(), set);
+        }
+        let set = &sets[&route];
+        let mut without = set.clone();
+        let _ = without.remove_static(id.clone());
+        let finding = |kind: &'static str, detail: String, counterexample| PolicyFinding {
+            policy: id.to_string(),
+            at: format!("{}:{}", meta.file, meta.line),
+            finding: kind,
+            detail,
+            counterexample,
+        };
+        let envs: Vec<(usize, cedar_policy::RequestEnv)> = prover
+            .all_envs()
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| {
+                meta.actions
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|a| a == e.action().id().unescaped()))
+            })
+            .map(|(i, e)| (i, e.clone()))
+            .collect();
+        let (mut applies, mut changes_something, mut erring) = (false, false, None);
+        for (i, env) in envs {
+            let single = prover.compile(policy, &env)?;
+            if prover.never_matches(&single).await? {
+                continue;
+            }
+            applies = true;
+            if erring.is_none() {
+                if let Some(example) = prover.erring_request(&single).await? {
+                    let (allowed, _) = decide(set, &example);
+                    let name = format!("{id} errors on this request");
+                    let expect = if allowed {
+                        Expectation::Allow
+                    } else {
+                        Expectation::Deny
+                    };
+                    erring = Some(Counterexample::new(
+                        &example, snapshot, allowed, name, expect,
+                    ));
+                }
+            }
+            if !changes_something {
+                let key = (route.clone(), i);
+                if !compiled.contains_key(&key) {
+                    compiled.insert(key.clone(), prover.compile_set(set, &env)?);
+                }
+                let with = &compiled[&key];
+                let without = prover.compile_set(&without, &env)?;
+                let (wider, narrower) = match meta.effect {
+                    Effect::Permit => (with, &without),
+                    Effect::Forbid => (&without, with),
+                };
+                changes_something = prover.allowed_only_by(wider, narrower).await?.is_some();
+            }
+        }
+        if !applies {
+            findings.push(finding(
+                "never-applies",
+                "no request satisfies its scope and conditions".into(),
+                None,
+            ));
+            continue;
+        }
+        if let Some(example) = erring {
+            findings.push(finding(
+                "may-error",
+                "evaluating it can error (Cedar then ignores it)".into(),
+                Some(example),
+            ));
+        }
+        if !changes_something {
+            let (kind, detail) = match meta.effect {
+                Effect::Permit => (
+                    "redundant-permit",
+                    "every request it allows is allowed without it",
+                ),
+                Effect::Forbid => (
+                    "dead-forbid",
+                    "it never fires: every request it denies is denied without it",
+                ),
+            };
+            findings.push(finding(kind, detail.into(), None));
+        }
+    }
+    Ok(findings)
 }
 
-/// The methods a route's permits are written for, each with those permits (`file:line`).
-fn methods_of(snapshot: &PolicySnapshot, endpoint: &Endpoint) -> Vec<(String, Vec<String>)> {
-    let mut by_method: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+/// `file:line` of a policy.
+fn at(snapshot: &PolicySnapshot, id: &PolicyId) -> String {
+    snapshot
+        .meta
+        .get(id)
+        .map_or_else(|| id.to_string(), |m| format!("{}:{}", m.file, m.line))
+}
+
+/// The methods a route's permits are written for, each with those permits.
+pub(crate) fn methods_of(
+    snapshot: &PolicySnapshot,
+    endpoint: &Endpoint,
+) -> Vec<(String, Vec<PolicyId>)> {
+    let mut by_method: BTreeMap<String, BTreeSet<PolicyId>> = BTreeMap::new();
     for id in &endpoint.policy_ids {
         let Some(meta) = snapshot.meta.get(id) else {
             continue;
@@ -142,106 +309,11 @@ fn methods_of(snapshot: &PolicySnapshot, endpoint: &Endpoint) -> Vec<(String, Ve
             by_method
                 .entry(action.clone())
                 .or_default()
-                .insert(format!("{}:{}", meta.file, meta.line));
+                .insert(id.clone());
         }
     }
     by_method
         .into_iter()
         .map(|(m, p)| (m, p.into_iter().collect()))
         .collect()
-}
-
-/// How two policy sets relate on one route and method.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RouteComparison {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The route template.
-    pub route: String,
-    /// `equivalent`, `narrower` (the new set allows a subset), `wider` (a superset) or
-    /// `incomparable`.
-    pub relation: &'static str,
-    /// A request the old set allows and the new one denies, if there is one.
-    pub only_old_allows: Option<String>,
-    /// A request the new set allows and the old one denies, if there is one.
-    pub only_new_allows: Option<String>,
-}
-
-/// Every route × method of either set, compared by the solver under the new set's schema.
-pub async fn compare(
-    old: &PolicySnapshot,
-    new: &PolicySnapshot,
-) -> Result<Vec<RouteComparison>, AnalysisError> {
-    let solver = LocalSolver::cvc5().map_err(|e| AnalysisError::Solver(e.to_string()))?;
-    let mut symcc =
-        CedarSymCompiler::new(solver).map_err(|e| AnalysisError::Solver(e.to_string()))?;
-    let schema = &new.schema;
-    let envs: Vec<RequestEnv> = schema.request_envs().collect();
-    let mut targets: BTreeMap<(String, String), EntityUid> = BTreeMap::new();
-    for snapshot in [old, new] {
-        for endpoint in snapshot.routes.endpoints() {
-            for (method, _) in methods_of(snapshot, endpoint) {
-                targets.insert((endpoint.template.clone(), method), endpoint.uid.clone());
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(targets.len());
-    for ((route, method), uid) in targets {
-        let (old_set, new_set) = (
-            pin_resource(&old.policies, &uid)?,
-            pin_resource(&new.policies, &uid)?,
-        );
-        let (mut only_old, mut only_new) = (None, None);
-        for env in envs.iter().filter(|e| {
-            e.resource().to_string() == ENDPOINT_TYPE && e.action().id().unescaped() == method
-        }) {
-            let name = || format!("{} {} {}", env.principal(), env.action(), env.resource());
-            let compile = |set: &PolicySet, which: &str| {
-                CompiledPolicySet::compile(set, env, schema)
-                    .map_err(|e| AnalysisError::Compile(name(), format!("{which} set: {e}")))
-            };
-            let (o, n) = (compile(&old_set, "old")?, compile(&new_set, "new")?);
-            let solver_error = |e: cedar_policy_symcc::err::Error| {
-                AnalysisError::Solver(format!("{}: {e}", name()))
-            };
-            if only_old.is_none() {
-                only_old = symcc
-                    .check_implies_with_counterexample_opt(&o, &n)
-                    .await
-                    .map_err(solver_error)?
-                    .map(|env| describe(&env));
-            }
-            if only_new.is_none() {
-                only_new = symcc
-                    .check_implies_with_counterexample_opt(&n, &o)
-                    .await
-                    .map_err(solver_error)?
-                    .map(|env| describe(&env));
-            }
-        }
-        let relation = match (&only_old, &only_new) {
-            (None, None) => "equivalent",
-            (Some(_), None) => "narrower",
-            (None, Some(_)) => "wider",
-            (Some(_), Some(_)) => "incomparable",
-        };
-        out.push(RouteComparison {
-            method,
-            route,
-            relation,
-            only_old_allows: only_old,
-            only_new_allows: only_new,
-        });
-    }
-    Ok(out)
-}
-
-/// A counterexample as the solver concretized it, without the action entities every
-/// request store holds: the request, its context, and the entities it needs.
-fn describe(env: &cedar_policy_symcc::Env) -> String {
-    env.to_string()
-        .lines()
-        .filter(|l| !l.trim_start().starts_with("Action::"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::decision::{decide_verified, AuthzRequest, EntityRef, Subject, Verdict};
@@ -27,57 +27,58 @@ pub struct TestFile {
 }
 
 /// One request and what must come of it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     /// What it checks.
     pub name: String,
     /// `User::"alice"` or `Client::"demo"`; anonymous when absent.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
     /// The client a user's token was issued to (default `policy-tests`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// The token's issuer (default: the development issuer, `https://arbiter.local/dev`);
     /// `entities.json` describes a principal only for the issuer its `iss` names.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     /// The token's scopes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Further token claims (e.g. `acr`, `department`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub claims: Map<String, Value>,
     /// HTTP method (for a request to an API).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// Request path (for a request to an API).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// Instead of a request: may the token endpoint issue this scope to the principal (a
     /// `Client`, whose registered attributes are `claims`)? `Action::"IssueScope"`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_scope: Option<String>,
     /// The caller's context.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub context: Map<String, Value>,
     /// `allow` or `deny`.
     pub expect: Expectation,
     /// The expected reason (`allow`, `policy_deny`, `insufficient_scope`, …).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The expected determining policies, in any order.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<String>>,
 }
 
 /// The expected decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expectation {
     /// Allowed.
     Allow,
     /// Denied.
+    #[default]
     Deny,
 }
 
@@ -90,6 +91,8 @@ pub struct CaseResult {
     pub name: String,
     /// What differed from the expectation (empty: passed).
     pub mismatches: Vec<Mismatch>,
+    /// The policies that determined the decision (for `--coverage`).
+    pub determining: Vec<String>,
 }
 
 /// One expectation that did not hold.
@@ -146,13 +149,14 @@ pub fn run(snapshot: &PolicySnapshot, files: &[PathBuf]) -> Result<Vec<CaseResul
         let parsed: TestFile = yaml_serde::from_str(&text)
             .map_err(|e| CasesError::Invalid(file.clone(), e.to_string()))?;
         for case in parsed.cases {
-            let mismatches = run_case(snapshot, &case).map_err(|e| {
+            let verdict = decide(snapshot, &case).map_err(|e| {
                 CasesError::Invalid(file.clone(), format!("case `{}`: {e}", case.name))
             })?;
             results.push(CaseResult {
                 file: file.clone(),
+                mismatches: compare(&case, &verdict),
                 name: case.name,
-                mismatches,
+                determining: verdict.policy_ids,
             });
         }
     }
@@ -205,8 +209,10 @@ fn parse_entity(text: &str) -> Result<(&str, String), String> {
     Ok((kind.trim(), id))
 }
 
-fn run_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Vec<Mismatch>, String> {
-    let verdict = match (&case.issue_scope, &case.method, &case.path) {
+/// Decides a case's request through the same path rules and decision code as `Authorize`
+/// (or, for `issue_scope`, as the token endpoint).
+pub fn decide(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Verdict, String> {
+    Ok(match (&case.issue_scope, &case.method, &case.path) {
         (Some(scope), None, None) => issue_scope(snapshot, case, scope)?,
         (None, Some(method), Some(path)) => {
             let token = case_token(case)?;
@@ -226,8 +232,7 @@ fn run_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Vec<Mismatch>,
             )
         }
         _ => return Err("give `method` and `path`, or `issue_scope`".into()),
-    };
-    Ok(compare(case, &verdict))
+    })
 }
 
 /// An `IssueScope` case, as the token endpoint would decide it.

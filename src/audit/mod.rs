@@ -4,5 +4,9 @@
 
 pub mod analysis;
 pub mod cases;
+pub mod compare;
+pub mod counterexample;
 pub mod openapi;
+pub mod properties;
+pub mod prover;
 pub mod replay;

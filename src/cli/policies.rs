@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use arbiter::audit::counterexample::Counterexample;
 use arbiter::wire::proto::{self};
 
 #[derive(Debug, Subcommand)]
@@ -63,11 +64,15 @@ pub(crate) enum PoliciesCommand {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Run the policy tests (`DIR/tests/*.yaml`) without a server.
+    /// Run the policy tests (`DIR/tests/*.yaml`) without a server, and prove the properties
+    /// (`DIR/properties/*.cedar`) with the cvc5 solver (`CVC5`).
     Test {
         /// Policy directory.
         #[arg(default_value = "policies")]
         dir: PathBuf,
+        /// Also list the policies no case made determining.
+        #[arg(long)]
+        coverage: bool,
         #[command(flatten)]
         output: OutputArgs,
     },
@@ -252,10 +257,15 @@ pub(crate) fn query_policies(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `arbiter policies test`: 0 when every case passes, 1 on a failure, 3 when the policies
-/// or a test file are invalid.
-pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
-    use arbiter::audit::cases;
+/// `arbiter policies test`: 0 when every case passes and every property holds, 1 on a
+/// failure (or when properties cannot be proved for want of a solver), 3 when the policies, a
+/// test file or a property are invalid.
+pub(crate) fn policy_tests(
+    dir: PathBuf,
+    coverage: bool,
+    json_out: bool,
+) -> anyhow::Result<ExitCode> {
+    use arbiter::audit::{cases, properties};
     let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
         Ok(s) => s,
         Err(e) => {
@@ -270,7 +280,30 @@ pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitC
             return Ok(ExitCode::from(3));
         }
     };
+    let bounds = match properties::load(&dir, &snapshot.schema) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("arbiter: invalid property: {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let started = std::time::Instant::now();
+    let proved = if bounds.is_empty() {
+        Ok((Vec::new(), 0))
+    } else {
+        solver_runtime()?.block_on(properties::prove(&snapshot, &bounds))
+    };
+    let (proofs, solver_error) = match proved {
+        Ok((p, _)) => (p, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let failed = results.iter().filter(|r| !r.passed()).count();
+    let broken = proofs.iter().filter(|p| !p.holds).count();
+    let uncovered = if coverage {
+        uncovered_policies(&snapshot, &results)
+    } else {
+        Vec::new()
+    };
     let file_name = |r: &cases::CaseResult| {
         r.file
             .strip_prefix(&dir)
@@ -290,10 +323,18 @@ pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitC
                 })
             })
             .collect();
-        say!(
-            "{}",
-            json!({ "passed": results.len() - failed, "failed": failed, "cases": cases })
-        );
+        let mut report = json!({
+            "passed": results.len() - failed, "failed": failed, "cases": cases,
+            "properties": proofs,
+            "properties_unproved": solver_error.as_ref().map(|e| e.to_string()),
+        });
+        if coverage {
+            report["uncovered"] = json!(uncovered
+                .iter()
+                .map(|(id, at)| json!({ "policy": id, "at": at }))
+                .collect::<Vec<_>>());
+        }
+        say!("{report}");
     } else {
         for r in &results {
             if r.passed() {
@@ -307,13 +348,44 @@ pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitC
                 }
             }
         }
+        for p in &proofs {
+            if p.holds {
+                say!("PROVED {} › {}", p.at, p.id);
+            } else {
+                say!(
+                    "FAIL  {} › {}: the policies allow a request it forbids",
+                    p.at,
+                    p.id
+                );
+                if let Some(example) = &p.counterexample {
+                    print_counterexample(example);
+                }
+            }
+        }
+        for (id, at) in &uncovered {
+            say!("UNCOVERED {at} › {id}: no case made it determining");
+        }
         say!(
-            "{} passed, {} failed ({} cases, policy version {})",
+            "{} passed, {} failed ({} cases, policy version {}); {} of {} properties proved{}",
             results.len() - failed,
             failed,
             results.len(),
-            snapshot.version
+            snapshot.version,
+            proofs.len() - broken,
+            bounds.len(),
+            if bounds.is_empty() {
+                String::new()
+            } else {
+                format!(" in {:.1} s", started.elapsed().as_secs_f64())
+            }
         );
+        if coverage {
+            say!(
+                "coverage: {} of {} policies determined some case",
+                snapshot.policy_count() - uncovered.len(),
+                snapshot.policy_count()
+            );
+        }
     }
     if results.is_empty() {
         eprintln!(
@@ -321,15 +393,68 @@ pub(crate) fn policy_tests(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitC
             dir.join("tests").display()
         );
     }
-    Ok(if failed == 0 {
+    if let Some(e) = &solver_error {
+        eprintln!(
+            "arbiter: {} properties under `{}` were not proved: {e}",
+            bounds.len(),
+            dir.join(arbiter::policy::PROPERTIES_DIR).display()
+        );
+    }
+    Ok(if failed == 0 && broken == 0 && solver_error.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-/// `arbiter policies analyze`: 0 when every route a permit is written for can be reached,
-/// 2 when one cannot, 3 when the policies are invalid, 1 when the solver fails.
+/// The policies (id, `file:line`) that determined no case, in file order.
+fn uncovered_policies(
+    snapshot: &arbiter::policy::PolicySnapshot,
+    results: &[arbiter::audit::cases::CaseResult],
+) -> Vec<(String, String)> {
+    let covered: std::collections::HashSet<&str> = results
+        .iter()
+        .flat_map(|r| r.determining.iter().map(String::as_str))
+        .collect();
+    let mut out: Vec<_> = snapshot
+        .meta
+        .iter()
+        .filter(|(id, _)| !covered.contains(id.to_string().as_str()))
+        .map(|(id, m)| ((m.file.clone(), m.line), id.to_string()))
+        .collect();
+    out.sort();
+    out.into_iter()
+        .map(|((file, line), id)| (id, format!("{file}:{line}")))
+        .collect()
+}
+
+/// Prints a counterexample for a terminal: the `arbiter check` line, the test case, and the
+/// solver's own form when Arbiter's decision path decides the request otherwise.
+fn print_counterexample(example: &Counterexample) {
+    if let Some(check) = &example.check {
+        say!("    try: {check}");
+    }
+    say!("    as a case for policies/tests/*.yaml:");
+    for line in example.yaml.lines() {
+        say!("      {line}");
+    }
+    if !example.reproduced {
+        say!("    note: Arbiter decides this request otherwise (it needs facts a token and context do not carry, such as group membership or an entities.json entry); as the solver found it:");
+        for line in example.cedar.lines() {
+            say!("      {line}");
+        }
+    }
+}
+
+fn solver_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `arbiter policies analyze`: 0 when nothing is found, 2 when a route cannot be reached or a
+/// policy never applies, can error or changes no decision, 3 when the policies are invalid,
+/// 1 when the solver fails.
 fn analyze(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
     let snapshot = match arbiter::policy::PolicySnapshot::load(&dir) {
         Ok(s) => s,
@@ -338,14 +463,11 @@ fn analyze(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(3));
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let started = std::time::Instant::now();
-    let analysis = match runtime.block_on(arbiter::audit::analysis::analyze(&snapshot)) {
+    let analysis = match solver_runtime()?.block_on(arbiter::audit::analysis::analyze(&snapshot)) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("arbiter: {e}");
+            eprintln!("arbiter: cannot analyze: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -354,25 +476,45 @@ fn analyze(dir: PathBuf, json_out: bool) -> anyhow::Result<ExitCode> {
         say!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
         for r in analysis.unreachable() {
+            let shadowed = r.shadowed.as_ref();
+            let why = match shadowed.map(|s| s.by.as_slice()) {
+                Some(by) if !by.is_empty() => format!("denied by {}", by.join(", ")),
+                _ if shadowed.is_some_and(|s| s.counterexample.is_none()) => {
+                    "its permits can never apply".into()
+                }
+                _ => "no request can be allowed".into(),
+            };
             say!(
-                "unreachable {} {}: no request can be allowed (permits at {})",
+                "unreachable {} {} (permits at {}): {why}",
                 r.method,
                 r.route,
                 r.permits.join(", ")
             );
+            if let Some(example) = shadowed.and_then(|s| s.counterexample.as_ref()) {
+                say!("  a request its permits allow, which the set denies:");
+                print_counterexample(example);
+            }
         }
         if analysis.issue_scope_reachable == Some(false) {
             say!("unreachable IssueScope: the token endpoint can never issue a scope");
         }
+        for f in &analysis.policies {
+            say!("{} {} at {}: {}", f.finding, f.policy, f.at, f.detail);
+            if let Some(example) = &f.counterexample {
+                print_counterexample(example);
+            }
+        }
         say!(
-            "{} routes × methods proved, {unreachable} unreachable; {} solver queries in {:.1} s (version {})",
+            "{} routes × methods proved, {unreachable} unreachable; {} policies, {} findings; {} solver queries in {:.1} s (version {})",
             analysis.routes.len(),
+            snapshot.policy_count(),
+            analysis.policies.len(),
             analysis.queries,
             started.elapsed().as_secs_f64(),
             snapshot.version
         );
     }
-    Ok(if unreachable == 0 {
+    Ok(if analysis.clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)
@@ -388,13 +530,12 @@ fn compare(old: &Path, new: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
     let (Ok(old_set), Ok(new_set)) = (load(old), load(new)) else {
         return Ok(ExitCode::from(3));
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let routes = match runtime.block_on(arbiter::audit::analysis::compare(&old_set, &new_set)) {
+    let started = std::time::Instant::now();
+    let compared = solver_runtime()?.block_on(arbiter::audit::compare::compare(&old_set, &new_set));
+    let (routes, queries) = match compared {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("arbiter: {e}");
+            eprintln!("arbiter: cannot compare: {e}");
             return Ok(ExitCode::from(1));
         }
     };
@@ -415,24 +556,19 @@ fn compare(old: &Path, new: &Path, json_out: bool) -> anyhow::Result<ExitCode> {
                 }
             );
             if let Some(example) = &r.only_old_allows {
-                say!(
-                    "  allowed only by {}:\n    {}",
-                    old.display(),
-                    example.replace('\n', "\n    ")
-                );
+                say!("  allowed only by {}:", old.display());
+                print_counterexample(example);
             }
             if let Some(example) = &r.only_new_allows {
-                say!(
-                    "  allowed only by {}:\n    {}",
-                    new.display(),
-                    example.replace('\n', "\n    ")
-                );
+                say!("  allowed only by {}:", new.display());
+                print_counterexample(example);
             }
         }
         say!(
-            "{} routes × methods compared: {} equivalent, {differing} differ",
+            "{} routes × methods compared: {} equivalent, {differing} differ; {queries} solver queries in {:.1} s",
             routes.len(),
-            routes.len() - differing
+            routes.len() - differing,
+            started.elapsed().as_secs_f64()
         );
     }
     Ok(if differing == 0 {
@@ -470,7 +606,11 @@ pub(crate) fn run(cmd: PoliciesCommand) -> anyhow::Result<ExitCode> {
         PoliciesCommand::Validate { dir } => validate(dir),
         PoliciesCommand::Analyze { dir, output } => analyze(dir, output.json()),
         PoliciesCommand::Compare { old, new, output } => compare(&old, &new, output.json()),
-        PoliciesCommand::Test { dir, output } => policy_tests(dir, output.json()),
+        PoliciesCommand::Test {
+            dir,
+            coverage,
+            output,
+        } => policy_tests(dir, coverage, output.json()),
         PoliciesCommand::Fmt { dir, check } => fmt(&dir, check),
         PoliciesCommand::Query(args) => query_policies(*args),
         PoliciesCommand::Replay {

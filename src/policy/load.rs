@@ -21,6 +21,9 @@ use super::shape::SchemaShapes;
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
 /// The optional static entities file at the root.
 pub const ENTITIES_FILE: &str = "entities.json";
+/// The folder of a policy directory that holds properties (upper bounds proved by
+/// `arbiter policies test`), never loaded as policies.
+pub const PROPERTIES_DIR: &str = "properties";
 /// Directory depth beyond which the walk stops (protects against symlink loops).
 const MAX_DEPTH: usize = 16;
 
@@ -559,6 +562,18 @@ fn policy_starts(text: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Each top-level policy of a Cedar file, as its source text (from its first annotation to
+/// its closing `;`) and the 1-based line it starts on.
+pub fn policy_texts(text: &str) -> Vec<(u32, &str)> {
+    let spans = policy_spans(text);
+    let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
+    lines_of(text, &starts)
+        .into_iter()
+        .zip(spans)
+        .map(|(line, (start, end))| (line, &text[start..end]))
+        .collect()
+}
+
 /// Byte ranges of each top-level policy: from its first annotation to its closing `;`
 /// (or the end of the text, for an unterminated last policy).
 fn policy_spans(text: &str) -> Vec<(usize, usize)> {
@@ -636,6 +651,9 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result
             continue; // a dangling link
         };
         if meta.is_dir() {
+            if depth == 0 && name == PROPERTIES_DIR {
+                continue;
+            }
             walk(root, &path, depth + 1, out)?;
         } else if path.extension().is_some_and(|e| e == "cedar") {
             out.push(path);

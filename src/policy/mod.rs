@@ -26,7 +26,7 @@ use cedar_policy::{Entities, PolicyId, PolicySet, Schema};
 
 pub use error::{LoadError, PolicyError};
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
-pub use load::{PolicyMeta, ENTITIES_FILE, SCHEMA_FILE};
+pub use load::{policy_texts, PolicyMeta, ENTITIES_FILE, PROPERTIES_DIR, SCHEMA_FILE};
 pub use reads::{context_reads, ContextReads};
 pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};

@@ -1,19 +1,20 @@
-//! `arbiter policies analyze` runs Cedar's symbolic compiler against a real cvc5 (1.3, as
-//! `CVC5` names it; CI uses the PyPI wheel through `.ci/cvc5`): the bundled routes are all
-//! reachable, and a route a forbid shadows is proved unreachable.
+//! `arbiter policies analyze` and `compare` run Cedar's symbolic compiler against a real cvc5
+//! (1.3, as `CVC5` names it; CI uses the PyPI wheel through `tools/cvc5`): the bundled set
+//! has no finding, a route a forbid shadows is proved unreachable with a request its permits
+//! were written for, a refactor compares equivalent, and a one-character change that widens
+//! access is reported with a request that proves it, which Arbiter itself decides alike.
+
+use std::path::Path;
+
+use serde_json::Value;
 
 use crate::support::*;
 
-fn analyze(dir: &std::path::Path, format: &str) -> (Option<i32>, String) {
-    let cvc5 = tool(
-        "CVC5",
-        "cvc5",
-        "python3 -m pip install cvc5==1.3.2, then CVC5=$PWD/.ci/cvc5",
-    );
+fn solver_command(args: &[&str], dirs: &[&Path]) -> (Option<i32>, String) {
     let out = arbiter_bin()
-        .args(["policies", "analyze", format])
-        .arg(dir)
-        .env("CVC5", cvc5)
+        .args(args)
+        .args(dirs)
+        .env("CVC5", cvc5())
         .output()
         .unwrap();
     assert!(
@@ -27,11 +28,22 @@ fn analyze(dir: &std::path::Path, format: &str) -> (Option<i32>, String) {
     )
 }
 
+fn analyze(dir: &Path, format: &str) -> (Option<i32>, String) {
+    solver_command(&["policies", "analyze", format], &[dir])
+}
+
+fn compare(old: &Path, new: &Path, format: &str) -> (Option<i32>, String) {
+    solver_command(&["policies", "compare", format], &[old, new])
+}
+
 #[test]
-fn every_bundled_route_can_be_reached_and_a_shadowed_one_is_proved_unreachable() {
+fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
     let (code, out) = analyze(&bundled_policies(), "--human");
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains(" 0 unreachable"), "{out}");
+    assert!(
+        out.contains(" 0 unreachable; 19 policies, 0 findings"),
+        "{out}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), dir.path());
@@ -44,68 +56,141 @@ fn every_bundled_route_can_be_reached_and_a_shadowed_one_is_proved_unreachable()
     assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains(
-            "unreachable DELETE /item/{id}: no request can be allowed (permits at items.cedar:24)"
+            "unreachable DELETE /item/{id} (permits at items.cedar:24): denied by items.cedar:33"
         ),
         "{out}"
     );
+    // the request the shadowed permit was written for, ready to run
+    assert!(
+        out.contains("--scope 'otp write')\" DELETE '/item/1'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("redundant-permit item-delete at items.cedar:24"),
+        "{out}"
+    );
+
     let (code, json) = analyze(dir.path(), "--json");
     assert_eq!(code, Some(2));
-    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let unreachable: Vec<_> = report["routes"]
+    let report: Value = serde_json::from_str(&json).unwrap();
+    let unreachable: Vec<&Value> = report["routes"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|r| r["reachable"] == false)
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap(),
-                r["route"].as_str().unwrap()
-            )
-        })
         .collect();
-    assert_eq!(unreachable, vec!["DELETE /item/{id}"]);
+    assert_eq!(unreachable.len(), 1, "{json}");
+    let shadowed = &unreachable[0]["shadowed"];
+    assert_eq!(shadowed["by"], serde_json::json!(["items.cedar:33"]));
+    let example = &shadowed["counterexample"];
+    assert_eq!(example["reproduced"], true, "{example}");
+    assert_eq!(example["case"]["principal"], "User::\"counterexample\"");
+    assert_eq!(example["case"]["expect"], "deny");
     assert_eq!(report["issue_scope_reachable"], true);
 }
 
 #[test]
-fn compare_proves_a_refactor_equivalent_and_shows_a_request_a_change_denies() {
-    let cvc5 = tool(
-        "CVC5",
-        "cvc5",
-        "python3 -m pip install cvc5==1.3.2, then CVC5=$PWD/.ci/cvc5",
+fn a_permit_that_never_applies_and_a_forbid_that_never_fires_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), dir.path());
+    let items = dir.path().join("items.cedar");
+    let mut text = std::fs::read_to_string(&items).unwrap();
+    // contradictory conditions; a forbid of what no permit allows
+    text.push_str("\n@id(\"never\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/items\")\nwhen { context.scopes.contains(\"read\") && !context.scopes.contains(\"read\") };\n");
+    text.push_str("\n@id(\"pointless\")\nforbid (principal, action == Action::\"PATCH\", resource == Endpoint::\"/item/{id}\");\n");
+    std::fs::write(&items, text).unwrap();
+    let (code, out) = analyze(dir.path(), "--human");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("never-applies never at items.cedar:33: no request satisfies"),
+        "{out}"
     );
-    let compare = |old: &std::path::Path, new: &std::path::Path| {
-        let out = arbiter_bin()
-            .args(["policies", "compare", "--human"])
-            .arg(old)
-            .arg(new)
-            .env("CVC5", &cvc5)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+    assert!(
+        out.contains("dead-forbid pointless at items.cedar:37: it never fires"),
+        "{out}"
+    );
+}
+
+#[test]
+fn compare_proves_a_reformatted_reordered_copy_equivalent() {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), copy.path());
+    // Policies in another order, in other files, formatted differently.
+    let items = std::fs::read_to_string(copy.path().join("items.cedar")).unwrap();
+    let guards = std::fs::read_to_string(copy.path().join("guards.cedar")).unwrap();
+    std::fs::remove_file(copy.path().join("items.cedar")).unwrap();
+    std::fs::remove_file(copy.path().join("guards.cedar")).unwrap();
+    let squeezed = |t: &str| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    // A refactor: the read rule's condition written the other way round.
+    let mut reversed: Vec<String> = squeezed(&items)
+        .split_inclusive(';')
+        .map(str::to_owned)
+        .collect();
+    reversed.reverse();
+    std::fs::write(
+        copy.path().join("all-in-one.cedar"),
+        format!("{}\n{}\n", reversed.join("\n"), squeezed(&guards)),
+    )
+    .unwrap();
+    let (code, out) = compare(&bundled_policies(), copy.path(), "--human");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("24 equivalent, 0 differ"), "{out}");
+}
+
+#[test]
+fn a_one_character_change_that_widens_access_is_shown_with_a_request() {
+    let changed = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), changed.path());
+    let guards = changed.path().join("guards.cedar");
+    let text = std::fs::read_to_string(&guards).unwrap();
+    std::fs::write(
+        &guards,
+        text.replace("context.fraud_score > 80", "context.fraud_score > 90"),
+    )
+    .unwrap();
+    let (code, out) = compare(&bundled_policies(), changed.path(), "--human");
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("wider GET /item/{id}: the new set allows requests the old one denies"),
+        "{out}"
+    );
+    let (code, json) = compare(&bundled_policies(), changed.path(), "--json");
+    assert_eq!(code, Some(2));
+    let routes: Vec<Value> = serde_json::from_str(&json).unwrap();
+    let item = routes
+        .iter()
+        .find(|r| r["route"] == "/item/{id}" && r["method"] == "GET")
+        .unwrap();
+    assert_eq!(item["relation"], "wider");
+    let example = &item["only_new_allows"];
+    let score = example["case"]["context"]["fraud_score"].as_i64().unwrap();
+    assert!((81..=90).contains(&score), "{example}");
+    assert_eq!(example["case"]["expect"], "allow");
+    // Arbiter's own decision path agrees: the new set allows it, the old one does not.
+    assert_eq!(example["reproduced"], true, "{example}");
+    let case: arbiter::audit::cases::TestCase =
+        serde_json::from_value(example["case"].clone()).unwrap();
+    let decide = |dir: &Path| {
+        let snapshot = arbiter::policy::PolicySnapshot::load(dir).unwrap();
+        arbiter::audit::cases::decide(&snapshot, &case)
+            .unwrap()
+            .allowed
+    };
+    assert!(decide(changed.path()));
+    assert!(!decide(&bundled_policies()));
+}
+
+#[test]
+fn a_narrowing_change_is_shown_with_a_request_only_the_old_set_allows() {
     let refactor = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), refactor.path());
     let items = refactor.path().join("items.cedar");
     let text = std::fs::read_to_string(&items).unwrap();
-    std::fs::write(
-        &items,
-        text.replace(
-            "when { context.scopes.contains(\"read\") };",
-            "when { [\"read\"].isEmpty() || context.scopes.containsAll([\"read\"]) };",
-        ),
-    )
-    .unwrap();
-    let (code, out) = compare(&bundled_policies(), refactor.path());
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("0 differ"), "{out}");
-
-    // A change: reading needs `write` too; the solver names a request only the old set allows.
+    // Reading needs `write` too.
     std::fs::write(
         &items,
         text.replace(
@@ -118,9 +203,57 @@ fn compare_proves_a_refactor_equivalent_and_shows_a_request_a_change_denies() {
         ),
     )
     .unwrap();
-    let (code, out) = compare(&bundled_policies(), refactor.path());
+    let (code, out) = compare(&bundled_policies(), refactor.path(), "--human");
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("narrower GET /item/{id}"), "{out}");
-    assert!(out.contains("resource: Endpoint::\"/item/{id}\""), "{out}");
+    assert!(out.contains("expect: deny"), "{out}");
     assert!(out.contains("1 differ"), "{out}");
+}
+
+/// A permit in plain Cedar gets its scope requirement from its conditions, over gRPC; a
+/// disagreeing `@scopes` is refused by `arbiter policies validate` with `file:line`.
+#[tokio::test]
+async fn plain_cedar_scope_conditions_answer_insufficient_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    copy_dir(&bundled_policies(), &policies);
+    let items = policies.join("items.cedar");
+    let text = std::fs::read_to_string(&items).unwrap();
+    let plain = text.replace("@scopes(\"read && (fido || otp)\")\n", "");
+    assert_ne!(plain, text);
+    std::fs::write(&items, &plain).unwrap();
+    let out = arbiter_bin()
+        .args(["policies", "validate"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let mut server = TestServer::start_in(dir, |_| {}).await;
+    let token = server.token("demo", None, "read");
+    let r = server
+        .authorize(&token, "POST", "/items", serde_json::json!({}))
+        .await;
+    assert!(!allowed(&r));
+    assert_eq!(reason(&r), arbiter::wire::proto::Reason::InsufficientScope);
+    // the cheapest alternative of `read && (fido || otp)`, whole, as RFC 6750's `scope` wants
+    assert_eq!(r.required_scopes, ["fido", "read"]);
+
+    let wrong = plain.replace(
+        "@id(\"items-create\")\n",
+        "@id(\"items-create\")\n@scopes(\"read\")\n",
+    );
+    std::fs::write(server.policies().join("items.cedar"), wrong).unwrap();
+    let out = arbiter_bin()
+        .args(["policies", "validate"])
+        .arg(server.policies())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("items.cedar:3"), "{err}");
+    assert!(
+        err.contains("disagrees with the policy's conditions"),
+        "{err}"
+    );
 }

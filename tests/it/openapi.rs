@@ -68,6 +68,8 @@ fn imported_policies_validate_decide_as_designed_and_diff_clean() {
     let policies = dir.path().join("policies");
     copy_dir(&bundled_policies(), &policies);
     std::fs::remove_dir_all(policies.join("tests")).unwrap();
+    // the bundled properties are proved in policy_tests.rs; this test is about the import
+    std::fs::remove_dir_all(policies.join("properties")).unwrap();
     let out_file = policies.join("petstore.cedar");
     let entities = policies.join("entities.json");
     let (code, _, err) = arbiter(&[

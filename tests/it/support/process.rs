@@ -140,6 +140,16 @@ pub fn tool(env_var: &str, name: &str, install: &str) -> std::path::PathBuf {
         })
 }
 
+/// The cvc5 1.3 executable the solver-backed commands need (`CVC5`, else `cvc5` on the
+/// `PATH`); a test that needs it fails, never skips, without one.
+pub fn cvc5() -> std::path::PathBuf {
+    tool(
+        "CVC5",
+        "cvc5",
+        "python3 -m pip install cvc5==1.3.2, then CVC5=$PWD/tools/cvc5",
+    )
+}
+
 /// `arbiter serve --check-config` on `config` written to `dir/arbiter.toml`: its exit code
 /// and what it printed.
 pub fn check_config(dir: &std::path::Path, config: &str) -> (Option<i32>, String) {

@@ -257,3 +257,71 @@ async fn plain_cedar_scope_conditions_answer_insufficient_scope() {
         "{err}"
     );
 }
+
+/// The running service answers the same on its live set: `PolicyAdmin.AnalyzePolicies`, and
+/// `ComparePolicies` against a candidate directory sent as its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_service_analyzes_its_live_set_and_compares_a_candidate() {
+    use arbiter::wire::proto;
+    // the server finds the solver as the CLI does (`CVC5`, else `cvc5` on the PATH)
+    let _ = cvc5();
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let analysis = admin
+        .analyze_policies(proto::AnalyzePoliciesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(analysis.routes.len(), 24);
+    assert!(analysis.routes.iter().all(|r| r.reachable));
+    assert!(analysis.findings.is_empty(), "{:?}", analysis.findings);
+    assert_eq!(analysis.issue_scope_reachable, Some(true));
+    assert_eq!(
+        analysis.policy_version,
+        server.status().await.policy_version
+    );
+
+    let mut files = std::collections::HashMap::new();
+    let mut read = |dir: &Path, prefix: &str| {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let name = format!("{prefix}{}", path.file_name().unwrap().to_string_lossy());
+                files.insert(name, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    };
+    read(&server.policies(), "");
+    let guards =
+        files["guards.cedar"].replace("context.fraud_score > 80", "context.fraud_score > 90");
+    files.insert("guards.cedar".into(), guards);
+    let compared = admin
+        .compare_policies(proto::ComparePoliciesRequest {
+            files: files.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let item = compared
+        .routes
+        .iter()
+        .find(|r| r.route == "/item/{id}" && r.method == "GET")
+        .unwrap();
+    assert_eq!(item.relation, "wider");
+    let example = item.only_candidate_allows.as_ref().unwrap();
+    assert!(example.reproduced);
+    assert!(example.yaml.contains("fraud_score: "), "{}", example.yaml);
+    assert_ne!(compared.candidate_version, compared.live_version);
+
+    files.insert("../escape.cedar".into(), String::new());
+    let refused = admin
+        .compare_policies(proto::ComparePoliciesRequest { files })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().contains("../escape.cedar"),
+        "{}",
+        refused.message()
+    );
+}

@@ -8,6 +8,9 @@
 #   throughput  h2load -t1 -c4 -m16   (median Arbiter/echo ratio; target >= 0.75, log off >= 0.85)
 #   round trip  h2load -t1 -c1 -m1    (median mean-latency ratio; target <= 1.1)
 #   paced p99   `arbiter bench --rate` at half the echo's peak (target <= 1.2)
+# and AuthZEN `evaluation` over HTTP/1.1 (the same token, route and context) against a bare
+# axum JSON echo (`arbiter echo-server --http`), alternately, three times each:
+#   authzen     h2load --h1 -t1 -c16      (median Arbiter/echo ratio; target >= 0.75)
 #
 # Usage: benches/wire.sh [SECONDS_PER_RUN]      (default 10)
 #        LOG=off benches/wire.sh                (Arbiter with RUST_LOG=warn: no decision log)
@@ -31,13 +34,17 @@ trap cleanup EXIT
 cp -r policies "$WORK/policies"
 ARBITER=127.0.0.1:50161
 ECHO=127.0.0.1:50162
+ARBITER_HTTP=127.0.0.1:8161
+ECHO_HTTP=127.0.0.1:8162
 
 RUST_LOG=$LOG_LEVEL "$BIN" serve --policies "$WORK/policies" --data-dir "$WORK/data" \
-    --grpc-addr "$ARBITER" --http-addr 127.0.0.1:8161 2> "$WORK/arbiter.log" &
+    --grpc-addr "$ARBITER" --http-addr "$ARBITER_HTTP" 2> "$WORK/arbiter.log" &
 "$BIN" echo-server --grpc-addr "$ECHO" > "$WORK/echo.log" 2>&1 &
+"$BIN" echo-server --http --grpc-addr "$ECHO_HTTP" > "$WORK/echo-http.log" 2>&1 &
 listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 for _ in $(seq 200); do
-    if listening "$ARBITER" && listening "$ECHO"; then break; fi
+    if listening "$ARBITER" && listening "$ECHO" && listening "$ARBITER_HTTP" \
+        && listening "$ECHO_HTTP"; then break; fi
     sleep 0.1
 done
 
@@ -49,12 +56,28 @@ CONTEXT='{"ip": "192.0.2.1"}'
 "$BIN" check GET /item/42 --token "$TOKEN" --context "$CONTEXT" --addr "http://$ARBITER" >/dev/null \
     || { echo "the benchmark request is not allowed" >&2; exit 1; }
 
+# The same question as AuthZEN asks it: the token's bearer on the route, the same context.
+printf '{"action":{"name":"GET"},"resource":{"type":"route","id":"/item/{id}"},"context":%s}' \
+    "$CONTEXT" > "$WORK/evaluation.json"
+curl -sf "http://$ARBITER_HTTP/access/v1/evaluation" -H "authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' -d @"$WORK/evaluation.json" | grep -q '"decision":true' \
+    || { echo "the AuthZEN benchmark request is not allowed" >&2; exit 1; }
+
 # h2load against one server: prints "<req/s> <mean latency in µs>".
 load() {
+    load_with -d "$WORK/authorize.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$@"
+}
+
+load_authzen() {
+    load_with --h1 -d "$WORK/evaluation.json" -H 'content-type: application/json' \
+        -H "authorization: Bearer $TOKEN" "$@"
+}
+
+load_with() {
     local out
-    out=$(h2load -t1 "$@" --warm-up-time=1 -D "$SECONDS_PER_RUN" -d "$WORK/authorize.bin" \
-        -H 'content-type: application/grpc' -H 'te: trailers' 2>&1)
-    if ! grep -q ' 0 failed, 0 errored, 0 timeout' <<<"$out"; then
+    out=$(h2load -t1 --warm-up-time=1 -D "$SECONDS_PER_RUN" "$@" 2>&1)
+    if ! grep -q ' 0 failed, 0 errored, 0 timeout' <<<"$out" \
+        || ! grep -q ' 0 3xx, 0 4xx, 0 5xx' <<<"$out"; then
         echo "h2load reported failures:" >&2; echo "$out" >&2; exit 1
     fi
     python3 - "$out" <<'PY'
@@ -84,18 +107,28 @@ for round in 1 2 3; do
     ECHO_PEAK+=("$e_rps")
 done
 
+AUTHZEN=()
+for round in 1 2 3; do
+    read -r e_rps _ < <(load_authzen -c16 "http://$ECHO_HTTP/access/v1/evaluation")
+    read -r a_rps _ < <(load_authzen -c16 "http://$ARBITER_HTTP/access/v1/evaluation")
+    echo "round $round: AuthZEN evaluation echo $e_rps req/s, arbiter $a_rps req/s"
+    AUTHZEN+=("$(python3 -c "print($a_rps / $e_rps)")")
+done
+
 # Paced at half the echo's median peak, both servers, with the load tool that reports p99.
 HALF=$(python3 -c "import statistics as s; print(int(s.median([${ECHO_PEAK[*]/%/,}]) / 2))")
 PACED=$("$BIN" bench --addr "http://$ARBITER" --echo-floor --token "$TOKEN" --context "$CONTEXT" \
     --rate "$HALF" --duration "$SECONDS_PER_RUN" --connections 1 --concurrency 64 --json)
 
-python3 - "$HALF" "$PACED" "${THROUGHPUT[*]}" "${ROUND_TRIP[*]}" <<'PY'
+python3 - "$HALF" "$PACED" "${THROUGHPUT[*]}" "${ROUND_TRIP[*]}" "${AUTHZEN[*]}" <<'PY'
 import json, statistics, sys
-half, paced, throughput, round_trip = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+half, paced, throughput, round_trip, authzen = sys.argv[1:6]
 t = [float(x) for x in throughput.split()]
 r = [float(x) for x in round_trip.split()]
+z = [float(x) for x in authzen.split()]
 print(f"throughput ratio (arbiter/echo, -c4 -m16): median {statistics.median(t):.2f}  runs {' '.join(f'{x:.2f}' for x in t)}")
 print(f"round-trip ratio (arbiter/echo, -c1 -m1):  median {statistics.median(r):.2f}  runs {' '.join(f'{x:.2f}' for x in r)}")
+print(f"AuthZEN ratio (arbiter/axum JSON echo, --h1 -c16): median {statistics.median(z):.2f}  runs {' '.join(f'{x:.2f}' for x in z)}")
 doc = json.loads(paced.strip().splitlines()[-1])
 a, e = doc["target"]["p99_us"], doc["echo"]["p99_us"]
 print(f"paced p99 at {half} req/s: arbiter {a} µs, echo {e} µs, ratio {doc['p99_ratio']:.2f}")

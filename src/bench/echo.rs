@@ -12,12 +12,21 @@ use crate::wire::proto::{
 };
 
 /// A bare HTTP upstream answering every request `200 ok`: the API behind `arbiter gateway`
-/// when measuring what the gateway adds.
+/// when measuring what the gateway adds. `POST /access/v1/evaluation` is a bare axum JSON
+/// echo instead (reads the body as JSON, answers `{"decision":true}`): the floor for
+/// AuthZEN over HTTP (`benches/wire.sh`).
 pub async fn serve_http_echo(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new().fallback(|| async { "ok" });
+    let app = axum::Router::new()
+        .route(
+            "/access/v1/evaluation",
+            axum::routing::post(|_: axum::Json<serde_json::Value>| async {
+                axum::Json(serde_json::json!({"decision": true}))
+            }),
+        )
+        .fallback(|| async { "ok" });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

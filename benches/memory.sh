@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Memory of a running Arbiter by policy count, and its peak while reloading (issue 15).
+#
+# For each size, generates the bundled schema and guards plus N route policies (the same
+# shape as `benches/decision.rs`), starts `arbiter serve` on them and waits until it is
+# ready and its query index is built; then:
+#   steady     VmRSS before any reload
+#   edit       peak RSS (VmHWM, reset through /proc/PID/clear_refs) while reloading after
+#              one small file changed (what a policy author's edit does)
+#   rewrite    peak RSS while reloading after every one of the N policies changed
+# The target: the peak while reloading 10 000 policies <= 1.5x the steady state.
+#
+# Usage: benches/memory.sh [N ...]      (default: 10000 100000)
+#        ARBITER_BIN=/path/to/arbiter benches/memory.sh   (that binary, no build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZES=("$@")
+[ ${#SIZES[@]} -eq 0 ] && SIZES=(10000 100000)
+if [ -n "${ARBITER_BIN:-}" ]; then
+    BIN=$ARBITER_BIN
+else
+    cargo build --release -q
+    BIN=$PWD/target/release/arbiter
+fi
+WORK=$(mktemp -d)
+cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# routes.cedar with N policies; SALT changes every policy's text (and so the set's version).
+generate() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, n, salt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+scopes = ["read", "write", "admin", "fido"]
+with open(path, "w") as f:
+    for i in range(n):
+        s = scopes[i % 4]
+        f.write(f'@id("route-{i}")\n@scopes("{s}")\n@revision("{salt}")\n'
+                f'permit (principal, action == Action::"GET", resource == Endpoint::"/svc{i}/items/{{id}}")\n'
+                f'when {{ context.scopes.contains("{s}") }};\n')
+PY
+}
+kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
+reloads() { grep -c 'policies reloaded' "$WORK/arbiter.log" || true; }
+# Waits for the next reload line, then for the query index built after it (one thread).
+await_reload() {
+    local before=$1
+    for _ in $(seq 1200); do
+        [ "$(reloads)" -gt "$before" ] && break
+        sleep 0.1
+    done
+    [ "$(reloads)" -gt "$before" ] || { echo "no reload seen" >&2; exit 1; }
+    await_quiet "$2"
+}
+# Until only the main threads are left (the reload and query-index threads have ended).
+await_quiet() {
+    for _ in $(seq 1200); do
+        if ! grep -qE 'policy-(reload|query-index)' /proc/"$1"/task/*/comm 2>/dev/null; then
+            return
+        fi
+        sleep 0.1
+    done
+}
+
+printf '%-8s %-12s %-12s %-8s %-12s %-8s\n' policies steady_MiB edit_MiB ratio rewrite_MiB ratio
+for n in "${SIZES[@]}"; do
+    dir="$WORK/p$n"
+    rm -rf "$dir" "$WORK/data"
+    mkdir -p "$dir"
+    cp policies/schema.cedarschema policies/guards.cedar "$dir/"
+    generate "$dir/routes.cedar" "$n" a
+    : > "$WORK/arbiter.log"
+    RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" \
+        --grpc-addr 127.0.0.1:50191 --http-addr 127.0.0.1:8191 2>> "$WORK/arbiter.log" &
+    pid=$!
+    for _ in $(seq 1200); do
+        grep -q 'arbiter ready' "$WORK/arbiter.log" && break
+        sleep 0.1
+    done
+    sleep 1
+    await_quiet "$pid"
+    steady=$(kib VmRSS "$pid")
+
+    echo 5 > "/proc/$pid/clear_refs"
+    before=$(reloads)
+    printf '\n// edited\n' >> "$dir/guards.cedar"
+    await_reload "$before" "$pid"
+    edit=$(kib VmHWM "$pid")
+
+    echo 5 > "/proc/$pid/clear_refs"
+    before=$(reloads)
+    generate "$dir/routes.cedar.new" "$n" b
+    mv "$dir/routes.cedar.new" "$dir/routes.cedar"
+    await_reload "$before" "$pid"
+    rewrite=$(kib VmHWM "$pid")
+
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    python3 -c "
+s, e, r = $steady / 1024, $edit / 1024, $rewrite / 1024
+print(f'{$n:<8} {s:<12.0f} {e:<12.0f} {e / s:<8.2f} {r:<12.0f} {r / s:<8.2f}')"
+done

@@ -5,8 +5,13 @@
 //! endpoints below `Api::"a"`, an unconstrained resource to all. Each endpoint keeps the policy
 //! set of exactly those policies, so a decision evaluates a slice whose size does not grow with
 //! unrelated policies, and gives the same answer as the whole set would.
+//!
+//! A reload builds the table again, but an endpoint whose policies and entities did not
+//! change is shared with the previous table rather than built twice: after a policy author's
+//! edit, the old and new snapshots hold one copy of the endpoints it did not touch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Entities, Entity, EntityUid, Policy, PolicyId, PolicySet, ResourceConstraint,
@@ -39,7 +44,7 @@ pub struct Endpoint {
 #[derive(Debug)]
 pub struct RouteTable {
     router: matchit::Router<usize>,
-    endpoints: Vec<Endpoint>,
+    endpoints: Vec<Arc<Endpoint>>,
 }
 
 /// A matched route: the endpoint and the path parameters.
@@ -64,6 +69,10 @@ impl RouteTable {
     /// The endpoint of a route template, exactly as a policy names it (AuthZEN's `route`
     /// resources name templates, not paths).
     pub fn by_template(&self, template: &str) -> Option<&Endpoint> {
+        self.shared(template).map(|e| &**e)
+    }
+
+    fn shared(&self, template: &str) -> Option<&Arc<Endpoint>> {
         self.endpoints
             .binary_search_by(|e| e.template.as_str().cmp(template))
             .ok()
@@ -71,15 +80,17 @@ impl RouteTable {
     }
 
     /// Every endpoint, in template order.
-    pub fn endpoints(&self) -> &[Endpoint] {
+    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
         &self.endpoints
     }
 
-    /// Builds the routes and slices for a validated policy set.
+    /// Builds the routes and slices for a validated policy set, sharing with `previous` (the
+    /// live table, on a reload) every endpoint that would come out the same.
     pub(crate) fn build(
         policies: &PolicySet,
         meta: &HashMap<PolicyId, PolicyMeta>,
         entities: &Entities,
+        previous: Option<&RouteTable>,
     ) -> Result<Self, Vec<PolicyError>> {
         let mut errors = Vec::new();
 
@@ -186,21 +197,29 @@ impl RouteTable {
             }
         }
 
-        // 5. What each policy reads of the context, then one policy set per endpoint.
-        let reads: HashMap<PolicyId, super::ContextReads> = policies
-            .policies()
-            .map(|p| (p.id().clone(), super::context_reads(&p.to_string())))
-            .collect();
+        // 5. One policy set per endpoint (the previous table's, when it holds the same), with
+        // what its policies read of the context (read once per policy, when first needed).
+        let mut reads: HashMap<PolicyId, super::ContextReads> = HashMap::new();
         let mut endpoints = Vec::with_capacity(order.len());
         for ((template, (uid, list)), mine) in order.into_iter().zip(endpoint_entities).zip(own) {
             let mut slice: Vec<&Policy> = global.iter().copied().chain(mine).collect();
             slice.sort_by(|a, b| a.id().cmp(b.id()));
             slice.dedup_by(|a, b| a.id() == b.id());
+            if let Some(same) = previous
+                .and_then(|p| p.shared(&template))
+                .filter(|old| old.uid == uid && old.entities == list && old.holds(&slice))
+            {
+                endpoints.push(Arc::clone(same));
+                continue;
+            }
             let policy_ids = slice.iter().map(|p| p.id().clone()).collect();
             let mut context_reads = Some(std::collections::HashSet::new());
             for p in &slice {
-                match (&mut context_reads, reads.get(p.id())) {
-                    (Some(all), Some(Some(these))) => all.extend(these.iter().cloned()),
+                let these = reads
+                    .entry(p.id().clone())
+                    .or_insert_with(|| super::context_reads(&p.to_string()));
+                match (&mut context_reads, these) {
+                    (Some(all), Some(these)) => all.extend(these.iter().cloned()),
                     _ => context_reads = None,
                 }
             }
@@ -210,16 +229,27 @@ impl RouteTable {
                     format!("cannot build the slice of `{template}`: {e}"),
                 )]
             })?;
-            endpoints.push(Endpoint {
+            endpoints.push(Arc::new(Endpoint {
                 template,
                 uid,
                 entities: list,
                 policies: set,
                 policy_ids,
                 context_reads,
-            });
+            }));
         }
         Ok(Self { router, endpoints })
+    }
+}
+
+impl Endpoint {
+    /// Whether this endpoint's set is exactly `slice` (sorted by id): the same ids, and each
+    /// policy the same as Cedar compares them (its parsed form, not its layout).
+    fn holds(&self, slice: &[&Policy]) -> bool {
+        self.policy_ids.len() == slice.len()
+            && self.policy_ids.iter().zip(slice).all(|(id, p)| {
+                id == p.id() && self.policies.policy(id).is_some_and(|old| old == *p)
+            })
     }
 }
 
@@ -284,4 +314,77 @@ fn check_template(template: &str) -> Result<(), &'static str> {
         return Err("a route template has no dot-segments");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::super::PolicySnapshot;
+
+    fn bundled_copy() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
+        }
+        dir
+    }
+
+    fn shared(s: &PolicySnapshot, template: &str) -> Arc<super::Endpoint> {
+        Arc::clone(s.routes.shared(template).unwrap())
+    }
+
+    #[test]
+    fn a_reload_shares_only_the_endpoints_it_did_not_change() {
+        let dir = bundled_copy();
+        let before = PolicySnapshot::load_with(dir.path(), None, None).unwrap();
+        let items = dir.path().join("items.cedar");
+        let text = std::fs::read_to_string(&items).unwrap();
+        // `item-read` now asks for `write`: `/item/{id}` changes, `/items` and HR do not.
+        let edited = text
+            .replace(
+                "@id(\"item-read\")\n@scopes(\"read\")",
+                "@id(\"item-read\")\n@scopes(\"write\")",
+            )
+            .replace(
+                "when { context.scopes.contains(\"read\") };",
+                "when { context.scopes.contains(\"write\") };",
+            );
+        assert_ne!(edited, text);
+        std::fs::write(&items, edited).unwrap();
+        let after = PolicySnapshot::load_with(dir.path(), None, Some(&before)).unwrap();
+
+        for untouched in ["/items", "/hr/employees/{id}"] {
+            assert!(
+                Arc::ptr_eq(&shared(&before, untouched), &shared(&after, untouched)),
+                "{untouched} is shared"
+            );
+        }
+        let (old, new) = (shared(&before, "/item/{id}"), shared(&after, "/item/{id}"));
+        assert!(!Arc::ptr_eq(&old, &new));
+        let id = "item-read".parse().unwrap();
+        assert_ne!(old.policies.policy(&id), new.policies.policy(&id));
+        assert_eq!(
+            new.policies.policy(&id),
+            after.policies.policy(&id),
+            "the new slice holds the new policy"
+        );
+
+        // A layout-only change (a comment, blank lines) changes no endpoint.
+        let again = std::fs::read_to_string(&items).unwrap();
+        std::fs::write(&items, format!("// a comment\n\n{again}")).unwrap();
+        let relaid = PolicySnapshot::load_with(dir.path(), None, Some(&after)).unwrap();
+        assert_ne!(relaid.version, after.version);
+        for template in ["/items", "/item/{id}"] {
+            assert!(Arc::ptr_eq(
+                &shared(&after, template),
+                &shared(&relaid, template)
+            ));
+        }
+    }
 }

@@ -71,22 +71,29 @@ pub struct PolicySnapshot {
 impl PolicySnapshot {
     /// Reads, validates and indexes a policy directory.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
-        Self::load_with(dir, None)
+        Self::load_with(dir, None, None)
     }
 
     /// Like [`PolicySnapshot::load`], reusing (and refreshing) what `cache` holds from earlier
-    /// loads: unchanged policies are neither parsed nor validated again.
+    /// loads: unchanged policies are neither parsed nor validated again, and the endpoints
+    /// of `previous` that come out the same are shared rather than built again.
     pub(crate) fn load_with(
         dir: &Path,
         cache: Option<&mut load::LoadCache>,
+        previous: Option<&PolicySnapshot>,
     ) -> Result<Self, LoadError> {
         let fail = |errors| LoadError {
             dir: dir.to_path_buf(),
             errors,
         };
         let loaded = load::load_dir(dir, cache).map_err(fail)?;
-        let routes =
-            RouteTable::build(&loaded.policies, &loaded.meta, &loaded.entities).map_err(fail)?;
+        let routes = RouteTable::build(
+            &loaded.policies,
+            &loaded.meta,
+            &loaded.entities,
+            previous.map(|p| &p.routes),
+        )
+        .map_err(fail)?;
         let scopes = ScopeIndex::build(&loaded.policies)
             .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
         let entity_issuers = entity_issuers(&loaded.entities);

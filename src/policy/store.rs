@@ -86,7 +86,7 @@ impl PolicyStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
         let dir = dir.into();
         let mut cache = LoadCache::default();
-        let snapshot = Arc::new(PolicySnapshot::load_with(&dir, Some(&mut cache))?);
+        let snapshot = Arc::new(PolicySnapshot::load_with(&dir, Some(&mut cache), None)?);
         index_queries_in_background(&snapshot);
         Ok(Self {
             dir,
@@ -128,7 +128,9 @@ impl PolicyStore {
     pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
         let mut cache = lock(&self.reloading);
         let started = Instant::now();
-        let loaded = PolicySnapshot::load_with(&self.dir, Some(&mut cache));
+        let live = self.current.load_full();
+        let loaded = PolicySnapshot::load_with(&self.dir, Some(&mut cache), Some(&live));
+        drop(live);
         let duration = started.elapsed();
         let live_version = self.current.load().version.clone();
         let mut to_store = None;

@@ -92,6 +92,11 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             "entity": p.entity, "client_id": p.client_id, "sub": p.sub, "scopes": p.scopes, "issuer": p.issuer,
         })),
         "cache_ttl_seconds": response.cache_ttl_seconds,
+        "outputs": response.outputs.as_ref().map(|o| json!({
+            "headers": o.headers, "remove_headers": o.remove_headers, "metadata": o.metadata,
+            "deny_status": (o.deny_status != 0).then_some(o.deny_status),
+            "deny_message": (!o.deny_message.is_empty()).then_some(&o.deny_message),
+        })),
         "explanation": response.explanation.iter().map(|e| json!({
             "policy_id": e.policy_id,
             "effect": proto::policy_explanation::Effect::try_from(e.effect).map(|x| x.as_str_name()).unwrap_or("?"),
@@ -145,6 +150,26 @@ fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> V
         lines.push(format!("  as {} (decision {})", p.entity, r.decision_id));
     } else {
         lines.push(format!("  anonymous (decision {})", r.decision_id));
+    }
+    if let Some(o) = &r.outputs {
+        for (name, value) in &o.headers {
+            lines.push(format!("  header for the upstream: {name}: {value}"));
+        }
+        if !o.remove_headers.is_empty() {
+            lines.push(format!(
+                "  client copies dropped: {}",
+                o.remove_headers.join(", ")
+            ));
+        }
+        for (key, value) in &o.metadata {
+            lines.push(format!("  metadata: {key} = {value}"));
+        }
+        if o.deny_status != 0 {
+            lines.push(format!(
+                "  answered as {} {}",
+                o.deny_status, o.deny_message
+            ));
+        }
     }
     for e in &r.explanation {
         let outcome = proto::policy_explanation::Outcome::try_from(e.outcome)

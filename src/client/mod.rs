@@ -107,6 +107,9 @@ pub struct Decision {
     pub policy_version: String,
     /// The token's principal, e.g. `Client::"demo"`.
     pub principal: Option<String>,
+    /// What the determining policies ask the gateway to do: headers for the upstream, the
+    /// status and body of a deny, metadata for later filters.
+    pub outputs: proto::DecisionOutputs,
     /// Whether the answer came from the cache.
     pub cached: bool,
     /// Whether the PDP could not be reached (the answer is the fail-closed or fail-open
@@ -249,6 +252,7 @@ impl ArbiterClient {
             decision_id: response.decision_id,
             policy_version: response.policy_version,
             principal: response.principal.map(|p| p.entity),
+            outputs: response.outputs.unwrap_or_default(),
             cached: false,
             unavailable: false,
         };
@@ -303,6 +307,7 @@ impl ArbiterClient {
             decision_id: String::new(),
             policy_version: String::new(),
             principal: None,
+            outputs: proto::DecisionOutputs::default(),
             cached: false,
             unavailable: true,
         }

@@ -9,6 +9,7 @@ mod entities;
 mod explain;
 pub mod issue;
 pub mod log;
+mod outputs;
 mod pdp;
 mod token_context;
 
@@ -20,6 +21,7 @@ use cedar_policy::{
 };
 use serde_json::{Map, Value};
 
+pub use outputs::Outputs;
 pub use pdp::{decide_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
 use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
@@ -137,6 +139,8 @@ pub struct Verdict {
     pub route: Option<String>,
     /// Per-policy explanation, when asked for.
     pub explanation: Vec<Explanation>,
+    /// What the determining policies ask the gateway to do.
+    pub outputs: Outputs,
 }
 
 impl Verdict {
@@ -150,6 +154,7 @@ impl Verdict {
             required_scopes: Vec::new(),
             route: None,
             explanation: Vec::new(),
+            outputs: Outputs::default(),
         }
     }
 }
@@ -378,6 +383,7 @@ fn evaluate(
         required_scopes: Vec::new(),
         route: None,
         explanation: Vec::new(),
+        outputs: Outputs::default(),
     };
     match response.decision() {
         CedarDecision::Allow if forbid_failed => {
@@ -403,6 +409,32 @@ fn evaluate(
             {
                 verdict.reason = Reason::InsufficientScope;
                 verdict.required_scopes = required;
+            }
+        }
+    }
+    if verdict.allowed || verdict.reason == Reason::PolicyDeny {
+        let (claims, scopes) = match caller {
+            Caller::Token(t) => (Some(&t.claims), t.scopes.as_slice()),
+            Caller::Anonymous | Caller::Subject(_) => (None, &[][..]),
+        };
+        let verified = crate::policy::outputs::Verified {
+            principal: prepared.request.principal(),
+            claims,
+            scopes,
+            params,
+        };
+        match outputs::render(
+            snapshot,
+            target.endpoint(),
+            &verdict.policy_ids,
+            verdict.allowed,
+            &verified,
+        ) {
+            Ok(o) => verdict.outputs = o,
+            Err(e) => {
+                verdict.allowed = false;
+                verdict.reason = Reason::Error;
+                verdict.errors.push(e);
             }
         }
     }

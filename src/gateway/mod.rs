@@ -214,6 +214,13 @@ async fn handle(
     {
         parts.headers.insert(PRINCIPAL_HEADER, p);
     }
+    if let Err(name) = apply_output_headers(&mut parts.headers, &decision.outputs) {
+        tracing::warn!(header = %name, "the PDP's output header is not a valid header; denying");
+        return plain(
+            StatusCode::BAD_GATEWAY,
+            "the policy decision point answered an invalid header for the upstream",
+        );
+    }
     let mut target = gw.upstream.clone().into_parts();
     let base = gw.upstream.path().trim_end_matches('/');
     target.path_and_query = format!("{base}{path_and_query}").parse().ok();
@@ -297,6 +304,23 @@ fn denial(config: &GatewayConfig, d: &Decision) -> Response {
             "the policy decision point is unavailable",
         );
     }
+    if let Some(status) = u16::try_from(d.outputs.deny_status)
+        .ok()
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    {
+        // The determining forbid chose how the deny looks (a `404` hides that the resource
+        // exists): no challenge, no reason beyond its message.
+        let message = if d.outputs.deny_message.is_empty() {
+            status.canonical_reason().unwrap_or("denied")
+        } else {
+            &d.outputs.deny_message
+        };
+        let mut response = plain(status, message);
+        if let Ok(v) = HeaderValue::from_str(&d.decision_id) {
+            response.headers_mut().insert(DECISION_HEADER, v);
+        }
+        return response;
+    }
     let answer = http_denial(&config.realm, d.reason, &d.errors, &d.required_scopes);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
     let mut response = match answer.challenge {
@@ -332,6 +356,29 @@ fn plain(status: StatusCode, message: &str) -> Response {
         message,
     )
     .into_response()
+}
+
+/// The headers the determining policies set for the upstream, replacing every copy the client
+/// sent, and without the client's copies of those the endpoint's policies could have set.
+/// A name or value that is not valid HTTP (the PDP checks both; another PDP may not) is an
+/// error: the request never goes up without a header its policies promised.
+fn apply_output_headers(
+    headers: &mut HeaderMap,
+    outputs: &crate::wire::proto::DecisionOutputs,
+) -> Result<(), String> {
+    for name in &outputs.remove_headers {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in &outputs.headers {
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return Err(name.clone());
+        };
+        headers.insert(n, v);
+    }
+    Ok(())
 }
 
 /// Removes the hop-by-hop headers of RFC 9110 §7.6.1, including those `Connection` names.

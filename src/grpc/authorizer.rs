@@ -132,6 +132,16 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
                 error: e.error.unwrap_or_default(),
             })
             .collect(),
+        outputs: (!v.outputs.is_empty()).then(|| {
+            let o = v.outputs;
+            proto::DecisionOutputs {
+                headers: o.headers.into_iter().collect(),
+                remove_headers: o.remove_headers,
+                metadata: o.metadata.into_iter().collect(),
+                deny_status: o.deny_status.map_or(0, u32::from),
+                deny_message: o.deny_message.unwrap_or_default(),
+            }
+        }),
     }
 }
 

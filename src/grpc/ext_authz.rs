@@ -8,10 +8,13 @@
 
 use std::sync::Arc;
 
-use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse, HttpStatusCode};
+use envoy_types::ext_authz::v3::pb::{
+    Authorization, CheckRequest, CheckResponse, HeaderAppendAction, HttpStatusCode,
+};
 use envoy_types::ext_authz::v3::{
     CheckRequestExt, CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
+use envoy_types::pb::google::protobuf::{value::Kind, Struct, Value as ProtoValue};
 use serde_json::{json, Map, Value};
 use tonic::{Request, Response, Status};
 
@@ -93,14 +96,34 @@ impl Authorization for ExtAuthzService {
             None => self.pdp.authorize(req).await,
         };
         let v = &answer.verdict;
+        let outputs = &v.outputs;
+        let metadata = (!outputs.metadata.is_empty()).then(|| Struct {
+            fields: outputs
+                .metadata
+                .iter()
+                .map(|(k, v)| {
+                    let value = ProtoValue {
+                        kind: Some(Kind::StringValue(v.clone())),
+                    };
+                    (k.clone(), value)
+                })
+                .collect(),
+        });
+        // Every header Arbiter sets replaces the client's copies rather than joining them.
+        let replace = Some(HeaderAppendAction::OverwriteIfExistsOrAdd);
         if v.allowed {
             let mut ok = OkHttpResponseBuilder::new();
-            ok.add_header(DECISION_HEADER, answer.decision_id.as_str(), None, false);
+            ok.add_header(DECISION_HEADER, answer.decision_id.as_str(), replace, false);
             if let Some(p) = &answer.principal {
-                ok.add_header(PRINCIPAL_HEADER, p.entity.as_str(), None, false);
+                ok.add_header(PRINCIPAL_HEADER, p.entity.as_str(), replace, false);
             }
-            // A client's own `x-arbiter-*` headers never reach the upstream; those set
-            // above replace the client's copies (append = false).
+            for (name, value) in &outputs.headers {
+                ok.add_header(name.as_str(), value.as_str(), replace, true);
+            }
+            for name in &outputs.remove_headers {
+                ok.remove_header(name.as_str());
+            }
+            // A client's own `x-arbiter-*` headers never reach the upstream.
             for name in headers.into_iter().flat_map(|h| h.keys()) {
                 let ours = name.eq_ignore_ascii_case(DECISION_HEADER)
                     || (answer.principal.is_some() && name.eq_ignore_ascii_case(PRINCIPAL_HEADER));
@@ -110,6 +133,29 @@ impl Authorization for ExtAuthzService {
             }
             let mut response = CheckResponse::with_status(Status::ok("allowed"));
             response.set_http_response(ok);
+            response.set_dynamic_metadata(metadata);
+            return Ok(Response::new(response));
+        }
+        if let Some(status) = outputs.deny_status {
+            // The determining forbid chose how the deny looks (a `404` hides that the
+            // resource exists): its status and message, nothing that names a policy.
+            let mut denied = DeniedHttpResponseBuilder::new();
+            denied.set_http_status(
+                HttpStatusCode::try_from(i32::from(status)).unwrap_or(HttpStatusCode::Forbidden),
+            );
+            denied.add_header("content-type", "text/plain; charset=utf-8", None, false);
+            denied.add_header(DECISION_HEADER, answer.decision_id.as_str(), None, false);
+            let message = outputs.deny_message.clone().unwrap_or_else(|| {
+                axum::http::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("denied")
+                    .to_owned()
+            });
+            denied.set_body(message);
+            let mut response = CheckResponse::with_status(Status::permission_denied("denied"));
+            response.set_http_response(denied);
+            response.set_dynamic_metadata(metadata);
             return Ok(Response::new(response));
         }
         let answer_http = http_denial("arbiter", v.reason.into(), &v.errors, &v.required_scopes);
@@ -145,6 +191,7 @@ impl Authorization for ExtAuthzService {
         );
         let mut response = CheckResponse::with_status(status);
         response.set_http_response(denied);
+        response.set_dynamic_metadata(metadata);
         Ok(Response::new(response))
     }
 }

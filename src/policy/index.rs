@@ -38,6 +38,9 @@ pub struct Endpoint {
     pub policy_ids: Vec<PolicyId>,
     /// The context attributes these policies can read; `None` for all.
     pub context_reads: super::ContextReads,
+    /// Every header name these policies can set for the upstream (sorted): a gateway drops a
+    /// client's copy of each, whether or not the decision sets it.
+    pub output_headers: Vec<String>,
 }
 
 /// Maps request paths to endpoints.
@@ -201,6 +204,7 @@ impl RouteTable {
         // what its policies read of the context (read once per policy, when first needed).
         let mut reads: HashMap<PolicyId, super::ContextReads> = HashMap::new();
         let mut endpoints = Vec::with_capacity(order.len());
+        let mut conflicts: Vec<PolicyError> = Vec::new();
         for ((template, (uid, list)), mine) in order.into_iter().zip(endpoint_entities).zip(own) {
             let mut slice: Vec<&Policy> = global.iter().copied().chain(mine).collect();
             slice.sort_by(|a, b| a.id().cmp(b.id()));
@@ -212,6 +216,14 @@ impl RouteTable {
                 endpoints.push(Arc::clone(same));
                 continue;
             }
+            conflicts.extend(super::outputs::conflicts(&slice, meta));
+            let mut output_headers: Vec<String> = slice
+                .iter()
+                .filter_map(|p| meta.get(p.id())?.outputs.as_deref())
+                .flat_map(|o| o.headers.keys().cloned())
+                .collect();
+            output_headers.sort();
+            output_headers.dedup();
             let policy_ids = slice.iter().map(|p| p.id().clone()).collect();
             let mut context_reads = Some(std::collections::HashSet::new());
             for p in &slice {
@@ -236,7 +248,14 @@ impl RouteTable {
                 policies: set,
                 policy_ids,
                 context_reads,
+                output_headers,
             }));
+        }
+        if !conflicts.is_empty() {
+            // Policies that apply to many endpoints conflict on each: say it once.
+            let mut seen = HashSet::new();
+            conflicts.retain(|e| seen.insert(e.to_string()));
+            return Err(conflicts);
         }
         Ok(Self { router, endpoints })
     }

@@ -13,6 +13,7 @@ use cedar_policy::{
 use sha2::{Digest, Sha256};
 
 use super::error::{from_diagnostic, PolicyError};
+use super::outputs::PolicyOutputs;
 use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
@@ -40,6 +41,8 @@ pub struct PolicyMeta {
     pub effect: Effect,
     /// The action ids the policy's action scope names; `None` when unconstrained.
     pub actions: Option<Vec<String>>,
+    /// What its annotations ask a gateway to do when it determines a decision.
+    pub outputs: Option<std::sync::Arc<PolicyOutputs>>,
 }
 
 /// Parsed and validated policies kept between reloads, by their exact source text: a reload
@@ -512,6 +515,13 @@ fn admit(
         ));
         return None;
     }
+    let outputs = match PolicyOutputs::read(policy) {
+        Ok(o) => o.map(std::sync::Arc::new),
+        Err(e) => {
+            errors.push(PolicyError::at(rel, line, e));
+            return None;
+        }
+    };
     let scopes = match (annotated, derived) {
         (Some(annotated), _) => Some(annotated),
         (None, Some(derived)) if !derived.alternatives.is_empty() => {
@@ -533,6 +543,7 @@ fn admit(
                     Some(list.iter().map(|a| a.id().unescaped().to_owned()).collect())
                 }
             },
+            outputs,
         },
     );
     Some(new_id)

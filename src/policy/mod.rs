@@ -8,6 +8,7 @@ mod error;
 pub mod format;
 mod index;
 mod load;
+pub mod outputs;
 pub mod path;
 pub mod query;
 mod reads;

@@ -26,10 +26,18 @@ async fn envoy_asks_arbiter_through_ext_authz() {
     let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream_port = upstream.local_addr().unwrap().port();
     tokio::spawn(async move {
+        // Every copy of a header, joined: a forged copy beside the real one shows.
         async fn echo(headers: axum::http::HeaderMap) -> axum::Json<Value> {
             axum::Json(json!(headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                .keys()
+                .map(|k| {
+                    let all: Vec<&str> = headers
+                        .get_all(k)
+                        .iter()
+                        .map(|v| v.to_str().unwrap_or_default())
+                        .collect();
+                    (k.to_string(), all.join(", "))
+                })
                 .collect::<std::collections::BTreeMap<_, _>>()))
         }
         axum::serve(upstream, axum::Router::new().fallback(echo)).await
@@ -62,6 +70,17 @@ async fn envoy_asks_arbiter_through_ext_authz() {
         1,
     );
     assert!(config.contains("/item/666"));
+    // Arbiter's `dynamic_metadata` as a later stage reads it: echoed back to the client here.
+    let config = config.replacen(
+        "                      domains: [\"*\"]",
+        "                      domains: [\"*\"]
+                      response_headers_to_add:
+                        - header:
+                            key: x-metadata-item-id
+                            value: \"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:item_id)%\"",
+        1,
+    );
+    assert!(config.contains("x-metadata-item-id"));
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).unwrap();
@@ -187,5 +206,42 @@ async fn envoy_asks_arbiter_through_ext_authz() {
     let seen: Value = resp.json().await.unwrap();
     assert_eq!(seen["x-arbiter-principal"], "Client::\"demo\"", "{seen}");
     assert!(seen.get("x-arbiter-role").is_none(), "{seen}");
+
+    // Decision outputs of the bundled `item-read`: headers for the upstream that replace a
+    // client's forged copies; on DELETE (a permit without them) the forged copies are dropped.
+    let resp = http
+        .get(format!("{base}/item/7"))
+        .bearer_auth(&read)
+        .header("x-item-id", "999")
+        .header("x-caller", "User::\"admin\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-metadata-item-id"], "7");
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["x-item-id"], "7", "{seen}");
+    assert_eq!(seen["x-caller"], "Client::\"demo\"", "{seen}");
+    let alice = server.token("demo", Some("alice"), "write otp");
+    let resp = http
+        .delete(format!("{base}/item/7"))
+        .bearer_auth(&alice)
+        .header("x-item-id", "999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert!(seen.get("x-item-id").is_none(), "{seen}");
+    // `item-zero-is-hidden` answers its deny as a 404 with its own message, naming no policy.
+    let resp = http
+        .get(format!("{base}/item/0"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    assert_eq!(resp.text().await.unwrap(), "no such item");
     let _ = envoy.start_kill();
 }

@@ -286,3 +286,59 @@ async fn the_binary_reads_its_settings_from_a_config_file() {
         .unwrap();
     assert_eq!(resp.status(), 403, "the mapped header reached the decision");
 }
+
+#[tokio::test]
+async fn applies_the_decision_outputs_of_the_bundled_policies() {
+    let server = TestServer::start().await;
+    let (up, _up_stop) = upstream().await;
+    let config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
+    let (gw, _stop) = gateway(config).await;
+    let http = reqwest::Client::new();
+    let read = server.token("demo", None, "read");
+
+    // `item-read` sets `x-item-id` and `x-caller`: they replace the client's forged copies.
+    let resp = http
+        .get(format!("{gw}/item/7"))
+        .bearer_auth(&read)
+        .header("x-item-id", "999")
+        .header("X-Caller", "User::\"admin\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-item-id"], "7", "{seen}");
+    assert_eq!(seen["headers"]["x-caller"], "Client::\"demo\"", "{seen}");
+
+    // `item-delete` sets neither; the client's copies are dropped all the same.
+    let alice = server.token("demo", Some("alice"), "write otp");
+    let resp = http
+        .delete(format!("{gw}/item/7"))
+        .bearer_auth(&alice)
+        .header("x-item-id", "999")
+        .header("x-caller", "User::\"admin\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert!(seen["headers"].get("x-item-id").is_none(), "{seen}");
+    assert!(seen["headers"].get("x-caller").is_none(), "{seen}");
+
+    // `item-zero-is-hidden` answers as a 404 with its message, and no challenge.
+    let resp = http
+        .get(format!("{gw}/item/0"))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    assert!(resp.headers().get(DECISION_HEADER).is_some());
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("no such item"), "{body}");
+    assert!(
+        !body.contains("item-zero-is-hidden"),
+        "names no policy: {body}"
+    );
+}

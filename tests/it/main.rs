@@ -33,6 +33,7 @@ mod matrix;
 mod metrics;
 mod oauth;
 mod openapi;
+mod outputs;
 mod policy_tests;
 mod properties;
 mod query;

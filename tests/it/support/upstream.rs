@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::Request;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
@@ -19,11 +19,17 @@ pub async fn upstream() -> (SocketAddr, CancellationToken) {
             return Body::from_stream(stream).into_response();
         }
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-        let headers: serde_json::Map<String, Value> = parts
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or_default())))
-            .collect();
+        // Every copy of a header, joined: a forged copy beside the real one shows.
+        let mut headers = serde_json::Map::new();
+        for name in parts.headers.keys() {
+            let all: Vec<&str> = parts
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default())
+                .collect();
+            headers.insert(name.to_string(), json!(all.join(", ")));
+        }
         axum::Json(json!({
             "method": parts.method.as_str(),
             "uri": parts.uri.to_string(),

@@ -93,6 +93,7 @@ struct Outcome {
     errors: Vec<String>,
     policies: Vec<String>,
     decision_id: String,
+    outputs: crate::decision::Outputs,
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -242,6 +243,7 @@ fn deny(reason: Reason, error: String) -> Outcome {
         errors: vec![error],
         policies: Vec::new(),
         decision_id: String::new(),
+        outputs: crate::decision::Outputs::default(),
     }
 }
 
@@ -277,18 +279,49 @@ async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outc
         errors: v.errors,
         policies: v.policy_ids,
         decision_id: answer.decision_id,
+        outputs: v.outputs,
     }
 }
 
 /// The AuthZEN response context of one outcome: Arbiter's reason, the determining
-/// policies, errors and the decision id (as in the decision log).
+/// policies, errors and the decision id (as in the decision log), and the determining
+/// policies' outputs when they have any (headers whose values need path parameters are left
+/// out: a route template has none).
 fn outcome_context(o: &Outcome) -> Value {
-    json!({
+    let mut context = json!({
         "reason": o.reason.as_str(),
         "policies": o.policies,
         "errors": o.errors,
         "decision_id": o.decision_id,
-    })
+    });
+    let out = &o.outputs;
+    if !out.is_empty() {
+        let mut outputs = Map::new();
+        let pairs = |list: &[(String, String)]| {
+            Value::Object(
+                list.iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect(),
+            )
+        };
+        if !out.headers.is_empty() {
+            outputs.insert("headers".into(), pairs(&out.headers));
+        }
+        if !out.remove_headers.is_empty() {
+            outputs.insert("remove_headers".into(), json!(out.remove_headers));
+        }
+        if !out.metadata.is_empty() {
+            outputs.insert("metadata".into(), pairs(&out.metadata));
+        }
+        if let Some(s) = out.deny_status {
+            outputs.insert("deny_status".into(), json!(s));
+        }
+        if let Some(m) = &out.deny_message {
+            outputs.insert("deny_message".into(), json!(m));
+        }
+        context["outputs"] = Value::Object(outputs);
+    }
+    context
 }
 
 fn with_request_id(mut response: Response, headers: &HeaderMap) -> Response {

@@ -68,7 +68,9 @@ pub(crate) fn render(
                 .map_err(|e| format!("output {what} of `{id}`: {e}"))
         };
         for (name, t) in &o.headers {
-            let value = fill(&format!("header `{name}`"), t)?;
+            let Some(value) = fill(&format!("header `{name}`"), t)? else {
+                continue;
+            };
             if axum::http::HeaderValue::from_str(&value).is_err() {
                 return Err(format!(
                     "output header `{name}` of `{id}`: the value is not a valid header value"
@@ -77,7 +79,9 @@ pub(crate) fn render(
             merge(&mut headers, name, value, id, "header")?;
         }
         for (key, t) in &o.metadata {
-            let value = fill(&format!("metadata `{key}`"), t)?;
+            let Some(value) = fill(&format!("metadata `{key}`"), t)? else {
+                continue;
+            };
             merge(&mut metadata, key, value, id, "metadata")?;
         }
         if let Some(s) = o.deny_status {
@@ -94,7 +98,9 @@ pub(crate) fn render(
             }
         }
         if let Some(t) = &o.deny_message {
-            let message = fill("@deny_message", t)?;
+            let Some(message) = fill("@deny_message", t)? else {
+                continue;
+            };
             if out.deny_message.as_ref().is_some_and(|m| *m != message) {
                 return Err(format!(
                     "`{id}` gives the deny a message other policies do not"

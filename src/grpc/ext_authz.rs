@@ -2,9 +2,12 @@
 //! Istio call Arbiter with no Arbiter code: the HTTP request Envoy describes (method, path,
 //! headers with the bearer token, host), the source address (the context's `ip`) and the
 //! route's `context_extensions` (merged into the context) are one `Authorize`. Allowed:
-//! OK with the decision id and principal as upstream headers, and every other `x-arbiter-*`
-//! header the client sent removed (only Arbiter sets them). Denied: 401/403 with the
-//! RFC 6750 `WWW-Authenticate` challenge and a small JSON body.
+//! OK with the decision id, the principal and the decision's output headers for the
+//! upstream (each replacing the client's copies), and every other `x-arbiter-*` header and
+//! output header the client sent removed. Denied: 401/403 with the RFC 6750
+//! `WWW-Authenticate` challenge and a small JSON body, or the status and message the
+//! determining forbid's `@deny_status`/`@deny_message` give. Output metadata goes to
+//! `dynamic_metadata` either way.
 
 use std::sync::Arc;
 

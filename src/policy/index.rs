@@ -367,8 +367,8 @@ mod tests {
         // `item-read` now asks for `write`: `/item/{id}` changes, `/items` and HR do not.
         let edited = text
             .replace(
-                "@id(\"item-read\")\n@scopes(\"read\")",
-                "@id(\"item-read\")\n@scopes(\"write\")",
+                "@scopes(\"read\")\npermit (\n  principal,\n  action == Action::\"GET\",",
+                "@scopes(\"write\")\npermit (\n  principal,\n  action == Action::\"GET\",",
             )
             .replace(
                 "when { context.scopes.contains(\"read\") };",

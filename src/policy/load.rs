@@ -515,13 +515,10 @@ fn admit(
         ));
         return None;
     }
-    let outputs = match PolicyOutputs::read(policy) {
-        Ok(o) => o.map(std::sync::Arc::new),
-        Err(e) => {
-            errors.push(PolicyError::at(rel, line, e));
-            return None;
-        }
-    };
+    let outputs = PolicyOutputs::read(policy)
+        .map_err(|e| errors.push(PolicyError::at(rel, line, e)))
+        .ok()?
+        .map(std::sync::Arc::new);
     let scopes = match (annotated, derived) {
         (Some(annotated), _) => Some(annotated),
         (None, Some(derived)) if !derived.alternatives.is_empty() => {

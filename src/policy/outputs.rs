@@ -227,8 +227,14 @@ impl Template {
     }
 
     /// Fills the placeholders; fails when the decision has nothing verified for one (no
-    /// token, a claim it lacks, a parameter the route does not have).
-    pub fn render(&self, v: &Verified<'_>) -> Result<String, String> {
+    /// token, a claim it lacks, a parameter the route does not have). `None` when it needs
+    /// path parameters and the question named no path (AuthZEN names a route template):
+    /// there is no request to forward, so there is nothing to fill.
+    pub fn render(&self, v: &Verified<'_>) -> Result<Option<String>, String> {
+        let needs_path = self.parts.iter().any(|p| matches!(p, Part::Param(_)));
+        if needs_path && v.params.is_none() {
+            return Ok(None);
+        }
         let mut out = String::with_capacity(self.source.len());
         for part in &self.parts {
             match part {
@@ -262,7 +268,7 @@ impl Template {
                 Part::Scopes => out.push_str(&v.scopes.join(" ")),
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
@@ -463,7 +469,10 @@ mod tests {
             scopes: &scopes,
             params: None,
         };
-        assert_eq!(t.render(&v).unwrap(), "User:alice {acme} read otp");
+        assert_eq!(
+            t.render(&v).unwrap().as_deref(),
+            Some("User:alice {acme} read otp")
+        );
         let err = Template::parse("{claims.missing}")
             .unwrap()
             .render(&v)
@@ -474,10 +483,23 @@ mod tests {
             .render(&v)
             .unwrap_err();
         assert!(err.contains("not a string"), "{err}");
-        let err = Template::parse("{params.id}")
+        // No path in the question (a route template): nothing to fill, no error.
+        assert_eq!(Template::parse("{params.id}").unwrap().render(&v), Ok(None));
+        let mut router = matchit::Router::new();
+        router.insert("/item/{id}", ()).unwrap();
+        let m = router.at("/item/7").unwrap();
+        let v = Verified {
+            params: Some(&m.params),
+            ..v
+        };
+        assert_eq!(
+            Template::parse("{params.id}").unwrap().render(&v),
+            Ok(Some("7".to_owned()))
+        );
+        let err = Template::parse("{params.name}")
             .unwrap()
             .render(&v)
             .unwrap_err();
-        assert!(err.contains("no parameter `id`"), "{err}");
+        assert!(err.contains("no parameter `name`"), "{err}");
     }
 }

@@ -263,7 +263,7 @@ mod tests {
         let store = PolicyStore::open(dir.path()).unwrap();
         let items = dir.path().join("items.cedar");
         let text = std::fs::read_to_string(&items).unwrap();
-        // Break the second policy of the file (its condition is on line 25).
+        // Break the second policy of the file (its condition is on line 23).
         let broken = text.replace(
             "when { context.scopes.contains(\"read\") };",
             "when { context.scopes.contains(\"read\") && context.nope == 1 };",
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(outcome.result, ReloadResult::Failed);
         assert_eq!(
             (errors[0].file.as_str(), errors[0].line),
-            ("items.cedar", Some(25)),
+            ("items.cedar", Some(23)),
             "{errors:?}"
         );
         // The same text loaded cold reports the same place.

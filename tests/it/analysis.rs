@@ -41,7 +41,7 @@ fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
     let (code, out) = analyze(&bundled_policies(), "--human");
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains(" 0 unreachable; 19 policies, 0 findings"),
+        out.contains(" 0 unreachable; 20 policies, 0 findings"),
         "{out}"
     );
 
@@ -56,7 +56,7 @@ fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
     assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains(
-            "unreachable DELETE /item/{id} (permits at items.cedar:24): denied by items.cedar:33"
+            "unreachable DELETE /item/{id} (permits at items.cedar:27): denied by items.cedar:48"
         ),
         "{out}"
     );
@@ -66,7 +66,7 @@ fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
         "{out}"
     );
     assert!(
-        out.contains("redundant-permit item-delete at items.cedar:24"),
+        out.contains("redundant-permit item-delete at items.cedar:27"),
         "{out}"
     );
 
@@ -81,7 +81,7 @@ fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
         .collect();
     assert_eq!(unreachable.len(), 1, "{json}");
     let shadowed = &unreachable[0]["shadowed"];
-    assert_eq!(shadowed["by"], serde_json::json!(["items.cedar:33"]));
+    assert_eq!(shadowed["by"], serde_json::json!(["items.cedar:48"]));
     let example = &shadowed["counterexample"];
     assert_eq!(example["reproduced"], true, "{example}");
     assert_eq!(example["case"]["principal"], "User::\"counterexample\"");
@@ -102,11 +102,11 @@ fn a_permit_that_never_applies_and_a_forbid_that_never_fires_are_found() {
     let (code, out) = analyze(dir.path(), "--human");
     assert_eq!(code, Some(2), "{out}");
     assert!(
-        out.contains("never-applies never at items.cedar:33: no request satisfies"),
+        out.contains("never-applies never at items.cedar:48: no request satisfies"),
         "{out}"
     );
     assert!(
-        out.contains("dead-forbid pointless at items.cedar:37: it never fires"),
+        out.contains("dead-forbid pointless at items.cedar:52: it never fires"),
         "{out}"
     );
 }

@@ -244,6 +244,32 @@ async fn a_bearer_token_can_stand_for_the_subject() {
     );
 }
 
+/// The determining policies' outputs are in the response's `context`; those that need path
+/// parameters are left out, since a route template has none (and their header is listed for
+/// removal, as for any other output header the decision did not set).
+#[tokio::test]
+async fn outputs_are_in_the_response_context() {
+    let server = TestServer::start().await;
+    let token = server.token("demo", None, "read");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .bearer_auth(&token)
+        .json(&json!({ "action": { "name": "GET" }, "resource": { "type": "route", "id": "/item/{id}" } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["decision"], true, "{body}");
+    let outputs = &body["context"]["outputs"];
+    assert_eq!(
+        outputs["headers"],
+        json!({"x-caller": "Client::\"demo\""}),
+        "{body}"
+    );
+    assert_eq!(outputs["remove_headers"], json!(["x-item-id"]), "{body}");
+    assert!(outputs.get("metadata").is_none(), "{body}");
+}
+
 /// AuthZEN goes through the one decision entry: a bearer token's scopes are the token's,
 /// never widened by the caller's `context`; route resources use the route index.
 #[tokio::test]

@@ -60,7 +60,7 @@ async fn outputs_come_from_the_determining_policies_and_conflicts_never_load() {
     );
     let e = &refused.errors[0];
     // Reported at the later of the two in file order, naming the other and where it is.
-    assert_eq!((e.file.as_str(), e.line), ("items.cedar", 15), "{e:?}");
+    assert_eq!((e.file.as_str(), e.line), ("items.cedar", 13), "{e:?}");
     assert!(
         e.message
             .contains("`item-read` and `item-read-again` (at extra.cedar:2)")

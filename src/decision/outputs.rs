@@ -63,12 +63,14 @@ pub(crate) fn render(
         let Some(o) = meta.outputs.as_deref().filter(|_| meta.effect == effect) else {
             continue;
         };
-        let fill = |what: &str, t: &crate::policy::outputs::Template| {
+        // The label is only written out for an error: a decision that fills its outputs
+        // allocates nothing for it.
+        let fill = |what: &dyn Fn() -> String, t: &crate::policy::outputs::Template| {
             t.render(verified)
-                .map_err(|e| format!("output {what} of `{id}`: {e}"))
+                .map_err(|e| format!("output {} of `{id}`: {e}", what()))
         };
         for (name, t) in &o.headers {
-            let Some(value) = fill(&format!("header `{name}`"), t)? else {
+            let Some(value) = fill(&|| format!("header `{name}`"), t)? else {
                 continue;
             };
             if axum::http::HeaderValue::from_str(&value).is_err() {
@@ -79,7 +81,7 @@ pub(crate) fn render(
             merge(&mut headers, name, value, id, "header")?;
         }
         for (key, t) in &o.metadata {
-            let Some(value) = fill(&format!("metadata `{key}`"), t)? else {
+            let Some(value) = fill(&|| format!("metadata `{key}`"), t)? else {
                 continue;
             };
             merge(&mut metadata, key, value, id, "metadata")?;
@@ -98,7 +100,7 @@ pub(crate) fn render(
             }
         }
         if let Some(t) = &o.deny_message {
-            let Some(message) = fill("@deny_message", t)? else {
+            let Some(message) = fill(&|| "@deny_message".to_owned(), t)? else {
                 continue;
             };
             if out.deny_message.as_ref().is_some_and(|m| *m != message) {

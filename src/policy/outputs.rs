@@ -17,6 +17,7 @@
 //! would make the answer depend on evaluation order).
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 
 use cedar_policy::{Effect, Policy, PolicyId, PrincipalConstraint};
 
@@ -239,8 +240,12 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Principal => out.push_str(&principal(v)?.to_string()),
-                Part::PrincipalType => out.push_str(&principal(v)?.type_name().to_string()),
+                Part::Principal => {
+                    let _ = write!(out, "{}", principal(v)?);
+                }
+                Part::PrincipalType => {
+                    let _ = write!(out, "{}", principal(v)?.type_name());
+                }
                 Part::PrincipalId => out.push_str(principal(v)?.id().unescaped()),
                 Part::Claim(name) => {
                     let value = v

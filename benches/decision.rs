@@ -5,7 +5,8 @@
 //! JWT (target: the same cost), and policy queries over 10 000 policies (target:
 //! milliseconds).
 //!
-//! `cargo bench --bench decision` (set `ARBITER_BENCH_MAX=10000` to skip the 100k set).
+//! `cargo bench --bench decision` (set `ARBITER_BENCH_MAX=10000` to skip the 100k set). On
+//! mimalloc, as the `arbiter` binary is.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -19,6 +20,11 @@ use arbiter::token::jwks::key_from_jwk;
 use arbiter::token::{digest, Issuer, Verifier};
 use arbiter::Config;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+/// The allocator the `arbiter` binary runs on (see `src/main.rs`), so the figures are the
+/// server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Map, Value};

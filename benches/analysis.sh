@@ -16,14 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${CVC5:=$PWD/tools/cvc5}"
 export CVC5
-if [ -n "${ARBITER_BIN:-}" ]; then
-    BIN=$ARBITER_BIN
-else
-    cargo build --release -q
-    BIN=$PWD/target/release/arbiter
-fi
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
+source benches/lib.sh
 
 base() { # a policy directory with the bundled schema and guards
     mkdir -p "$1"

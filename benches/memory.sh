@@ -16,15 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZES=("$@")
 [ ${#SIZES[@]} -eq 0 ] && SIZES=(10000 100000)
-if [ -n "${ARBITER_BIN:-}" ]; then
-    BIN=$ARBITER_BIN
-else
-    cargo build --release -q
-    BIN=$PWD/target/release/arbiter
-fi
-WORK=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+source benches/lib.sh
 
 # routes.cedar with N policies; SALT changes every policy's text (and so the set's version).
 generate() {

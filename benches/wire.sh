@@ -17,20 +17,12 @@
 #        ARBITER_BIN=/path/to/arbiter benches/wire.sh   (that binary, no build: A/B runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v h2load >/dev/null || { echo "needs h2load: apt-get install nghttp2-client" >&2; exit 1; }
 SECONDS_PER_RUN=${1:-10}
 LOG_LEVEL=info
 [ "${LOG:-on}" = off ] && LOG_LEVEL=warn
 
-if [ -n "${ARBITER_BIN:-}" ]; then
-    BIN=$ARBITER_BIN
-else
-    cargo build --release -q
-    BIN=$PWD/target/release/arbiter
-fi
-WORK=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
+NEEDS_H2LOAD=1
+source benches/lib.sh
 cp -r policies "$WORK/policies"
 ARBITER=127.0.0.1:50161
 ECHO=127.0.0.1:50162

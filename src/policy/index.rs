@@ -337,22 +337,9 @@ fn check_template(template: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
-    use super::super::PolicySnapshot;
-
-    fn bundled_copy() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_file() {
-                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-            }
-        }
-        dir
-    }
+    use super::super::{bundled_copy, PolicySnapshot};
 
     fn shared(s: &PolicySnapshot, template: &str) -> Arc<super::Endpoint> {
         Arc::clone(s.routes.shared(template).unwrap())

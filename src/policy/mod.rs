@@ -148,3 +148,18 @@ fn entity_issuers(entities: &Entities) -> HashMap<cedar_policy::EntityUid, Strin
         })
         .collect()
 }
+
+/// A copy of the bundled policy directory (its files, not `tests/` or `properties/`), for
+/// tests that change it.
+#[cfg(test)]
+pub(crate) fn bundled_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}

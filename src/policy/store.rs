@@ -244,18 +244,7 @@ fn index_queries_in_background(snapshot: &Arc<PolicySnapshot>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn bundled_copy() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-        for entry in std::fs::read_dir(src).unwrap() {
-            let entry = entry.unwrap();
-            if entry.path().is_file() {
-                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-            }
-        }
-        dir
-    }
+    use crate::policy::bundled_copy;
 
     #[test]
     fn validation_errors_of_reused_files_are_located_exactly() {

@@ -1,0 +1,22 @@
+# Shared by the benchmark scripts (sourced, from the repository root): the binary under test
+# and a scratch directory that goes away, with every server the script started, on exit.
+#
+#   BIN    ARBITER_BIN if set (that binary, no build: A/B runs), else a fresh release build
+#   WORK   a temporary directory
+# With NEEDS_H2LOAD=1 set first, it fails at once (before any build) when h2load (Debian's
+# `nghttp2-client`) is missing.
+
+if [ "${NEEDS_H2LOAD:-0}" = 1 ] && ! command -v h2load >/dev/null; then
+    echo "needs h2load: apt-get install nghttp2-client" >&2
+    exit 1
+fi
+
+if [ -n "${ARBITER_BIN:-}" ]; then
+    BIN=$ARBITER_BIN
+else
+    cargo build --release -q
+    BIN=$PWD/target/release/arbiter
+fi
+WORK=$(mktemp -d)
+cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT

@@ -7,7 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     // Outputs in a fixed order, so a response (and a test) is the same on every run.
-    config.btree_map([".arbiter.v1.DecisionOutputs"]);
+    config.btree_map([
+        ".arbiter.v1.DecisionOutputs",
+        ".arbiter.v1.PolicyExplanation.outputs",
+    ]);
     let well_known = protoc_bin_vendored::include_path()?;
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("arbiter_descriptor.bin"))

@@ -69,6 +69,28 @@ pub struct TestCase {
     /// The expected determining policies, in any order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policies: Option<Vec<String>>,
+    /// The expected decision outputs (each part checked only when given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<ExpectedOutputs>,
+}
+
+/// What a case expects of the decision's outputs: the headers and metadata exactly (when
+/// given), the deny status and message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedOutputs {
+    /// Headers for the upstream, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Metadata, by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// The deny status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_status: Option<u16>,
+    /// The deny message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_message: Option<String>,
 }
 
 /// The expected decision.
@@ -98,7 +120,7 @@ pub struct CaseResult {
 /// One expectation that did not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
-    /// `decision`, `reason` or `policies`.
+    /// `decision`, `reason`, `policies`, or which output.
     pub what: &'static str,
     /// Expected.
     pub expected: String,
@@ -322,6 +344,42 @@ fn compare(case: &TestCase, verdict: &Verdict) -> Vec<Mismatch> {
                 expected: expected.join(", "),
                 actual: actual.join(", "),
             });
+        }
+    }
+    if let Some(expected) = &case.outputs {
+        let o = &verdict.outputs;
+        let pairs = |list: &[(String, String)]| -> std::collections::BTreeMap<String, String> {
+            list.iter().cloned().collect()
+        };
+        let show = |m: &std::collections::BTreeMap<String, String>| {
+            let list: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{{{}}}", list.join(", "))
+        };
+        let mut check = |what: &'static str, expected: String, actual: String| {
+            if expected != actual {
+                out.push(Mismatch {
+                    what,
+                    expected,
+                    actual,
+                });
+            }
+        };
+        if let Some(h) = &expected.headers {
+            check("output headers", show(h), show(&pairs(&o.headers)));
+        }
+        if let Some(m) = &expected.metadata {
+            check("output metadata", show(m), show(&pairs(&o.metadata)));
+        }
+        let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        if let Some(s) = expected.deny_status {
+            check(
+                "deny status",
+                s.to_string(),
+                or_none(o.deny_status.map(|s| s.to_string())),
+            );
+        }
+        if let Some(m) = &expected.deny_message {
+            check("deny message", m.clone(), or_none(o.deny_message.clone()));
         }
     }
     out

@@ -107,6 +107,7 @@ pub(crate) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             "error": e.error,
             "scope_matched": e.scope_matched,
             "failed_condition": (!e.failed_condition.is_empty()).then_some(&e.failed_condition),
+            "outputs": (!e.outputs.is_empty()).then_some(&e.outputs),
         })).collect::<Vec<_>>(),
     });
     say!("{}", serde_json::to_string_pretty(&out)?);
@@ -186,8 +187,18 @@ fn human_lines(r: &proto::AuthorizeResponse, allowed: bool, took: Duration) -> V
         } else {
             format!(", failed: {}", e.failed_condition)
         };
+        let outputs = if e.outputs.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = e
+                .outputs
+                .iter()
+                .map(|(k, v)| format!("@{k}(\"{v}\")"))
+                .collect();
+            format!(", outputs {}", list.join(" "))
+        };
         lines.push(format!(
-            "  {} {outcome} at {}:{}{missing}{why}",
+            "  {} {outcome} at {}:{}{missing}{why}{outputs}",
             e.policy_id, e.file, e.line
         ));
     }

@@ -68,6 +68,11 @@ pub(super) fn explain(
             error,
             scope_matched,
             failed_condition,
+            outputs: meta
+                .outputs
+                .as_deref()
+                .map(crate::policy::outputs::PolicyOutputs::annotations)
+                .unwrap_or_default(),
         });
     }
     out

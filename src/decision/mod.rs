@@ -109,6 +109,9 @@ pub struct Explanation {
     /// When the scope matched but the conditions did not hold: the first part that failed,
     /// e.g. `when context.scopes.contains("otp")` was false.
     pub failed_condition: Option<String>,
+    /// Its output annotations as written (`header_x_user_id` → `{principal.id}`): what it
+    /// would ask a gateway to do if it determined the decision.
+    pub outputs: Vec<(String, String)>,
 }
 
 /// The result of evaluating one policy on its own.

@@ -130,6 +130,7 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
                 scope_matched: e.scope_matched,
                 failed_condition: e.failed_condition.unwrap_or_default(),
                 error: e.error.unwrap_or_default(),
+                outputs: e.outputs.into_iter().collect(),
             })
             .collect(),
         outputs: (!v.outputs.is_empty()).then(|| {

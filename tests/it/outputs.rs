@@ -44,6 +44,27 @@ async fn outputs_come_from_the_determining_policies_and_conflicts_never_load() {
         "a deny sets no header for the upstream"
     );
 
+    // Explain shows each policy's output annotations as written, determining or not.
+    let mut ask = request(&read, "GET", "/item/0", json!({}));
+    ask.explain = true;
+    let r = connect(server.addr)
+        .await
+        .authorize(ask)
+        .await
+        .unwrap()
+        .into_inner();
+    let of = |id: &str| {
+        r.explanation
+            .iter()
+            .find(|e| e.policy_id == id)
+            .unwrap_or_else(|| panic!("{id} explained: {r:?}"))
+            .outputs
+            .clone()
+    };
+    assert_eq!(of("item-read")["header_x_item_id"], "{params.id}");
+    assert_eq!(of("item-zero-is-hidden")["deny_status"], "404");
+    assert!(of("deny-risky-network").is_empty());
+
     // A deny nobody's annotations shape has no outputs.
     let r = server.authorize(&read, "POST", "/items", json!({})).await;
     assert_eq!(reason(&r), Reason::InsufficientScope);

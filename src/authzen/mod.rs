@@ -1,5 +1,6 @@
 //! The OpenID AuthZEN Authorization API 1.0 over HTTP: access evaluation, evaluations
-//! (batch, with `evaluations_semantic`), and `/.well-known/authzen-configuration`.
+//! (batch, with `evaluations_semantic`), subject, resource and action search (see
+//! [`search`]), and `/.well-known/authzen-configuration`.
 //!
 //! Mapping onto Arbiter's Cedar model: the subject `{type, id, properties}` is the principal
 //! `<Type>::"<id>"` (the type with its first letter upper-cased: `user` → `User`,
@@ -27,6 +28,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 mod pep;
+mod search;
 
 use pep::require_pep;
 pub use pep::PepAuth;
@@ -60,6 +62,9 @@ pub fn router(pdp: Arc<Pdp>, base: String, pep: PepAuth) -> Router {
     Router::new()
         .route("/access/v1/evaluation", post(evaluation))
         .route("/access/v1/evaluations", post(evaluations))
+        .route("/access/v1/search/subject", post(search::subject))
+        .route("/access/v1/search/resource", post(search::resource))
+        .route("/access/v1/search/action", post(search::action_search))
         .route_layer(axum::middleware::from_fn_with_state(pep, require_pep))
         .route("/.well-known/authzen-configuration", get(configuration))
         .with_state(AuthzenState {
@@ -452,6 +457,9 @@ async fn configuration(State(state): State<AuthzenState>) -> Response {
         "policy_decision_point": state.base,
         "access_evaluation_endpoint": format!("{}/access/v1/evaluation", state.base),
         "access_evaluations_endpoint": format!("{}/access/v1/evaluations", state.base),
+        "search_subject_endpoint": format!("{}/access/v1/search/subject", state.base),
+        "search_resource_endpoint": format!("{}/access/v1/search/resource", state.base),
+        "search_action_endpoint": format!("{}/access/v1/search/action", state.base),
     }))
     .into_response()
 }

@@ -339,3 +339,192 @@ async fn a_bearer_tokens_scopes_cannot_be_widened_through_the_context() {
         .unwrap();
     assert_eq!(resp.status(), 400);
 }
+
+/// Results as a set: the interop runners compare them without regard to order.
+fn result_set(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect()
+}
+
+/// The search interop scenario (subject, resource and action search, 198 cases) and the IdP
+/// scenario's resource search (6 cases), against `examples/authzen/search`.
+#[tokio::test]
+async fn the_search_interop_cases_pass() {
+    let server = serve_example("search").await;
+    let demo = "search/interop/authzen-search-demo/test-harness/src";
+    let runs = [
+        (
+            "subject",
+            format!("{demo}/subject/results.json"),
+            "evaluation",
+            60,
+        ),
+        (
+            "resource",
+            format!("{demo}/resource/results.json"),
+            "evaluation",
+            18,
+        ),
+        (
+            "action",
+            format!("{demo}/action/results.json"),
+            "evaluation",
+            120,
+        ),
+        (
+            "resource",
+            "idp/interop/authzen-idp/test-harness/src/results.json".to_owned(),
+            "search",
+            6,
+        ),
+    ];
+    for (kind, file, key, expected) in runs {
+        let cases = fixture(&file);
+        let cases = cases[key].as_array().unwrap();
+        assert_eq!(cases.len(), expected, "{file}");
+        let mut failures = Vec::new();
+        for case in cases {
+            let path = format!("/access/v1/search/{kind}");
+            let (status, body) = post(&server, &path, &case["request"]).await;
+            let want = result_set(&case["expected"]["results"]);
+            if status != 200 || result_set(&body["results"]) != want {
+                failures.push(format!("{}: got {status} {body}", case["request"]));
+            }
+            assert_eq!(body["page"]["next_token"], "", "one page: {body}");
+        }
+        assert!(failures.is_empty(), "{file}: {failures:#?}");
+    }
+}
+
+#[tokio::test]
+async fn search_pages_and_refuses_what_it_cannot_answer() {
+    let server = serve_example("search").await;
+    let alice_views = json!({
+        "subject": { "type": "user", "id": "alice" },
+        "action": { "name": "view" },
+        "resource": { "type": "record" },
+    });
+    let (status, all) = post(&server, "/access/v1/search/resource", &alice_views).await;
+    assert_eq!(status, 200, "{all}");
+    let everything = all["results"].as_array().unwrap().clone();
+    assert_eq!(everything.len(), 20, "a manager views every record: {all}");
+
+    // Three at a time: the pages add up to the same results, in the same order, once each.
+    let mut paged = Vec::new();
+    let mut request = alice_views.clone();
+    request["page"] = json!({ "limit": 3 });
+    let mut pages = 0;
+    loop {
+        let (status, body) = post(&server, "/access/v1/search/resource", &request).await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert!(results.len() <= 3, "{body}");
+        paged.extend(results.iter().cloned());
+        pages += 1;
+        let next = body["page"]["next_token"].as_str().unwrap().to_owned();
+        if next.is_empty() {
+            break;
+        }
+        request["page"] = json!({ "limit": 3, "token": next });
+    }
+    assert_eq!(paged, everything);
+    assert_eq!(pages, 7);
+
+    // A token of one search is refused by another; so is a made-up one and a bad limit.
+    let mut first = alice_views.clone();
+    first["page"] = json!({ "limit": 3 });
+    let (_, body) = post(&server, "/access/v1/search/resource", &first).await;
+    let token = body["page"]["next_token"].as_str().unwrap().to_owned();
+    let mut other = alice_views.clone();
+    other["action"] = json!({ "name": "edit" });
+    other["page"] = json!({ "token": token });
+    let (status, body) = post(&server, "/access/v1/search/resource", &other).await;
+    assert_eq!(status, 400, "{body}");
+    for page in [
+        json!({ "token": "bm9wZQ" }),
+        json!({ "limit": 0 }),
+        json!({ "limit": "3" }),
+    ] {
+        let mut bad = alice_views.clone();
+        bad["page"] = page.clone();
+        let (status, _) = post(&server, "/access/v1/search/resource", &bad).await;
+        assert_eq!(status, 400, "{page}");
+    }
+    // The searched entity needs its type; the others need everything an evaluation does.
+    for (kind, body) in [
+        (
+            "subject",
+            json!({ "subject": {}, "action": { "name": "view" }, "resource": { "type": "record", "id": "101" } }),
+        ),
+        (
+            "resource",
+            json!({ "subject": { "type": "user", "id": "alice" }, "resource": { "type": "record" } }),
+        ),
+        (
+            "action",
+            json!({ "subject": { "type": "user", "id": "alice" }, "resource": { "type": "record" } }),
+        ),
+    ] {
+        let (status, answer) = post(&server, &format!("/access/v1/search/{kind}"), &body).await;
+        assert_eq!(status, 400, "{kind}: {answer}");
+    }
+    // Unknown ids and types give no results, not an error.
+    let (status, body) = post(
+        &server,
+        "/access/v1/search/action",
+        &json!({ "subject": { "type": "user", "id": "nobody" }, "resource": { "type": "record", "id": "101" } }),
+    )
+    .await;
+    assert_eq!((status, body["results"].clone()), (200, json!([])));
+
+    // Route resources are the route index; the metadata advertises every search.
+    let server = TestServer::start().await;
+    let token = server.token("demo", None, "read");
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{}/access/v1/search/resource",
+            server.http_addr
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "action": { "name": "GET" }, "resource": { "type": "route" } }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = resp.json().await.unwrap();
+    let ids: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"/item/{id}") && ids.contains(&"/health"),
+        "{body}"
+    );
+    assert!(!ids.contains(&"/items"), "POST only: {body}");
+    let meta: Value = reqwest::get(format!(
+        "http://{}/.well-known/authzen-configuration",
+        server.http_addr
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for key in [
+        "search_subject_endpoint",
+        "search_resource_endpoint",
+        "search_action_endpoint",
+    ] {
+        assert!(
+            meta[key]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/access/v1/search/{}", &key[7..key.len() - 9])),
+            "{meta}"
+        );
+    }
+}

@@ -55,10 +55,19 @@ const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 struct AuthzenState {
     pdp: Arc<Pdp>,
     base: String,
+    /// The authorization server's clients, when it runs: candidates of a `client` subject
+    /// search beside those of `entities.json`.
+    clients: Option<Arc<dyn crate::store::Store>>,
 }
 
-/// The AuthZEN routes; `base` is the public HTTP base URL for the metadata.
-pub fn router(pdp: Arc<Pdp>, base: String, pep: PepAuth) -> Router {
+/// The AuthZEN routes; `base` is the public HTTP base URL for the metadata; `clients` is the
+/// authorization server's store, when it runs (subject search lists its clients).
+pub fn router(
+    pdp: Arc<Pdp>,
+    base: String,
+    pep: PepAuth,
+    clients: Option<Arc<dyn crate::store::Store>>,
+) -> Router {
     Router::new()
         .route("/access/v1/evaluation", post(evaluation))
         .route("/access/v1/evaluations", post(evaluations))
@@ -70,6 +79,7 @@ pub fn router(pdp: Arc<Pdp>, base: String, pep: PepAuth) -> Router {
         .with_state(AuthzenState {
             pdp,
             base: base.trim_end_matches('/').to_owned(),
+            clients,
         })
 }
 

@@ -4,7 +4,8 @@
 //! A search is a sequence of evaluations over candidates, each through the one decision
 //! entry (so each is a logged decision with its own id): subjects and resources of a type are
 //! the entities `entities.json` declares (a `route` resource is every endpoint of the route
-//! index), actions are the schema's. Candidates are taken in a fixed order (by id), and a
+//! index; `client` subjects are also the authorization server's registered clients), actions
+//! are the schema's. Candidates are taken in a fixed order (by id), and a
 //! page ends after `page.limit` results (100 unless asked; at most 1 000) or after 10 000
 //! candidates examined, whichever is first; `page.next_token` then says where the next page
 //! starts. A token belongs to one search over one policy version: another search, or a reload
@@ -99,7 +100,26 @@ async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body
         let snapshot = state.pdp.policies().snapshot();
         let fingerprint = fingerprint(&q);
         let (offset, limit) = read_page(object.get("page"), &snapshot.version, &fingerprint)?;
-        let candidates = candidates(&q, &snapshot);
+        let mut candidates = candidates(&q, &snapshot);
+        if let (Kind::Subject, Some(store)) = (q.kind, &state.clients) {
+            let is_client = q
+                .subject
+                .as_ref()
+                .is_some_and(|s| super::cedar_type(&s.ty, false) == "Client");
+            if is_client {
+                let registered = store.clients().await.map_err(|e| {
+                    tracing::warn!(error = %e, "subject search: the client store failed");
+                    ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        "server_error",
+                        "the client store could not be read",
+                    )
+                })?;
+                candidates.extend(registered.into_iter().map(|c| c.client_id));
+                candidates.sort();
+                candidates.dedup();
+            }
+        }
         let mut results = Vec::new();
         let mut at = offset.min(candidates.len());
         let mut examined = 0;

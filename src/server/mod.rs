@@ -274,6 +274,7 @@ impl Arbiter {
                 scope: self.config.authzen.pep_scope.clone(),
                 pdp: self.pdp.clone(),
             },
+            self.tokens.as_ref().map(|t| t.store().clone()),
         ));
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {

@@ -482,6 +482,32 @@ async fn search_pages_and_refuses_what_it_cannot_answer() {
 
     // Route resources are the route index; the metadata advertises every search.
     let server = TestServer::start().await;
+    // `client` subjects are entities.json's and the authorization server's registered ones.
+    let store = server.store().await;
+    let spec = arbiter::oauth::clients::ClientSpec {
+        name: "searchable".into(),
+        scopes: vec!["read".into()],
+        auth_method: "client_secret_basic".into(),
+        ..Default::default()
+    };
+    let registered = arbiter::oauth::clients::create(&store, &spec)
+        .await
+        .unwrap()
+        .record
+        .client_id;
+    let (status, body) = post(
+        &server,
+        "/access/v1/search/subject",
+        &json!({ "subject": { "type": "client" }, "action": { "name": "GET" }, "resource": { "type": "route", "id": "/health" } }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let clients = result_set(&body["results"]);
+    assert!(
+        clients.contains(&json!({ "type": "client", "id": registered }).to_string()),
+        "{body}"
+    );
+
     let token = server.token("demo", None, "read");
     let resp = reqwest::Client::new()
         .post(format!(

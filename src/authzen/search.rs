@@ -5,7 +5,7 @@
 //! entry (so each is a logged decision with its own id): subjects and resources of a type are
 //! the entities `entities.json` declares (a `route` resource is every endpoint of the route
 //! index; `client` subjects are also the authorization server's registered clients), actions
-//! are the schema's. Candidates are taken in a fixed order (by id), and a
+//! are those the schema lets the principal type do to the resource type. Candidates are taken in a fixed order (by id), and a
 //! page ends after `page.limit` results (100 unless asked; at most 1 000) or after 10 000
 //! candidates examined, whichever is first; `page.next_token` then says where the next page
 //! starts. A token belongs to one search over one policy version: another search, or a reload
@@ -123,17 +123,27 @@ async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body
         let mut results = Vec::new();
         let mut at = offset.min(candidates.len());
         let mut examined = 0;
+        // A candidate the request cannot be asked about (an action whose context needs what
+        // the caller did not send) is simply not a result; a request no candidate can be
+        // asked about (a reserved context key, a malformed token) is the caller's error.
+        let mut invalid: Option<String> = None;
+        let mut asked = 0;
         while at < candidates.len() && results.len() < limit && examined < MAX_EXAMINED {
             let e = evaluation(&q, &candidates[at]);
             let outcome = evaluate_one(state, token, &e).await;
             if outcome.reason == Reason::InvalidRequest {
-                return Err(bad_request(outcome.errors.join("; ")));
+                invalid.get_or_insert_with(|| outcome.errors.join("; "));
+            } else {
+                asked += 1;
             }
             if outcome.allowed {
                 results.push(result(&q, &candidates[at]));
             }
             at += 1;
             examined += 1;
+        }
+        if let (0, Some(why)) = (asked, invalid) {
+            return Err(bad_request(why));
         }
         let next_token = if at < candidates.len() {
             page_token(&snapshot.version, &fingerprint, at)
@@ -232,11 +242,24 @@ fn candidates(q: &Query, snapshot: &PolicySnapshot) -> Vec<String> {
             .unwrap_or_default(),
         Kind::Resource => of_type(&q.resource.ty, true),
         Kind::Action => {
-            let mut names: Vec<String> = snapshot
-                .schema
-                .actions()
-                .map(|a| a.id().unescaped().to_owned())
-                .collect();
+            // The actions the schema lets this principal type do to this resource type; a
+            // bearer token's principal is a `User` or a `Client`.
+            let resource = super::cedar_type(&q.resource.ty, true);
+            let principals: Vec<String> = match &q.subject {
+                Some(s) => vec![super::cedar_type(&s.ty, false)],
+                None => vec!["User".to_owned(), "Client".to_owned()],
+            };
+            let mut names: Vec<String> = Vec::new();
+            if let Ok(r) = resource.parse::<cedar_policy::EntityTypeName>() {
+                for p in principals.iter().filter_map(|p| p.parse().ok()) {
+                    names.extend(
+                        snapshot
+                            .schema
+                            .actions_for_principal_and_resource(&p, &r)
+                            .map(|a| a.id().unescaped().to_owned()),
+                    );
+                }
+            }
             names.sort();
             names.dedup();
             names

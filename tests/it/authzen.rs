@@ -531,6 +531,29 @@ async fn search_pages_and_refuses_what_it_cannot_answer() {
         "{body}"
     );
     assert!(!ids.contains(&"/items"), "POST only: {body}");
+    // Action search on a route asks only the actions the schema lets a token's principal do
+    // to an endpoint (not IssueScope, whose context this request does not have).
+    let ask = |body: Value| {
+        reqwest::Client::new()
+            .post(format!(
+                "http://{}/access/v1/search/action",
+                server.http_addr
+            ))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let resp = ask(json!({ "resource": { "type": "route", "id": "/item/{id}" } }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["results"], json!([{ "name": "GET" }]), "{body}");
+    // A context no candidate can be asked with is the caller's error, not an empty answer.
+    let resp = ask(json!({ "resource": { "type": "route", "id": "/item/{id}" }, "context": { "scopes": ["admin"] } }))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
     let meta: Value = reqwest::get(format!(
         "http://{}/.well-known/authzen-configuration",
         server.http_addr

@@ -26,17 +26,64 @@ pub struct PolicyFacts {
     /// Annotations, key and value.
     pub annotations: Vec<(String, String)>,
     /// Attribute paths it reads, e.g. `principal.department`, `context.employee.nationality`.
-    pub attributes: BTreeSet<String>,
+    pub attributes: SortedSet<String>,
     /// Literals it compares with (strings, numbers, booleans, entity ids, IP ranges).
-    pub literals: BTreeSet<String>,
+    pub literals: SortedSet<String>,
     /// Entities it names: `(type, id)`, id empty for a type alone (`is`, `principal is T`).
-    pub entities: BTreeSet<(String, String)>,
+    pub entities: SortedSet<(String, String)>,
     /// Actions its scope admits; `None` for every action.
     pub actions: Option<Vec<String>>,
     /// Scopes it asks for: `@scopes` and `context.scopes.contains*` literals.
-    pub scopes: BTreeSet<String>,
+    pub scopes: SortedSet<String>,
     /// The policy in Cedar syntax.
     pub text: String,
+}
+
+/// A set frozen once its policy is indexed: sorted, in one boxed slice. (A `BTreeSet` keeps
+/// a node of eleven slots for even one entry, and the index holds four sets per policy: at
+/// 100 000 policies that was a tenth of the server's memory.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct SortedSet<T>(Box<[T]>);
+
+impl<T: Ord> SortedSet<T> {
+    /// Whether `item` is in the set.
+    pub fn contains(&self, item: &T) -> bool {
+        self.0.binary_search(item).is_ok()
+    }
+
+    /// The items, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Ord> From<BTreeSet<T>> for SortedSet<T> {
+    fn from(set: BTreeSet<T>) -> Self {
+        Self(set.into_iter().collect())
+    }
+}
+
+impl<'a, T> IntoIterator for &'a SortedSet<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// What [`facts_of`] gathers from a policy's JSON form before the sets are frozen.
+#[derive(Default)]
+struct Gathered {
+    attributes: BTreeSet<String>,
+    literals: BTreeSet<String>,
+    entities: BTreeSet<(String, String)>,
+    scopes: BTreeSet<String>,
 }
 
 /// Every policy's facts, in file order.
@@ -263,10 +310,28 @@ fn glob_matches(glob: &str, text: &str) -> bool {
 }
 
 fn facts_of(snapshot: &PolicySnapshot, policy: &Policy) -> PolicyFacts {
-    let id = policy.id().to_string();
     let meta = snapshot.meta.get(policy.id());
-    let mut facts = PolicyFacts {
-        id,
+    let mut g = Gathered::default();
+    if let Some(expr) = meta.and_then(|m| m.scopes.as_ref()) {
+        g.scopes
+            .extend(expr.scopes().into_iter().map(str::to_owned));
+    }
+    if let Ok(est) = policy.to_json() {
+        for part in ["principal", "action", "resource"] {
+            if let Some(c) = est.get(part) {
+                scope_entities(c, &mut g);
+            }
+        }
+        if let Some(Value::Array(conditions)) = est.get("conditions") {
+            for c in conditions {
+                if let Some(body) = c.get("body") {
+                    walk(body, &mut g);
+                }
+            }
+        }
+    }
+    PolicyFacts {
+        id: policy.id().to_string(),
         effect: match policy.effect() {
             cedar_policy::Effect::Permit => "permit",
             cedar_policy::Effect::Forbid => "forbid",
@@ -277,37 +342,17 @@ fn facts_of(snapshot: &PolicySnapshot, policy: &Policy) -> PolicyFacts {
             .annotations()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect(),
-        attributes: BTreeSet::new(),
-        literals: BTreeSet::new(),
-        entities: BTreeSet::new(),
+        attributes: g.attributes.into(),
+        literals: g.literals.into(),
+        entities: g.entities.into(),
         actions: meta.and_then(|m| m.actions.clone()),
-        scopes: BTreeSet::new(),
+        scopes: g.scopes.into(),
         text: policy.to_string(),
-    };
-    if let Some(expr) = meta.and_then(|m| m.scopes.as_ref()) {
-        facts
-            .scopes
-            .extend(expr.scopes().into_iter().map(str::to_owned));
     }
-    if let Ok(est) = policy.to_json() {
-        for part in ["principal", "action", "resource"] {
-            if let Some(c) = est.get(part) {
-                scope_entities(c, &mut facts);
-            }
-        }
-        if let Some(Value::Array(conditions)) = est.get("conditions") {
-            for c in conditions {
-                if let Some(body) = c.get("body") {
-                    walk(body, &mut facts);
-                }
-            }
-        }
-    }
-    facts
 }
 
 /// Entities of a scope constraint (`==`, `in`, `is … in …`).
-fn scope_entities(c: &Value, facts: &mut PolicyFacts) {
+fn scope_entities(c: &Value, facts: &mut Gathered) {
     if let Some(t) = c.get("entity_type").and_then(Value::as_str) {
         facts.entities.insert((t.to_owned(), String::new()));
     }
@@ -323,7 +368,7 @@ fn scope_entities(c: &Value, facts: &mut PolicyFacts) {
     }
 }
 
-fn entity_ref(v: &Value, facts: &mut PolicyFacts) {
+fn entity_ref(v: &Value, facts: &mut Gathered) {
     let v = v.get("entity").unwrap_or(v);
     let v = v.get("__entity").unwrap_or(v);
     if let (Some(t), Some(i)) = (
@@ -348,7 +393,7 @@ fn path_of(expr: &Value) -> Option<String> {
 
 /// Collects attributes, literals, entities and scopes from an expression, whatever its
 /// shape: known nodes are read, every other node is walked through.
-fn walk(expr: &Value, facts: &mut PolicyFacts) {
+fn walk(expr: &Value, facts: &mut Gathered) {
     match expr {
         Value::Array(items) => items.iter().for_each(|e| walk(e, facts)),
         Value::Object(map) => {
@@ -393,7 +438,7 @@ fn walk(expr: &Value, facts: &mut PolicyFacts) {
     }
 }
 
-fn literal(v: &Value, facts: &mut PolicyFacts) {
+fn literal(v: &Value, facts: &mut Gathered) {
     match v {
         Value::String(s) => {
             facts.literals.insert(s.clone());

@@ -348,9 +348,6 @@ fn compare(case: &TestCase, verdict: &Verdict) -> Vec<Mismatch> {
     }
     if let Some(expected) = &case.outputs {
         let o = &verdict.outputs;
-        let pairs = |list: &[(String, String)]| -> std::collections::BTreeMap<String, String> {
-            list.iter().cloned().collect()
-        };
         let show = |m: &std::collections::BTreeMap<String, String>| {
             let list: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             format!("{{{}}}", list.join(", "))
@@ -365,10 +362,10 @@ fn compare(case: &TestCase, verdict: &Verdict) -> Vec<Mismatch> {
             }
         };
         if let Some(h) = &expected.headers {
-            check("output headers", show(h), show(&pairs(&o.headers)));
+            check("output headers", show(h), show(&o.headers));
         }
         if let Some(m) = &expected.metadata {
-            check("output metadata", show(m), show(&pairs(&o.metadata)));
+            check("output metadata", show(m), show(&o.metadata));
         }
         let or_none = |v: Option<String>| v.unwrap_or_else(|| "none".into());
         if let Some(s) = expected.deny_status {

@@ -309,32 +309,8 @@ fn outcome_context(o: &Outcome) -> Value {
         "errors": o.errors,
         "decision_id": o.decision_id,
     });
-    let out = &o.outputs;
-    if !out.is_empty() {
-        let mut outputs = Map::new();
-        let pairs = |list: &[(String, String)]| {
-            Value::Object(
-                list.iter()
-                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                    .collect(),
-            )
-        };
-        if !out.headers.is_empty() {
-            outputs.insert("headers".into(), pairs(&out.headers));
-        }
-        if !out.remove_headers.is_empty() {
-            outputs.insert("remove_headers".into(), json!(out.remove_headers));
-        }
-        if !out.metadata.is_empty() {
-            outputs.insert("metadata".into(), pairs(&out.metadata));
-        }
-        if let Some(s) = out.deny_status {
-            outputs.insert("deny_status".into(), json!(s));
-        }
-        if let Some(m) = &out.deny_message {
-            outputs.insert("deny_message".into(), json!(m));
-        }
-        context["outputs"] = Value::Object(outputs);
+    if !o.outputs.is_empty() {
+        context["outputs"] = json!(o.outputs);
     }
     context
 }

@@ -415,7 +415,8 @@ fn evaluate(
             }
         }
     }
-    if verdict.allowed || verdict.reason == Reason::PolicyDeny {
+    let may_have_outputs = target.endpoint().is_none_or(|e| e.has_outputs);
+    if may_have_outputs && (verdict.allowed || verdict.reason == Reason::PolicyDeny) {
         let (claims, scopes) = match caller {
             Caller::Token(t) => (Some(&t.claims), t.scopes.as_slice()),
             Caller::Anonymous | Caller::Subject(_) => (None, &[][..]),

@@ -1,40 +1,43 @@
 //! The outputs of one decision: the determining policies' annotations (see
-//! [`crate::policy::outputs`]) filled from what the decision verified, merged in a fixed
-//! order. A value that cannot be filled, or is not a valid header value, makes the decision a
-//! deny: a gateway never forwards a request without the headers its policies promised.
+//! [`crate::policy::outputs`]) filled from what the decision verified, merged by name. A
+//! value that cannot be filled, or is not a valid header value, makes the decision a deny: a
+//! gateway never forwards a request without the headers its policies promised.
 
 use std::collections::BTreeMap;
 
 use cedar_policy::{Effect, PolicyId};
+use serde::Serialize;
 
-use crate::policy::outputs::Verified;
+use crate::policy::outputs::{Template, Verified};
 use crate::policy::{Endpoint, PolicySnapshot};
 
-/// What the determining policies ask the gateway to do.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the determining policies ask the gateway to do (serialized as AuthZEN's
+/// `context.outputs`, empty parts left out).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Outputs {
     /// Headers for the upstream, by lower-case name, on an allow. They replace any copy the
     /// client sent.
-    pub headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
     /// Headers the upstream must not receive from the client: every header the endpoint's
     /// policies can set that this decision did not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remove_headers: Vec<String>,
     /// Envoy `dynamic_metadata` entries, by key.
-    pub metadata: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
     /// The HTTP status to answer a deny with (the gateway's own default when `None`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deny_status: Option<u16>,
     /// The body to answer a deny with.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deny_message: Option<String>,
 }
 
 impl Outputs {
     /// Whether there is nothing for a gateway to do.
     pub fn is_empty(&self) -> bool {
-        self.headers.is_empty()
-            && self.remove_headers.is_empty()
-            && self.metadata.is_empty()
-            && self.deny_status.is_none()
-            && self.deny_message.is_none()
+        *self == Self::default()
     }
 }
 
@@ -52,10 +55,10 @@ pub(crate) fn render(
     } else {
         Effect::Forbid
     };
-    let mut headers: BTreeMap<&str, (String, &str)> = BTreeMap::new();
-    let mut metadata: BTreeMap<&str, (String, &str)> = BTreeMap::new();
     let mut out = Outputs::default();
-    let mut status_from: Option<&str> = None;
+    // Which policy gave each output, for the error when another gives it otherwise (the
+    // loader refuses such sets for endpoints; this catches decisions on other resources).
+    let mut from: BTreeMap<String, &str> = BTreeMap::new();
     for id in determining {
         let Some(meta) = snapshot.meta.get(&PolicyId::new(id)) else {
             continue;
@@ -63,92 +66,95 @@ pub(crate) fn render(
         let Some(o) = meta.outputs.as_deref().filter(|_| meta.effect == effect) else {
             continue;
         };
-        // The label is only written out for an error: a decision that fills its outputs
-        // allocates nothing for it.
-        let fill = |what: &dyn Fn() -> String, t: &crate::policy::outputs::Template| {
+        let fill = |t: &Template, what: &str| {
             t.render(verified)
-                .map_err(|e| format!("output {} of `{id}`: {e}", what()))
+                .map_err(|e| format!("output {what} of `{id}`: {e}"))
         };
         for (name, t) in &o.headers {
-            let Some(value) = fill(&|| format!("header `{name}`"), t)? else {
+            let what = format!("header `{name}`");
+            let Some(value) = fill(t, &what)? else {
                 continue;
             };
             if axum::http::HeaderValue::from_str(&value).is_err() {
                 return Err(format!(
-                    "output header `{name}` of `{id}`: the value is not a valid header value"
+                    "output {what} of `{id}`: the value is not a valid header value"
                 ));
             }
-            merge(&mut headers, name, value, id, "header")?;
+            merge(&mut out.headers, name, value, what, id, &mut from)?;
         }
         for (key, t) in &o.metadata {
-            let Some(value) = fill(&|| format!("metadata `{key}`"), t)? else {
+            let what = format!("metadata `{key}`");
+            let Some(value) = fill(t, &what)? else {
                 continue;
             };
-            merge(&mut metadata, key, value, id, "metadata")?;
+            merge(&mut out.metadata, key, value, what, id, &mut from)?;
         }
         if let Some(s) = o.deny_status {
-            match (out.deny_status, status_from) {
-                (Some(old), Some(other)) if old != s => {
-                    return Err(format!(
-                        "`{id}` and `{other}` give the deny different statuses"
-                    ));
-                }
-                _ => {
-                    out.deny_status = Some(s);
-                    status_from = Some(id);
-                }
-            }
+            merge_one(&mut out.deny_status, s, "@deny_status", id, &mut from)?;
         }
         if let Some(t) = &o.deny_message {
-            let Some(message) = fill(&|| "@deny_message".to_owned(), t)? else {
-                continue;
-            };
-            if out.deny_message.as_ref().is_some_and(|m| *m != message) {
-                return Err(format!(
-                    "`{id}` gives the deny a message other policies do not"
-                ));
+            if let Some(message) = fill(t, "@deny_message")? {
+                merge_one(
+                    &mut out.deny_message,
+                    message,
+                    "@deny_message",
+                    id,
+                    &mut from,
+                )?;
             }
-            out.deny_message = Some(message);
         }
     }
-    out.headers = headers
-        .into_iter()
-        .map(|(k, (v, _))| (k.to_owned(), v))
-        .collect();
-    out.metadata = metadata
-        .into_iter()
-        .map(|(k, (v, _))| (k.to_owned(), v))
-        .collect();
-    if allowed {
-        if let Some(e) = endpoint {
-            out.remove_headers = e
-                .output_headers
-                .iter()
-                .filter(|h| !out.headers.iter().any(|(n, _)| n == *h))
-                .cloned()
-                .collect();
-        }
+    if let (true, Some(e)) = (allowed, endpoint) {
+        out.remove_headers = e
+            .output_headers
+            .iter()
+            .filter(|h| !out.headers.contains_key(*h))
+            .cloned()
+            .collect();
     }
     Ok(out)
 }
 
-/// Adds one output; two determining policies with different values for it are an error (the
-/// loader refuses such sets for endpoints; this catches decisions on other resources).
+/// Adds one named output.
 fn merge<'a>(
-    into: &mut BTreeMap<&'a str, (String, &'a str)>,
-    name: &'a str,
+    into: &mut BTreeMap<String, String>,
+    name: &str,
     value: String,
+    what: String,
     id: &'a str,
-    what: &str,
+    from: &mut BTreeMap<String, &'a str>,
 ) -> Result<(), String> {
     match into.get(name) {
-        Some((old, other)) if *old != value => Err(format!(
-            "`{id}` and `{other}` give {what} `{name}` different values"
-        )),
+        Some(old) if *old != value => Err(conflict(&what, id, from)),
         Some(_) => Ok(()),
         None => {
-            into.insert(name, (value, id));
+            into.insert(name.to_owned(), value);
+            from.insert(what, id);
             Ok(())
         }
     }
+}
+
+/// Sets a single-valued output.
+fn merge_one<'a, T: PartialEq>(
+    into: &mut Option<T>,
+    value: T,
+    what: &str,
+    id: &'a str,
+    from: &mut BTreeMap<String, &'a str>,
+) -> Result<(), String> {
+    match into {
+        Some(old) if *old != value => Err(conflict(what, id, from)),
+        Some(_) => Ok(()),
+        None => {
+            *into = Some(value);
+            from.insert(what.to_owned(), id);
+            Ok(())
+        }
+    }
+}
+
+fn conflict(what: &str, id: &str, from: &BTreeMap<String, &str>) -> String {
+    let other = from.get(what).copied().unwrap_or("another policy");
+    format!("`{id}` and `{other}` give {what} different values")
 }

@@ -136,9 +136,9 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
         outputs: (!v.outputs.is_empty()).then(|| {
             let o = v.outputs;
             proto::DecisionOutputs {
-                headers: o.headers.into_iter().collect(),
+                headers: o.headers,
                 remove_headers: o.remove_headers,
-                metadata: o.metadata.into_iter().collect(),
+                metadata: o.metadata,
                 deny_status: o.deny_status.map_or(0, u32::from),
                 deny_message: o.deny_message.unwrap_or_default(),
             }

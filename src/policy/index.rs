@@ -41,6 +41,9 @@ pub struct Endpoint {
     /// Every header name these policies can set for the upstream (sorted): a gateway drops a
     /// client's copy of each, whether or not the decision sets it.
     pub output_headers: Vec<String>,
+    /// Whether any of these policies has outputs (a decision on an endpoint without them
+    /// fills none).
+    pub has_outputs: bool,
 }
 
 /// Maps request paths to endpoints.
@@ -217,9 +220,13 @@ impl RouteTable {
                 continue;
             }
             conflicts.extend(super::outputs::conflicts(&slice, meta));
-            let mut output_headers: Vec<String> = slice
+            let with_outputs: Vec<_> = slice
                 .iter()
                 .filter_map(|p| meta.get(p.id())?.outputs.as_deref())
+                .collect();
+            let has_outputs = !with_outputs.is_empty();
+            let mut output_headers: Vec<String> = with_outputs
+                .iter()
                 .flat_map(|o| o.headers.keys().cloned())
                 .collect();
             output_headers.sort();
@@ -249,6 +256,7 @@ impl RouteTable {
                 policy_ids,
                 context_reads,
                 output_headers,
+                has_outputs,
             }));
         }
         if !conflicts.is_empty() {

@@ -28,7 +28,7 @@ use crate::tls::{Listener, PeerCertificate, ReloadingTls};
 mod settings;
 
 pub use crate::wire::{
-    http_denial, www_authenticate, HttpDenial, DECISION_HEADER, PRINCIPAL_HEADER,
+    http_denial, shaped_denial, www_authenticate, HttpDenial, DECISION_HEADER, PRINCIPAL_HEADER,
 };
 pub use settings::GatewaySettings;
 
@@ -304,18 +304,12 @@ fn denial(config: &GatewayConfig, d: &Decision) -> Response {
             "the policy decision point is unavailable",
         );
     }
-    if let Some(status) = u16::try_from(d.outputs.deny_status)
+    let shaped = u16::try_from(d.outputs.deny_status)
         .ok()
-        .and_then(|s| StatusCode::from_u16(s).ok())
-    {
-        // The determining forbid chose how the deny looks (a `404` hides that the resource
-        // exists): no challenge, no reason beyond its message.
-        let message = if d.outputs.deny_message.is_empty() {
-            status.canonical_reason().unwrap_or("denied")
-        } else {
-            &d.outputs.deny_message
-        };
-        let mut response = plain(status, message);
+        .and_then(|status| shaped_denial(status, &d.outputs.deny_message));
+    if let Some(answer) = shaped {
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::FORBIDDEN);
+        let mut response = plain(status, &answer.description);
         if let Ok(v) = HeaderValue::from_str(&d.decision_id) {
             response.headers_mut().insert(DECISION_HEADER, v);
         }

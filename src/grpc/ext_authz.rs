@@ -23,7 +23,9 @@ use tonic::{Request, Response, Status};
 
 use crate::decision::{AuthzRequest, Pdp};
 use crate::http::bearer_value;
-use crate::wire::{http_denial, is_arbiter_header, DECISION_HEADER, PRINCIPAL_HEADER};
+use crate::wire::{
+    http_denial, is_arbiter_header, shaped_denial, DECISION_HEADER, PRINCIPAL_HEADER,
+};
 
 /// The ext_authz service over the decision point.
 pub struct ExtAuthzService {
@@ -139,23 +141,19 @@ impl Authorization for ExtAuthzService {
             response.set_dynamic_metadata(metadata);
             return Ok(Response::new(response));
         }
-        if let Some(status) = outputs.deny_status {
-            // The determining forbid chose how the deny looks (a `404` hides that the
-            // resource exists): its status and message, nothing that names a policy.
+        let shaped = outputs.deny_status.and_then(|status| {
+            shaped_denial(status, outputs.deny_message.as_deref().unwrap_or(""))
+        });
+        if let Some(answer_http) = shaped {
+            // The determining forbid chose how the deny looks: its status and message.
             let mut denied = DeniedHttpResponseBuilder::new();
             denied.set_http_status(
-                HttpStatusCode::try_from(i32::from(status)).unwrap_or(HttpStatusCode::Forbidden),
+                HttpStatusCode::try_from(i32::from(answer_http.status))
+                    .unwrap_or(HttpStatusCode::Forbidden),
             );
             denied.add_header("content-type", "text/plain; charset=utf-8", None, false);
             denied.add_header(DECISION_HEADER, answer.decision_id.as_str(), None, false);
-            let message = outputs.deny_message.clone().unwrap_or_else(|| {
-                axum::http::StatusCode::from_u16(status)
-                    .ok()
-                    .and_then(|s| s.canonical_reason())
-                    .unwrap_or("denied")
-                    .to_owned()
-            });
-            denied.set_body(message);
+            denied.set_body(answer_http.description);
             let mut response = CheckResponse::with_status(Status::permission_denied("denied"));
             response.set_http_response(denied);
             response.set_dynamic_metadata(metadata);

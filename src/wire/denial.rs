@@ -77,6 +77,25 @@ pub fn http_denial(
     }
 }
 
+/// The answer a determining forbid shaped with `@deny_status` and `@deny_message` (a `404`
+/// hides that the resource exists): that status and message, or the status's reason phrase
+/// when the message is empty, with no challenge and nothing that names a policy. `None`
+/// when the status is not an HTTP status (the loader admits only 400–599).
+pub fn shaped_denial(status: u16, message: &str) -> Option<HttpDenial> {
+    let code = axum::http::StatusCode::from_u16(status).ok()?;
+    let description = if message.is_empty() {
+        code.canonical_reason().unwrap_or("denied").to_owned()
+    } else {
+        message.to_owned()
+    };
+    Some(HttpDenial {
+        status,
+        error: "access_denied",
+        description,
+        challenge: None,
+    })
+}
+
 /// The RFC 6750 §3 `WWW-Authenticate` value: no `error` attribute when no token was sent
 /// at all; the description is reduced to printable ASCII without quotes.
 pub fn www_authenticate(

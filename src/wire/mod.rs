@@ -6,7 +6,7 @@ pub mod convert;
 mod denial;
 
 pub use convert::{json_to_struct, struct_to_json};
-pub use denial::{http_denial, www_authenticate, HttpDenial};
+pub use denial::{http_denial, shaped_denial, www_authenticate, HttpDenial};
 
 /// Generated protobuf types and service stubs of `arbiter.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

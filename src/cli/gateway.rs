@@ -79,7 +79,6 @@ pub(crate) struct GatewayArgs {
 
 pub(crate) fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
     use arbiter::gateway::{serve, GatewaySettings};
-    let _log = arbiter::telemetry::init(args.log_format);
     let file: GatewaySettings = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -107,7 +106,9 @@ pub(crate) fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         tls_key: args.tls_key,
         client_ca: args.client_ca,
         client_certs: args.client_certs.map(ClientCerts::from),
+        telemetry: Default::default(),
     };
+    let _telemetry = arbiter::telemetry::init(args.log_format, &file.telemetry, "arbiter-gateway")?;
     let (listen, config) = flags.over(file).resolve().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

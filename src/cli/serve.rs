@@ -69,7 +69,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.follow_listener();
         return check_config(&config);
     }
-    let _log = arbiter::telemetry::init(config.log_format);
+    let _telemetry = arbiter::telemetry::init(config.log_format, &config.telemetry, "arbiter")?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let grpc = tokio::net::TcpListener::bind(config.grpc_addr)

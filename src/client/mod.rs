@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 use tonic::transport::{Channel, Endpoint};
+use tracing::Instrument as _;
 
 use crate::wire::json_to_struct;
 use crate::wire::proto::{self, authorizer_client::AuthorizerClient};
@@ -235,8 +236,17 @@ impl ArbiterClient {
             client_cert_sha256: check.client_cert_sha256.to_owned(),
         });
         request.set_timeout(self.config.deadline);
+        let span = tracing::debug_span!(
+            "pdp.authorize",
+            otel.name = "arbiter.v1.Authorizer/Authorize",
+            otel.kind = "client",
+            rpc.system = "grpc",
+        );
+        crate::telemetry::propagation::inject_metadata(&span, request.metadata_mut());
         let mut rpc = self.rpc.clone();
-        let answer = tokio::time::timeout(self.config.deadline, rpc.authorize(request)).await;
+        let answer = tokio::time::timeout(self.config.deadline, rpc.authorize(request))
+            .instrument(span)
+            .await;
         let response = match answer {
             Ok(Ok(r)) => r.into_inner(),
             Ok(Err(status)) => {

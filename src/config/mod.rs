@@ -10,10 +10,12 @@ use serde::Deserialize;
 
 mod introspection;
 mod limits;
+mod telemetry;
 mod vocabulary;
 
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
+pub use telemetry::TelemetryConfig;
 
 pub use vocabulary::{check_resource_uri, redacted_url, ClientCerts, Listener, SigningAlg};
 
@@ -90,6 +92,8 @@ pub struct Config {
     pub grpc: GrpcLimits,
     /// Who may ask the AuthZEN API.
     pub authzen: AuthzenConfig,
+    /// OpenTelemetry traces (off unless an endpoint is set).
+    pub telemetry: TelemetryConfig,
 }
 
 impl Default for Config {
@@ -116,6 +120,7 @@ impl Default for Config {
             http: HttpLimits::default(),
             grpc: GrpcLimits::default(),
             authzen: AuthzenConfig::default(),
+            telemetry: TelemetryConfig::default(),
         }
     }
 }
@@ -520,7 +525,12 @@ impl Config {
     /// Checks values that TOML types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if let Some(m) = self.http.invalid("http").or_else(|| self.grpc.invalid()) {
+        if let Some(m) = self
+            .http
+            .invalid("http")
+            .or_else(|| self.grpc.invalid())
+            .or_else(|| self.telemetry.invalid())
+        {
             return invalid(m);
         }
         if self.authzen.pep_scope.trim().is_empty() {

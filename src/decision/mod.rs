@@ -248,6 +248,7 @@ fn decide_with(
     caller: Caller<'_>,
     whole: bool,
 ) -> Verdict {
+    let routing = tracing::debug_span!("route.match").entered();
     let (target, params) = match input.resource {
         Some(r) if r.uid.type_name().basename() == ENDPOINT_TYPE => {
             let template = r.uid.id().unescaped();
@@ -278,6 +279,8 @@ fn decide_with(
         }
         Target::Entity(_) => &snapshot.policies,
     };
+    drop(routing);
+    let evaluating = tracing::debug_span!("evaluate").entered();
     let mut verdict = match evaluate(
         snapshot,
         target,
@@ -290,6 +293,7 @@ fn decide_with(
         Ok(v) => v,
         Err(v) => *v,
     };
+    drop(evaluating);
     if let Target::Endpoint(endpoint, _) = target {
         verdict.route = Some(endpoint.template.clone());
     }

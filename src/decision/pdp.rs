@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use super::context::check_bounds;
 use super::{decide, Caller, EntityRef, Input, Reason, Subject, Verdict};
@@ -108,8 +110,13 @@ impl Pdp {
     /// Decides one request. Never fails: every problem is a deny with a reason.
     pub async fn authorize(&self, req: AuthzRequest<'_>) -> Answer {
         let started = Instant::now();
-        let (verdict, token, decided_by) = self.decide(&req).await;
-        self.answer(started, &req, verdict, token, decided_by)
+        let span = decision_span();
+        async {
+            let (verdict, token, decided_by) = self.decide(&req).await;
+            self.answer(started, &req, verdict, token, decided_by)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Decides a request whose caller Arbiter authenticated itself (the token endpoint's
@@ -117,6 +124,7 @@ impl Pdp {
     /// metrics as [`Pdp::authorize`], without a token to verify (so without `.await`).
     pub fn authorize_authenticated(&self, req: AuthzRequest<'_>) -> Answer {
         let started = Instant::now();
+        let _span = decision_span().entered();
         if !req.token.is_empty() {
             let verdict = Verdict::deny(Reason::Error, "a token needs `authorize`");
             return self.answer(started, &req, verdict, None, None);
@@ -130,6 +138,7 @@ impl Pdp {
     /// `Authorization` header): `invalid_request`, with the decision id, metrics and log
     /// line of any decision. Never decided as anonymous.
     pub fn refuse(&self, req: AuthzRequest<'_>, error: String) -> Answer {
+        let _span = decision_span().entered();
         let verdict = Verdict::deny(Reason::InvalidRequest, error);
         self.answer(Instant::now(), &req, verdict, None, None)
     }
@@ -186,13 +195,25 @@ impl Pdp {
             principal,
             cache_ttl_seconds,
         };
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            // The decision span's, when traces are on.
+            let span = tracing::Span::current();
+            span.record("decision.id", answer.decision_id.as_str());
+            span.record("decision.allowed", answer.verdict.allowed);
+            span.record("decision.reason", answer.verdict.reason.as_str());
+            if let Some(route) = &answer.verdict.route {
+                span.record("decision.route", route.as_str());
+            }
+        }
         let took = started.elapsed();
         crate::telemetry::metrics::METRICS.decision(
             answer.verdict.allowed,
             answer.verdict.reason.as_str(),
             took,
         );
-        super::log::log_decision(&answer, req, token.as_deref(), took);
+        tracing::debug_span!("decision.log").in_scope(|| {
+            super::log::log_decision(&answer, req, token.as_deref(), took);
+        });
         answer
     }
 
@@ -209,7 +230,8 @@ impl Pdp {
         let token = if req.token.is_empty() {
             None
         } else {
-            match self.verifier.verify(req.token).await {
+            let verifying = tracing::debug_span!("token.verify", token.cache = Empty);
+            match self.verifier.verify(req.token).instrument(verifying).await {
                 Ok(t) => Some(t),
                 Err(e) => {
                     // Fail closed either way; `ERROR` when the token may be good and its
@@ -232,6 +254,18 @@ impl Pdp {
         let verdict = decide_prepared(&snapshot, &method, &path, req, token.as_deref());
         (verdict, token, Some(snapshot.version.clone()))
     }
+}
+
+/// The span of one decision, its outcome recorded by [`Pdp::answer`]; disabled (and so
+/// free) unless traces are on.
+fn decision_span() -> tracing::Span {
+    tracing::debug_span!(
+        "decision",
+        decision.id = Empty,
+        decision.allowed = Empty,
+        decision.reason = Empty,
+        decision.route = Empty,
+    )
 }
 
 /// The request's bounds and path rules, as every decision applies them: the upper-case

@@ -20,6 +20,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::client::{ArbiterClient, Check, ClientConfig, Decision};
 use crate::config::{HttpLimits, TlsConfig};
@@ -229,13 +230,26 @@ async fn handle(
     };
     parts.uri = uri;
     let body = Body::new(http_body_util::Limited::new(body, gw.config.max_body_bytes));
+    let forwarding = tracing::debug_span!(
+        "upstream",
+        otel.name = %format_args!("{} upstream", parts.method),
+        otel.kind = "client",
+        http.response.status_code = tracing::field::Empty,
+    );
+    // The upstream continues the trace from this span (a caller's `traceparent` is
+    // replaced); with traces off the caller's passes through untouched.
+    crate::telemetry::propagation::inject_headers(&forwarding, &mut parts.headers);
     let upstream_request = Request::from_parts(parts, body);
-    match tokio::time::timeout(
+    let answered = tokio::time::timeout(
         gw.config.upstream_timeout,
         gw.http.request(upstream_request),
     )
-    .await
-    {
+    .instrument(forwarding.clone())
+    .await;
+    if let Ok(Ok(response)) = &answered {
+        forwarding.record("http.response.status_code", response.status().as_u16());
+    }
+    match answered {
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);

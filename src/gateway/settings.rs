@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::GatewayConfig;
-use crate::config::{ClientCerts, Listener, TlsConfig};
+use crate::config::{ClientCerts, Listener, TelemetryConfig, TlsConfig};
 
 /// `arbiter gateway` settings: every flag, and the same keys of its `--config` file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -55,6 +55,10 @@ pub struct GatewaySettings {
     pub client_ca: Option<PathBuf>,
     /// What is asked of client certificates.
     pub client_certs: Option<ClientCerts>,
+    /// OpenTelemetry traces (the `[telemetry]` table of the file; off unless it names an
+    /// endpoint).
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
 }
 
 impl GatewaySettings {
@@ -84,6 +88,7 @@ impl GatewaySettings {
             tls_key: self.tls_key.or(file.tls_key),
             client_ca: self.client_ca.or(file.client_ca),
             client_certs: self.client_certs.or(file.client_certs),
+            telemetry: file.telemetry,
         }
     }
 

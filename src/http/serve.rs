@@ -37,7 +37,9 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let router = with_request_timeout(router, limits.request_timeout());
+    // The server span outside the timeout, so a `408` is recorded as the request's answer.
+    let router = with_request_timeout(router, limits.request_timeout())
+        .layer(crate::telemetry::TraceRequests);
     let limit = ConnectionLimit::new(limits.max_connections);
     match tls {
         Some(tls) => {

@@ -9,6 +9,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tracing::field::Empty;
+use tracing::Instrument as _;
 
 use super::clients::secret_matches;
 use super::keys::KeyRing;
@@ -239,7 +241,9 @@ impl TokenService {
         let client = match cached {
             Some(c) => Some(c),
             None => {
-                let read = self.store.client(id).await.map_err(|e| {
+                let read = self.store.client(id);
+                let read = read.instrument(tracing::debug_span!("store.client"));
+                let read = read.await.map_err(|e| {
                     crate::telemetry::metrics::METRICS.store_error("client_lookup");
                     tracing::error!(error = %e, "client lookup failed");
                     OAuthError::new("server_error", "the client could not be looked up")
@@ -580,9 +584,12 @@ impl TokenService {
             description: description.to_owned(),
             used_basic,
         };
+        let authenticating = tracing::debug_span!("client.authenticate", client.id = Empty);
         let client = self
             .authenticate(&req.auth, req.origin.certificate.as_ref())
+            .instrument(authenticating.clone())
             .await?;
+        authenticating.record("client.id", client.client_id.as_str());
         // RFC 8705 §3: a certificate-authenticated client's token is bound to the certificate.
         let bound_to = match client.auth_method.as_str() {
             "tls_client_auth" | "self_signed_tls_client_auth" => req
@@ -700,7 +707,10 @@ impl TokenService {
             claims["cnf"] = json!({ "x5t#S256": thumbprint });
         }
         let keys = self.keys.current();
-        let access_token = keys.active.sign_jwt("at+jwt", &claims).map_err(|e| {
+        let signed =
+            tracing::debug_span!("token.sign", jti = %claims["jti"].as_str().unwrap_or(""))
+                .in_scope(|| keys.active.sign_jwt("at+jwt", &claims));
+        let access_token = signed.map_err(|e| {
             tracing::error!(error = %e, "signing failed");
             fail("server_error", "the token could not be signed")
         })?;

@@ -128,6 +128,7 @@ pub(crate) fn load_dir(
     }
 
     // Policies, file by file.
+    let parsing = tracing::debug_span!("policy.parse", files = files.len()).entered();
     let mut meta: HashMap<PolicyId, PolicyMeta> = HashMap::new();
     let mut policies = Vec::new();
     let mut texts: HashMap<String, String> = HashMap::new();
@@ -200,6 +201,7 @@ pub(crate) fn load_dir(
         Entities::empty()
     };
 
+    drop(parsing);
     let mut set = PolicySet::new();
     for policy in policies {
         let id = policy.id().clone();
@@ -209,10 +211,10 @@ pub(crate) fn load_dir(
         }
     }
 
-    // Validation against the schema, only once every file parsed: errors would only repeat.
-    // Policies validated before under the same schema are not validated again.
+    // Validated once all files parsed (errors would repeat), but not what the cache validated.
     let mut warnings = Vec::new();
     if errors.is_empty() {
+        let _validating = tracing::debug_span!("policy.validate").entered();
         let mut to_validate = PolicySet::new();
         for policy in set.policies() {
             let cached = chunk_of

@@ -88,6 +88,7 @@ impl PolicySnapshot {
             errors,
         };
         let loaded = load::load_dir(dir, cache).map_err(fail)?;
+        let _indexing = tracing::debug_span!("policy.index").entered();
         let routes = RouteTable::build(
             &loaded.policies,
             &loaded.meta,

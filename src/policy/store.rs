@@ -126,6 +126,13 @@ impl PolicyStore {
     /// Loads the directory again and swaps it in only if all of it is valid. Blocking and
     /// CPU-heavy: call it from a blocking thread. Concurrent calls run one after the other.
     pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
+        let span = tracing::debug_span!(
+            "policy.reload",
+            trigger = ?trigger,
+            result = tracing::field::Empty,
+            policy_version = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let mut cache = lock(&self.reloading);
         let started = Instant::now();
         let live = self.current.load_full();
@@ -169,6 +176,8 @@ impl PolicyStore {
                 (ReloadResult::Failed, String::new(), e.errors)
             }
         };
+        span.record("result", format_args!("{result:?}"));
+        span.record("policy_version", version.as_str());
         let outcome = ReloadOutcome {
             result,
             trigger,
@@ -209,10 +218,12 @@ pub async fn reload_in_background(
     trigger: Trigger,
 ) -> Option<(ReloadOutcome, Vec<PolicyError>)> {
     let (tx, rx) = tokio::sync::oneshot::channel();
+    // The reload's span is a child of whatever asked for it (an admin RPC's, say).
+    let caller = tracing::Span::current();
     let spawned = std::thread::Builder::new()
         .name("policy-reload".into())
         .spawn(move || {
-            let _ = tx.send(store.reload(trigger));
+            let _ = tx.send(caller.in_scope(|| store.reload(trigger)));
         });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "cannot start a policy reload thread");

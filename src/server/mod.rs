@@ -391,6 +391,7 @@ impl Arbiter {
             .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
             .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
             .timeout(Duration::from_secs(limits.request_timeout_seconds))
+            .layer(telemetry::TraceRequests)
             .add_routes(routes);
         let connections = tls::ConnectionLimit::new(limits.max_connections);
         let grpc_server: std::pin::Pin<

@@ -445,6 +445,11 @@ impl Verifier {
         let digest = digest(token);
         let hit = self.cached(&digest);
         crate::telemetry::metrics::METRICS.token_cache(hit.is_some());
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            // The `token.verify` span's, when traces are on.
+            let cache = if hit.is_some() { "hit" } else { "miss" };
+            tracing::Span::current().record("token.cache", cache);
+        }
         if let Some(hit) = hit {
             return Ok(hit);
         }

@@ -45,3 +45,4 @@ mod ssa;
 mod store;
 mod tls;
 mod token_options;
+mod traces;

@@ -26,6 +26,17 @@ impl ServeProcess {
 
     /// Starts it with `--http-addr http_addr` and waits until it is ready.
     pub fn start_at(dir: &std::path::Path, config: &str, http_addr: &str) -> Self {
+        Self::start_with_env(dir, config, http_addr, &[])
+    }
+
+    /// Starts it with `--http-addr http_addr` and these environment variables, and waits
+    /// until it is ready.
+    pub fn start_with_env(
+        dir: &std::path::Path,
+        config: &str,
+        http_addr: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::io::BufRead;
         let config_path = dir.join("arbiter.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -42,6 +53,7 @@ impl ServeProcess {
             ])
             .arg(&config_path)
             .current_dir(dir)
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();

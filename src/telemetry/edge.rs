@@ -49,6 +49,10 @@ where
 /// route matched (never the raw path, whose ids would make every name unique), else
 /// `METHOD`. Fields are filled only when the span is on.
 fn server_span<B>(request: &Request<B>) -> tracing::Span {
+    // Traces off: no header lookups on the way to a disabled span.
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
     let grpc = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)

@@ -11,17 +11,7 @@ async fn a_token_in_the_query_string_never_reaches_the_log() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let server = ServeProcess::start(dir.path(), "");
-    let token = String::from_utf8(
-        arbiter_bin()
-            .args(["token", "dev", "--client", "demo", "--scope", "read"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let token = dev_token(dir.path(), "demo", "read");
     let path = format!("/item/7?access_token={token}");
     let out = tokio::task::block_in_place(|| {
         arbiter_bin()

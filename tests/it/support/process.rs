@@ -119,6 +119,18 @@ pub fn assert_success(out: &std::process::Output) {
     );
 }
 
+/// `arbiter token dev --client CLIENT --scope SCOPE` in `dir` (a checkout whose `data/`
+/// holds the development key the server trusts): the token.
+pub fn dev_token(dir: &std::path::Path, client: &str, scope: &str) -> String {
+    let out = arbiter_bin()
+        .args(["token", "dev", "--client", client, "--scope", scope])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_success(&out);
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// `arbiter clients create --json` in `dir` (a checkout whose `data/` the server uses):
 /// the new client's id and secret.
 pub fn create_client(dir: &std::path::Path, name: &str, scopes: &str) -> (String, String) {

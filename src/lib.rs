@@ -19,6 +19,7 @@ pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod decision;
 pub mod gateway;
 pub mod grpc;

@@ -71,6 +71,8 @@ pub fn load(dir: &Path, schema: &Schema) -> Result<Vec<Property>, AnalysisError>
         );
         let text = std::fs::read_to_string(&path)
             .map_err(|e| AnalysisError::Property(format!("cannot read `{file}`: {e}")))?;
+        crate::policy::bounds::check_cedar(&file, &text)
+            .map_err(|e| AnalysisError::Property(e.to_string()))?;
         for (line, source) in policy_texts(&text) {
             let at = format!("{file}:{line}");
             let policy = Policy::parse(Some(PolicyId::new(&at)), source)

@@ -1,7 +1,8 @@
 //! One connection to the solver for a run of proofs: Cedar's symbolic compiler
-//! (`cedar-policy-symcc`, checks proved correct in Lean) over the cvc5 executable `CVC5`
-//! names (default `cvc5` on the `PATH`), version 1.3. Shared by `analysis`, `compare` and
-//! `properties`, which only say what to prove.
+//! (`cedar-policy-symcc`, checks proved correct in Lean) over a cvc5 1.3 executable (found
+//! by [`Solver::find`]). Shared by `analysis`, `compare` and `properties`, which only say
+//! what to prove. The solver process is killed when its prover is dropped, so a proof whose
+//! caller went away leaves nothing running.
 //!
 //! The solver quantifies over every well-formed request, entity store and context of the
 //! schema, which include every request Arbiter can make: a proof about them all is a proof
@@ -26,7 +27,90 @@ const WORLD: &str = "forbid (principal is Anonymous, action, resource) when { (c
 const WORLD_ID: &str = "arbiter-analysis-world";
 
 /// How to get a solver, for every message that says one is missing.
-pub const SOLVER_HINT: &str = "set CVC5 to a cvc5 1.3 executable: `python3 -m pip install cvc5==1.3.2` and `export CVC5=$PWD/tools/cvc5` (see the README)";
+pub const SOLVER_HINT: &str = "install cvc5 1.3 (`python3 -m pip install cvc5==1.3.2`, then run from the repository so `tools/cvc5` is found, or put a cvc5 1.3 executable on the PATH, or name one in `[admin] solver` or `CVC5`; see the README)";
+
+/// The solver named in the configuration (`[admin] solver`), for every proof of the process.
+static CONFIGURED_SOLVER: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Names the solver every proof of this process uses (`[admin] solver`); the first call wins.
+pub fn configure_solver(path: std::path::PathBuf) {
+    let _ = CONFIGURED_SOLVER.set(path);
+}
+
+/// The cvc5 executable proofs run, and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solver {
+    /// The executable.
+    pub path: std::path::PathBuf,
+    /// Where it was found: `[admin] solver`, `PATH`, `CVC5` or `tools/cvc5`.
+    pub source: &'static str,
+}
+
+impl Solver {
+    /// Finds cvc5: `[admin] solver`, then `cvc5` on the `PATH`, then the `CVC5` environment
+    /// variable, then `tools/cvc5` (the driver over the PyPI wheel) in the working directory
+    /// or beside the repository the binary was built in.
+    pub fn find() -> Result<Self, AnalysisError> {
+        if let Some(path) = CONFIGURED_SOLVER.get() {
+            return Ok(Self {
+                path: path.clone(),
+                source: "[admin] solver",
+            });
+        }
+        let on_path = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("cvc5"))
+                .find(|p| p.is_file())
+        });
+        if let Some(path) = on_path {
+            return Ok(Self {
+                path,
+                source: "PATH",
+            });
+        }
+        if let Some(path) = std::env::var_os("CVC5").filter(|p| !p.is_empty()) {
+            return Ok(Self {
+                path: path.into(),
+                source: "CVC5",
+            });
+        }
+        let beside_build = std::env::current_exe().ok().and_then(|exe| {
+            // target/{debug,release}[/deps]/arbiter → the repository root.
+            exe.ancestors()
+                .find(|a| a.join("tools/cvc5").is_file() && a.join("Cargo.toml").is_file())
+                .map(|root| root.join("tools/cvc5"))
+        });
+        let tools = std::path::Path::new("tools/cvc5");
+        let found = if tools.is_file() {
+            std::path::absolute(tools).ok()
+        } else {
+            beside_build
+        };
+        found
+            .map(|path| Self {
+                path,
+                source: "tools/cvc5",
+            })
+            .ok_or_else(|| AnalysisError::Solver("no cvc5 found".into()))
+    }
+
+    /// Starts the solver; it is killed when dropped.
+    fn start(&self) -> Result<LocalSolver, AnalysisError> {
+        tracing::debug!(solver = %self.path.display(), found_in = self.source, "starting the solver");
+        LocalSolver::from_command(
+            tokio::process::Command::new(&self.path)
+                .args(["--lang", "smt", "--tlimit=60000"])
+                .kill_on_drop(true),
+        )
+        .map_err(|e| {
+            AnalysisError::Solver(format!(
+                "{} (from {}): {e}",
+                self.path.display(),
+                self.source
+            ))
+        })
+    }
+}
 
 /// Why a proof could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +138,7 @@ pub struct Prover<'s> {
 impl<'s> Prover<'s> {
     /// Starts cvc5 for queries under `schema`.
     pub fn new(schema: &'s Schema) -> Result<Self, AnalysisError> {
-        let solver = LocalSolver::cvc5().map_err(|e| AnalysisError::Solver(e.to_string()))?;
+        let solver = Solver::find()?.start()?;
         let symcc =
             CedarSymCompiler::new(solver).map_err(|e| AnalysisError::Solver(e.to_string()))?;
         Ok(Self {

@@ -33,6 +33,7 @@ mod search;
 use pep::require_pep;
 pub use pep::PepAuth;
 
+
 use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason, Subject};
 use crate::http::ApiError;
 
@@ -58,6 +59,19 @@ struct AuthzenState {
     /// The authorization server's clients, when it runs: candidates of a `client` subject
     /// search beside those of `entities.json`.
     clients: Option<Arc<dyn crate::store::Store>>,
+    /// Where searches run, and their budgets.
+    search: SearchBudget,
+}
+
+/// Where AuthZEN searches run (the control plane's workers) and what one may cost.
+#[derive(Clone)]
+pub struct SearchBudget {
+    /// The control plane's workers.
+    pub workers: Arc<crate::control::Workers>,
+    /// Candidates one page may examine.
+    pub max_candidates: usize,
+    /// Largest search request body.
+    pub max_body_bytes: usize,
 }
 
 /// The AuthZEN routes; `base` is the public HTTP base URL for the metadata; `clients` is the
@@ -67,6 +81,7 @@ pub fn router(
     base: String,
     pep: PepAuth,
     clients: Option<Arc<dyn crate::store::Store>>,
+    search: SearchBudget,
 ) -> Router {
     Router::new()
         .route("/access/v1/evaluation", post(evaluation))
@@ -80,6 +95,7 @@ pub fn router(
             pdp,
             base: base.trim_end_matches('/').to_owned(),
             clients,
+            search,
         })
 }
 
@@ -116,7 +132,12 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 async fn read_object(body: Body) -> Result<Map<String, Value>, ApiError> {
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
+    read_object_within(body, MAX_BODY).await
+}
+
+/// A JSON object body of at most `max` bytes.
+async fn read_object_within(body: Body, max: usize) -> Result<Map<String, Value>, ApiError> {
+    let bytes: Bytes = axum::body::to_bytes(body, max)
         .await
         .map_err(|_| bad_request("the body is too large"))?;
     match serde_json::from_slice::<Value>(&bytes) {
@@ -264,7 +285,9 @@ fn deny(reason: Reason, error: String) -> Outcome {
 
 /// Decides one evaluation through the one decision entry. Without a subject, the bearer
 /// token is the caller (its identity, scopes and claims, as for `Authorize`).
-async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outcome {
+/// One evaluation through the one decision entry; `log`: its own decision log line (a
+/// search logs once for all its candidates instead).
+async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation, log: bool) -> Outcome {
     let subject = match e.subject.as_ref().map(|s| entity_ref(s, false)).transpose() {
         Ok(s) => s,
         Err(m) => return deny(Reason::InvalidRequest, m),
@@ -273,9 +296,7 @@ async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outc
         Ok(r) => r,
         Err(m) => return deny(Reason::InvalidRequest, m),
     };
-    let answer = state
-        .pdp
-        .authorize(AuthzRequest {
+    let request = AuthzRequest {
             // An asserted subject is the caller; otherwise the bearer token is.
             token: if subject.is_some() { "" } else { token },
             subject: subject.as_ref().map(Subject::Asserted),
@@ -285,8 +306,12 @@ async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation) -> Outc
             context: &e.context,
             explain: false,
             client_cert_sha256: "",
-        })
-        .await;
+        };
+    let answer = if log {
+        state.pdp.authorize(request).await
+    } else {
+        state.pdp.authorize_unlogged(request).await
+    };
     let v = answer.verdict;
     Outcome {
         allowed: v.allowed,
@@ -335,7 +360,7 @@ async fn evaluation(State(state): State<AuthzenState>, headers: HeaderMap, body:
         let token = bearer(&headers)?;
         let object = read_object(body).await?;
         let e = read_evaluation(&object, None, !token.is_empty()).map_err(bad_request)?;
-        let outcome = evaluate_one(&state, token, &e).await;
+        let outcome = evaluate_one(&state, token, &e, true).await;
         if outcome.reason == Reason::InvalidRequest {
             return Err(bad_request(outcome.errors.join("; ")));
         }
@@ -376,7 +401,7 @@ async fn batch(
     if items.is_empty() {
         // No batch: one evaluation from the top-level fields.
         let e = read_evaluation(object, None, !token.is_empty()).map_err(bad_request)?;
-        let outcome = evaluate_one(state, token, &e).await;
+        let outcome = evaluate_one(state, token, &e, true).await;
         if outcome.reason == Reason::InvalidRequest {
             return Err(bad_request(outcome.errors.join("; ")));
         }
@@ -424,7 +449,7 @@ async fn batch(
     }
     let mut results = Vec::with_capacity(parsed.len());
     for e in &parsed {
-        let outcome = evaluate_one(state, token, e).await;
+        let outcome = evaluate_one(state, token, e, true).await;
         results.push(json!({ "decision": outcome.allowed }));
         let stop = match semantic {
             "deny_on_first_deny" => !outcome.allowed,

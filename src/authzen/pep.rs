@@ -82,6 +82,16 @@ impl PepAuth {
             )
             .with_challenge(challenge("invalid_token", &description))
         })?;
+        let presented = certificate.map_or("", PeerCertificate::thumbprint);
+        if let Err(why) = verified.check_binding(presented) {
+            let description = format!("the PEP's token: {why}");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                description.clone(),
+            )
+            .with_challenge(challenge("invalid_token", &description)));
+        }
         if verified.scopes.contains(&self.scope) {
             return Ok(());
         }

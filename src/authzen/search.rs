@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    action, bad_request, bearer, context, entity, evaluate_one, read_object, with_request_id,
+    action, bad_request, bearer, context, entity, evaluate_one, read_object_within, with_request_id,
     AuthzenState, Evaluation, Named, MAX_ID_BYTES, MAX_NAME_BYTES,
 };
 use crate::decision::Reason;
@@ -32,8 +32,6 @@ use crate::policy::PolicySnapshot;
 const DEFAULT_LIMIT: usize = 100;
 /// Most results per page.
 const MAX_LIMIT: usize = 1000;
-/// Most candidates one page examines (each is a decision).
-const MAX_EXAMINED: usize = 10_000;
 
 /// What a search looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,70 +92,123 @@ pub(super) async fn action_search(
 
 async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let token = bearer(&headers)?;
-        let object = read_object(body).await?;
+        let token = bearer(&headers)?.to_owned();
+        let budget = state.search.clone();
+        let object = read_object_within(body, budget.max_body_bytes).await?;
         let q = read_query(kind, &object, !token.is_empty()).map_err(bad_request)?;
         let snapshot = state.pdp.policies().snapshot();
         let fingerprint = fingerprint(&q);
         let (offset, limit) = read_page(object.get("page"), &snapshot.version, &fingerprint)?;
-        let mut candidates = candidates(&q, &snapshot);
-        if let (Kind::Subject, Some(store)) = (q.kind, &state.clients) {
-            let is_client = q
-                .subject
-                .as_ref()
-                .is_some_and(|s| super::cedar_type(&s.ty, false) == "Client");
-            if is_client {
-                let registered = store.clients().await.map_err(|e| {
-                    tracing::warn!(error = %e, "subject search: the client store failed");
-                    ApiError::new(
-                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "the client store could not be read",
-                    )
-                })?;
-                candidates.extend(registered.into_iter().map(|c| c.client_id));
-                candidates.sort();
-                candidates.dedup();
-            }
-        }
-        let mut results = Vec::new();
-        let mut at = offset.min(candidates.len());
-        let mut examined = 0;
-        // A candidate the request cannot be asked about (an action whose context needs what
-        // the caller did not send) is simply not a result; a request no candidate can be
-        // asked about (a reserved context key, a malformed token) is the caller's error.
-        let mut invalid: Option<String> = None;
-        let mut asked = 0;
-        while at < candidates.len() && results.len() < limit && examined < MAX_EXAMINED {
-            let e = evaluation(&q, &candidates[at]);
-            let outcome = evaluate_one(state, token, &e).await;
-            if outcome.reason == Reason::InvalidRequest {
-                invalid.get_or_insert_with(|| outcome.errors.join("; "));
-            } else {
-                asked += 1;
-            }
-            if outcome.allowed {
-                results.push(result(&q, &candidates[at]));
-            }
-            at += 1;
-            examined += 1;
-        }
-        if let (0, Some(why)) = (asked, invalid) {
-            return Err(bad_request(why));
-        }
-        let next_token = if at < candidates.len() {
-            page_token(&snapshot.version, &fingerprint, at)
-        } else {
-            String::new()
-        };
-        Ok(Json(json!({
-            "results": results,
-            "page": { "next_token": next_token },
-        }))
-        .into_response())
+        // The candidates are examined on the control plane's workers, never on the threads
+        // that answer decisions, and the search ends when its caller goes away.
+        let job = run(state.clone(), q, token, snapshot, fingerprint, offset, limit);
+        budget
+            .workers
+            .search(SEARCH_BUDGET, job)
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    format!("the search did not finish: {e}"),
+                )
+            })?
     }
     .await;
     with_request_id(result.unwrap_or_else(IntoResponse::into_response), &headers)
+}
+
+/// Longest one search page may run.
+const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Examines one page of candidates (yielding between them), logs the search once, and
+/// answers the page.
+async fn run(
+    state: AuthzenState,
+    q: Query,
+    token: String,
+    snapshot: std::sync::Arc<PolicySnapshot>,
+    fingerprint: String,
+    offset: usize,
+    limit: usize,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let mut candidates = candidates(&q, &snapshot);
+    if let (Kind::Subject, Some(store)) = (q.kind, &state.clients) {
+        let is_client = q
+            .subject
+            .as_ref()
+            .is_some_and(|s| super::cedar_type(&s.ty, false) == "Client");
+        if is_client {
+            let registered = store.clients().await.map_err(|e| {
+                tracing::warn!(error = %e, "subject search: the client store failed");
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "the client store could not be read",
+                )
+            })?;
+            // A disabled client can do nothing: never a result.
+            candidates.extend(
+                registered
+                    .into_iter()
+                    .filter(|c| !c.disabled)
+                    .map(|c| c.client_id),
+            );
+            candidates.sort();
+            candidates.dedup();
+        }
+    }
+    let mut results = Vec::new();
+    let mut at = offset.min(candidates.len());
+    let mut examined = 0;
+    // A candidate the request cannot be asked about (an action whose context needs what
+    // the caller did not send) is simply not a result; a request no candidate can be
+    // asked about (a reserved context key, a malformed token) is the caller's error.
+    let mut invalid: Option<String> = None;
+    let mut asked = 0;
+    let max_examined = state.search.max_candidates;
+    while at < candidates.len() && results.len() < limit && examined < max_examined {
+        let e = evaluation(&q, &candidates[at]);
+        let outcome = evaluate_one(&state, &token, &e, false).await;
+        if outcome.reason == Reason::InvalidRequest {
+            invalid.get_or_insert_with(|| outcome.errors.join("; "));
+        } else {
+            asked += 1;
+        }
+        if outcome.allowed {
+            results.push(result(&q, &candidates[at]));
+        }
+        at += 1;
+        examined += 1;
+        // Other work on these threads (another search, a proof) gets its turn.
+        tokio::task::yield_now().await;
+    }
+    let refused = asked == 0 && invalid.is_some();
+    tracing::info!(
+        target: "arbiter::search",
+        kind = q.kind.name(),
+        policy_version = %snapshot.version,
+        candidates = candidates.len(),
+        examined,
+        results = results.len(),
+        refused,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "authzen search"
+    );
+    if let (0, Some(why)) = (asked, invalid) {
+        return Err(bad_request(why));
+    }
+    let next_token = if at < candidates.len() {
+        page_token(&snapshot.version, &fingerprint, at)
+    } else {
+        String::new()
+    };
+    Ok(Json(json!({
+        "results": results,
+        "page": { "next_token": next_token },
+    }))
+    .into_response())
 }
 
 /// Reads a search request: the searched entity needs only its type.

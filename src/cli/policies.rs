@@ -85,6 +85,10 @@ pub(crate) struct QueryArgs {
     /// Query the live set of a running server instead (gRPC URL).
     #[arg(long)]
     pub(crate) addr: Option<String>,
+    /// An administrator's bearer token for --addr (a server off loopback requires one with
+    /// `[admin] read_scope`).
+    #[arg(long, env = "ARBITER_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
     /// Annotation `KEY` or `KEY=VALUE`, e.g. `tag=healthcare`.
     #[arg(long = "annotation", value_name = "KEY[=VALUE]")]
     pub(crate) annotations: Vec<String>,
@@ -196,6 +200,13 @@ pub(crate) fn query_policies(args: QueryArgs) -> anyhow::Result<ExitCode> {
                     proto::policy_admin_client::PolicyAdminClient::connect(addr.clone())
                         .await
                         .with_context(|| format!("cannot connect to `{addr}`"))?;
+                let mut request = tonic::Request::new(request);
+                if let Some(token) = &args.admin_token {
+                    let value = format!("Bearer {token}")
+                        .parse()
+                        .context("--admin-token is not a valid header value")?;
+                    request.metadata_mut().insert("authorization", value);
+                }
                 Ok::<_, anyhow::Error>(admin.query_policies(request).await?.into_inner())
             })?;
             (response.policy_version, response.policies)

@@ -32,6 +32,10 @@ pub(crate) struct ServeArgs {
     /// HTTP listen address of the OAuth endpoints [default: 127.0.0.1:8080].
     #[arg(long, env = "ARBITER_HTTP_ADDR")]
     pub(crate) http_addr: Option<SocketAddr>,
+    /// A listener of its own for the control plane (`PolicyAdmin`) [default: none, served on
+    /// the gRPC listener].
+    #[arg(long, env = "ARBITER_ADMIN_ADDR")]
+    pub(crate) admin_addr: Option<SocketAddr>,
     /// Log format [default: text].
     #[arg(long, env = "ARBITER_LOG_FORMAT", value_enum)]
     pub(crate) log_format: Option<LogFormat>,
@@ -61,6 +65,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(a) = args.http_addr {
         config.http_addr = a;
     }
+    if let Some(a) = args.admin_addr {
+        config.admin_addr = Some(a);
+    }
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
@@ -81,6 +88,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // The issuer follows the listener as bound (a `:0` port included).
         config.http_addr = http.local_addr()?;
         let http = Some(http);
+        let admin = match config.admin_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--admin-addr)"))?,
+            ),
+            None => None,
+        };
         let arbiter = match arbiter::Arbiter::build(config.clone()).await {
             Ok(a) => a,
             Err(arbiter::StartError::Policies(e)) => {
@@ -98,7 +113,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let grace = Duration::from_secs(config.shutdown_grace_seconds);
         let stopped = shutdown.clone();
         tokio::select! {
-            served = arbiter.serve(grpc, http, shutdown) => served?,
+            served = arbiter.serve_with_admin(grpc, http, admin, shutdown) => served?,
             () = async move {
                 stopped.cancelled().await;
                 tokio::time::sleep(grace).await;

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod admin;
 mod introspection;
 mod limits;
 mod telemetry;
 mod vocabulary;
 
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
+pub use admin::{AdminAuthentication, AdminConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use telemetry::TelemetryConfig;
 
@@ -51,6 +53,9 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     /// Where the OAuth HTTP endpoints listen.
     pub http_addr: SocketAddr,
+    /// A gRPC listener of its own for the control plane (`PolicyAdmin`); when set, the
+    /// gRPC listener serves decisions only.
+    pub admin_addr: Option<SocketAddr>,
     /// The policy directory.
     pub policies: PathBuf,
     /// Where generated keys (and later the SQLite store) live.
@@ -92,6 +97,8 @@ pub struct Config {
     pub grpc: GrpcLimits,
     /// Who may ask the AuthZEN API.
     pub authzen: AuthzenConfig,
+    /// Who may use the control plane, and its budgets.
+    pub admin: AdminConfig,
     /// OpenTelemetry traces (off unless an endpoint is set).
     pub telemetry: TelemetryConfig,
 }
@@ -101,6 +108,7 @@ impl Default for Config {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_addr: None,
             policies: PathBuf::from("policies"),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
@@ -120,6 +128,7 @@ impl Default for Config {
             http: HttpLimits::default(),
             grpc: GrpcLimits::default(),
             authzen: AuthzenConfig::default(),
+            admin: AdminConfig::default(),
             telemetry: TelemetryConfig::default(),
         }
     }
@@ -530,6 +539,7 @@ impl Config {
             .invalid("http")
             .or_else(|| self.grpc.invalid())
             .or_else(|| self.telemetry.invalid())
+            .or_else(|| self.admin.invalid())
         {
             return invalid(m);
         }
@@ -614,10 +624,26 @@ impl Config {
                 return invalid(format!("{at}: issuer configured twice"));
             }
         }
-        if let Some(tls) = &self.tls {
-            if tls.client_certs(Listener::Grpc) == ClientCerts::Optional {
+        let admin_certificates = self.admin.client_ca_file.is_some();
+        if matches!(
+            self.admin.authentication,
+            AdminAuthentication::Certificate | AdminAuthentication::TokenOrCertificate
+        ) || admin_certificates
+        {
+            if admin_certificates && self.tls.is_none() {
+                return invalid("[admin] client_ca_file needs [tls]".into());
+            }
+            if self.admin.authentication == AdminAuthentication::Certificate && !admin_certificates
+            {
                 return invalid(
-                    "tls.grpc_client_certs: `none` or `required` (optional certificates are for RFC 8705 client authentication at the HTTP token endpoint)".into(),
+                    "[admin] authentication = \"certificate\" needs [admin] client_ca_file".into(),
+                );
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.client_certs(Listener::Grpc) == ClientCerts::Optional && !admin_certificates {
+                return invalid(
+                    "tls.grpc_client_certs: `none` or `required` (optional certificates are for RFC 8705 client authentication at the HTTP token endpoint, and for administrators' certificates with [admin] client_ca_file)".into(),
                 );
             }
             for listener in [Listener::Grpc, Listener::Http] {
@@ -630,7 +656,12 @@ impl Config {
                 }
             }
         }
-        for (name, addr) in [("grpc_addr", self.grpc_addr), ("http_addr", self.http_addr)] {
+        let listeners = [
+            ("grpc_addr", Some(self.grpc_addr)),
+            ("http_addr", Some(self.http_addr)),
+            ("admin_addr", self.admin_addr),
+        ];
+        for (name, addr) in listeners.into_iter().filter_map(|(n, a)| Some((n, a?))) {
             if !addr.ip().is_loopback() && !self.allow_plaintext && self.tls.is_none() {
                 return invalid(format!(
                     "{name} {addr} is not a loopback address and Arbiter serves plaintext: set `allow_plaintext = true` (or --allow-plaintext) and terminate TLS in front of it"

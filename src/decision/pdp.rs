@@ -109,11 +109,21 @@ impl Pdp {
 
     /// Decides one request. Never fails: every problem is a deny with a reason.
     pub async fn authorize(&self, req: AuthzRequest<'_>) -> Answer {
+        self.authorize_logged(req, true).await
+    }
+
+    /// Decides one request of a larger question that logs itself once (an AuthZEN search):
+    /// [`Pdp::authorize`] without the decision log line.
+    pub async fn authorize_unlogged(&self, req: AuthzRequest<'_>) -> Answer {
+        self.authorize_logged(req, false).await
+    }
+
+    async fn authorize_logged(&self, req: AuthzRequest<'_>, log: bool) -> Answer {
         let started = Instant::now();
         let span = decision_span();
         async {
             let (verdict, token, decided_by) = self.decide(&req).await;
-            self.answer(started, &req, verdict, token, decided_by)
+            self.answer(started, &req, verdict, token, decided_by, log)
         }
         .instrument(span)
         .await
@@ -127,11 +137,11 @@ impl Pdp {
         let _span = decision_span().entered();
         if !req.token.is_empty() {
             let verdict = Verdict::deny(Reason::Error, "a token needs `authorize`");
-            return self.answer(started, &req, verdict, None, None);
+            return self.answer(started, &req, verdict, None, None, true);
         }
         let snapshot = self.policies.load();
         let verdict = decide_verified(&snapshot, &req, None);
-        self.answer(started, &req, verdict, None, Some(snapshot.version.clone()))
+        self.answer(started, &req, verdict, None, Some(snapshot.version.clone()), true)
     }
 
     /// Refuses a request whose credentials a front door could not read (a malformed
@@ -140,7 +150,7 @@ impl Pdp {
     pub fn refuse(&self, req: AuthzRequest<'_>, error: String) -> Answer {
         let _span = decision_span().entered();
         let verdict = Verdict::deny(Reason::InvalidRequest, error);
-        self.answer(Instant::now(), &req, verdict, None, None)
+        self.answer(Instant::now(), &req, verdict, None, None, true)
     }
 
     fn answer(
@@ -150,6 +160,7 @@ impl Pdp {
         verdict: Verdict,
         token: Option<Arc<VerifiedToken>>,
         decided_by: Option<String>,
+        log: bool,
     ) -> Answer {
         let decision_id = uuid::Uuid::now_v7().to_string();
         // The version of the snapshot that decided, not whatever is live by now.
@@ -211,9 +222,11 @@ impl Pdp {
             answer.verdict.reason.as_str(),
             took,
         );
-        tracing::debug_span!("decision.log").in_scope(|| {
-            super::log::log_decision(&answer, req, token.as_deref(), took);
-        });
+        if log {
+            tracing::debug_span!("decision.log").in_scope(|| {
+                super::log::log_decision(&answer, req, token.as_deref(), took);
+            });
+        }
         answer
     }
 
@@ -246,7 +259,7 @@ impl Pdp {
             }
         };
         if let Some(t) = &token {
-            if let Err(why) = check_certificate_binding(t, req.client_cert_sha256) {
+            if let Err(why) = t.check_binding(req.client_cert_sha256) {
                 return (Verdict::deny(Reason::InvalidToken, why), None, None);
             }
         }
@@ -337,23 +350,6 @@ fn decide_prepared(
         explain: req.explain,
     };
     decide(snapshot, &input, caller)
-}
-
-/// RFC 8705 §3: a token carrying `cnf.x5t#S256` is only good with that certificate.
-fn check_certificate_binding(token: &VerifiedToken, presented: &str) -> Result<(), &'static str> {
-    let bound = token
-        .claims
-        .get("cnf")
-        .and_then(|c| c.get("x5t#S256"))
-        .and_then(Value::as_str);
-    match bound {
-        None => Ok(()),
-        Some(_) if presented.is_empty() => {
-            Err("the token is bound to a client certificate (RFC 8705) and none was presented")
-        }
-        Some(b) if b == presented => Ok(()),
-        Some(_) => Err("the token is bound to another client certificate (RFC 8705)"),
-    }
 }
 
 /// Who a verified token names: its one [`Identity`](crate::token::Identity).

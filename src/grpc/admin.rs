@@ -1,18 +1,18 @@
-//! `arbiter.v1.PolicyAdmin`: status of the live policy set, manual reload, and policy
-//! queries for auditors.
+//! `arbiter.v1.PolicyAdmin`: status of the live policy set, manual reload, policy queries
+//! and proofs, for administrators and auditors. Transport only: every call is admitted by
+//! the control plane's [`AdminAuth`] first, and its work runs on the control plane's
+//! [`Workers`], never on the threads that decide.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use std::collections::HashMap;
-use std::path::Path;
-
-use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::proto::{self, reload_outcome};
 use crate::audit::counterexample::Counterexample;
 use crate::audit::prover::AnalysisError;
+use crate::control::proofs::{self, ProofError};
+use crate::control::{Access, AdminAuth, Credentials, JobError, Refusal, Workers};
 use crate::policy::{
     reload_in_background, PolicyError, PolicyStore, ReloadOutcome, ReloadResult, Trigger,
 };
@@ -20,94 +20,76 @@ use crate::policy::{
 /// Serves `Status`, `Reload`, `QueryPolicies`, `AnalyzePolicies` and `ComparePolicies`.
 pub struct PolicyAdminService {
     store: Arc<PolicyStore>,
-    /// One solver run at a time: a proof takes seconds of a core, never the decision path's.
-    proofs: Arc<Semaphore>,
+    auth: Arc<AdminAuth>,
+    workers: Arc<Workers>,
+    /// Longest a proof may run before its solver is killed.
+    proof_budget: Duration,
 }
 
 impl PolicyAdminService {
-    /// A service over the live policy store.
-    pub fn new(store: Arc<PolicyStore>) -> Self {
+    /// A service over the live policy store, admitting callers with `auth` and running
+    /// their work on `workers`.
+    pub fn new(
+        store: Arc<PolicyStore>,
+        auth: Arc<AdminAuth>,
+        workers: Arc<Workers>,
+        proof_budget: Duration,
+    ) -> Self {
         Self {
             store,
-            proofs: Arc::new(Semaphore::new(1)),
+            auth,
+            workers,
+            proof_budget,
         }
     }
 
-    /// Runs a proof on a thread of its own (the solver is a child process; compiling a large
-    /// set takes a while), one at a time.
-    async fn prove<T: Send + 'static>(
-        &self,
-        job: impl FnOnce() -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
-        let permit = self.proofs.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(
-                "an analysis or comparison is running; try again when it ends",
-            )
-        })?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit; // held until the proof ends, even if the caller goes away
-            job()
-        })
-        .await
-        .map_err(|_| Status::internal("the analysis failed"))?
+    /// Admits the caller of `request` for `access`, or refuses with `UNAUTHENTICATED` /
+    /// `PERMISSION_DENIED`.
+    async fn admit<T>(&self, request: &Request<T>, access: Access) -> Result<(), Status> {
+        let authorization: Vec<&str> = request
+            .metadata()
+            .get_all("authorization")
+            .iter()
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        let chain = request.peer_certs();
+        let credentials = Credentials {
+            authorization: &authorization,
+            chain: chain.as_deref().map(Vec::as_slice),
+        };
+        match self.auth.admit(access, credentials).await {
+            Ok(admin) => {
+                tracing::debug!(admin = %admin.0, ?access, "control plane call admitted");
+                Ok(())
+            }
+            Err(Refusal::Unauthenticated(m)) => Err(Status::unauthenticated(m)),
+            Err(Refusal::PermissionDenied(m)) => Err(Status::permission_denied(m)),
+        }
     }
 }
 
-/// Most files a candidate directory may hold.
-const MAX_CANDIDATE_FILES: usize = 10_000;
-
-/// Runs an async proof to completion on the current (blocking) thread.
-fn block_on<T>(
-    proof: impl std::future::Future<Output = Result<T, AnalysisError>>,
-) -> Result<T, Status> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Status::internal(format!("cannot start the analysis: {e}")))?
-        .block_on(proof)
-        .map_err(|e| match e {
-            AnalysisError::Solver(_) => Status::failed_precondition(e.to_string()),
-            _ => Status::internal(e.to_string()),
-        })
-}
-
-/// Writes a candidate directory sent as files into a private temporary directory.
-fn candidate_dir(files: &HashMap<String, String>) -> Result<tempfile::TempDir, Status> {
-    if files.len() > MAX_CANDIDATE_FILES {
-        return Err(Status::invalid_argument(format!(
-            "a candidate holds at most {MAX_CANDIDATE_FILES} files"
-        )));
+/// A proof's failure as a gRPC status.
+fn proof_status(e: ProofError) -> Status {
+    match e {
+        ProofError::BadCandidate(m) => Status::invalid_argument(m),
+        ProofError::InvalidCandidate(_) => Status::invalid_argument(e.to_string()),
+        ProofError::Analysis(AnalysisError::Solver(_)) => Status::failed_precondition(e.to_string()),
+        ProofError::Analysis(_) => Status::internal(e.to_string()),
+        ProofError::Job(JobError::Busy(m)) => Status::resource_exhausted(m),
+        ProofError::Job(JobError::OverBudget(_)) => Status::deadline_exceeded(format!(
+            "the proof was {e}; `[admin] proof_timeout_seconds` sets the budget"
+        )),
+        ProofError::Job(JobError::Failed) | ProofError::Io(_) => Status::internal(e.to_string()),
     }
-    let dir = tempfile::tempdir()
-        .map_err(|e| Status::internal(format!("cannot make a candidate directory: {e}")))?;
-    for (name, text) in files {
-        let relative = Path::new(name);
-        let plain = !name.is_empty()
-            && relative
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !plain {
-            return Err(Status::invalid_argument(format!(
-                "`{name}`: a candidate's file names are relative paths inside it"
-            )));
-        }
-        let path = dir.path().join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| Status::internal(format!("cannot write `{name}`: {e}")))?;
-        }
-        std::fs::write(&path, text)
-            .map_err(|e| Status::internal(format!("cannot write `{name}`: {e}")))?;
-    }
-    Ok(dir)
 }
 
 #[tonic::async_trait]
 impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
     async fn status(
         &self,
-        _: Request<proto::StatusRequest>,
+        request: Request<proto::StatusRequest>,
     ) -> Result<Response<proto::StatusResponse>, Status> {
+        self.admit(&request, Access::Read).await?;
         let (snapshot, status) = self.store.snapshot_and_status();
         Ok(Response::new(proto::StatusResponse {
             policy_version: snapshot.version.clone(),
@@ -130,6 +112,7 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         &self,
         request: Request<proto::QueryPoliciesRequest>,
     ) -> Result<Response<proto::QueryPoliciesResponse>, Status> {
+        self.admit(&request, Access::Read).await?;
         let r = request.into_inner();
         let query = crate::policy::query::Query {
             annotations: r.annotations,
@@ -143,13 +126,15 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
             files: r.files,
         };
         let snapshot = self.store.snapshot();
-        let hits = tokio::task::spawn_blocking({
-            let snapshot = snapshot.clone();
-            move || crate::policy::query::query(&snapshot, &query)
-        })
-        .await
-        .map_err(|_| Status::internal("the query failed"))?
-        .map_err(Status::invalid_argument)?;
+        let hits = self
+            .workers
+            .blocking({
+                let snapshot = snapshot.clone();
+                move || crate::policy::query::query(&snapshot, &query)
+            })
+            .await
+            .map_err(|_| Status::internal("the query failed"))?
+            .map_err(Status::invalid_argument)?;
         Ok(Response::new(proto::QueryPoliciesResponse {
             policy_version: snapshot.version.clone(),
             policies: hits.into_iter().map(policy_match).collect(),
@@ -158,13 +143,14 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
 
     async fn analyze_policies(
         &self,
-        _: Request<proto::AnalyzePoliciesRequest>,
+        request: Request<proto::AnalyzePoliciesRequest>,
     ) -> Result<Response<proto::AnalyzePoliciesResponse>, Status> {
+        self.admit(&request, Access::Read).await?;
         let snapshot = self.store.snapshot();
         let version = snapshot.version.clone();
-        let analysis = self
-            .prove(move || block_on(crate::audit::analysis::analyze(&snapshot)))
-            .await?;
+        let analysis = proofs::analyze(&self.workers, self.proof_budget, snapshot)
+            .await
+            .map_err(proof_status)?;
         Ok(Response::new(proto::AnalyzePoliciesResponse {
             policy_version: version,
             routes: analysis
@@ -205,19 +191,14 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         &self,
         request: Request<proto::ComparePoliciesRequest>,
     ) -> Result<Response<proto::ComparePoliciesResponse>, Status> {
+        self.admit(&request, Access::Read).await?;
         let files = request.into_inner().files;
         let live = self.store.snapshot();
         let live_version = live.version.clone();
-        let (candidate_version, (routes, queries)) = self
-            .prove(move || {
-                let dir = candidate_dir(&files)?;
-                let candidate = crate::policy::PolicySnapshot::load(dir.path()).map_err(|e| {
-                    Status::invalid_argument(format!("the candidate is invalid: {e}"))
-                })?;
-                let compared = block_on(crate::audit::compare::compare(&live, &candidate))?;
-                Ok((candidate.version.clone(), compared))
-            })
-            .await?;
+        let (candidate_version, routes, queries) =
+            proofs::compare(&self.workers, self.proof_budget, live, files)
+                .await
+                .map_err(proof_status)?;
         Ok(Response::new(proto::ComparePoliciesResponse {
             live_version,
             candidate_version,
@@ -237,8 +218,9 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
 
     async fn reload(
         &self,
-        _: Request<proto::ReloadRequest>,
+        request: Request<proto::ReloadRequest>,
     ) -> Result<Response<proto::ReloadResponse>, Status> {
+        self.admit(&request, Access::Change).await?;
         let (result, errors) = reload_in_background(self.store.clone(), Trigger::Admin)
             .await
             .ok_or_else(|| Status::internal("the reload thread failed"))?;

@@ -37,7 +37,9 @@ pub fn format_dir(dir: &Path, check: bool) -> std::io::Result<FormatReport> {
     let mut report = FormatReport::default();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
-        match format_policies(&text) {
+        let bounded = super::bounds::check_cedar(&file.display().to_string(), &text)
+            .map_err(|e| e.to_string());
+        match bounded.and_then(|()| super::bounds::with_load_stack(|| format_policies(&text))) {
             Ok(formatted) if formatted == text => report.unchanged += 1,
             Ok(formatted) => {
                 if !check {

@@ -12,6 +12,7 @@ use cedar_policy::{
 };
 use sha2::{Digest, Sha256};
 
+use super::bounds::{self, SetSize};
 use super::error::{from_diagnostic, PolicyError};
 use super::outputs::PolicyOutputs;
 use super::scope_conditions::{conditions_text, ScopeConditions};
@@ -116,6 +117,10 @@ pub(crate) fn load_dir(
         }
     };
     hash_file(&mut hasher, SCHEMA_FILE, &schema_text);
+    let mut size = SetSize::default();
+    size.add(SCHEMA_FILE, &schema_text)
+        .and_then(|()| bounds::check_cedar(SCHEMA_FILE, &schema_text))
+        .map_err(|e| vec![e])?;
     let (schema, shapes) = parse_schema(&schema_text)?;
     if let Some(c) = cache.as_deref_mut() {
         let schema_hash: [u8; 32] = Sha256::digest(schema_text.as_bytes()).into();
@@ -145,6 +150,13 @@ pub(crate) fn load_dir(
             }
         };
         hash_file(&mut hasher, &rel, &text);
+        if let Err(e) = size
+            .add(&rel, &text)
+            .and_then(|()| bounds::check_cedar(&rel, &text))
+        {
+            errors.push(e);
+            continue;
+        }
         let parsed = match cache.as_deref_mut() {
             Some(c) => parse_chunks(&text, c),
             None => None,
@@ -181,9 +193,16 @@ pub(crate) fn load_dir(
         match std::fs::read_to_string(&entities_path) {
             Ok(text) => {
                 hash_file(&mut hasher, ENTITIES_FILE, &text);
-                match Entities::from_json_str(&text, Some(&schema)) {
-                    Ok(e) => e,
+                let bounded = size
+                    .add(ENTITIES_FILE, &text)
+                    .and_then(|()| bounds::check_entities(ENTITIES_FILE, &text));
+                match bounded.map(|()| Entities::from_json_str(&text, Some(&schema))) {
                     Err(e) => {
+                        errors.push(e);
+                        Entities::empty()
+                    }
+                    Ok(Ok(e)) => e,
+                    Ok(Err(e)) => {
                         errors.extend(from_diagnostic(ENTITIES_FILE, None, 0, &e));
                         Entities::empty()
                     }

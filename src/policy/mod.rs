@@ -4,6 +4,7 @@
 //!
 //! This module knows nothing of tokens or transports.
 
+pub mod bounds;
 mod error;
 pub mod format;
 mod index;
@@ -83,6 +84,15 @@ impl PolicySnapshot {
         cache: Option<&mut load::LoadCache>,
         previous: Option<&PolicySnapshot>,
     ) -> Result<Self, LoadError> {
+        bounds::with_load_stack(|| Self::load_bounded(dir, cache, previous))
+    }
+
+    /// The load itself, on a thread with the stack [`bounds`] sizes for it.
+    fn load_bounded(
+        dir: &Path,
+        cache: Option<&mut load::LoadCache>,
+        previous: Option<&PolicySnapshot>,
+    ) -> Result<Self, LoadError> {
         let fail = |errors| LoadError {
             dir: dir.to_path_buf(),
             errors,
@@ -119,7 +129,7 @@ impl PolicySnapshot {
     /// The facts policy queries run over, indexed once per snapshot.
     pub fn query_index(&self) -> &query::QueryIndex {
         self.query_index
-            .get_or_init(|| query::QueryIndex::build(self))
+            .get_or_init(|| bounds::with_load_stack(|| query::QueryIndex::build(self)))
     }
 
     /// Whether `entities.json` describes `uid` as a principal of `issuer`: the entity exists

@@ -79,6 +79,8 @@ pub struct PolicyStore {
     /// thread, never across `.await`).
     reloading: Mutex<LoadCache>,
     status: Mutex<ReloadStatus>,
+    /// Callers of [`reload_in_background`] waiting for the next reload.
+    flight: Mutex<Flight>,
 }
 
 impl PolicyStore {
@@ -93,6 +95,7 @@ impl PolicyStore {
             current: ArcSwap::new(snapshot),
             reloading: Mutex::new(cache),
             status: Mutex::new(ReloadStatus::default()),
+            flight: Mutex::new(Flight::default()),
         })
     }
 
@@ -210,26 +213,64 @@ impl PolicyStore {
     }
 }
 
-/// Runs a reload on a thread of its own and waits for it, off the async workers that
-/// serve decisions. (Lowering that thread's OS priority was measured and dropped: it barely
-/// changed decision latency during reloads and made the reload itself much slower.)
-pub async fn reload_in_background(
-    store: Arc<PolicyStore>,
-    trigger: Trigger,
-) -> Option<(ReloadOutcome, Vec<PolicyError>)> {
+/// One reload's outcome, shared by every caller that joined it.
+pub type Reloaded = (ReloadOutcome, Vec<PolicyError>);
+
+/// Callers waiting for the next reload, and whether the reload thread is running.
+#[derive(Debug, Default)]
+struct Flight {
+    running: bool,
+    waiting: Vec<(Trigger, tokio::sync::oneshot::Sender<Reloaded>)>,
+}
+
+/// Runs a reload off the async workers that serve decisions and waits for it. Reloads are
+/// single-flight: callers arriving while one runs all join the next one (which starts after
+/// they asked, so it sees their change), on the one reload thread; a burst of any size costs
+/// at most two reloads and one thread. (Lowering that thread's OS priority was measured and
+/// dropped: it barely changed decision latency during reloads and made the reload itself
+/// much slower.)
+pub async fn reload_in_background(store: Arc<PolicyStore>, trigger: Trigger) -> Option<Reloaded> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    // The reload's span is a child of whatever asked for it (an admin RPC's, say).
-    let caller = tracing::Span::current();
-    let spawned = std::thread::Builder::new()
-        .name("policy-reload".into())
-        .spawn(move || {
-            let _ = tx.send(caller.in_scope(|| store.reload(trigger)));
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start a policy reload thread");
-        return None;
+    let start = {
+        let mut flight = lock(&store.flight);
+        flight.waiting.push((trigger, tx));
+        !std::mem::replace(&mut flight.running, true)
+    };
+    if start {
+        // The reload's span is a child of whatever asked for the first one (an admin RPC's).
+        let caller = tracing::Span::current();
+        let runner = store.clone();
+        let spawned = std::thread::Builder::new()
+            .name("policy-reload".into())
+            .spawn(move || caller.in_scope(|| run_reloads(&runner)));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a policy reload thread");
+            let mut flight = lock(&store.flight);
+            flight.running = false;
+            flight.waiting.clear();
+            return None;
+        }
     }
     rx.await.ok()
+}
+
+/// The reload thread: reloads once for every batch of callers, until none waits.
+fn run_reloads(store: &PolicyStore) {
+    loop {
+        let batch = {
+            let mut flight = lock(&store.flight);
+            if flight.waiting.is_empty() {
+                flight.running = false;
+                return;
+            }
+            std::mem::take(&mut flight.waiting)
+        };
+        let trigger = batch.first().map_or(Trigger::Admin, |(t, _)| *t);
+        let reloaded = store.reload(trigger);
+        for (_, tx) in batch {
+            let _ = tx.send(reloaded.clone());
+        }
+    }
 }
 
 /// Locks a mutex, recovering from poisoning: the data behind these locks stays consistent

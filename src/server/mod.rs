@@ -22,7 +22,7 @@ use crate::decision::Pdp;
 use crate::oauth::ssa;
 use crate::token::keys::{load_or_generate_dev_key, SigningKey};
 use crate::token::{self, Issuer, Verifier};
-use crate::{authzen, grpc, oauth, policy, store, telemetry, tls};
+use crate::{authzen, control, grpc, oauth, policy, store, telemetry, tls};
 
 /// How long start-up waits for each issuer's first JWKS fetch before serving anyway.
 const FIRST_JWKS_FETCH: Duration = Duration::from_secs(5);
@@ -66,6 +66,9 @@ pub enum StartError {
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(tls::TlsError),
+    /// The control plane's threads could not be started.
+    #[error("cannot start the control plane's workers: {0}")]
+    Workers(std::io::Error),
 }
 
 /// A configured Arbiter: policies loaded, keys ready, not yet serving.
@@ -75,6 +78,8 @@ pub struct Arbiter {
     dev_key: Option<Arc<SigningKey>>,
     tokens: Option<Arc<oauth::token::TokenService>>,
     ssa: Option<Arc<ssa::SsaService>>,
+    /// The control plane's own threads: proofs, searches, candidate loads.
+    workers: Arc<control::Workers>,
 }
 
 impl Arbiter {
@@ -85,6 +90,13 @@ impl Arbiter {
         config.validate()?;
         crate::decision::log::set_replay_record(config.decision_log_replay);
         let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
+        if let Some(solver) = &config.admin.solver {
+            crate::audit::prover::configure_solver(solver.clone());
+        }
+        let workers = Arc::new(
+            control::Workers::new(config.admin.workers, config.admin.max_concurrent_searches)
+                .map_err(StartError::Workers)?,
+        );
         let mut extra = Vec::new();
         let dev_key = if config.dev_issuer_enabled() {
             tracing::warn!(
@@ -191,6 +203,7 @@ impl Arbiter {
             dev_key,
             tokens,
             ssa,
+            workers,
         })
     }
 
@@ -275,6 +288,11 @@ impl Arbiter {
                 pdp: self.pdp.clone(),
             },
             self.tokens.as_ref().map(|t| t.store().clone()),
+            authzen::SearchBudget {
+                workers: self.workers.clone(),
+                max_candidates: self.config.admin.search_max_candidates,
+                max_body_bytes: self.config.admin.search_max_body_bytes,
+            },
         ));
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {
@@ -321,6 +339,18 @@ impl Arbiter {
         http: Option<TcpListener>,
         shutdown: CancellationToken,
     ) -> Result<(), StartError> {
+        self.serve_with_admin(grpc, http, None, shutdown).await
+    }
+
+    /// Like [`Arbiter::serve`], with the control plane (`PolicyAdmin`) on a listener of its
+    /// own when `admin` is given (the gRPC listener then serves decisions only).
+    pub async fn serve_with_admin(
+        &self,
+        grpc: TcpListener,
+        http: Option<TcpListener>,
+        admin: Option<TcpListener>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
         self.pdp.verifier().start(&shutdown, FIRST_JWKS_FETCH).await;
         if let Some(ssa) = &self.ssa {
             ssa.statements().start(&shutdown, FIRST_JWKS_FETCH).await;
@@ -329,7 +359,33 @@ impl Arbiter {
             policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
         }
         spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
-        let (routes, health) = grpc::routes(self.pdp.clone())?;
+        let addr = grpc.local_addr().map_err(StartError::Bind)?;
+        let admin_addr = match &admin {
+            Some(l) => Some(l.local_addr().map_err(StartError::Bind)?),
+            None => None,
+        };
+        let admin_service = control::AdminAuth::new(
+            &self.config.admin,
+            admin_addr.unwrap_or(addr),
+            self.pdp.verifier().clone(),
+        )
+        .map(|auth| {
+            grpc::PolicyAdminService::new(
+                self.pdp.policies().clone(),
+                Arc::new(auth),
+                self.workers.clone(),
+                Duration::from_secs(self.config.admin.proof_timeout_seconds),
+            )
+        })
+        .map_err(StartError::Tls)?;
+        let (routes, admin_service) = match admin {
+            Some(listener) => (
+                grpc::routes(self.pdp.clone(), None)?,
+                Some((listener, grpc::admin_routes(admin_service)?)),
+            ),
+            None => (grpc::routes(self.pdp.clone(), Some(admin_service))?, None),
+        };
+        let (routes, health) = routes;
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
@@ -339,13 +395,12 @@ impl Arbiter {
                 tonic_health::ServingStatus::Serving,
             )
             .await;
-        let addr = grpc.local_addr().map_err(StartError::Bind)?;
         let http = http.map(|listener| (listener, self.http_router()));
         let http_addr = match &http {
             Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
             None => None,
         };
-        for (name, a) in [("grpc", Some(addr)), ("http", http_addr)] {
+        for (name, a) in [("grpc", Some(addr)), ("http", http_addr), ("admin", admin_addr)] {
             if let Some(a) = a.filter(|a| !a.ip().is_loopback()) {
                 tracing::warn!(listener = name, addr = %a, "serving PLAINTEXT on a non-loopback address (allow_plaintext): terminate TLS in front of Arbiter");
             }
@@ -354,6 +409,7 @@ impl Arbiter {
         tracing::info!(
             grpc_addr = %addr,
             http_addr = http_addr.map(|a| a.to_string()).as_deref().unwrap_or("off"),
+            admin_addr = admin_addr.map(|a| a.to_string()).as_deref().unwrap_or("grpc"),
             policies = %snapshot.source.display(),
             policy_version = %snapshot.version,
             policy_count = snapshot.policy_count(),
@@ -386,25 +442,16 @@ impl Arbiter {
             tracing::info!("shutting down: draining in-flight calls");
         };
         let limits = self.config.grpc;
-        let builder = tonic::transport::Server::builder()
-            .max_concurrent_streams(limits.max_concurrent_streams)
-            .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
-            .timeout(Duration::from_secs(limits.request_timeout_seconds))
-            .layer(telemetry::TraceRequests)
-            .add_routes(routes);
-        let connections = tls::ConnectionLimit::new(limits.max_connections);
-        let grpc_server: std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + '_>,
-        > = match &tls {
-            Some(tls) => {
-                let accepted = tls::accept(grpc, tls.clone(), connections, shutdown.clone());
-                Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
-            }
-            None => {
-                let accepted = tls::accept_plain(grpc, connections, shutdown.clone());
-                Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
-            }
+        let grpc_server = serve_grpc(grpc, routes, tls.clone(), limits, &shutdown, drained);
+        let admin_server = async {
+            let Some((listener, routes)) = admin_service else {
+                return Ok(());
+            };
+            let stopped = shutdown.clone();
+            serve_grpc(listener, routes, tls.clone(), limits, &shutdown, async move {
+                stopped.cancelled().await
+            })
+            .await
         };
         let http_server = async {
             let Some((listener, router)) = http else {
@@ -420,14 +467,47 @@ impl Arbiter {
             .await
             .map_err(StartError::Http)
         };
-        let (grpc_result, http_result, (), ()) = tokio::join!(
+        let (grpc_result, admin_result, http_result, (), ()) = tokio::join!(
             grpc_server,
+            admin_server,
             http_server,
             self.maintain_signing_keys(&shutdown),
             self.follow_store(&shutdown)
         );
         grpc_result?;
+        admin_result?;
         http_result
+    }
+}
+
+/// Serves `routes` on a gRPC listener with the configured limits (TLS when `tls`), until
+/// `drained` completes.
+fn serve_grpc<'a>(
+    listener: TcpListener,
+    routes: tonic::service::Routes,
+    tls: Option<Arc<tls::ReloadingTls>>,
+    limits: config::GrpcLimits,
+    shutdown: &CancellationToken,
+    drained: impl std::future::Future<Output = ()> + Send + 'a,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>
+{
+    let builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(limits.keepalive_timeout_seconds)))
+        .timeout(Duration::from_secs(limits.request_timeout_seconds))
+        .layer(telemetry::TraceRequests)
+        .add_routes(routes);
+    let connections = tls::ConnectionLimit::new(limits.max_connections);
+    match tls {
+        Some(tls) => {
+            let accepted = tls::accept(listener, tls, connections, shutdown.clone());
+            Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
+        }
+        None => {
+            let accepted = tls::accept_plain(listener, connections, shutdown.clone());
+            Box::pin(builder.serve_with_incoming_shutdown(streams(accepted), drained))
+        }
     }
 }
 

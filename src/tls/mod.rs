@@ -88,22 +88,11 @@ pub fn server_config(config: &TlsConfig, listener: Listener) -> Result<Loaded, T
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let client_ca: Option<Arc<dyn ClientCertVerifier>> = match &config.client_ca_file {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsError::Pem(ca.clone(), e.to_string()))?;
-            }
-            Some(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-                    .build()
-                    .map_err(|e| TlsError::Rustls(e.to_string()))?,
-            )
-        }
-        None => None,
-    };
+    let client_ca = config
+        .client_ca_file
+        .as_deref()
+        .map(ca_verifier)
+        .transpose()?;
     let builder = match (config.client_certs(listener), &client_ca) {
         (ClientCerts::None, _) => builder.with_no_client_auth(),
         (ClientCerts::Required, Some(ca)) => builder.with_client_cert_verifier(ca.clone()),
@@ -211,6 +200,20 @@ fn stamps(config: &TlsConfig) -> Vec<Option<(SystemTime, u64)>> {
                 .and_then(|m| Some((m.modified().ok()?, m.len())))
         })
         .collect()
+}
+
+/// Checks client certificate chains against a CA bundle (PEM): the listeners' client CA
+/// and the administrators' CA.
+pub fn ca_verifier(ca: &std::path::Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsError::Pem(ca.to_path_buf(), e.to_string()))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| TlsError::Rustls(e.to_string()))
 }
 
 /// A stream served on a listener: TLS or plain, counted against the listener's limit.

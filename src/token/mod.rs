@@ -188,6 +188,25 @@ impl std::fmt::Debug for Derived {
 }
 
 impl VerifiedToken {
+    /// RFC 8705 §3: a token carrying `cnf.x5t#S256` is good only with that certificate
+    /// (`presented`: the `x5t#S256` of the caller's certificate, empty without one). The one
+    /// binding check of every front door that accepts a token.
+    pub fn check_binding(&self, presented: &str) -> Result<(), &'static str> {
+        let bound = self
+            .claims
+            .get("cnf")
+            .and_then(|c| c.get("x5t#S256"))
+            .and_then(Value::as_str);
+        match bound {
+            None => Ok(()),
+            Some(_) if presented.is_empty() => Err(
+                "the token is bound to a client certificate (RFC 8705) and none was presented",
+            ),
+            Some(b) if b == presented => Ok(()),
+            Some(_) => Err("the token is bound to another client certificate (RFC 8705)"),
+        }
+    }
+
     /// Whether the token carries a scope.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)

@@ -117,7 +117,12 @@ impl Workers {
         match tokio::time::timeout(budget, &mut task).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(_)) => Err(JobError::Failed),
-            Err(_) => Err(JobError::OverBudget(budget.as_secs())),
+            Err(_) => {
+                // Wait until the job is gone (its solver killed, its place free) before saying so.
+                task.0.abort();
+                let _ = (&mut task.0).await;
+                Err(JobError::OverBudget(budget.as_secs()))
+            }
         }
     }
 }

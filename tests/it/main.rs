@@ -9,6 +9,7 @@ mod analysis;
 mod authzen;
 mod cli;
 mod client;
+mod control_plane;
 mod defect_authzen;
 mod defect_cache_scans;
 mod defect_cached_key;

@@ -33,7 +33,6 @@ mod search;
 use pep::require_pep;
 pub use pep::PepAuth;
 
-
 use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason, Subject};
 use crate::http::ApiError;
 
@@ -297,16 +296,16 @@ async fn evaluate_one(state: &AuthzenState, token: &str, e: &Evaluation, log: bo
         Err(m) => return deny(Reason::InvalidRequest, m),
     };
     let request = AuthzRequest {
-            // An asserted subject is the caller; otherwise the bearer token is.
-            token: if subject.is_some() { "" } else { token },
-            subject: subject.as_ref().map(Subject::Asserted),
-            method: &e.action,
-            path: "",
-            resource: Some(&resource),
-            context: &e.context,
-            explain: false,
-            client_cert_sha256: "",
-        };
+        // An asserted subject is the caller; otherwise the bearer token is.
+        token: if subject.is_some() { "" } else { token },
+        subject: subject.as_ref().map(Subject::Asserted),
+        method: &e.action,
+        path: "",
+        resource: Some(&resource),
+        context: &e.context,
+        explain: false,
+        client_cert_sha256: "",
+    };
     let answer = if log {
         state.pdp.authorize(request).await
     } else {

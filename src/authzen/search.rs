@@ -21,8 +21,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::{
-    action, bad_request, bearer, context, entity, evaluate_one, read_object_within, with_request_id,
-    AuthzenState, Evaluation, Named, MAX_ID_BYTES, MAX_NAME_BYTES,
+    action, bad_request, bearer, context, entity, evaluate_one, read_object_within,
+    with_request_id, AuthzenState, Evaluation, Named, MAX_ID_BYTES, MAX_NAME_BYTES,
 };
 use crate::decision::Reason;
 use crate::http::ApiError;
@@ -101,7 +101,15 @@ async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body
         let (offset, limit) = read_page(object.get("page"), &snapshot.version, &fingerprint)?;
         // The candidates are examined on the control plane's workers, never on the threads
         // that answer decisions, and the search ends when its caller goes away.
-        let job = run(state.clone(), q, token, snapshot, fingerprint, offset, limit);
+        let job = run(
+            state.clone(),
+            q,
+            token,
+            snapshot,
+            fingerprint,
+            offset,
+            limit,
+        );
         budget
             .workers
             .search(SEARCH_BUDGET, job)

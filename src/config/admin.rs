@@ -80,6 +80,20 @@ impl AdminConfig {
         }
         None
     }
+
+    /// What is wrong with the section given whether `[tls]` is set.
+    pub fn invalid_with_tls(&self, tls: bool) -> Option<String> {
+        if self.client_ca_file.is_some() && !tls {
+            return Some("[admin] client_ca_file needs [tls]".into());
+        }
+        if self.authentication == AdminAuthentication::Certificate && self.client_ca_file.is_none()
+        {
+            return Some(
+                "[admin] authentication = \"certificate\" needs [admin] client_ca_file".into(),
+            );
+        }
+        None
+    }
 }
 
 /// How an administrator authenticates.

@@ -14,8 +14,8 @@ mod limits;
 mod telemetry;
 mod vocabulary;
 
-pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use admin::{AdminAuthentication, AdminConfig};
+pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use telemetry::TelemetryConfig;
 
@@ -625,20 +625,8 @@ impl Config {
             }
         }
         let admin_certificates = self.admin.client_ca_file.is_some();
-        if matches!(
-            self.admin.authentication,
-            AdminAuthentication::Certificate | AdminAuthentication::TokenOrCertificate
-        ) || admin_certificates
-        {
-            if admin_certificates && self.tls.is_none() {
-                return invalid("[admin] client_ca_file needs [tls]".into());
-            }
-            if self.admin.authentication == AdminAuthentication::Certificate && !admin_certificates
-            {
-                return invalid(
-                    "[admin] authentication = \"certificate\" needs [admin] client_ca_file".into(),
-                );
-            }
+        if let Some(m) = self.admin.invalid_with_tls(self.tls.is_some()) {
+            return invalid(m);
         }
         if let Some(tls) = &self.tls {
             if tls.client_certs(Listener::Grpc) == ClientCerts::Optional && !admin_certificates {

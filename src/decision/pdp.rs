@@ -141,7 +141,14 @@ impl Pdp {
         }
         let snapshot = self.policies.load();
         let verdict = decide_verified(&snapshot, &req, None);
-        self.answer(started, &req, verdict, None, Some(snapshot.version.clone()), true)
+        self.answer(
+            started,
+            &req,
+            verdict,
+            None,
+            Some(snapshot.version.clone()),
+            true,
+        )
     }
 
     /// Refuses a request whose credentials a front door could not read (a malformed

@@ -73,7 +73,9 @@ fn proof_status(e: ProofError) -> Status {
     match e {
         ProofError::BadCandidate(m) => Status::invalid_argument(m),
         ProofError::InvalidCandidate(_) => Status::invalid_argument(e.to_string()),
-        ProofError::Analysis(AnalysisError::Solver(_)) => Status::failed_precondition(e.to_string()),
+        ProofError::Analysis(AnalysisError::Solver(_)) => {
+            Status::failed_precondition(e.to_string())
+        }
         ProofError::Analysis(_) => Status::internal(e.to_string()),
         ProofError::Job(JobError::Busy(m)) => Status::resource_exhausted(m),
         ProofError::Job(JobError::OverBudget(_)) => Status::deadline_exceeded(format!(

@@ -36,11 +36,13 @@ pub const LOAD_STACK_BYTES: usize = 256 * 1024 * 1024;
 pub fn with_load_stack<T: Send>(load: impl FnOnce() -> T + Send) -> T {
     let load = std::sync::Mutex::new(Some(load));
     let take = || load.lock().ok().and_then(|mut l| l.take());
+    // The load's spans stay children of the caller's (a reload's, an RPC's).
+    let caller = tracing::Span::current();
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("policy-load".into())
             .stack_size(LOAD_STACK_BYTES)
-            .spawn_scoped(scope, || take().map(|f| f()));
+            .spawn_scoped(scope, || caller.in_scope(|| take().map(|f| f())));
         let out = match spawned {
             Ok(handle) => match handle.join() {
                 Ok(out) => out,
@@ -55,7 +57,10 @@ pub fn with_load_stack<T: Send>(load: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-#[allow(clippy::panic, reason = "the closure is taken exactly once, by one of two paths")]
+#[allow(
+    clippy::panic,
+    reason = "the closure is taken exactly once, by one of two paths"
+)]
 fn unreachable_load() -> ! {
     panic!("a policy load ran twice")
 }
@@ -95,9 +100,9 @@ pub fn check_cedar(file: &str, text: &str) -> Result<(), PolicyError> {
             b';' => scan.reset(),
             b'&' | b'|' | b'+' | b'*' | b'.' | b'<' | b'>' | b'!' | b'=' | b'-' => {
                 // `&&`, `||`, `==`, `!=`, `<=`, `>=` are one operator.
-                let pair = bytes.get(i + 1).is_some_and(|n| {
-                    matches!((b, n), (b'&', b'&') | (b'|', b'|') | (_, b'='))
-                });
+                let pair = bytes
+                    .get(i + 1)
+                    .is_some_and(|n| matches!((b, n), (b'&', b'&') | (b'|', b'|') | (_, b'=')));
                 scan.operator(file)?;
                 if pair {
                     i += 1;
@@ -376,11 +381,17 @@ mod tests {
     #[test]
     fn long_chains_are_refused_and_reset_per_policy() {
         let chain = |n: usize| vec!["1 == 1"; n].join(" && ");
-        let one = format!("permit (principal, action, resource) when {{ {} }};\n", chain(300));
+        let one = format!(
+            "permit (principal, action, resource) when {{ {} }};\n",
+            chain(300)
+        );
         assert!(check_cedar("a.cedar", &one).is_ok());
         // Many such policies are fine: each `;` ends an expression.
         assert!(check_cedar("a.cedar", &one.repeat(50)).is_ok());
-        let long = format!("permit (principal, action, resource) when {{ {} }};\n", chain(600));
+        let long = format!(
+            "permit (principal, action, resource) when {{ {} }};\n",
+            chain(600)
+        );
         assert!(check_cedar("a.cedar", &long).is_err());
     }
 

@@ -3,7 +3,7 @@
 //! file and line, so a policy author sees all of them at once.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::bounds::{self, SetSize};
 use super::error::{from_diagnostic, PolicyError};
+use super::files::{hash_file, relative, walk};
 use super::outputs::PolicyOutputs;
 use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
@@ -26,8 +27,6 @@ pub const ENTITIES_FILE: &str = "entities.json";
 /// The folder of a policy directory that holds properties (upper bounds proved by
 /// `arbiter policies test`), never loaded as policies.
 pub const PROPERTIES_DIR: &str = "properties";
-/// Directory depth beyond which the walk stops (protects against symlink loops).
-const MAX_DEPTH: usize = 16;
 
 /// Where a policy is written and what its annotations say.
 #[derive(Debug, Clone)]
@@ -188,36 +187,12 @@ pub(crate) fn load_dir(
     }
 
     // Entities.
-    let entities_path = dir.join(ENTITIES_FILE);
-    let entities = if entities_path.exists() {
-        match std::fs::read_to_string(&entities_path) {
-            Ok(text) => {
-                hash_file(&mut hasher, ENTITIES_FILE, &text);
-                let bounded = size
-                    .add(ENTITIES_FILE, &text)
-                    .and_then(|()| bounds::check_entities(ENTITIES_FILE, &text));
-                match bounded.map(|()| Entities::from_json_str(&text, Some(&schema))) {
-                    Err(e) => {
-                        errors.push(e);
-                        Entities::empty()
-                    }
-                    Ok(Ok(e)) => e,
-                    Ok(Err(e)) => {
-                        errors.extend(from_diagnostic(ENTITIES_FILE, None, 0, &e));
-                        Entities::empty()
-                    }
-                }
-            }
-            Err(e) => {
-                errors.push(PolicyError::file(
-                    ENTITIES_FILE,
-                    format!("cannot read: {e}"),
-                ));
-                Entities::empty()
-            }
+    let entities = match read_entities(dir, &schema, &mut hasher, &mut size) {
+        Ok(e) => e,
+        Err(e) => {
+            errors.extend(e);
+            Entities::empty()
         }
-    } else {
-        Entities::empty()
     };
 
     drop(parsing);
@@ -299,6 +274,31 @@ pub(crate) fn load_dir(
         entities,
         warnings,
     })
+}
+
+/// `entities.json` (none: empty), its size and hierarchy checked before Cedar reads it.
+fn read_entities(
+    dir: &Path,
+    schema: &Schema,
+    hasher: &mut Sha256,
+    size: &mut SetSize,
+) -> Result<Entities, Vec<PolicyError>> {
+    let path = dir.join(ENTITIES_FILE);
+    if !path.exists() {
+        return Ok(Entities::empty());
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        vec![PolicyError::file(
+            ENTITIES_FILE,
+            format!("cannot read: {e}"),
+        )]
+    })?;
+    hash_file(hasher, ENTITIES_FILE, &text);
+    size.add(ENTITIES_FILE, &text)
+        .and_then(|()| bounds::check_entities(ENTITIES_FILE, &text))
+        .map_err(|e| vec![e])?;
+    Entities::from_json_str(&text, Some(schema))
+        .map_err(|e| from_diagnostic(ENTITIES_FILE, None, 0, &e))
 }
 
 fn parse_schema(text: &str) -> Result<(Schema, SchemaShapes), Vec<PolicyError>> {
@@ -658,51 +658,6 @@ fn lines_of(text: &str, offsets: &[usize]) -> Vec<u32> {
         out.push(line);
     }
     out
-}
-
-fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), String> {
-    if depth > MAX_DEPTH {
-        return Err(format!(
-            "directory nesting deeper than {MAX_DEPTH} below `{}`",
-            root.display()
-        ));
-    }
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read directory: {e}"))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot read directory: {e}"))?;
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue; // hidden files, editor swap files, Kubernetes' `..data` internals
-        }
-        let path = entry.path();
-        // follow symlinks: ConfigMap volumes link every file into `..data`
-        let Ok(meta) = std::fs::metadata(&path) else {
-            continue; // a dangling link
-        };
-        if meta.is_dir() {
-            if depth == 0 && name == PROPERTIES_DIR {
-                continue;
-            }
-            walk(root, &path, depth + 1, out)?;
-        } else if path.extension().is_some_and(|e| e == "cedar") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn relative(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .replace('\\', "/")
-}
-
-fn hash_file(hasher: &mut Sha256, name: &str, text: &str) {
-    hasher.update(name.as_bytes());
-    hasher.update([0]);
-    hasher.update((text.len() as u64).to_le_bytes());
-    hasher.update(text.as_bytes());
 }
 
 #[cfg(test)]

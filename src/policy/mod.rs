@@ -6,6 +6,7 @@
 
 pub mod bounds;
 mod error;
+mod files;
 pub mod format;
 mod index;
 mod load;

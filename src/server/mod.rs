@@ -400,7 +400,11 @@ impl Arbiter {
             Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
             None => None,
         };
-        for (name, a) in [("grpc", Some(addr)), ("http", http_addr), ("admin", admin_addr)] {
+        for (name, a) in [
+            ("grpc", Some(addr)),
+            ("http", http_addr),
+            ("admin", admin_addr),
+        ] {
             if let Some(a) = a.filter(|a| !a.ip().is_loopback()) {
                 tracing::warn!(listener = name, addr = %a, "serving PLAINTEXT on a non-loopback address (allow_plaintext): terminate TLS in front of Arbiter");
             }
@@ -448,9 +452,14 @@ impl Arbiter {
                 return Ok(());
             };
             let stopped = shutdown.clone();
-            serve_grpc(listener, routes, tls.clone(), limits, &shutdown, async move {
-                stopped.cancelled().await
-            })
+            serve_grpc(
+                listener,
+                routes,
+                tls.clone(),
+                limits,
+                &shutdown,
+                async move { stopped.cancelled().await },
+            )
             .await
         };
         let http_server = async {
@@ -489,8 +498,9 @@ fn serve_grpc<'a>(
     limits: config::GrpcLimits,
     shutdown: &CancellationToken,
     drained: impl std::future::Future<Output = ()> + Send + 'a,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>
-{
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>,
+> {
     let builder = tonic::transport::Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .http2_keepalive_interval(Some(Duration::from_secs(limits.keepalive_interval_seconds)))

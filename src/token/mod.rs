@@ -199,9 +199,9 @@ impl VerifiedToken {
             .and_then(Value::as_str);
         match bound {
             None => Ok(()),
-            Some(_) if presented.is_empty() => Err(
-                "the token is bound to a client certificate (RFC 8705) and none was presented",
-            ),
+            Some(_) if presented.is_empty() => {
+                Err("the token is bound to a client certificate (RFC 8705) and none was presented")
+            }
             Some(b) if b == presented => Ok(()),
             Some(_) => Err("the token is bound to another client certificate (RFC 8705)"),
         }

@@ -92,7 +92,11 @@ async fn a_deeply_nested_file_in_the_watched_directory_keeps_the_last_good_set()
         proto::reload_outcome::Result::Failed as i32
     );
     let error = &reloaded.errors[0];
-    assert_eq!((error.file.as_str(), error.line), ("deep.cedar", 3), "{error:?}");
+    assert_eq!(
+        (error.file.as_str(), error.line),
+        ("deep.cedar", 3),
+        "{error:?}"
+    );
     assert_eq!(server.status().await.policy_version, before);
     still_deciding(&mut server).await;
 }
@@ -168,10 +172,9 @@ fn the_control_plane_off_loopback_needs_an_administrator() {
     let writer = dev_token(dir.path(), "operator", "arbiter.admin");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let mut admin =
-            proto::policy_admin_client::PolicyAdminClient::connect(admin_url.clone())
-                .await
-                .unwrap();
+        let mut admin = proto::policy_admin_client::PolicyAdminClient::connect(admin_url.clone())
+            .await
+            .unwrap();
         let with = |token: Option<&str>, reload: bool| {
             let mut admin = admin.clone();
             let token = token.map(|t| format!("Bearer {t}"));
@@ -230,7 +233,9 @@ fn the_control_plane_off_loopback_needs_an_administrator() {
             .env("ARBITER_ADMIN_TOKEN", &reader),
     );
     assert!(
-        answered["policies"].as_array().is_some_and(|p| !p.is_empty()),
+        answered["policies"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()),
         "{answered}"
     );
 }
@@ -245,7 +250,10 @@ fn a_proof_whose_caller_leaves_kills_its_solver() {
     let solver = dir.path().join("silent-solver");
     std::fs::write(
         &solver,
-        format!("#!/bin/sh\necho $$ > {}\nexec sleep 600\n", pid_file.display()),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 600\n",
+            pid_file.display()
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -256,10 +264,9 @@ fn a_proof_whose_caller_leaves_kills_its_solver() {
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let pid: u32 = runtime.block_on(async {
-        let mut admin =
-            proto::policy_admin_client::PolicyAdminClient::connect(server.addr.clone())
-                .await
-                .unwrap();
+        let mut admin = proto::policy_admin_client::PolicyAdminClient::connect(server.addr.clone())
+            .await
+            .unwrap();
         let call = tokio::spawn(async move {
             admin
                 .analyze_policies(proto::AnalyzePoliciesRequest {})
@@ -316,7 +323,10 @@ fn a_search_examines_within_its_budget_and_logs_once() {
             "{answer}"
         );
         assert!(
-            !answer["page"]["next_token"].as_str().unwrap_or("").is_empty(),
+            !answer["page"]["next_token"]
+                .as_str()
+                .unwrap_or("")
+                .is_empty(),
             "{answer}"
         );
         // A body over the search budget is refused before anything is decided.

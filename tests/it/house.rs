@@ -19,6 +19,8 @@ const LAYERS: &[&str] = &[
     "audit",
     "http",
     "oauth",
+    // The control plane: nothing on the decision path (policy, token, decision) imports it.
+    "control",
     "grpc",
     "authzen",
     "client",
@@ -39,31 +41,61 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// `crate::x` paths and `use crate::{x, y}` groups of a file, outside its tests.
+/// `crate::x` paths and `use crate::{x, y}` groups of a file (groups may span lines and
+/// nest), outside its tests.
 fn imports(text: &str) -> BTreeSet<String> {
     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+    let code: String = code
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut out = BTreeSet::new();
-    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
-        let mut rest = line;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            if let Some(group) = rest.strip_prefix('{') {
-                let names = group.split('}').next().unwrap_or_default();
-                out.extend(
-                    names
-                        .split(',')
-                        .map(|n| n.trim().split("::").next().unwrap_or_default().to_owned()),
-                );
-            } else {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The names at the group's top level, up to its matching brace.
+            let (mut depth, mut name, mut first) = (0usize, String::new(), true);
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        first = true;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if depth == 0 && first {
+                    if c.is_alphanumeric() || c == '_' {
+                        name.push(c);
+                    } else if !name.is_empty() {
+                        out.insert(std::mem::take(&mut name));
+                        first = false;
+                    }
+                }
+            }
+            if !name.is_empty() {
                 out.insert(name);
             }
+        } else {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            out.insert(name);
         }
     }
     out
+}
+
+#[test]
+fn multi_line_and_nested_groups_are_read() {
+    let text = "use crate::{\n    decision::{Pdp, Reason},\n    // a comment\n    http,\n};\nfn f() { crate::store::x(); }";
+    let got: Vec<String> = imports(text).into_iter().collect();
+    assert_eq!(got, ["decision", "http", "store"]);
 }
 
 #[test]

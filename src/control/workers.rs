@@ -69,11 +69,7 @@ impl Workers {
         let permit = self.proofs.clone().try_acquire_owned().map_err(|_| {
             JobError::Busy("an analysis or comparison is running; try again when it ends")
         })?;
-        self.run(budget, async move {
-            let _permit = permit;
-            job.await
-        })
-        .await
+        self.run(budget, permit, job).await
     }
 
     /// Runs a search within `budget`, waiting for a free place among the searches.
@@ -88,11 +84,7 @@ impl Workers {
             .acquire_owned()
             .await
             .map_err(|_| JobError::Failed)?;
-        self.run(budget, async move {
-            let _permit = permit;
-            job.await
-        })
-        .await
+        self.run(budget, permit, job).await
     }
 
     /// Runs blocking work (a candidate load, a query) on the control plane's threads.
@@ -106,14 +98,19 @@ impl Workers {
             .map_err(|_| JobError::Failed)
     }
 
-    /// Spawns `job` on the control runtime; the job is aborted when the returned future is
-    /// dropped (the caller went away) or when `budget` runs out.
+    /// Spawns `job` on the control runtime, holding `place` until it ends; the job is
+    /// aborted when the returned future is dropped (the caller went away) or when `budget`
+    /// runs out.
     async fn run<T: Send + 'static>(
         &self,
         budget: Duration,
+        place: tokio::sync::OwnedSemaphorePermit,
         job: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, JobError> {
-        let mut task = AbortOnDrop(self.handle.spawn(job));
+        let mut task = AbortOnDrop(self.handle.spawn(async move {
+            let _place = place;
+            job.await
+        }));
         match tokio::time::timeout(budget, &mut task).await {
             Ok(Ok(out)) => Ok(out),
             Ok(Err(_)) => Err(JobError::Failed),

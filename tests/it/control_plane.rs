@@ -307,16 +307,8 @@ fn a_search_examines_within_its_budget_and_logs_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let http = reqwest::Client::new();
-        let answer: serde_json::Value = http
-            .post(&url)
-            .bearer_auth(&token)
-            .json(&json!({"resource": {"type": "route", "id": "/item/{id}"}, "context": {}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let question = json!({"resource": {"type": "route", "id": "/item/{id}"}, "context": {}});
+        let answer = post_json(&url, &token, &question).await;
         // At most two candidates examined: a next page is offered.
         assert!(
             answer["results"].as_array().is_some_and(|r| r.len() <= 2),

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use arbiter::decision::{decide, Caller, Input};
+use arbiter::decision::{verdict, Caller, Input};
 use arbiter::policy::PolicySnapshot;
 use arbiter::token::{digest, Verifier};
 use arbiter::Config;
@@ -63,7 +63,7 @@ fn main() {
                 context: &context,
                 explain: false,
             };
-            let verdict = decide(&snapshot, &input, Caller::Token(&verified));
+            let verdict = verdict(&snapshot, &input, Caller::Token(&verified));
             assert!(verdict.allowed, "{verdict:?}");
         };
         // Warm: caches (extension values, route index) filled as in a running server.

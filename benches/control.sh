@@ -49,7 +49,7 @@ measure() {
     "$BIN" bench --addr "http://$GRPC" --token "$T" --method GET --path /item/7 \
         --concurrency 4 --connections 1 --rate "$RATE" --duration "$SECONDS_EACH" --json
 }
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)['target']['$1'])"; }
 
 idle=$(measure)
 

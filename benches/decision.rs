@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use arbiter::decision::{decide, Caller, Input};
+use arbiter::decision::{verdict, Caller, Input};
 use arbiter::policy::PolicySnapshot;
 use arbiter::token::jwks::key_from_jwk;
 use arbiter::token::{digest, Issuer, Verifier};
@@ -312,7 +312,7 @@ fn allowed_get(
         context,
         explain: false,
     };
-    let v = decide(snapshot, &input, Caller::Token(verified));
+    let v = verdict(snapshot, &input, Caller::Token(verified));
     assert!(v.allowed);
     v
 }

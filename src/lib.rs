@@ -13,6 +13,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod audit;
 pub mod authzen;
 pub mod bench;

@@ -11,7 +11,7 @@ use cedar_policy_symcc::CompiledPolicySet;
 
 use super::cases::Expectation;
 use super::counterexample::Counterexample;
-use super::prover::{decide, pinned_route, restrict, route_slice, AnalysisError, Prover};
+use super::prover::{concrete_decision, pinned_route, restrict, route_slice, AnalysisError, Prover};
 use crate::policy::{Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 
 /// One route and method some permit is written for.
@@ -153,7 +153,7 @@ async fn shadow(
         let Some(example) = prover.allowed_request(&compiled).await? else {
             continue;
         };
-        let (_, by) = decide(slice, &example);
+        let (_, by) = concrete_decision(slice, &example);
         let name = format!("{method} {} is unreachable", endpoint.template);
         return Ok(Shadowed {
             by: by.iter().map(|id| at(snapshot, id)).collect(),
@@ -227,7 +227,7 @@ async fn policy_findings(
             applies = true;
             if erring.is_none() {
                 if let Some(example) = prover.erring_request(&single).await? {
-                    let (allowed, _) = decide(set, &example);
+                    let (allowed, _) = concrete_decision(set, &example);
                     let name = format!("{id} errors on this request");
                     let expect = if allowed {
                         Expectation::Allow

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::decision::{decide_verified, AuthzRequest, EntityRef, Subject, Verdict};
+use crate::decision::{verdict_for_verified, AuthzRequest, EntityRef, Subject, Verdict};
 use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
@@ -171,7 +171,7 @@ pub fn run(snapshot: &PolicySnapshot, files: &[PathBuf]) -> Result<Vec<CaseResul
         let parsed: TestFile = yaml_serde::from_str(&text)
             .map_err(|e| CasesError::Invalid(file.clone(), e.to_string()))?;
         for case in parsed.cases {
-            let verdict = decide(snapshot, &case).map_err(|e| {
+            let verdict = verdict_of_case(snapshot, &case).map_err(|e| {
                 CasesError::Invalid(file.clone(), format!("case `{}`: {e}", case.name))
             })?;
             results.push(CaseResult {
@@ -233,12 +233,12 @@ fn parse_entity(text: &str) -> Result<(&str, String), String> {
 
 /// Decides a case's request through the same path rules and decision code as `Authorize`
 /// (or, for `issue_scope`, as the token endpoint).
-pub fn decide(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Verdict, String> {
+pub fn verdict_of_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Verdict, String> {
     Ok(match (&case.issue_scope, &case.method, &case.path) {
         (Some(scope), None, None) => issue_scope(snapshot, case, scope)?,
         (None, Some(method), Some(path)) => {
             let token = case_token(case)?;
-            decide_verified(
+            verdict_for_verified(
                 snapshot,
                 &AuthzRequest {
                     subject: None,
@@ -280,7 +280,7 @@ fn issue_scope(snapshot: &PolicySnapshot, case: &TestCase, scope: &str) -> Resul
         uid: crate::decision::scope_uid(scope),
         properties: Map::new(),
     };
-    Ok(decide_verified(
+    Ok(verdict_for_verified(
         snapshot,
         &AuthzRequest {
             token: "",

@@ -360,7 +360,7 @@ pub fn scope_condition(policy: &Policy) -> String {
 
 /// How Cedar decides a concrete request on `set`: allowed, and the determining policies
 /// (for a counterexample: which forbids denied it), without the analysis' own pins.
-pub fn decide(set: &PolicySet, env: &Env) -> (bool, Vec<PolicyId>) {
+pub fn concrete_decision(set: &PolicySet, env: &Env) -> (bool, Vec<PolicyId>) {
     let response = cedar_policy::Authorizer::new().is_authorized(&env.request, set, &env.entities);
     let allowed = response.decision() == cedar_policy::Decision::Allow;
     let ids = response

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::decision::log::{ReplayEntity, ReplayRecord};
-use crate::decision::{decide_verified, AuthzRequest, Subject};
+use crate::decision::{verdict_for_verified, AuthzRequest, Subject};
 use crate::policy::PolicySnapshot;
 use crate::token::VerifiedToken;
 
@@ -172,7 +172,7 @@ pub fn replay(
             continue;
         };
         report.replayed += 1;
-        let verdict = decide_verified(
+        let verdict = verdict_for_verified(
             candidate,
             &AuthzRequest {
                 subject: subject.as_ref().map(|s| {

@@ -31,7 +31,7 @@ pub struct PepAuth {
 }
 
 /// Middleware: lets the request through when its PEP is authenticated as configured.
-pub async fn require_pep(State(auth): State<PepAuth>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_pep(State(auth): State<PepAuth>, request: Request, next: Next) -> Response {
     let certificate = request.extensions().get::<PeerCertificate>().cloned();
     match auth.check(request.headers(), certificate.as_ref()).await {
         Ok(()) => next.run(request).await,

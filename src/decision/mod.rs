@@ -1,7 +1,7 @@
 //! One decision: route match, the Cedar request (principal, action, resource, context),
 //! evaluation of the endpoint's policy slice, and the reason a caller can act on.
 //!
-//! [`decide`] is synchronous and does no I/O: the token was verified before it is called.
+//! [`verdict`] is synchronous and does no I/O: the token was verified before it is called.
 //! [`Pdp`] wraps it with bounds checks, token verification and the decision log.
 
 pub mod context;
@@ -22,7 +22,7 @@ use cedar_policy::{
 use serde_json::{Map, Value};
 
 pub use outputs::Outputs;
-pub use pdp::{decide_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
+pub use pdp::{verdict_for_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
 use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 use crate::token::{PrincipalKind, VerifiedToken};
@@ -125,7 +125,7 @@ pub enum Outcome {
     Error,
 }
 
-/// The answer of [`decide`].
+/// The answer of [`verdict`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// Allow or deny.
@@ -227,22 +227,22 @@ pub enum Caller<'a> {
 }
 
 /// Decides one request against one snapshot. Pure: no I/O, no locks, no `.await`.
-pub fn decide(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) -> Verdict {
-    decide_with(snapshot, input, caller, false)
+pub fn verdict(snapshot: &PolicySnapshot, input: &Input<'_>, caller: Caller<'_>) -> Verdict {
+    route_and_evaluate(snapshot, input, caller, false)
 }
 
-/// Decides like [`decide`] but evaluates the whole policy set instead of the endpoint's
+/// Decides like [`verdict`] but evaluates the whole policy set instead of the endpoint's
 /// slice, with every context attribute built. Slow by design: for checking that the index
 /// never changes an answer, and for audits that want that assurance on their own data.
-pub fn decide_whole_set(
+pub fn verdict_over_whole_set(
     snapshot: &PolicySnapshot,
     input: &Input<'_>,
     caller: Caller<'_>,
 ) -> Verdict {
-    decide_with(snapshot, input, caller, true)
+    route_and_evaluate(snapshot, input, caller, true)
 }
 
-fn decide_with(
+fn route_and_evaluate(
     snapshot: &PolicySnapshot,
     input: &Input<'_>,
     caller: Caller<'_>,
@@ -364,7 +364,7 @@ fn evaluate(
     caller: Caller<'_>,
     full_context: bool,
 ) -> Result<Verdict, Box<Verdict>> {
-    let prepared = prepare(snapshot, target, params, input, caller, full_context)?;
+    let prepared = cedar_request(snapshot, target, params, input, caller, full_context)?;
     let response = AUTHORIZER.is_authorized(&prepared.request, policies, prepared.entities.get());
     let diagnostics = response.diagnostics();
     let mut errors: Vec<String> = Vec::new();
@@ -502,7 +502,7 @@ fn is_method_name(a: &str) -> bool {
 }
 
 /// Builds the Cedar request and the entities it needs, per the design's mapping.
-fn prepare<'s>(
+fn cedar_request<'s>(
     snapshot: &'s PolicySnapshot,
     target: Target<'_>,
     params: Option<&matchit::Params<'_, '_>>,

@@ -1,5 +1,5 @@
 //! The decision service every transport calls: bounds → token (cache or verify) → live
-//! snapshot → [`decide`] → decision log line. Transports convert their messages to an
+//! snapshot → [`verdict`] → decision log line. Transports convert their messages to an
 //! [`AuthzRequest`] and the [`Answer`] back; nothing here knows gRPC or HTTP.
 
 use std::borrow::Cow;
@@ -11,15 +11,15 @@ use tracing::field::Empty;
 use tracing::Instrument as _;
 
 use super::context::check_bounds;
-use super::{decide, Caller, EntityRef, Input, Reason, Subject, Verdict};
+use super::{verdict, Caller, EntityRef, Input, Reason, Subject, Verdict};
 use crate::policy::path::normalize;
 use crate::policy::{PolicySnapshot, PolicyStore};
 use crate::token::{VerifiedToken, Verifier};
 
 /// Longest token accepted.
-pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Longest path accepted.
-pub const MAX_PATH_BYTES: usize = 4 * 1024;
+pub(crate) const MAX_PATH_BYTES: usize = 4 * 1024;
 /// Longest HTTP method accepted.
 const MAX_METHOD_BYTES: usize = 32;
 /// Longest action name accepted for a named resource (AuthZEN actions such as
@@ -122,7 +122,7 @@ impl Pdp {
         let started = Instant::now();
         let span = decision_span();
         async {
-            let (verdict, token, decided_by) = self.decide(&req).await;
+            let (verdict, token, decided_by) = self.verify_and_evaluate(&req).await;
             self.answer(started, &req, verdict, token, decided_by, log)
         }
         .instrument(span)
@@ -140,7 +140,7 @@ impl Pdp {
             return self.answer(started, &req, verdict, None, None, true);
         }
         let snapshot = self.policies.load();
-        let verdict = decide_verified(&snapshot, &req, None);
+        let verdict = verdict_for_verified(&snapshot, &req, None);
         self.answer(
             started,
             &req,
@@ -239,11 +239,11 @@ impl Pdp {
 
     /// The verdict, the verified token, and the version of the snapshot that decided (`None`
     /// when the request was refused before any policy was consulted).
-    async fn decide(
+    async fn verify_and_evaluate(
         &self,
         req: &AuthzRequest<'_>,
     ) -> (Verdict, Option<Arc<VerifiedToken>>, Option<String>) {
-        let (method, path) = match prepare(req) {
+        let (method, path) = match normalize_request(req) {
             Ok(prepared) => prepared,
             Err(m) => return (Verdict::deny(Reason::InvalidRequest, m), None, None),
         };
@@ -271,7 +271,7 @@ impl Pdp {
             }
         }
         let snapshot = self.policies.load();
-        let verdict = decide_prepared(&snapshot, &method, &path, req, token.as_deref());
+        let verdict = verdict_for_normalized(&snapshot, &method, &path, req, token.as_deref());
         (verdict, token, Some(snapshot.version.clone()))
     }
 }
@@ -290,7 +290,7 @@ fn decision_span() -> tracing::Span {
 
 /// The request's bounds and path rules, as every decision applies them: the upper-case
 /// method and the normalized path, or why the request is invalid.
-fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), String> {
+fn normalize_request<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), String> {
     if req.token.len() > MAX_TOKEN_BYTES {
         return Err(format!("token is longer than {MAX_TOKEN_BYTES} bytes"));
     }
@@ -323,21 +323,21 @@ fn prepare<'r>(req: &AuthzRequest<'r>) -> Result<(Cow<'r, str>, Cow<'r, str>), S
 /// Decides a request whose token was verified elsewhere (policy tests, replay of logged
 /// decisions): the same bounds, path rules and decision as [`Pdp::authorize`], with the
 /// given claims instead of a verifier. `req.token` is ignored.
-pub fn decide_verified(
+pub fn verdict_for_verified(
     snapshot: &PolicySnapshot,
     req: &AuthzRequest<'_>,
     token: Option<&VerifiedToken>,
 ) -> Verdict {
     let unbounded = AuthzRequest { token: "", ..*req };
-    let (method, path) = match prepare(&unbounded) {
+    let (method, path) = match normalize_request(&unbounded) {
         Ok(prepared) => prepared,
         Err(m) => return Verdict::deny(Reason::InvalidRequest, m),
     };
-    decide_prepared(snapshot, &method, &path, &unbounded, token)
+    verdict_for_normalized(snapshot, &method, &path, &unbounded, token)
 }
 
 /// Decides a prepared request (method upper-cased, path normalized) with a verified token.
-fn decide_prepared(
+fn verdict_for_normalized(
     snapshot: &PolicySnapshot,
     method: &str,
     path: &str,
@@ -356,7 +356,7 @@ fn decide_prepared(
         context: req.context,
         explain: req.explain,
     };
-    decide(snapshot, &input, caller)
+    verdict(snapshot, &input, caller)
 }
 
 /// Who a verified token names: its one [`Identity`](crate::token::Identity).

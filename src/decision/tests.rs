@@ -171,7 +171,7 @@ fn decides_the_bundled_policies() {
             context,
             explain: false,
         };
-        let v = decide(&snapshot, &input, caller);
+        let v = verdict(&snapshot, &input, caller);
         assert_eq!(
             (v.allowed, v.reason),
             (allowed, reason),
@@ -202,14 +202,14 @@ fn scope_requirements_are_read_from_the_conditions() {
         explain: false,
     };
     let read = token(json!({"sub": "demo", "client_id": "demo", "scope": "read"}));
-    let v = decide(&snapshot, &input, Caller::Token(&read));
+    let v = verdict(&snapshot, &input, Caller::Token(&read));
     assert_eq!(v.reason, Reason::InsufficientScope, "{v:?}");
     assert_eq!(
         v.required_scopes,
         vec!["fido".to_owned(), "read".to_owned()]
     );
     let otp = token(json!({"sub": "demo", "client_id": "demo", "scope": "read otp"}));
-    assert!(decide(&snapshot, &input, Caller::Token(&otp)).allowed);
+    assert!(verdict(&snapshot, &input, Caller::Token(&otp)).allowed);
 
     let wrong = plain.replace("@id(\"create\")", "@id(\"create\")\n@scopes(\"read\")");
     std::fs::write(dir.path().join("items.cedar"), wrong).unwrap();

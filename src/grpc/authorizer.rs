@@ -14,7 +14,7 @@ use crate::decision::{Answer, AuthzRequest, Outcome, Pdp, Reason, Verdict};
 use crate::wire::struct_to_json;
 
 /// Largest batch accepted.
-pub const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// Serves `Authorize` and `AuthorizeBatch`.
 pub struct AuthorizerService {

@@ -88,14 +88,14 @@ pub struct CreatedClient {
 /// Creates a client with a generated id, and a generated secret unless it authenticates
 /// with `private_key_jwt` (RFC 7523) by a key of its JWKS.
 pub async fn create(store: &dyn Store, spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
-    let created = prepare(spec)?;
+    let created = new_credentials(spec)?;
     store.create_client(&created.record).await?;
     Ok(created)
 }
 
 /// Checks a spec and makes the client's id and secret, without storing it (registration
 /// adds more before it stores the record in its own transaction).
-pub fn prepare(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
+pub fn new_credentials(spec: &ClientSpec) -> Result<CreatedClient, ClientError> {
     check(spec)?;
     let secret = if secretless(&spec.auth_method) {
         None

@@ -156,7 +156,7 @@ fn metadata_object(bytes: &[u8]) -> Result<Map<String, Value>, RegError> {
 /// Public for the property tests and fuzz targets that feed it hostile bodies.
 pub fn parse_registration(body: &[u8]) -> Result<ClientSpec, ApiError> {
     let described = describe(&metadata_object(body)?, None, None)?;
-    clients::prepare(&described.spec)
+    clients::new_credentials(&described.spec)
         .map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
     Ok(described.spec)
 }
@@ -438,7 +438,7 @@ async fn register(
     }
     // Checks the spec (scopes, JWKS) the same way the CLI does; ids and secrets come after.
     let mut created =
-        clients::prepare(&spec).map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
+        clients::new_credentials(&spec).map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
     let registration_token =
         clients::random_token(32).map_err(|e| reg_error("server_error", e.to_string()))?;
     created.record.registration_token_sha256 = Some(clients::digest(&registration_token));

@@ -35,7 +35,7 @@ pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
 pub use store::{
     reload_in_background, PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
-    Trigger,
+    Reloaded, Trigger,
 };
 pub use watch::watch;
 

@@ -18,7 +18,7 @@ type Dnf = Vec<BTreeSet<String>>;
 
 /// What a policy's conditions require of `context.scopes`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeConditions {
+pub(crate) struct ScopeConditions {
     /// Necessary for the policy to apply: a token satisfying none of them cannot meet its
     /// conditions. Empty when the conditions require no scope.
     pub alternatives: Vec<BTreeSet<String>>,
@@ -31,7 +31,7 @@ pub struct ScopeConditions {
 
 impl ScopeConditions {
     /// Conditions that require no scope (they never name `context.scopes`).
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self {
             alternatives: Vec::new(),
             exact: true,
@@ -44,7 +44,7 @@ impl ScopeConditions {
     /// scope of some alternative of the annotation still lacks what the conditions
     /// require. Sound: a right annotation (exactly what the permit needs) is never refused;
     /// one that asks for more than needed may pass where the conditions hide it.
-    pub fn refutes(&self, annotated: &[BTreeSet<String>]) -> Option<String> {
+    pub(crate) fn refutes(&self, annotated: &[BTreeSet<String>]) -> Option<String> {
         if !self.mentions {
             return Some("require no scope".into());
         }
@@ -61,7 +61,7 @@ impl ScopeConditions {
     }
 
     /// Reads the conditions of a policy in Cedar's JSON form (`Policy::to_json`).
-    pub fn of(est: &Value) -> Self {
+    pub(crate) fn of(est: &Value) -> Self {
         let mut need: Dnf = vec![BTreeSet::new()];
         let mut exact = true;
         let mentions = mentions_scopes(est.get("conditions").unwrap_or(&Value::Null));

@@ -35,7 +35,7 @@ pub enum TracesError {
 }
 
 /// A running trace pipeline; dropping it exports what is still batched and stops.
-pub struct Traces {
+pub(crate) struct Traces {
     provider: SdkTracerProvider,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -43,7 +43,7 @@ pub struct Traces {
 impl Traces {
     /// Builds the pipeline for `config.endpoint` (which must be set) and installs the W3C
     /// `traceparent` propagator as the process's text-map propagator.
-    pub fn start(
+    pub(crate) fn start(
         config: &TelemetryConfig,
         endpoint: &str,
         service_name: &str,

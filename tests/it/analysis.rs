@@ -176,7 +176,7 @@ fn a_one_character_change_that_widens_access_is_shown_with_a_request() {
         serde_json::from_value(example["case"].clone()).unwrap();
     let decide = |dir: &Path| {
         let snapshot = arbiter::policy::PolicySnapshot::load(dir).unwrap();
-        arbiter::audit::cases::decide(&snapshot, &case)
+        arbiter::audit::cases::verdict_of_case(&snapshot, &case)
             .unwrap()
             .allowed
     };

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use arbiter::decision::{decide, decide_whole_set, Caller, Input};
+use arbiter::decision::{verdict, verdict_over_whole_set, Caller, Input};
 use arbiter::policy::PolicySnapshot;
 use arbiter::token::VerifiedToken;
 use rand::rngs::StdRng;
@@ -180,8 +180,8 @@ fn indexed_evaluation_equals_whole_set_evaluation() {
         } else {
             Caller::Token(&token)
         };
-        let mut indexed = decide(&snapshot, &input, caller);
-        let mut whole = decide_whole_set(&snapshot, &input, caller);
+        let mut indexed = verdict(&snapshot, &input, caller);
+        let mut whole = verdict_over_whole_set(&snapshot, &input, caller);
         indexed.policy_ids.sort();
         whole.policy_ids.sort();
         assert_eq!(

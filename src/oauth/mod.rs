@@ -4,6 +4,7 @@
 //! and the software statement workflow ([`ssa`]) whose statements registration accepts.
 
 pub mod clients;
+mod error;
 pub mod http;
 pub mod keys;
 pub mod mtls;

@@ -3,7 +3,7 @@
 //! URI without a fragment, known to this server (`[oauth] resources`) and registered with
 //! the client. No `resource` means the configured default audience.
 
-use super::token::OAuthError;
+use super::error::OAuthError;
 use crate::store::ClientRecord;
 
 pub use crate::config::check_resource_uri;

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::bounds::{self, SetSize};
 use super::error::{from_diagnostic, PolicyError};
 use super::files::{hash_file, relative, walk};
+pub use super::meta::PolicyMeta;
 use super::outputs::PolicyOutputs;
 use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
@@ -27,23 +28,6 @@ pub const ENTITIES_FILE: &str = "entities.json";
 /// The folder of a policy directory that holds properties (upper bounds proved by
 /// `arbiter policies test`), never loaded as policies.
 pub const PROPERTIES_DIR: &str = "properties";
-
-/// Where a policy is written and what its annotations say.
-#[derive(Debug, Clone)]
-pub struct PolicyMeta {
-    /// File relative to the policy directory.
-    pub file: String,
-    /// 1-based line where the policy (with its annotations) starts.
-    pub line: u32,
-    /// The parsed `@scopes` annotation, if any.
-    pub scopes: Option<ScopeExpr>,
-    /// `permit` or `forbid`.
-    pub effect: Effect,
-    /// The action ids the policy's action scope names; `None` when unconstrained.
-    pub actions: Option<Vec<String>>,
-    /// What its annotations ask a gateway to do when it determines a decision.
-    pub outputs: Option<std::sync::Arc<PolicyOutputs>>,
-}
 
 /// Parsed and validated policies kept between reloads, by their exact source text: a reload
 /// parses and validates only the policies whose text (or the schema) changed. A policy's

@@ -10,6 +10,7 @@ mod files;
 pub mod format;
 mod index;
 mod load;
+mod meta;
 pub mod outputs;
 pub mod path;
 pub mod query;

@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use cedar_policy::{Effect, Policy, PolicyId, PrincipalConstraint};
 
 use super::error::PolicyError;
-use super::load::PolicyMeta;
+use super::meta::PolicyMeta;
 
 const HEADER: &str = "header_";
 const METADATA: &str = "metadata_";

@@ -16,12 +16,12 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod audit;
-pub mod authzen;
+pub(crate) mod authzen;
 pub mod bench;
 pub mod client;
 pub mod clock;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod decision;
 pub mod gateway;
 pub mod grpc;

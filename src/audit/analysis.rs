@@ -11,7 +11,9 @@ use cedar_policy_symcc::CompiledPolicySet;
 
 use super::cases::Expectation;
 use super::counterexample::Counterexample;
-use super::prover::{concrete_decision, pinned_route, restrict, route_slice, AnalysisError, Prover};
+use super::prover::{
+    concrete_decision, pinned_route, restrict, route_slice, AnalysisError, Prover,
+};
 use crate::policy::{Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 
 /// One route and method some permit is written for.

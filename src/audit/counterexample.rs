@@ -51,7 +51,8 @@ impl Counterexample {
         let mut case = to_case(env);
         case.name = name;
         case.expect = expect;
-        let reproduced = cases::verdict_of_case(snapshot, &case).is_ok_and(|v| v.allowed == allowed);
+        let reproduced =
+            cases::verdict_of_case(snapshot, &case).is_ok_and(|v| v.allowed == allowed);
         let yaml = yaml_serde::to_string(&vec![&case]).unwrap_or_default();
         let check = case.method.is_some().then(|| check_line(&case));
         Self {

@@ -31,7 +31,7 @@ mod pep;
 mod search;
 
 use pep::require_pep;
-pub use pep::PepAuth;
+pub(crate) use pep::PepAuth;
 
 use crate::decision::{AuthzRequest, EntityRef, Pdp, Reason, Subject};
 use crate::http::ApiError;
@@ -64,18 +64,18 @@ struct AuthzenState {
 
 /// Where AuthZEN searches run (the control plane's workers) and what one may cost.
 #[derive(Clone)]
-pub struct SearchBudget {
+pub(crate) struct SearchBudget {
     /// The control plane's workers.
-    pub workers: Arc<crate::control::Workers>,
+    pub(crate) workers: Arc<crate::control::Workers>,
     /// Candidates one page may examine.
-    pub max_candidates: usize,
+    pub(crate) max_candidates: usize,
     /// Largest search request body.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
 }
 
 /// The AuthZEN routes; `base` is the public HTTP base URL for the metadata; `clients` is the
 /// authorization server's store, when it runs (subject search lists its clients).
-pub fn router(
+pub(crate) fn router(
     pdp: Arc<Pdp>,
     base: String,
     pep: PepAuth,

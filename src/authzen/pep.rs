@@ -21,17 +21,21 @@ const REALM: &str = "arbiter";
 
 /// How PEPs authenticate, resolved (`auto` decided by the listener's address).
 #[derive(Clone)]
-pub struct PepAuth {
+pub(crate) struct PepAuth {
     /// The mode; never `Auto`.
-    pub mode: PepAuthentication,
+    pub(crate) mode: PepAuthentication,
     /// The scope a PEP's token must carry.
-    pub scope: String,
+    pub(crate) scope: String,
     /// Verifies PEP tokens.
-    pub pdp: Arc<Pdp>,
+    pub(crate) pdp: Arc<Pdp>,
 }
 
 /// Middleware: lets the request through when its PEP is authenticated as configured.
-pub(crate) async fn require_pep(State(auth): State<PepAuth>, request: Request, next: Next) -> Response {
+pub(crate) async fn require_pep(
+    State(auth): State<PepAuth>,
+    request: Request,
+    next: Next,
+) -> Response {
     let certificate = request.extensions().get::<PeerCertificate>().cloned();
     match auth.check(request.headers(), certificate.as_ref()).await {
         Ok(()) => next.run(request).await,

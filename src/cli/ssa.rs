@@ -124,7 +124,7 @@ pub(crate) enum SsaCommand {
 }
 
 pub(crate) fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
-    use arbiter::oauth::ssa::client::{ClientError, SsaClient};
+    use arbiter::oauth::ssa::api::{ClientError, WorkflowApi};
     let words = |s: &str| {
         s.split_ascii_whitespace()
             .map(str::to_owned)
@@ -133,11 +133,11 @@ pub(crate) fn ssa(args: SsaArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
         let client = match (&args.token, &args.client_id) {
-            (Some(token), _) => SsaClient::new(&args.url, token.clone()),
+            (Some(token), _) => WorkflowApi::new(&args.url, token.clone()),
             (None, Some(id)) => {
                 let secret = std::env::var("ARBITER_CLIENT_SECRET")
                     .context("--client-id needs ARBITER_CLIENT_SECRET in the environment")?;
-                SsaClient::with_client_credentials(&args.url, id, &secret).await?
+                WorkflowApi::with_client_credentials(&args.url, id, &secret).await?
             }
             (None, None) => {
                 bail!("give --token (ARBITER_TOKEN) or --client-id (ARBITER_CLIENT_ID)")

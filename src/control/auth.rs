@@ -20,7 +20,7 @@ use crate::token::Verifier;
 
 /// What a control-plane call does to the live set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(crate) enum Access {
     /// Reads it: status, queries, proofs.
     Read,
     /// Changes it: reload.
@@ -29,11 +29,11 @@ pub enum Access {
 
 /// An admitted administrator, as the log names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin(pub String);
+pub(crate) struct Admin(pub String);
 
 /// Why a call was not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// No credentials, or credentials that do not verify.
     #[error("{0}")]
     Unauthenticated(String),
@@ -44,15 +44,15 @@ pub enum Refusal {
 
 /// The credentials a call presents.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Credentials<'a> {
+pub(crate) struct Credentials<'a> {
     /// The `authorization` values it sent (more than one is malformed).
-    pub authorization: &'a [&'a str],
+    pub(crate) authorization: &'a [&'a str],
     /// Its TLS client certificate chain, leaf first.
-    pub chain: Option<&'a [CertificateDer<'static>]>,
+    pub(crate) chain: Option<&'a [CertificateDer<'static>]>,
 }
 
 /// Admits administrators as `[admin]` says.
-pub struct AdminAuth {
+pub(crate) struct AdminAuth {
     mode: AdminAuthentication,
     read_scope: String,
     write_scope: String,
@@ -71,7 +71,7 @@ impl std::fmt::Debug for AdminAuth {
 impl AdminAuth {
     /// For the listener at `listener` that serves the control plane (`auto` decides by its
     /// address, and says so in the log when it lets anonymous callers in).
-    pub fn new(
+    pub(crate) fn new(
         config: &AdminConfig,
         listener: SocketAddr,
         verifier: Arc<Verifier>,
@@ -99,7 +99,7 @@ impl AdminAuth {
     }
 
     /// Admits a call that needs `access`, or says why not.
-    pub async fn admit(
+    pub(crate) async fn admit(
         &self,
         access: Access,
         credentials: Credentials<'_>,

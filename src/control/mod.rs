@@ -6,9 +6,9 @@
 //! The control plane calls the decision entry and reads the policy store; nothing on the
 //! decision path (`decision`, `token`, `policy`) imports it (`tests/it/house.rs` checks).
 
-pub mod auth;
-pub mod proofs;
-pub mod workers;
+pub(crate) mod auth;
+pub(crate) mod proofs;
+pub(crate) mod workers;
 
-pub use auth::{Access, Admin, AdminAuth, Credentials, Refusal};
-pub use workers::{JobError, Workers};
+pub(crate) use auth::{Access, AdminAuth, Credentials, Refusal};
+pub(crate) use workers::{JobError, Workers};

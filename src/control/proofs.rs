@@ -14,11 +14,11 @@ use crate::audit::prover::AnalysisError;
 use crate::policy::PolicySnapshot;
 
 /// Most files a candidate directory may hold.
-pub const MAX_CANDIDATE_FILES: usize = 10_000;
+pub(crate) const MAX_CANDIDATE_FILES: usize = 10_000;
 
 /// Why a proof gave no answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ProofError {
+pub(crate) enum ProofError {
     /// The candidate's files are not a policy directory we can write.
     #[error("{0}")]
     BadCandidate(String),
@@ -37,7 +37,7 @@ pub enum ProofError {
 }
 
 /// Proves which routes and policies of `snapshot` are unreachable, shadowed or redundant.
-pub async fn analyze(
+pub(crate) async fn analyze(
     workers: &Workers,
     budget: Duration,
     snapshot: Arc<PolicySnapshot>,
@@ -52,7 +52,7 @@ pub async fn analyze(
 
 /// Loads a candidate (its files written to a private directory) and proves per route how it
 /// decides against `live`: the candidate's version, the routes and the number of queries.
-pub async fn compare(
+pub(crate) async fn compare(
     workers: &Workers,
     budget: Duration,
     live: Arc<PolicySnapshot>,

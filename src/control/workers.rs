@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 /// Why a job gave no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JobError {
+pub(crate) enum JobError {
     /// It ran past its budget and was stopped.
     #[error("stopped after its budget of {0} s")]
     OverBudget(u64),
@@ -24,7 +24,7 @@ pub enum JobError {
 }
 
 /// A runtime of its own for control-plane jobs, and the bounds on how many of each kind run.
-pub struct Workers {
+pub(crate) struct Workers {
     /// Owned so that dropping the workers never blocks (see `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Workers {
 impl Workers {
     /// `threads` control-plane threads (with the stack policy loads need); one proof at a
     /// time and at most `searches` searches.
-    pub fn new(threads: usize, searches: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(threads: usize, searches: usize) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .max_blocking_threads(threads.max(1) * 2)
@@ -61,7 +61,7 @@ impl Workers {
     }
 
     /// Runs a proof (one at a time; `Busy` while another runs) within `budget`.
-    pub async fn prove<T: Send + 'static>(
+    pub(crate) async fn prove<T: Send + 'static>(
         &self,
         budget: Duration,
         job: impl Future<Output = T> + Send + 'static,
@@ -73,7 +73,7 @@ impl Workers {
     }
 
     /// Runs a search within `budget`, waiting for a free place among the searches.
-    pub async fn search<T: Send + 'static>(
+    pub(crate) async fn search<T: Send + 'static>(
         &self,
         budget: Duration,
         job: impl Future<Output = T> + Send + 'static,
@@ -88,7 +88,7 @@ impl Workers {
     }
 
     /// Runs blocking work (a candidate load, a query) on the control plane's threads.
-    pub async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, JobError> {

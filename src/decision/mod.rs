@@ -22,7 +22,7 @@ use cedar_policy::{
 use serde_json::{Map, Value};
 
 pub use outputs::Outputs;
-pub use pdp::{verdict_for_verified, principal_info, Answer, AuthzRequest, Pdp, PrincipalInfo};
+pub use pdp::{principal_info, verdict_for_verified, Answer, AuthzRequest, Pdp, PrincipalInfo};
 
 use crate::policy::{AttrType, Endpoint, PolicySnapshot, ENDPOINT_TYPE, SCOPE_TYPE};
 use crate::token::{PrincipalKind, VerifiedToken};

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 use super::context::check_bounds;
 use super::{verdict, Caller, EntityRef, Input, Reason, Subject, Verdict};
 use crate::policy::path::normalize;
-use crate::policy::{PolicySnapshot, PolicyStore};
+use crate::policy::{LivePolicies, PolicySnapshot};
 use crate::token::{VerifiedToken, Verifier};
 
 /// Longest token accepted.
@@ -82,14 +82,14 @@ pub struct Answer {
 
 /// The policy decision point: policies + token verification.
 pub struct Pdp {
-    policies: Arc<PolicyStore>,
+    policies: Arc<LivePolicies>,
     verifier: Arc<Verifier>,
     ttl_cap: u32,
 }
 
 impl Pdp {
     /// A decision point over a policy store and a verifier.
-    pub fn new(policies: Arc<PolicyStore>, verifier: Arc<Verifier>, ttl_cap: u32) -> Self {
+    pub fn new(policies: Arc<LivePolicies>, verifier: Arc<Verifier>, ttl_cap: u32) -> Self {
         Self {
             policies,
             verifier,
@@ -98,7 +98,7 @@ impl Pdp {
     }
 
     /// The policy store.
-    pub fn policies(&self) -> &Arc<PolicyStore> {
+    pub fn policies(&self) -> &Arc<LivePolicies> {
         &self.policies
     }
 

@@ -14,12 +14,12 @@ use crate::audit::prover::AnalysisError;
 use crate::control::proofs::{self, ProofError};
 use crate::control::{Access, AdminAuth, Credentials, JobError, Refusal, Workers};
 use crate::policy::{
-    reload_in_background, PolicyError, PolicyStore, ReloadOutcome, ReloadResult, Trigger,
+    reload_in_background, LivePolicies, PolicyError, ReloadOutcome, ReloadResult, Trigger,
 };
 
 /// Serves `Status`, `Reload`, `QueryPolicies`, `AnalyzePolicies` and `ComparePolicies`.
 pub struct PolicyAdminService {
-    store: Arc<PolicyStore>,
+    store: Arc<LivePolicies>,
     auth: Arc<AdminAuth>,
     workers: Arc<Workers>,
     /// Longest a proof may run before its solver is killed.
@@ -29,8 +29,8 @@ pub struct PolicyAdminService {
 impl PolicyAdminService {
     /// A service over the live policy store, admitting callers with `auth` and running
     /// their work on `workers`.
-    pub fn new(
-        store: Arc<PolicyStore>,
+    pub(crate) fn new(
+        store: Arc<LivePolicies>,
         auth: Arc<AdminAuth>,
         workers: Arc<Workers>,
         proof_budget: Duration,

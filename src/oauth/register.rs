@@ -437,8 +437,8 @@ async fn register(
         metadata.insert("software_statement".into(), json!(jwt));
     }
     // Checks the spec (scopes, JWKS) the same way the CLI does; ids and secrets come after.
-    let mut created =
-        clients::new_credentials(&spec).map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
+    let mut created = clients::new_credentials(&spec)
+        .map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
     let registration_token =
         clients::random_token(32).map_err(|e| reg_error("server_error", e.to_string()))?;
     created.record.registration_token_sha256 = Some(clients::digest(&registration_token));

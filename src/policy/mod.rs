@@ -1,5 +1,5 @@
 //! The policy directory: loading, validating and indexing it into an immutable
-//! [`PolicySnapshot`], and the [`PolicyStore`] that swaps whole snapshots so readers never
+//! [`PolicySnapshot`], and the [`LivePolicies`] that swaps whole snapshots so readers never
 //! block and never see half a set.
 //!
 //! This module knows nothing of tokens or transports.
@@ -9,6 +9,7 @@ mod error;
 mod files;
 pub mod format;
 mod index;
+mod live;
 mod load;
 mod meta;
 pub mod outputs;
@@ -19,7 +20,6 @@ mod scope_conditions;
 mod scope_index;
 pub mod scopes;
 mod shape;
-mod store;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -30,14 +30,14 @@ use cedar_policy::{Entities, PolicyId, PolicySet, Schema};
 
 pub use error::{LoadError, PolicyError};
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
+pub use live::{
+    reload_in_background, LivePolicies, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
+    Reloaded, Trigger,
+};
 pub use load::{policy_texts, PolicyMeta, ENTITIES_FILE, PROPERTIES_DIR, SCHEMA_FILE};
 pub use reads::{context_reads, ContextReads};
 pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
-pub use store::{
-    reload_in_background, PolicyStore, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
-    Reloaded, Trigger,
-};
 pub use watch::watch;
 
 /// One loaded, validated and indexed policy directory. Immutable once built.

@@ -10,7 +10,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PolicyStore, Trigger};
+use super::{LivePolicies, Trigger};
 
 /// Quiet time after the last change before a reload starts: one `git checkout` is one reload.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -32,7 +32,7 @@ struct Change {
 }
 
 /// Starts watching `store`'s directory; reloads run until `shutdown` is cancelled.
-pub fn watch(store: Arc<PolicyStore>, shutdown: CancellationToken) -> Result<(), WatchError> {
+pub fn watch(store: Arc<LivePolicies>, shutdown: CancellationToken) -> Result<(), WatchError> {
     let dir = std::path::absolute(store.dir()).map_err(|e| WatchError {
         dir: store.dir().to_path_buf(),
         message: e.to_string(),

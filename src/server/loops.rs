@@ -85,7 +85,7 @@ impl Arbiter {
 pub const KEY_REFRESH_SECONDS: u64 = 5;
 
 /// Reloads the policies on SIGHUP until `shutdown`.
-pub(super) fn spawn_sighup_reload(store: Arc<policy::PolicyStore>, shutdown: CancellationToken) {
+pub(super) fn spawn_sighup_reload(store: Arc<policy::LivePolicies>, shutdown: CancellationToken) {
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};

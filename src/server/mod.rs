@@ -89,7 +89,7 @@ impl Arbiter {
         config.follow_listener();
         config.validate()?;
         crate::decision::log::set_replay_record(config.decision_log_replay);
-        let policies = Arc::new(policy::PolicyStore::open(&config.policies)?);
+        let policies = Arc::new(policy::LivePolicies::open(&config.policies)?);
         if let Some(solver) = &config.admin.solver {
             crate::audit::prover::configure_solver(solver.clone());
         }

@@ -4,7 +4,7 @@
 //! is stored with an audit event in the same transaction. Who may do what is decided by
 //! ordinary Cedar policies on the workflow's HTTP routes (see `http`).
 
-pub mod client;
+pub mod api;
 pub mod http;
 pub mod statement;
 

@@ -72,7 +72,7 @@ pub struct ReloadStatus {
 
 /// Holds the live snapshot. Reads are lock-free; a reload swaps one `Arc`.
 #[derive(Debug)]
-pub struct PolicyStore {
+pub struct LivePolicies {
     dir: PathBuf,
     current: ArcSwap<PolicySnapshot>,
     /// Serializes reloads and holds what they reuse (locked only on the blocking reload
@@ -83,7 +83,7 @@ pub struct PolicyStore {
     flight: Mutex<Flight>,
 }
 
-impl PolicyStore {
+impl LivePolicies {
     /// Loads `dir`; fails if the directory is not a valid policy set.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, LoadError> {
         let dir = dir.into();
@@ -229,7 +229,7 @@ struct Flight {
 /// at most two reloads and one thread. (Lowering that thread's OS priority was measured and
 /// dropped: it barely changed decision latency during reloads and made the reload itself
 /// much slower.)
-pub async fn reload_in_background(store: Arc<PolicyStore>, trigger: Trigger) -> Option<Reloaded> {
+pub async fn reload_in_background(store: Arc<LivePolicies>, trigger: Trigger) -> Option<Reloaded> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let start = {
         let mut flight = lock(&store.flight);
@@ -255,7 +255,7 @@ pub async fn reload_in_background(store: Arc<PolicyStore>, trigger: Trigger) -> 
 }
 
 /// The reload thread: reloads once for every batch of callers, until none waits.
-fn run_reloads(store: &PolicyStore) {
+fn run_reloads(store: &LivePolicies) {
     loop {
         let batch = {
             let mut flight = lock(&store.flight);
@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn validation_errors_of_reused_files_are_located_exactly() {
         let dir = bundled_copy();
-        let store = PolicyStore::open(dir.path()).unwrap();
+        let store = LivePolicies::open(dir.path()).unwrap();
         let items = dir.path().join("items.cedar");
         let text = std::fs::read_to_string(&items).unwrap();
         // Break the second policy of the file (its condition is on line 23).
@@ -332,7 +332,7 @@ mod tests {
     #[test]
     fn a_schema_change_revalidates_every_policy() {
         let dir = bundled_copy();
-        let store = PolicyStore::open(dir.path()).unwrap();
+        let store = LivePolicies::open(dir.path()).unwrap();
         let schema = dir.path().join("schema.cedarschema");
         let text = std::fs::read_to_string(&schema).unwrap();
         // guards.cedar compares `fraud_score` with a number; the unchanged file must still be
@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn cached_reload_equals_a_cold_load() {
         let dir = bundled_copy();
-        let store = PolicyStore::open(dir.path()).unwrap();
+        let store = LivePolicies::open(dir.path()).unwrap();
         let items = dir.path().join("items.cedar");
         let text = std::fs::read_to_string(&items).unwrap();
         std::fs::write(

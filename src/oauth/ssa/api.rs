@@ -29,13 +29,13 @@ pub enum ClientError {
 
 /// Where the API is and who calls it.
 #[derive(Debug, Clone)]
-pub struct SsaClient {
+pub struct WorkflowApi {
     base: String,
     token: String,
     http: reqwest::Client,
 }
 
-impl SsaClient {
+impl WorkflowApi {
     /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`) calling with `token`.
     pub fn new(base: &str, token: String) -> Self {
         Self {

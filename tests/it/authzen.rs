@@ -2,7 +2,7 @@
 //! `tests/fixtures/authzen-interop/`) over real HTTP against `examples/authzen/*` served as
 //! they are, plus the request checks of the newer certification scenario.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{json, Value};
 
@@ -13,28 +13,6 @@ fn fixture(rel: &str) -> Value {
         .join("tests/fixtures/authzen-interop")
         .join(rel);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-pub(crate) async fn serve_example(name: &str) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
-    let example: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/authzen")
-        .join(name);
-    copy_dir(&example, &dir.path().join("policies"));
-    TestServer::start_in(dir, |_| {}).await
-}
-
-pub(crate) async fn post(server: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("http://{}{path}", server.http_addr))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
 }
 
 /// Runs a fixture's `evaluation` and `evaluations` cases; the failures, described.

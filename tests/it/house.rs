@@ -1,6 +1,7 @@
 //! The house keeps its shape: top-level modules import only those listed before them (the
 //! layout in the README, as `../shared/design.md` has it), `main.rs` only starts the CLI, and
-//! a source file longer than 700 lines says why in its header.
+//! a source or test file longer than 700 lines says why in its header; a test file never
+//! imports another test file (shared helpers live in `support/`).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,8 @@ fn main_only_starts_the_cli_and_long_files_say_why() {
     );
     let mut files = Vec::new();
     sources(&root.join("src"), &mut files);
+    // Test files are held to the same rule.
+    sources(&root.join("tests/it"), &mut files);
     let mut long = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -173,4 +176,30 @@ fn main_only_starts_the_cli_and_long_files_say_why() {
         long.is_empty(),
         "over 700 lines without a reason in the header: {long:#?}"
     );
+}
+
+#[test]
+fn test_files_share_helpers_only_through_support() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
+    let modules: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            if p.extension()? != "rs" {
+                return None;
+            }
+            Some(p.file_stem()?.to_string_lossy().into_owned())
+        })
+        .filter(|m| m != "main")
+        .collect();
+    let mut wrong = Vec::new();
+    for m in &modules {
+        let text = std::fs::read_to_string(dir.join(format!("{m}.rs"))).unwrap();
+        for other in imports(&text) {
+            if other != *m && modules.contains(&other) {
+                wrong.push(format!("{m}.rs uses crate::{other}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }

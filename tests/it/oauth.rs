@@ -9,39 +9,10 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-struct Client {
-    id: String,
-    secret: String,
-}
-
-async fn client(server: &TestServer, scopes: &str, method: &str) -> Client {
-    let store = server.store().await;
-    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
-    let spec = clients::ClientSpec {
-        name: "test client".into(),
-        scopes,
-        auth_method: method.into(),
-        ..Default::default()
-    };
-    let created = clients::create(&store, &spec).await.unwrap();
-    Client {
-        id: created.record.client_id,
-        secret: created.secret.unwrap(),
-    }
-}
-
-fn url(server: &TestServer, path: &str) -> String {
-    format!("http://{}{path}", server.http_addr)
-}
-
-async fn post_token(server: &TestServer, c: &Client, fields: &[(&str, &str)]) -> reqwest::Response {
-    form(server, "/token", c, fields).await
-}
-
 #[tokio::test]
 async fn client_credentials_tokens_are_accepted_by_the_pdp() {
     let mut server = TestServer::start().await;
-    let c = client(&server, "read fido otp", "client_secret_basic").await;
+    let c = stored_client(&server, "read fido otp", "client_secret_basic").await;
     let resp = post_token(
         &server,
         &c,
@@ -84,12 +55,12 @@ async fn client_credentials_tokens_are_accepted_by_the_pdp() {
 #[tokio::test]
 async fn client_secret_post_and_the_errors_of_rfc_6749() {
     let server = TestServer::start().await;
-    let post_client = client(&server, "read", "client_secret_post").await;
-    let basic_client = client(&server, "read", "client_secret_basic").await;
+    let post_client = stored_client(&server, "read", "client_secret_post").await;
+    let basic_client = stored_client(&server, "read", "client_secret_basic").await;
     let http = reqwest::Client::new();
 
     let ok = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_id", &post_client.id),
@@ -117,7 +88,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
                 .to_string(),
         )
     }
-    let wrong = Client {
+    let wrong = StoredClient {
         id: basic_client.id.clone(),
         secret: "wrong".into(),
     };
@@ -144,7 +115,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
     assert_eq!(error, "invalid_scope");
     // Registered for Basic, so secret-in-body authentication fails.
     let (status, challenge, error) = error_of(
-        http.post(url(&server, "/token"))
+        http.post(http_url(&server, "/token"))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", &basic_client.id),
@@ -162,7 +133,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
     );
     // Repeated parameter, two auth methods, wrong content type, no auth at all.
     let repeated = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .basic_auth(&basic_client.id, Some(&basic_client.secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body("grant_type=client_credentials&grant_type=client_credentials")
@@ -171,7 +142,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
         .unwrap();
     assert_eq!(error_of(repeated).await.2, "invalid_request");
     let both = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .basic_auth(&basic_client.id, Some(&basic_client.secret))
         .form(&[
             ("grant_type", "client_credentials"),
@@ -183,7 +154,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
         .unwrap();
     assert_eq!(error_of(both).await.2, "invalid_request");
     let json_body = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .basic_auth(&basic_client.id, Some(&basic_client.secret))
         .json(&json!({ "grant_type": "client_credentials" }))
         .send()
@@ -191,14 +162,14 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
         .unwrap();
     assert_eq!(error_of(json_body).await.2, "invalid_request");
     let anonymous = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
         .unwrap();
     assert_eq!(error_of(anonymous).await.0, 401);
     let garbage = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .header("authorization", "Basic !!!not-base64")
         .form(&[("grant_type", "client_credentials")])
         .send()
@@ -208,7 +179,7 @@ async fn client_secret_post_and_the_errors_of_rfc_6749() {
 
     // An oversized body is an OAuth error too, never a 500.
     let big = http
-        .post(url(&server, "/token"))
+        .post(http_url(&server, "/token"))
         .basic_auth(&basic_client.id, Some(&basic_client.secret))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
@@ -246,14 +217,15 @@ async fn a_stock_oauth_client_and_a_stock_jwt_verifier_interoperate() {
     use oauth2::basic::BasicClient;
     use oauth2::{ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
     let server = TestServer::start().await;
-    let c = client(&server, "read fido", "client_secret_basic").await;
+    let c = stored_client(&server, "read fido", "client_secret_basic").await;
 
-    let metadata: Value = reqwest::get(url(&server, "/.well-known/oauth-authorization-server"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata: Value =
+        reqwest::get(http_url(&server, "/.well-known/oauth-authorization-server"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     assert_eq!(metadata["issuer"], format!("http://{}", server.http_addr));
     assert_eq!(
         metadata["grant_types_supported"],
@@ -311,118 +283,10 @@ async fn a_stock_oauth_client_and_a_stock_jwt_verifier_interoperate() {
 }
 
 #[tokio::test]
-async fn rotation_keeps_old_tokens_valid_and_a_restart_keeps_clients_and_keys() {
-    let mut server = TestServer::start().await;
-    let c = client(&server, "read", "client_secret_basic").await;
-    let old: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let old_token = old["access_token"].as_str().unwrap().to_string();
-    let old_kid = jsonwebtoken::decode_header(&old_token)
-        .unwrap()
-        .kid
-        .unwrap();
-
-    let new_kid = server.arbiter.rotate_signing_key().await.unwrap();
-    assert_ne!(new_kid, old_kid);
-    let jwks: Value = reqwest::get(url(&server, "/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kids,
-        [new_kid.as_str(), old_kid.as_str()],
-        "new key first, old still published"
-    );
-
-    let fresh: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let fresh_token = fresh["access_token"].as_str().unwrap().to_string();
-    assert_eq!(
-        jsonwebtoken::decode_header(&fresh_token)
-            .unwrap()
-            .kid
-            .unwrap(),
-        new_kid
-    );
-    assert_eq!(
-        reason(
-            &server
-                .authorize(&old_token, "GET", "/item/1", json!({}))
-                .await
-        ),
-        Reason::Allowed
-    );
-    assert_eq!(
-        reason(
-            &server
-                .authorize(&fresh_token, "GET", "/item/1", json!({}))
-                .await
-        ),
-        Reason::Allowed
-    );
-
-    // Restart on the same data directory: the client and both keys are still there.
-    let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
-    drop(server);
-    let mut again = TestServer::start_in(dir, |_| {}).await;
-    let jwks: Value = reqwest::get(url(&again, "/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(jwks["keys"][0]["kid"], new_kid.as_str());
-    let body: Value = post_token(&again, &c, &[("grant_type", "client_credentials")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let token = body["access_token"].as_str().unwrap();
-    assert_eq!(
-        jsonwebtoken::decode_header(token).unwrap().kid.unwrap(),
-        new_kid
-    );
-    // The issuer moved to the new server's port, so the new token verifies there.
-    assert_eq!(
-        reason(&again.authorize(token, "GET", "/item/1", json!({})).await),
-        Reason::Allowed
-    );
-}
-
-async fn form(
-    server: &TestServer,
-    path: &str,
-    c: &Client,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    reqwest::Client::new()
-        .post(url(server, path))
-        .basic_auth(&c.id, Some(&c.secret))
-        .form(fields)
-        .send()
-        .await
-        .unwrap()
-}
-
-#[tokio::test]
 async fn introspection_and_revocation_seen_by_the_pdp_at_once() {
     let mut server = TestServer::start().await;
-    let owner = client(&server, "read", "client_secret_basic").await;
-    let other = client(&server, "read", "client_secret_basic").await;
+    let owner = stored_client(&server, "read", "client_secret_basic").await;
+    let other = stored_client(&server, "read", "client_secret_basic").await;
     let body: Value = post_token(&server, &owner, &[("grant_type", "client_credentials")])
         .await
         .json()
@@ -450,7 +314,7 @@ async fn introspection_and_revocation_seen_by_the_pdp_at_once() {
         .await
         .unwrap();
     assert_eq!(garbage, json!({ "active": false }));
-    let wrong = Client {
+    let wrong = StoredClient {
         id: other.id.clone(),
         secret: "nope".into(),
     };
@@ -512,21 +376,11 @@ async fn introspection_and_revocation_seen_by_the_pdp_at_once() {
     assert!(r.errors[0].contains("revoked"), "{r:?}");
 }
 
-async fn granted(
-    server: &TestServer,
-    c: &Client,
-    scope: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Value) {
-    let base = format!("http://{}", server.http_addr);
-    client_credentials(&base, &c.id, &c.secret, scope, headers).await
-}
-
 #[tokio::test]
 async fn scopes_are_trimmed_by_issue_scope_policies_in_context() {
     let trusted: ipnet::IpNet = "127.0.0.0/8".parse().unwrap();
     let server = TestServer::start_with(|c| c.oauth.trusted_proxies = vec![trusted]).await;
-    let c = client(&server, "read write payment", "client_secret_basic").await;
+    let c = stored_client(&server, "read write payment", "client_secret_basic").await;
     let all = "read write payment";
 
     let (status, body) = granted(&server, &c, all, &[]).await;
@@ -575,7 +429,7 @@ async fn scopes_are_trimmed_by_issue_scope_policies_in_context() {
 #[tokio::test]
 async fn risk_headers_from_untrusted_peers_are_ignored() {
     let server = TestServer::start().await; // no trusted proxies
-    let c = client(&server, "read write payment", "client_secret_basic").await;
+    let c = stored_client(&server, "read write payment", "client_secret_basic").await;
     let (_, body) = granted(
         &server,
         &c,
@@ -609,7 +463,7 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
         }))
     };
     let send = |jwt: String| {
-        let server_url = url(&server, "/token");
+        let server_url = http_url(&server, "/token");
         async move { assertion_grant(&server_url, &jwt).await }
     };
 
@@ -652,77 +506,6 @@ async fn private_key_jwt_with_exact_audience_and_no_replay() {
     );
 }
 
-#[tokio::test]
-async fn scheduled_rotation_keeps_earlier_tokens_valid() {
-    let mut server = TestServer::start_with(|c| c.oauth.key_rotation_seconds = Some(1)).await;
-    let c = client(&server, "read", "client_secret_basic").await;
-    let first: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let first_token = first["access_token"].as_str().unwrap().to_string();
-    let first_kid = jsonwebtoken::decode_header(&first_token)
-        .unwrap()
-        .kid
-        .unwrap();
-    let rotated = eventually(std::time::Duration::from_secs(5), || async {
-        let jwks: Value = reqwest::get(url(&server, "/jwks.json"))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (jwks["keys"].as_array()?.len() >= 2 && jwks["keys"][0]["kid"] != first_kid.as_str())
-            .then_some(())
-    })
-    .await;
-    assert!(rotated.is_some(), "the key rotated on schedule");
-    let next: Value = post_token(&server, &c, &[("grant_type", "client_credentials")])
-        .await
-        .json()
-        .await
-        .unwrap();
-    let next_kid = jsonwebtoken::decode_header(next["access_token"].as_str().unwrap())
-        .unwrap()
-        .kid
-        .unwrap();
-    assert_ne!(next_kid, first_kid);
-    assert_eq!(
-        reason(
-            &server
-                .authorize(&first_token, "GET", "/item/1", json!({}))
-                .await
-        ),
-        Reason::Allowed
-    );
-}
-
-/// The token endpoint caches client records for a second: a secret rotated by another
-/// process works at once, and the old one stops within about a second.
-#[tokio::test]
-async fn a_secret_rotated_elsewhere_takes_over_at_once() {
-    let server = TestServer::start().await;
-    let old = client(&server, "read", "client_secret_basic").await;
-    let grant = [("grant_type", "client_credentials")];
-    assert_eq!(post_token(&server, &old, &grant).await.status(), 200);
-    let store = server.store().await;
-    let new = Client {
-        id: old.id.clone(),
-        secret: clients::rotate_secret(&store, &old.id).await.unwrap(),
-    };
-    assert_eq!(
-        post_token(&server, &new, &grant).await.status(),
-        200,
-        "the new secret works at once"
-    );
-    let stopped = eventually(std::time::Duration::from_secs(3), || async {
-        (post_token(&server, &old, &grant).await.status() == 401).then_some(())
-    })
-    .await;
-    assert!(stopped.is_some(), "the old secret still works");
-}
-
 /// On a dual-stack listener (`[::]`) IPv4 clients arrive as `::ffff:a.b.c.d`; the HTTP edge
 /// makes them IPv4 before anything reads them, so Cedar's `ip()` takes them and scopes are
 /// decided (they were all refused: `invalid_scope`).
@@ -731,7 +514,7 @@ async fn an_ipv4_client_of_a_dual_stack_listener_gets_its_token() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
     let server = TestServer::start_at(dir, "[::]:0", |_| {}).await;
-    let c = client(&server, "read write", "client_secret_basic").await;
+    let c = stored_client(&server, "read write", "client_secret_basic").await;
     let resp = post_token(
         &server,
         &c,
@@ -754,7 +537,7 @@ async fn an_unparsable_fraud_score_is_refused() {
     let server =
         TestServer::start_with(|c| c.oauth.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()])
             .await;
-    let c = client(&server, "read payment", "client_secret_basic").await;
+    let c = stored_client(&server, "read payment", "client_secret_basic").await;
     let both = "read payment";
     let (status, body) = granted(&server, &c, both, &[("x-fraud-score", "high")]).await;
     assert_eq!(

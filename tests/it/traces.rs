@@ -432,7 +432,7 @@ async fn envoy_passes_its_trace_to_arbiter_through_ext_authz() {
     );
     let config_path = dir.path().join("envoy.yaml");
     std::fs::write(&config_path, config).unwrap();
-    let envoy = crate::envoy::spawn_envoy(&config_path, listen_port);
+    let envoy = spawn_envoy(&config_path, listen_port);
     let token = dev_token(dir.path(), "demo", "read");
     let base = format!("http://127.0.0.1:{listen_port}");
     let http = reqwest::Client::new();
@@ -457,7 +457,7 @@ async fn envoy_passes_its_trace_to_arbiter_through_ext_authz() {
     })
     .await;
     if answered.is_none() {
-        crate::envoy::envoy_failed(envoy, "did not answer").await;
+        envoy_failed(envoy, "did not answer").await;
     }
 
     let trace_id = hex::decode(&trace_hex).unwrap();

@@ -1,12 +1,15 @@
 //! Test helpers, by concern: [`server`] (Arbiter in process), [`idp`] (keys and an external
 //! identity provider), [`authserver`] (an independent authorization server with opaque
 //! tokens), [`store`] (SQLite and PostgreSQL), [`process`] (the binary), [`tls`]
-//! (certificates), [`upstream`] (what a gateway forwards to). A test file never defines a
+//! (certificates), [`upstream`] (what a gateway forwards to), [`authzen`] (the interop
+//! examples served), [`envoy`] (a real Envoy). A test file never defines a
 //! helper another test file uses: it lives here.
 
 #![allow(dead_code)]
 
 pub mod authserver;
+pub mod authzen;
+pub mod envoy;
 pub mod idp;
 pub mod oauth;
 pub mod process;
@@ -16,6 +19,8 @@ pub mod tls;
 pub mod upstream;
 
 pub use authserver::*;
+pub use authzen::*;
+pub use envoy::*;
 pub use idp::*;
 pub use oauth::*;
 pub use process::*;

@@ -172,3 +172,67 @@ pub fn new_request(name: &str, scopes: &[&str]) -> Value {
         "justification": "nightly reconciliation",
     })
 }
+
+/// A client created in the server's store, with its secret.
+pub struct StoredClient {
+    pub id: String,
+    pub secret: String,
+}
+
+/// Creates a client with these scopes and authentication method in the server's store.
+pub async fn stored_client(server: &TestServer, scopes: &str, method: &str) -> StoredClient {
+    let store = server.store().await;
+    let scopes: Vec<String> = scopes.split_whitespace().map(str::to_owned).collect();
+    let spec = clients::ClientSpec {
+        name: "test client".into(),
+        scopes,
+        auth_method: method.into(),
+        ..Default::default()
+    };
+    let created = clients::create(&store, &spec).await.unwrap();
+    StoredClient {
+        id: created.record.client_id,
+        secret: created.secret.unwrap(),
+    }
+}
+
+/// A URL on the server's HTTP listener.
+pub fn http_url(server: &TestServer, path: &str) -> String {
+    format!("http://{}{path}", server.http_addr)
+}
+
+/// POSTs a `/token` form with the client's HTTP Basic credentials.
+pub async fn post_token(
+    server: &TestServer,
+    c: &StoredClient,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    form(server, "/token", c, fields).await
+}
+
+/// POSTs a form to `path` with the client's HTTP Basic credentials.
+pub async fn form(
+    server: &TestServer,
+    path: &str,
+    c: &StoredClient,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(http_url(server, path))
+        .basic_auth(&c.id, Some(&c.secret))
+        .form(fields)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A client credentials grant through the stock client helper: status and body.
+pub async fn granted(
+    server: &TestServer,
+    c: &StoredClient,
+    scope: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let base = format!("http://{}", server.http_addr);
+    client_credentials(&base, &c.id, &c.secret, scope, headers).await
+}

@@ -346,3 +346,62 @@ fn a_search_examines_within_its_budget_and_logs_once() {
         .count();
     assert_eq!(decisions, 0, "a search writes no line per candidate");
 }
+
+/// Over TLS with `[admin] authentication = "certificate"`: a client certificate from the
+/// administrators' CA reads and reloads; none, or one from another CA, is refused; the
+/// decision service on the same listener needs none.
+#[tokio::test]
+async fn an_administrators_certificate_admits_and_others_do_not() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let server_ca = crate::support::tls::Ca::new("server CA");
+    let admins = crate::support::tls::Ca::new("administrators");
+    let strangers = crate::support::tls::Ca::new("strangers");
+    let admins_pem = admins.pem();
+    let server = crate::support::tls::start_with(server_ca.leaf(false, false), None, |c| {
+        let file = c.policies.parent().unwrap().join("admins-ca.pem");
+        std::fs::write(&file, &admins_pem).unwrap();
+        c.admin.client_ca_file = Some(file);
+        c.admin.authentication = arbiter::config::AdminAuthentication::Certificate;
+        if let Some(tls) = c.tls.as_mut() {
+            tls.grpc_client_certs = Some(arbiter::config::ClientCerts::Optional);
+        }
+    })
+    .await;
+    let channel = |identity: Option<(String, String)>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(server_ca.pem()))
+            .domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        let url = format!("https://127.0.0.1:{}", server.grpc.port());
+        async move {
+            Endpoint::from_shared(url)
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect_timeout(Duration::from_secs(3))
+                .connect()
+                .await
+                .unwrap()
+        }
+    };
+    let admin_cert = admins.leaf(true, false);
+    let mut admin =
+        proto::policy_admin_client::PolicyAdminClient::new(channel(Some(admin_cert)).await);
+    admin.status(proto::StatusRequest {}).await.unwrap();
+    admin.reload(proto::ReloadRequest {}).await.unwrap();
+    for identity in [None, Some(strangers.leaf(true, false))] {
+        let mut other = proto::policy_admin_client::PolicyAdminClient::new(channel(identity).await);
+        let refused = other.status(proto::StatusRequest {}).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    }
+    // Decisions on the same listener ask for no certificate.
+    let mut decisions = proto::authorizer_client::AuthorizerClient::new(channel(None).await);
+    let answer = decisions
+        .authorize(request("", "GET", "/health", json!({})))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(allowed(&answer), "{answer:?}");
+}

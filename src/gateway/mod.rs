@@ -224,7 +224,13 @@ async fn handle(
     }
     let mut target = gw.upstream.clone().into_parts();
     let base = gw.upstream.path().trim_end_matches('/');
-    target.path_and_query = format!("{base}{path_and_query}").parse().ok();
+    // A stripped credential leaves no copy in the query string either.
+    let forwarded_target = if gw.config.pass_authorization {
+        std::borrow::Cow::Borrowed(path_and_query.as_str())
+    } else {
+        without_query_token(&path_and_query)
+    };
+    target.path_and_query = format!("{base}{forwarded_target}").parse().ok();
     let Ok(uri) = Uri::from_parts(target) else {
         return plain(StatusCode::BAD_REQUEST, "invalid request target");
     };
@@ -264,6 +270,30 @@ async fn handle(
             "the upstream did not answer in time",
         ),
     }
+}
+
+/// A request target without its `access_token` query parameters (RFC 6750 §2.3), every other
+/// parameter kept byte for byte; the `?` goes when nothing is left.
+fn without_query_token(path_and_query: &str) -> std::borrow::Cow<'_, str> {
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return std::borrow::Cow::Borrowed(path_and_query);
+    };
+    let is_token = |pair: &&str| {
+        let key = pair.split('=').next().unwrap_or_default();
+        form_urlencoded::parse(key.as_bytes()).any(|(k, _)| k == "access_token")
+    };
+    if !query.split('&').any(|p| is_token(&p)) {
+        return std::borrow::Cow::Borrowed(path_and_query);
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !is_token(p))
+        .collect();
+    std::borrow::Cow::Owned(if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    })
 }
 
 /// The bearer token: `Authorization: Bearer …`, or (if allowed) `access_token` in the query.
@@ -442,5 +472,24 @@ fn append_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
         headers.insert("forwarded", v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_token_is_cut_and_the_rest_kept() {
+        assert_eq!(
+            without_query_token("/item/7?access_token=eyJ.x.y"),
+            "/item/7"
+        );
+        assert_eq!(
+            without_query_token("/item/7?a=1&access_token=t&b=%20&acc%65ss_token=u"),
+            "/item/7?a=1&b=%20"
+        );
+        assert_eq!(without_query_token("/item/7?x=1"), "/item/7?x=1");
+        assert_eq!(without_query_token("/item/7"), "/item/7");
     }
 }

@@ -3,21 +3,12 @@
 
 use std::time::Duration;
 
-use arbiter::gateway::{serve, GatewayConfig, DECISION_HEADER, PRINCIPAL_HEADER};
+use arbiter::gateway::{GatewayConfig, DECISION_HEADER, PRINCIPAL_HEADER};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
 
-use crate::support::upstream::upstream;
+use crate::support::upstream::{gateway, upstream};
 use crate::support::*;
-
-async fn gateway(config: GatewayConfig) -> (String, CancellationToken) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    tokio::spawn(serve(listener, config, stop.clone()));
-    (format!("http://{addr}"), stop)
-}
 
 #[tokio::test]
 async fn answers_and_forwards_per_rfc_6750() {

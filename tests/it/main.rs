@@ -19,6 +19,7 @@ mod defect_open_registration;
 mod defect_self_review;
 mod defect_slow_clients;
 mod defect_unbounded_fetch;
+mod edge;
 mod envoy;
 mod explain;
 mod gateway;

@@ -57,3 +57,12 @@ fn futures_stream(
 ) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     tokio_stream::iter((0..times).map(move |_| Ok(chunk.clone())))
 }
+
+/// `arbiter gateway` in process on an ephemeral port: its base URL, and what stops it.
+pub async fn gateway(config: arbiter::gateway::GatewayConfig) -> (String, CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    tokio::spawn(arbiter::gateway::serve(listener, config, stop.clone()));
+    (format!("http://{addr}"), stop)
+}

@@ -1,0 +1,76 @@
+//! A clean edge (issue 33): what a gateway forwards and who AuthZEN admits, tried through
+//! the real front doors with what a hostile client sends.
+
+use arbiter::gateway::GatewayConfig;
+use serde_json::{json, Map, Value};
+
+use crate::support::upstream::{gateway, upstream};
+use crate::support::*;
+
+/// With `--strip-authorization` and `--allow-query-token`, the token in the query string is
+/// used for the decision and never reaches the upstream; other parameters do.
+#[tokio::test]
+async fn a_stripped_credential_leaves_no_query_token_upstream() {
+    let server = TestServer::start().await;
+    let (up, _up_stop) = upstream().await;
+    let mut config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
+    config.pass_authorization = false;
+    config.allow_query_token = true;
+    let (gw, _stop) = gateway(config).await;
+    let read = server.token("demo", None, "read");
+    let resp = reqwest::get(format!("{gw}/item/7?x=1&access_token={read}&y=2"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.unwrap();
+    assert_eq!(seen["uri"], "/item/7?x=1&y=2");
+    assert!(seen["headers"].get("authorization").is_none());
+}
+
+/// A token bound to a certificate (`cnf.x5t#S256`) carrying the PEP scope is refused by
+/// AuthZEN without that certificate, as `Authorize` refuses it.
+#[tokio::test]
+async fn a_bound_pep_token_needs_its_certificate() {
+    let server = TestServer::start_with(|c| {
+        c.authzen.pep_authentication = arbiter::config::PepAuthentication::Token;
+    })
+    .await;
+    let mut claims = Map::new();
+    claims.insert(
+        "cnf".into(),
+        json!({"x5t#S256": "bm90LXRoaXMtY2VydGlmaWNhdGU"}),
+    );
+    let bound = server.token_with("pep", None, "arbiter.authzen read", claims);
+    let question = json!({
+        "subject": {"type": "user", "id": "alice"},
+        "action": {"name": "GET"},
+        "resource": {"type": "route", "id": "/health"}
+    });
+    for path in ["evaluation", "search/action"] {
+        let resp = reqwest::Client::new()
+            .post(format!("http://{}/access/v1/{path}", server.http_addr))
+            .bearer_auth(&bound)
+            .json(&question)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("bound")),
+            "{path}: {body}"
+        );
+    }
+    // The same scope without a binding is admitted.
+    let unbound = server.token("pep", None, "arbiter.authzen read");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{}/access/v1/evaluation", server.http_addr))
+        .bearer_auth(&unbound)
+        .json(&question)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

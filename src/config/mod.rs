@@ -99,6 +99,9 @@ pub struct Config {
     pub authzen: AuthzenConfig,
     /// Who may use the control plane, and its budgets.
     pub admin: AdminConfig,
+    /// Identity headers (credentials, cookies, client addresses) policies may set as
+    /// outputs anyway; none by default.
+    pub allow_output_headers: Vec<String>,
     /// OpenTelemetry traces (off unless an endpoint is set).
     pub telemetry: TelemetryConfig,
 }
@@ -129,6 +132,7 @@ impl Default for Config {
             grpc: GrpcLimits::default(),
             authzen: AuthzenConfig::default(),
             admin: AdminConfig::default(),
+            allow_output_headers: Vec::new(),
             telemetry: TelemetryConfig::default(),
         }
     }

@@ -420,6 +420,11 @@ fn evaluate(
         }
     }
     let may_have_outputs = target.endpoint().is_none_or(|e| e.has_outputs);
+    if !may_have_outputs && verdict.allowed && !snapshot.output_headers.is_empty() {
+        // No policy here sets headers, but clients' copies of those others set still go.
+        verdict.outputs.remove_headers =
+            outputs::settable_headers_not_set(snapshot, &Default::default());
+    }
     if may_have_outputs && (verdict.allowed || verdict.reason == Reason::PolicyDeny) {
         let (claims, scopes) = match caller {
             Caller::Token(t) => (Some(&t.claims), t.scopes.as_slice()),

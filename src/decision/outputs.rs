@@ -104,15 +104,24 @@ pub(crate) fn render(
             }
         }
     }
-    if let (true, Some(e)) = (allowed, endpoint) {
-        out.remove_headers = e
-            .output_headers
-            .iter()
-            .filter(|h| !out.headers.contains_key(*h))
-            .cloned()
-            .collect();
+    if allowed && endpoint.is_some() {
+        out.remove_headers = settable_headers_not_set(snapshot, &out.headers);
     }
     Ok(out)
+}
+
+/// Every header some policy of the set can set, except those this decision sets: a client's
+/// own copies are dropped on every forwarded request, not only where a policy sets them.
+pub(crate) fn settable_headers_not_set(
+    snapshot: &PolicySnapshot,
+    set: &BTreeMap<String, String>,
+) -> Vec<String> {
+    snapshot
+        .output_headers
+        .iter()
+        .filter(|h| !set.contains_key(*h))
+        .cloned()
+        .collect()
 }
 
 /// Adds one named output.

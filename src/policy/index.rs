@@ -38,9 +38,6 @@ pub struct Endpoint {
     pub policy_ids: Vec<PolicyId>,
     /// The context attributes these policies can read; `None` for all.
     pub context_reads: super::ContextReads,
-    /// Every header name these policies can set for the upstream (sorted): a gateway drops a
-    /// client's copy of each, whether or not the decision sets it.
-    pub output_headers: Vec<String>,
     /// Whether any of these policies has outputs (a decision on an endpoint without them
     /// fills none).
     pub has_outputs: bool,
@@ -225,12 +222,6 @@ impl RouteTable {
                 .filter_map(|p| meta.get(p.id())?.outputs.as_deref())
                 .collect();
             let has_outputs = !with_outputs.is_empty();
-            let mut output_headers: Vec<String> = with_outputs
-                .iter()
-                .flat_map(|o| o.headers.keys().cloned())
-                .collect();
-            output_headers.sort();
-            output_headers.dedup();
             let policy_ids = slice.iter().map(|p| p.id().clone()).collect();
             let mut context_reads = Some(std::collections::HashSet::new());
             for p in &slice {
@@ -255,7 +246,6 @@ impl RouteTable {
                 policies: set,
                 policy_ids,
                 context_reads,
-                output_headers,
                 has_outputs,
             }));
         }

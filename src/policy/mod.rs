@@ -65,6 +65,9 @@ pub struct PolicySnapshot {
     pub scopes: ScopeIndex,
     /// Validator warnings, kept for status and logs.
     pub warnings: Vec<PolicyError>,
+    /// Every header name a policy of the set can set (sorted): a client's own copies of
+    /// them are dropped on every forwarded request, whichever policy decided it.
+    pub output_headers: Vec<String>,
     /// The issuer each `User`/`Client` of `entities.json` belongs to (its `iss` attribute):
     /// a token's principal gets that entity only from that issuer.
     entity_issuers: HashMap<cedar_policy::EntityUid, String>,
@@ -111,7 +114,16 @@ impl PolicySnapshot {
         let scopes = ScopeIndex::build(&loaded.policies)
             .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
         let entity_issuers = entity_issuers(&loaded.entities);
+        let mut output_headers: Vec<String> = loaded
+            .meta
+            .values()
+            .filter_map(|m| m.outputs.as_deref())
+            .flat_map(|o| o.headers.keys().cloned())
+            .collect();
+        output_headers.sort();
+        output_headers.dedup();
         Ok(Self {
+            output_headers,
             entity_issuers,
             version: loaded.version,
             source: dir.to_path_buf(),

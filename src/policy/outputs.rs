@@ -45,6 +45,35 @@ const RESERVED_HEADERS: [&str; 11] = [
     "content-length",
 ];
 
+/// Headers that carry a caller's credentials, cookies or client address: a policy that set
+/// one could hand the upstream an identity the caller never proved, so the loader refuses
+/// them unless the operator allows one by name (`allow_output_headers`).
+pub const IDENTITY_HEADERS: [&str; 13] = [
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-forwarded-client-cert",
+    "x-client-cert",
+    "x-api-key",
+];
+
+/// Identity headers the operator lets policies set (`allow_output_headers`), for every load
+/// of this process; the first call wins.
+static ALLOWED_IDENTITY_HEADERS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Lets policies set these identity headers ([`IDENTITY_HEADERS`]); set once, at start.
+pub fn allow_identity_headers(names: Vec<String>) {
+    let _ =
+        ALLOWED_IDENTITY_HEADERS.set(names.into_iter().map(|n| n.to_ascii_lowercase()).collect());
+}
+
 /// What one policy's annotations ask the gateway to do when it determines a decision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PolicyOutputs {
@@ -135,6 +164,14 @@ fn header_name(key: &str) -> Result<String, String> {
     if RESERVED_HEADERS.contains(&name.as_str()) || name.starts_with(':') {
         return Err(format!(
             "`{name}` belongs to the proxy; a policy cannot set it"
+        ));
+    }
+    let allowed = ALLOWED_IDENTITY_HEADERS
+        .get()
+        .is_some_and(|a| a.iter().any(|n| *n == name));
+    if IDENTITY_HEADERS.contains(&name.as_str()) && !allowed {
+        return Err(format!(
+            "`{name}` carries a caller's credentials, cookies or address; a policy cannot set it (an operator can allow it with `allow_output_headers`)"
         ));
     }
     if crate::wire::is_arbiter_header(&name) {
@@ -439,6 +476,18 @@ mod tests {
             (
                 r#"@header_host("a") permit (principal, action, resource);"#,
                 "belongs to the proxy",
+            ),
+            (
+                r#"@header_authorization("Bearer x") permit (principal, action, resource);"#,
+                "credentials, cookies or address",
+            ),
+            (
+                r#"@header_x_forwarded_for("{claims.ip}") permit (principal, action, resource);"#,
+                "credentials, cookies or address",
+            ),
+            (
+                r#"@header_cookie("a=b") permit (principal, action, resource);"#,
+                "credentials, cookies or address",
             ),
             (
                 r#"@header_x("{context.user}") permit (principal, action, resource);"#,

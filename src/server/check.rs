@@ -71,6 +71,7 @@ pub async fn check_config(config: &Config) -> CheckReport {
             Err(e) => report.add(false, "tls", e.to_string()),
         }
     }
+    crate::policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
     match crate::policy::PolicySnapshot::load(&config.policies) {
         Ok(s) => report.add(
             true,

@@ -89,6 +89,7 @@ impl Arbiter {
         config.follow_listener();
         config.validate()?;
         crate::decision::log::set_replay_record(config.decision_log_replay);
+        policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
         let policies = Arc::new(policy::LivePolicies::open(&config.policies)?);
         if let Some(solver) = &config.admin.solver {
             crate::audit::prover::configure_solver(solver.clone());

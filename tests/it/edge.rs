@@ -74,3 +74,52 @@ async fn a_bound_pep_token_needs_its_certificate() {
         .unwrap();
     assert_eq!(resp.status(), 200);
 }
+
+/// A client's own copy of a header some policy can set never reaches the upstream, on any
+/// route: `x-caller` (set by `item-read`) sent on `POST /items` and on the anonymous
+/// `/health` is dropped.
+#[tokio::test]
+async fn a_clients_copy_of_an_output_header_is_dropped_on_every_route() {
+    let server = TestServer::start().await;
+    let (up, _up_stop) = upstream().await;
+    let config = GatewayConfig::new(format!("http://{up}"), format!("http://{}", server.addr));
+    let (gw, _stop) = gateway(config).await;
+    let create = server.token("demo", None, "read fido");
+    let http = reqwest::Client::new();
+    for (method, path, token) in [("POST", "/items", Some(&create)), ("GET", "/health", None)] {
+        let mut request = http
+            .request(method.parse().unwrap(), format!("{gw}{path}"))
+            .header("x-caller", "User::\"admin\"")
+            .header("x-item-id", "forged");
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{method} {path}");
+        let seen: Value = resp.json().await.unwrap();
+        assert!(
+            seen["headers"].get("x-caller").is_none() && seen["headers"].get("x-item-id").is_none(),
+            "{method} {path}: {seen}"
+        );
+    }
+}
+
+/// Outputs that would hand the upstream a credential, a cookie or a client address are
+/// refused at `file:line` (the last good set stays), unless the operator allows one.
+#[tokio::test]
+async fn identity_headers_cannot_be_policy_outputs() {
+    let mut server = TestServer::start().await;
+    let text = "@id(\"impersonate\")\n@header_authorization(\"Bearer {claims.sub}\")\npermit (principal, action == Action::\"GET\", resource == Endpoint::\"/health\");\n";
+    std::fs::write(server.policies().join("impersonate.cedar"), text).unwrap();
+    let reloaded = server.reload().await;
+    let error = reloaded.errors.first().expect("refused");
+    assert_eq!(
+        (error.file.as_str(), error.line),
+        ("impersonate.cedar", 1),
+        "{error:?}"
+    );
+    assert!(error.message.contains("credentials"), "{error:?}");
+    let token = server.token("demo", None, "read");
+    let answer = server.authorize(&token, "GET", "/item/7", json!({})).await;
+    assert!(allowed(&answer));
+}

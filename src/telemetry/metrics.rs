@@ -67,6 +67,7 @@ pub struct Metrics {
     store_errors: Family<OperationLabels, Counter>,
     introspections: Family<IntrospectionLabels, Counter>,
     introspection_seconds: Histogram,
+    introspections_in_flight: Gauge,
 }
 
 /// The process's metrics.
@@ -143,7 +144,14 @@ impl Metrics {
             "Time of one introspection call, from request to answer or failure",
             introspection_seconds.clone(),
         );
+        let introspections_in_flight = Gauge::default();
+        registry.register(
+            "introspections_in_flight",
+            "Tokens whose introspection call is in flight (each shared by every request with that token)",
+            introspections_in_flight.clone(),
+        );
         Self {
+            introspections_in_flight,
             registry,
             decisions,
             decision_seconds,
@@ -215,6 +223,12 @@ impl Metrics {
             })
             .inc();
         self.introspection_seconds.observe(took.as_secs_f64());
+    }
+
+    /// How many tokens' introspection calls are in flight.
+    pub fn introspections_in_flight(&self, n: usize) {
+        self.introspections_in_flight
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The OpenMetrics text, with `version` as the live policy version.

@@ -476,9 +476,12 @@ struct Boarding<'a> {
 
 impl Drop for Boarding<'_> {
     fn drop(&mut self) {
+        // The map holds one reference and each waiter's boarding one: the last waiter out
+        // (or anyone once the answer is in) takes the flight away.
         self.inflight.remove_if(&self.digest, |_, f| {
             Arc::ptr_eq(f, &self.flight) && (f.initialized() || Arc::strong_count(f) <= 2)
         });
+        crate::telemetry::metrics::METRICS.introspections_in_flight(self.inflight.len());
     }
 }
 
@@ -499,19 +502,22 @@ impl Verifier {
                 rejected.remove(&digest);
             }
         }
-        let flight = self
-            .opaque
-            .inflight
-            .entry(digest)
-            .or_default()
-            .value()
-            .clone();
+        // The waiter's only reference to the flight is its boarding's: a waiter cancelled
+        // mid-call (its caller's deadline) is then counted right when it leaves.
         let boarding = Boarding {
             inflight: &self.opaque.inflight,
             digest,
-            flight: flight.clone(),
+            flight: self
+                .opaque
+                .inflight
+                .entry(digest)
+                .or_default()
+                .value()
+                .clone(),
         };
-        let answer = flight
+        crate::telemetry::metrics::METRICS.introspections_in_flight(self.opaque.inflight.len());
+        let answer = boarding
+            .flight
             .get_or_init(|| self.introspect_now(introspector, token, digest))
             .await
             .clone();

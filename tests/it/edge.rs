@@ -123,3 +123,66 @@ async fn identity_headers_cannot_be_policy_outputs() {
     let answer = server.authorize(&token, "GET", "/item/7", json!({})).await;
     assert!(allowed(&answer));
 }
+
+/// Calls cancelled while their token's introspection is in flight leave nothing behind: 300
+/// distinct opaque tokens, each asked with a 30 ms deadline against an endpoint that never
+/// answers, and then none in flight.
+#[test]
+fn cancelled_introspections_leave_no_flight_behind() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // An introspection endpoint that accepts and never answers.
+    let silent = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = silent.local_addr().unwrap().port();
+    runtime.spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(
+        dir.path(),
+        &format!(
+            "[[issuers]]\nissuer = \"https://silent.example\"\naudiences = [\"api\"]\n[issuers.introspection]\nendpoint = \"http://127.0.0.1:{port}/introspect\"\nclient_id = \"arbiter\"\nclient_secret = \"secret\"\ndefault = true\n"
+        ),
+    );
+    runtime.block_on(async {
+        let client =
+            arbiter::grpc::proto::authorizer_client::AuthorizerClient::connect(server.addr.clone())
+                .await
+                .unwrap();
+        let calls: Vec<_> = (0..300)
+            .map(|i| {
+                let mut client = client.clone();
+                tokio::spawn(async move {
+                    let mut request = tonic::Request::new(request(
+                        &format!("opaque-token-{i}"),
+                        "GET",
+                        "/item/7",
+                        json!({}),
+                    ));
+                    request.set_timeout(std::time::Duration::from_millis(30));
+                    let _ = client.authorize(request).await;
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let metrics = reqwest::get(format!("{}/metrics", server.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let in_flight = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("arbiter_introspections_in_flight "))
+            .expect("the gauge");
+        assert_eq!(in_flight.trim(), "0", "{metrics}");
+    });
+}

@@ -239,6 +239,9 @@ pub struct OAuthConfig {
     /// The scopes a client registered without a statement may ever get; unset: any but
     /// Arbiter's own (`arbiter.*`, the statement workflow's).
     pub open_registration_scopes: Option<Vec<String>>,
+    /// Registrations (RFC 7591) accepted per minute, all callers together (a burst of as
+    /// many is allowed); more are `429` with `Retry-After`.
+    pub registrations_per_minute: u32,
 }
 
 /// TLS for the listeners: PEM files, re-read when they change.
@@ -345,6 +348,7 @@ impl Default for OAuthConfig {
             resources: Vec::new(),
             open_registration: false,
             open_registration_scopes: None,
+            registrations_per_minute: 120,
         }
     }
 }

@@ -80,6 +80,8 @@ pub struct Arbiter {
     ssa: Option<Arc<ssa::SsaService>>,
     /// The control plane's own threads: proofs, searches, candidate loads.
     workers: Arc<control::Workers>,
+    /// The registration rate, shared by every router built (one bucket per server).
+    registrations: Arc<oauth::register::RegistrationRate>,
 }
 
 impl Arbiter {
@@ -198,6 +200,9 @@ impl Arbiter {
             }
             _ => None,
         };
+        let registrations = Arc::new(oauth::register::RegistrationRate::new(
+            config.oauth.registrations_per_minute,
+        ));
         Ok(Self {
             config,
             pdp,
@@ -205,6 +210,7 @@ impl Arbiter {
             tokens,
             ssa,
             workers,
+            registrations,
         })
     }
 
@@ -261,6 +267,7 @@ impl Arbiter {
                             .oauth
                             .open_registration_scopes
                             .clone(),
+                        admission: self.registrations.clone(),
                     }));
         }
         let pdp = self.pdp.clone();

@@ -53,6 +53,12 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+/// Most clients with a `tokens_issued` series of their own; tokens of any further client
+/// count under [`OTHER_CLIENTS`].
+pub const MAX_CLIENT_SERIES: usize = 1000;
+/// The `client_id` label of clients past [`MAX_CLIENT_SERIES`].
+pub const OTHER_CLIENTS: &str = "_other";
+
 /// Every metric Arbiter exports.
 pub struct Metrics {
     registry: Registry,
@@ -68,6 +74,8 @@ pub struct Metrics {
     introspections: Family<IntrospectionLabels, Counter>,
     introspection_seconds: Histogram,
     introspections_in_flight: Gauge,
+    /// Clients that have a `tokens_issued` series.
+    issued_clients: dashmap::DashMap<String, ()>,
 }
 
 /// The process's metrics.
@@ -151,6 +159,7 @@ impl Metrics {
             introspections_in_flight.clone(),
         );
         Self {
+            issued_clients: dashmap::DashMap::new(),
             introspections_in_flight,
             registry,
             decisions,
@@ -194,9 +203,20 @@ impl Metrics {
 
     /// Counts an issued token.
     pub fn token_issued(&self, client_id: &str, grant_type: &'static str) {
+        // Client ids are chosen at registration: past a bound, new ones share one series.
+        let known = self.issued_clients.contains_key(client_id)
+            || (self.issued_clients.len() < MAX_CLIENT_SERIES
+                && self
+                    .issued_clients
+                    .insert(client_id.to_owned(), ())
+                    .is_none());
         self.tokens_issued
             .get_or_create(&IssuedLabels {
-                client_id: client_id.to_owned(),
+                client_id: if known {
+                    client_id.to_owned()
+                } else {
+                    OTHER_CLIENTS.to_owned()
+                },
                 grant_type,
             })
             .inc();
@@ -244,5 +264,31 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_series_are_bounded() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_CLIENT_SERIES + 50 {
+            metrics.token_issued(&format!("client-{i}"), "client_credentials");
+        }
+        // A known client keeps its own series.
+        metrics.token_issued("client-0", "client_credentials");
+        let text = metrics.encode("v");
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("arbiter_tokens_issued_total{"))
+            .count();
+        assert_eq!(
+            series,
+            MAX_CLIENT_SERIES + 1,
+            "one more for `{OTHER_CLIENTS}`"
+        );
+        assert!(text.contains(&format!("client_id=\"{OTHER_CLIENTS}\"")));
     }
 }

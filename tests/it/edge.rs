@@ -186,3 +186,72 @@ fn cancelled_introspections_leave_no_flight_behind() {
         assert_eq!(in_flight.trim(), "0", "{metrics}");
     });
 }
+
+/// Registration has a rate: a burst past `registrations_per_minute` is `429` with
+/// `Retry-After`, and what was admitted registered.
+#[tokio::test]
+async fn registrations_past_the_rate_are_refused() {
+    let server = TestServer::start_with(|c| {
+        c.oauth.open_registration = true;
+        c.oauth.registrations_per_minute = 20;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..60 {
+        let resp = http
+            .post(format!("http://{}/register", server.http_addr))
+            .json(&json!({"client_name": format!("burst-{i}"), "scope": "read"}))
+            .send()
+            .await
+            .unwrap();
+        match resp.status().as_u16() {
+            201 => admitted += 1,
+            429 => {
+                assert!(resp.headers().get("retry-after").is_some());
+                refused += 1;
+            }
+            other => panic!("registration answered {other}"),
+        }
+    }
+    assert!((20..=22).contains(&admitted), "{admitted} admitted");
+    assert_eq!(admitted + refused, 60);
+}
+
+/// A disabled client is never a result of a subject search.
+#[tokio::test]
+async fn a_disabled_client_is_no_search_result() {
+    let server = TestServer::start().await;
+    let store = server.store().await;
+    let mut ids = Vec::new();
+    for name in ["kept", "disabled"] {
+        let spec = arbiter::oauth::clients::ClientSpec {
+            name: name.into(),
+            scopes: vec!["read".into()],
+            auth_method: "client_secret_basic".into(),
+            ..Default::default()
+        };
+        let created = arbiter::oauth::clients::create(&store, &spec)
+            .await
+            .unwrap();
+        ids.push(created.record.client_id);
+    }
+    use arbiter::store::Store;
+    store.set_client_disabled(&ids[1], true).await.unwrap();
+    let (status, answer) = post(
+        &server,
+        "/access/v1/search/subject",
+        &json!({"subject": {"type": "client"}, "action": {"name": "GET"},
+                "resource": {"type": "route", "id": "/health"}, "page": {"limit": 1000}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let found: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert!(found.contains(&ids[0].as_str()), "{answer}");
+    assert!(!found.contains(&ids[1].as_str()), "{answer}");
+}

@@ -242,6 +242,9 @@ pub struct OAuthConfig {
     /// Registrations (RFC 7591) accepted per minute, all callers together (a burst of as
     /// many is allowed); more are `429` with `Retry-After`.
     pub registrations_per_minute: u32,
+    /// Let clients register URLs (`jwks_uri`, `redirect_uris`) on loopback, private or
+    /// link-local addresses; off by default (Arbiter fetches a client's `jwks_uri`).
+    pub allow_private_client_urls: bool,
 }
 
 /// TLS for the listeners: PEM files, re-read when they change.
@@ -349,6 +352,7 @@ impl Default for OAuthConfig {
             open_registration: false,
             open_registration_scopes: None,
             registrations_per_minute: 120,
+            allow_private_client_urls: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Answer, AuthzRequest, EntityRef, Subject};
+use crate::telemetry::printable;
 use crate::token::VerifiedToken;
 
 /// Whether decision log lines carry the `replay` record (`decision_log_replay`, on unless
@@ -162,25 +163,6 @@ impl std::fmt::Display for Replay<'_> {
 /// The path a decision read: without `?query` or `#fragment`.
 fn without_query(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or_default()
-}
-
-/// A caller's text made safe for a log line: control characters (a newline that would
-/// start a forged line in the text format) written as `\u{…}` escapes.
-fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -211,20 +211,65 @@ fn check(spec: &ClientSpec) -> Result<(), ClientError> {
 }
 
 /// Whether `uri` may be one of a client's URLs (where it publishes its keys, where it is
-/// redirected): https, or http on a loopback host (for development), without a fragment.
+/// redirected): https, or http on a loopback host (for development), without a fragment or
+/// control characters.
 pub fn check_client_url(uri: &str) -> Result<(), String> {
-    let ok = url::Url::parse(uri).is_ok_and(|u| {
-        u.fragment().is_none()
-            && (u.scheme() == "https"
-                || (u.scheme() == "http"
-                    && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{uri}` must be an https URL (or http on loopback) without fragment"
-        ))
+    client_url(uri, true).map(drop)
+}
+
+/// A client's URL as it is stored: checked as [`check_client_url`] does, normalised by the
+/// URL parser (the text stored is the text checked), and — unless `private_ok` — not naming a
+/// loopback, private, link-local or unspecified address or `localhost`, so a URL a client
+/// chose cannot make Arbiter fetch from inside its own network.
+pub fn client_url(uri: &str, private_ok: bool) -> Result<String, String> {
+    let shown = crate::telemetry::printable(uri);
+    if uri.chars().any(char::is_control) {
+        return Err(format!("`{shown}` contains control characters"));
+    }
+    let parsed = url::Url::parse(uri)
+        .ok()
+        .filter(|u| {
+            u.fragment().is_none()
+                && (u.scheme() == "https"
+                    || (u.scheme() == "http"
+                        && matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))))
+        })
+        .ok_or_else(|| {
+            format!("`{shown}` must be an https URL (or http on loopback) without fragment")
+        })?;
+    if !private_ok && names_internal_host(&parsed) {
+        return Err(format!(
+            "`{shown}` names a loopback, private or link-local address; a client's URLs must be public (`[oauth] allow_private_client_urls` allows them)"
+        ));
+    }
+    Ok(parsed.to_string())
+}
+
+/// Whether a URL's host is `localhost` or an address inside the machine or its network.
+fn names_internal_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1])
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            let mapped = ip.to_ipv4_mapped();
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || mapped
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+        }
+        None => true,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct RegisterState {
     pub open_registration_scopes: Option<Vec<String>>,
     /// Registrations still allowed now, refilled over time (`registrations_per_minute`).
     pub admission: Arc<RegistrationRate>,
+    /// Whether a client's own URLs may name loopback, private or link-local addresses.
+    pub allow_private_client_urls: bool,
 }
 
 /// A token bucket over all registrations: a burst of `per_minute`, refilled at that rate.
@@ -195,7 +197,7 @@ fn metadata_object(bytes: &[u8]) -> Result<Map<String, Value>, RegError> {
 /// registration checks it (metadata types, scopes, keys, URIs) before anything is stored.
 /// Public for the property tests and fuzz targets that feed it hostile bodies.
 pub fn parse_registration(body: &[u8]) -> Result<ClientSpec, ApiError> {
-    let described = describe(&metadata_object(body)?, None, None)?;
+    let described = describe(&metadata_object(body)?, None, None, false)?;
     clients::new_credentials(&described.spec)
         .map_err(|e| reg_error("invalid_client_metadata", e.to_string()))?;
     Ok(described.spec)
@@ -246,12 +248,16 @@ fn describe(
     request: &Map<String, Value>,
     statement: Option<&Map<String, Value>>,
     ceiling: Option<&[String]>,
+    private_urls_ok: bool,
 ) -> Result<Described, RegError> {
     let pick = |name: &str| {
         statement
             .and_then(|s| s.get(name))
             .or_else(|| request.get(name))
     };
+    // A URL a signed statement gives was approved by its issuer; one the client wrote
+    // itself may not point inside Arbiter's network unless the operator allows it.
+    let url_ok = |name: &str| private_urls_ok || statement.and_then(|s| s.get(name)).is_some();
     let mut metadata = Map::new();
     let software_name = text(pick("software_name"), "software_name")?;
     let client_name = text(pick("client_name"), "client_name")?
@@ -280,13 +286,18 @@ fn describe(
         }
     }
     if let Some(uris) = strings(pick("redirect_uris"), "redirect_uris")? {
-        for uri in &uris {
-            clients::check_client_url(uri).map_err(|e| reg_error("invalid_redirect_uri", e))?;
-        }
+        let uris = uris
+            .iter()
+            .map(|uri| clients::client_url(uri, url_ok("redirect_uris")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| reg_error("invalid_redirect_uri", e))?;
         metadata.insert("redirect_uris".into(), json!(uris));
     }
     let jwks = pick("jwks").filter(|v| !v.is_null()).cloned();
-    let jwks_uri = text(pick("jwks_uri"), "jwks_uri")?;
+    let jwks_uri = text(pick("jwks_uri"), "jwks_uri")?
+        .map(|uri| clients::client_url(&uri, url_ok("jwks_uri")))
+        .transpose()
+        .map_err(|e| reg_error("invalid_client_metadata", e))?;
     let method = text(
         request.get("token_endpoint_auth_method"),
         "token_endpoint_auth_method",
@@ -477,6 +488,7 @@ async fn register(
         &request,
         statement.as_ref().map(|(s, _)| &s.claims),
         statement.as_ref().map(|(s, _)| s.allowed_scopes.as_slice()),
+        state.allow_private_client_urls,
     )?;
     let Described {
         mut spec,
@@ -658,7 +670,12 @@ async fn update(
     let Described {
         mut spec,
         mut metadata,
-    } = describe(&merged, statement_claims.as_ref(), ceiling.as_deref())?;
+    } = describe(
+        &merged,
+        statement_claims.as_ref(),
+        ceiling.as_deref(),
+        state.allow_private_client_urls,
+    )?;
     if record.statement.is_none() {
         spec.scopes.retain(|s| state.open_scope(s));
         metadata.insert("scope".into(), json!(spec.scopes.join(" ")));

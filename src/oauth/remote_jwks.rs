@@ -132,9 +132,9 @@ impl RemoteJwks {
             },
             Err(e) => {
                 if good.is_some() {
-                    tracing::warn!(uri = %uri, error = %e, "client JWKS refresh failed; keeping the last good document");
+                    tracing::warn!(uri = %crate::telemetry::printable(uri), error = %crate::telemetry::printable(&e.to_string()), "client JWKS refresh failed; keeping the last good document");
                 } else {
-                    tracing::warn!(uri = %uri, error = %e, "client JWKS fetch failed; not asking again for {} s", MIN_INTERVAL.as_secs());
+                    tracing::warn!(uri = %crate::telemetry::printable(uri), error = %crate::telemetry::printable(&e.to_string()), "client JWKS fetch failed; not asking again for {} s", MIN_INTERVAL.as_secs());
                 }
                 Entry {
                     good,

@@ -268,6 +268,7 @@ impl Arbiter {
                             .open_registration_scopes
                             .clone(),
                         admission: self.registrations.clone(),
+                        allow_private_client_urls: self.config.oauth.allow_private_client_urls,
                     }));
         }
         let pdp = self.pdp.clone();

@@ -14,6 +14,8 @@ use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetryConfig};
 pub use edge::TraceRequests;
+
+use std::borrow::Cow;
 pub use traces::TracesError;
 
 /// Keeps the background log writer and the trace exporter alive; dropping it flushes every
@@ -89,4 +91,24 @@ pub fn init(
         _traces: traces,
         _log: log,
     })
+}
+
+/// A caller's text made safe for a log line (the one escape every caller-chosen field of a
+/// text log line goes through): control characters (a newline that would
+/// start a forged line in the text format) written as `\u{…}` escapes.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }

@@ -255,3 +255,61 @@ async fn a_disabled_client_is_no_search_result() {
     assert!(found.contains(&ids[0].as_str()), "{answer}");
     assert!(!found.contains(&ids[1].as_str()), "{answer}");
 }
+
+/// A client's URLs at registration: a line feed (which the URL parser would drop before the
+/// check while the raw text was stored, and later printed into the log) is refused; an
+/// address inside Arbiter's network is refused and never asked; what is stored is the URL
+/// as checked, normalised.
+#[tokio::test]
+async fn registered_urls_are_normalised_public_and_printable() {
+    let server = TestServer::start_with(|c| c.oauth.open_registration = true).await;
+    let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probe_port = probe.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = probe.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let register = |metadata: Value| {
+        let url = format!("http://{}/register", server.http_addr);
+        async move {
+            let resp = reqwest::Client::new()
+                .post(url)
+                .json(&metadata)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let forged = "https://keys.example/jwks\n2026-12-07T00:00:00Z INFO arbiter::decision: decision=\"allow\"";
+    for uri in [
+        forged.to_owned(),
+        format!("http://127.0.0.1:{probe_port}/internal/admin?probe=1"),
+        "https://10.0.0.1/jwks".to_owned(),
+        "https://[::1]/jwks".to_owned(),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+    ] {
+        let (status, body) = register(json!({
+            "client_name": "hostile", "scope": "read", "jwks_uri": uri,
+            "token_endpoint_auth_method": "private_key_jwt"
+        }))
+        .await;
+        assert_eq!(status, 400, "{uri:?}: {body}");
+        assert!(
+            !body.to_string().contains('\n'),
+            "the error never echoes a raw line feed"
+        );
+    }
+    let (status, body) = register(json!({
+        "client_name": "shouting", "scope": "read",
+        "redirect_uris": ["https://APP.Example:443/cb"]
+    }))
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["redirect_uris"], json!(["https://app.example/cb"]));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

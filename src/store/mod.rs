@@ -4,10 +4,12 @@
 //! replicas share one database. Both are [`SqlStore`]: the same statements and migrations.
 //! Knows nothing of OAuth rules: it keeps records.
 
+mod private;
 mod sql;
 
 use std::sync::Arc;
 
+pub use private::{create_private_dir, create_private_file, restrict_file};
 pub use sql::{postgres_dialect, redacted_url, Backend, SqlStore};
 
 /// The database file under the data directory.

@@ -65,10 +65,14 @@ impl SqlStore {
     pub async fn sqlite(path: &Path) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            super::create_private_dir(dir).map_err(|e| {
                 StoreError::Backend(format!("cannot create `{}`: {e}", dir.display()))
             })?;
         }
+        // The database and its journal files hold keys and clients: the owner's only.
+        super::create_private_file(path)
+            .and_then(|()| super::restrict_file(path))
+            .map_err(|e| StoreError::Backend(format!("cannot create `{}`: {e}", path.display())))?;
         let path = std::path::absolute(path)
             .map_err(|e| StoreError::Backend(format!("`{}`: {e}", path.display())))?;
         let url = SqliteConnectOptions::new()
@@ -84,6 +88,12 @@ impl SqlStore {
             .await
             .map_err(cannot)?;
         first.close().await.map_err(cannot)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut journal = path.as_os_str().to_owned();
+            journal.push(suffix);
+            super::restrict_file(Path::new(&journal))
+                .map_err(|e| StoreError::Backend(format!("`{}`: {e}", path.display())))?;
+        }
         Self::open(
             AnyConnectOptions::from_url(&url).map_err(cannot)?,
             Backend::Sqlite,

@@ -261,7 +261,7 @@ pub fn generate_p256_pkcs8() -> Result<Vec<u8>, KeyError> {
 /// Writes a private key: a temporary file with mode 0600, synced, then renamed into place.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    crate::store::create_private_dir(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
         std::process::id(),

@@ -313,3 +313,28 @@ async fn registered_urls_are_normalised_public_and_printable() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// `arbiter serve` under the usual umask (022) creates its data directory 0700 and the
+/// store's files (database, `-wal`, `-shm`) 0600.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_store_files_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start(dir.path(), "");
+    let data = dir.path().join("data");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    for file in ["arbiter.db", "arbiter.db-wal", "arbiter.db-shm"] {
+        let path = data.join(file);
+        if file == "arbiter.db" || path.exists() {
+            assert_eq!(mode(&path), 0o600, "{file}");
+        }
+    }
+    assert!(
+        data.join("arbiter.db-wal").exists(),
+        "WAL files exist while serving"
+    );
+    drop(server);
+}

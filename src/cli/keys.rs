@@ -61,6 +61,7 @@ pub(crate) fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                         rows.push(json!({
                             "kid": k.kid, "purpose": purpose, "alg": k.alg, "state": state.as_str(),
                             "created_at": k.created_at, "retired_at": k.retired_at,
+                            "protected": k.protected,
                         }));
                     }
                 }
@@ -69,7 +70,8 @@ pub(crate) fn keys(cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     for r in &rows {
                         let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-                        say!("{}\t{}\t{}\t{}\tcreated {}", text("kid"), text("purpose"), text("alg"), text("state"), r["created_at"]);
+                        let protection = if r["protected"] == true { "encrypted" } else { "UNENCRYPTED" };
+                        say!("{}\t{}\t{}\t{}\t{}\tcreated {}", text("kid"), text("purpose"), text("alg"), text("state"), protection, r["created_at"]);
                     }
                 }
             }

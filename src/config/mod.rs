@@ -158,6 +158,13 @@ pub struct StoreConfig {
     pub url: Option<String>,
     /// Connections in the pool.
     pub max_connections: u32,
+    /// The key-encryption key (32 random bytes, base64) that seals signing keys at rest;
+    /// `ARBITER_KEY_ENCRYPTION_KEY` wins over it. Unset: keys are stored unencrypted, with a
+    /// warning at every start.
+    pub key_encryption_key_file: Option<PathBuf>,
+    /// The key-encryption key the current one replaces: keys sealed under it are re-sealed
+    /// at start (`ARBITER_PREVIOUS_KEY_ENCRYPTION_KEY` wins over it).
+    pub previous_key_encryption_key_file: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -165,6 +172,8 @@ impl Default for StoreConfig {
         Self {
             url: None,
             max_connections: 10,
+            key_encryption_key_file: None,
+            previous_key_encryption_key_file: None,
         }
     }
 }

@@ -180,6 +180,7 @@ pub fn generate(purpose: &str, alg: Algorithm) -> Result<SigningKeyRecord, KeyEr
         purpose: purpose.to_owned(),
         alg: alg_name(alg).into(),
         private_der: der,
+        protected: false,
         created_at: crate::clock::now_i64(),
         retired_at: None,
     })

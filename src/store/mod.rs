@@ -5,6 +5,7 @@
 //! Knows nothing of OAuth rules: it keeps records.
 
 mod private;
+pub mod sealing;
 mod sql;
 
 use std::sync::Arc;
@@ -102,6 +103,8 @@ pub struct SigningKeyRecord {
     pub alg: String,
     /// PKCS#8 DER of the private key.
     pub private_der: Vec<u8>,
+    /// Whether the store keeps it encrypted under a key-encryption key (see [`sealing`]).
+    pub protected: bool,
     /// Seconds since the epoch.
     pub created_at: i64,
     /// When it stopped signing (it stays published until its tokens expired).
@@ -367,10 +370,23 @@ pub struct AuditFilter {
 /// Opens the configured store: the `[store] url` database if set, else SQLite at
 /// `<data_dir>/arbiter.db`, created on first use.
 pub async fn open(config: &crate::config::Config) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(match &config.store.url {
+    let sealer = sealing::Sealer::from_config(&config.store)?;
+    let protects = sealer.protects();
+    let store = match &config.store.url {
         Some(url) => SqlStore::connect(url, config.store.max_connections).await?,
         None => SqlStore::sqlite(&config.data_dir.join(SQLITE_FILE)).await?,
-    }))
+    };
+    let (store, sealed) = store.with_sealer(sealer).await?;
+    if sealed > 0 {
+        tracing::info!(
+            keys = sealed,
+            "signing keys sealed under the current key-encryption key"
+        );
+    }
+    if !protects {
+        tracing::warn!("signing keys are stored unencrypted: set [store] key_encryption_key_file or ARBITER_KEY_ENCRYPTION_KEY so a copy of the store signs nothing");
+    }
+    Ok(Arc::new(store))
 }
 
 /// Where [`open`] keeps its records, for messages (no password).

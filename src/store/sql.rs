@@ -51,6 +51,8 @@ pub enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Seals signing keys on write and opens them on read (a pass-through without a KEK).
+    sealer: std::sync::Arc<super::sealing::Sealer>,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -159,9 +161,52 @@ impl SqlStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("cannot connect: {e}")))?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            sealer: std::sync::Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// Seals signing keys with `sealer` from now on, and seals (or re-seals under the current
+    /// key-encryption key) every key stored otherwise: an existing store migrates when it is
+    /// first opened with a KEK. Returns how many keys were sealed.
+    pub async fn with_sealer(
+        mut self,
+        sealer: super::sealing::Sealer,
+    ) -> Result<(Self, usize), StoreError> {
+        self.sealer = std::sync::Arc::new(sealer);
+        let mut sealed = 0;
+        if self.sealer.protects() {
+            let rows = sqlx::query("SELECT kid, purpose, private_der FROM signing_keys")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+            for row in rows {
+                let kid: String = row.try_get("kid").map_err(backend)?;
+                let purpose: String = row.try_get("purpose").map_err(backend)?;
+                let stored: Vec<u8> = row.try_get("private_der").map_err(backend)?;
+                let opened = self.sealer.open(&stored, &kid, &purpose)?;
+                if !opened.reseal {
+                    continue;
+                }
+                let again = self.sealer.seal(&opened.der, &kid, &purpose)?;
+                sqlx::query(
+                    "UPDATE signing_keys SET private_der = $1 WHERE kid = $2 AND purpose = $3 AND private_der = $4",
+                )
+                .bind(&again)
+                .bind(&kid)
+                .bind(&purpose)
+                .bind(&stored)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+                sealed += 1;
+            }
+        }
+        Ok((self, sealed))
     }
 
     /// Which database this is.
@@ -423,7 +468,9 @@ impl Store for SqlStore {
             .fetch_all(&self.pool)
             .await
             .map_err(backend)?;
-        rows.iter().map(key_from_row).collect()
+        rows.iter()
+            .map(|row| key_from_row(row, &self.sealer))
+            .collect()
     }
 
     async fn rotate_signing_key(
@@ -455,7 +502,7 @@ impl Store for SqlStore {
         .bind(&key.kid)
         .bind(&key.purpose)
         .bind(&key.alg)
-        .bind(&key.private_der)
+        .bind(self.sealer.seal(&key.private_der, &key.kid, &key.purpose)?)
         .bind(key.created_at)
         .execute(&mut *tx)
         .await;
@@ -722,12 +769,20 @@ impl Store for SqlStore {
     }
 }
 
-fn key_from_row(row: &AnyRow) -> Result<SigningKeyRecord, StoreError> {
+fn key_from_row(
+    row: &AnyRow,
+    sealer: &super::sealing::Sealer,
+) -> Result<SigningKeyRecord, StoreError> {
+    let kid: String = row.try_get("kid").map_err(backend)?;
+    let purpose: String = row.try_get("purpose").map_err(backend)?;
+    let stored: Vec<u8> = row.try_get("private_der").map_err(backend)?;
+    let opened = sealer.open(&stored, &kid, &purpose)?;
     Ok(SigningKeyRecord {
-        kid: row.try_get("kid").map_err(backend)?,
-        purpose: row.try_get("purpose").map_err(backend)?,
+        kid,
+        purpose,
         alg: row.try_get("alg").map_err(backend)?,
-        private_der: row.try_get("private_der").map_err(backend)?,
+        private_der: opened.der,
+        protected: opened.protected,
         created_at: row.try_get("created_at").map_err(backend)?,
         retired_at: row.try_get("retired_at").map_err(backend)?,
     })

@@ -338,3 +338,81 @@ fn the_data_directory_and_store_files_are_the_owners_only() {
     );
     drop(server);
 }
+
+/// Signing keys at rest: a store opened with a key-encryption key seals the keys it holds
+/// (an existing store migrates), a copy of the database without the KEK yields no key, and
+/// a KEK rotation (the old one as `previous`) re-seals them; `keys list` says which are
+/// protected.
+#[test]
+fn a_copy_of_the_store_signs_nothing_without_the_key_encryption_key() {
+    use base64::Engine as _;
+    let kek = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (first, second) = (kek(7), kek(9));
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let keys = |env: &[(&str, &str)]| {
+        arbiter_bin()
+            .args(["keys", "list", "--json"])
+            .current_dir(dir.path())
+            .env_remove("ARBITER_KEY_ENCRYPTION_KEY")
+            .env_remove("ARBITER_PREVIOUS_KEY_ENCRYPTION_KEY")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let protected = |out: &std::process::Output| -> Vec<bool> {
+        assert_success(out);
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["protected"] == true)
+            .collect()
+    };
+    // A store made without a KEK: its keys are in the clear, and `keys list` says so.
+    drop(ServeProcess::start(dir.path(), ""));
+    let plain = protected(&keys(&[]));
+    assert!(!plain.is_empty() && plain.iter().all(|p| !p), "{plain:?}");
+    // Opened with a KEK, it migrates.
+    drop(ServeProcess::start_with_env(
+        dir.path(),
+        "",
+        "127.0.0.1:0",
+        &[("ARBITER_KEY_ENCRYPTION_KEY", &first)],
+    ));
+    let sealed = protected(&keys(&[("ARBITER_KEY_ENCRYPTION_KEY", &first)]));
+    assert!(sealed.iter().all(|p| *p), "{sealed:?}");
+    // The database alone (a copy, no KEK) opens no key.
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(copy.path().join("data")).unwrap();
+    std::fs::copy(
+        dir.path().join("data/arbiter.db"),
+        copy.path().join("data/arbiter.db"),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use arbiter::store::Store;
+        let store = store_in(copy.path()).await;
+        let refused = store
+            .signing_keys(arbiter::store::KEY_PURPOSE_ACCESS_TOKEN)
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("encrypted"), "{refused}");
+    });
+    let without = keys(&[]);
+    assert!(!without.status.success());
+    assert!(String::from_utf8_lossy(&without.stderr).contains("key-encryption key"));
+    // Rotating the KEK: the old one as previous re-seals every key under the new one.
+    let rotated = keys(&[
+        ("ARBITER_KEY_ENCRYPTION_KEY", &second),
+        ("ARBITER_PREVIOUS_KEY_ENCRYPTION_KEY", &first),
+    ]);
+    assert!(protected(&rotated).iter().all(|p| *p));
+    assert!(protected(&keys(&[("ARBITER_KEY_ENCRYPTION_KEY", &second)]))
+        .iter()
+        .all(|p| *p));
+    assert!(!keys(&[("ARBITER_KEY_ENCRYPTION_KEY", &first)])
+        .status
+        .success());
+}

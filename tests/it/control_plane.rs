@@ -308,7 +308,7 @@ fn a_search_examines_within_its_budget_and_logs_once() {
     runtime.block_on(async {
         let http = reqwest::Client::new();
         let question = json!({"resource": {"type": "route", "id": "/item/{id}"}, "context": {}});
-        let answer = post_json(&url, &token, &question).await;
+        let answer = post_json(&url, Some(&token), &question).await;
         // At most two candidates examined: a next page is offered.
         assert!(
             answer["results"].as_array().is_some_and(|r| r.len() <= 2),

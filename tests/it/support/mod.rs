@@ -72,16 +72,22 @@ pub fn now() -> u64 {
     arbiter::clock::now()
 }
 
-/// POSTs a JSON body with a bearer token and reads the JSON answer (AuthZEN and the like).
-pub async fn post_json(url: &str, token: &str, body: &serde_json::Value) -> serde_json::Value {
-    reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+/// POSTs a JSON body (with a bearer token if given) and reads the JSON answer.
+pub async fn post_json(
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let request = reqwest::Client::new().post(url);
+    match token {
+        Some(t) => request.bearer_auth(t),
+        None => request,
+    }
+    .json(body)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
 }

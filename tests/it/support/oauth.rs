@@ -60,15 +60,7 @@ pub async fn register_openly(base: &str, name: &str, scope: &str) -> Value {
 /// Registers a client without a software statement with this metadata: the registration
 /// response.
 pub async fn register_metadata(base: &str, metadata: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}/register"))
-        .json(&metadata)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    super::post_json(&format!("{base}/register"), None, &metadata).await
 }
 
 /// Plain HTTP calls to a test server's HTTP listener, as any HTTP client makes them.

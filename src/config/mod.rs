@@ -11,12 +11,14 @@ use serde::Deserialize;
 mod admin;
 mod introspection;
 mod limits;
+mod store;
 mod telemetry;
 mod vocabulary;
 
 pub use admin::{AdminAuthentication, AdminConfig};
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
+pub use store::StoreConfig;
 pub use telemetry::TelemetryConfig;
 
 pub use vocabulary::{check_resource_uri, redacted_url, ClientCerts, Listener, SigningAlg};
@@ -147,44 +149,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-/// The store: SQLite under `data_dir` unless `url` names a database.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `postgres://user:password@host/db` (several replicas share it) or `sqlite://FILE`;
-    /// unset: SQLite at `<data_dir>/arbiter.db`.
-    pub url: Option<String>,
-    /// Connections in the pool.
-    pub max_connections: u32,
-    /// The key-encryption key (32 random bytes, base64) that seals signing keys at rest;
-    /// `ARBITER_KEY_ENCRYPTION_KEY` wins over it. Unset: keys are stored unencrypted, with a
-    /// warning at every start.
-    pub key_encryption_key_file: Option<PathBuf>,
-    /// The key-encryption key the current one replaces: keys sealed under it are re-sealed
-    /// at start (`ARBITER_PREVIOUS_KEY_ENCRYPTION_KEY` wins over it).
-    pub previous_key_encryption_key_file: Option<PathBuf>,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            url: None,
-            max_connections: 10,
-            key_encryption_key_file: None,
-            previous_key_encryption_key_file: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &self.url.as_deref().map(redacted_url))
-            .field("max_connections", &self.max_connections)
-            .finish()
-    }
 }
 
 /// The built-in development issuer: an ES256 key generated on first start.

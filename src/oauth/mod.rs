@@ -9,6 +9,7 @@ pub mod http;
 pub mod keys;
 pub mod mtls;
 pub mod register;
+pub mod registration_rate;
 pub mod remote_jwks;
 pub mod resource;
 pub mod ssa;

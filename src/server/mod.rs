@@ -81,7 +81,7 @@ pub struct Arbiter {
     /// The control plane's own threads: proofs, searches, candidate loads.
     workers: Arc<control::Workers>,
     /// The registration rate, shared by every router built (one bucket per server).
-    registrations: Arc<oauth::register::RegistrationRate>,
+    registrations: Arc<oauth::registration_rate::RegistrationRate>,
 }
 
 impl Arbiter {
@@ -200,7 +200,7 @@ impl Arbiter {
             }
             _ => None,
         };
-        let registrations = Arc::new(oauth::register::RegistrationRate::new(
+        let registrations = Arc::new(oauth::registration_rate::RegistrationRate::new(
             config.oauth.registrations_per_minute,
         ));
         Ok(Self {

@@ -168,7 +168,7 @@ fn header_name(key: &str) -> Result<String, String> {
     }
     let allowed = ALLOWED_IDENTITY_HEADERS
         .get()
-        .is_some_and(|a| a.iter().any(|n| *n == name));
+        .is_some_and(|a| a.contains(&name));
     if IDENTITY_HEADERS.contains(&name.as_str()) && !allowed {
         return Err(format!(
             "`{name}` carries a caller's credentials, cookies or address; a policy cannot set it (an operator can allow it with `allow_output_headers`)"

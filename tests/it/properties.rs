@@ -303,3 +303,62 @@ proptest! {
         prop_assert_eq!(kept, scopes);
     }
 }
+
+/// Pieces of client URLs chosen to collide: control characters the URL parser would drop,
+/// internal hosts in their many spellings, case, ports and paths.
+fn url_piece() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        "https://", "http://", "HTTPS://", "keys.example", "KEYS.Example", "127.0.0.1",
+        "10.1.2.3", "192.168.0.1", "169.254.169.254", "[::1]", "[fe80::1]", "[::ffff:10.0.0.1]",
+        "localhost", "a.localhost", "0.0.0.0", "100.64.0.1", ":443", ":8080", "/jwks", "/a/../b",
+        "?x=1", "#frag", "\n", "\r", "\t", "\u{7f}", "%0a", "@", " ",
+    ])
+}
+
+proptest! {
+    /// Whatever a client registers as a URL: what is stored parses to itself, carries no
+    /// control character, and (for a client's own URL) names no internal host.
+    #[test]
+    fn a_stored_client_url_is_normalised_printable_and_public(
+        pieces in prop::collection::vec(url_piece(), 1..8),
+    ) {
+        let raw: String = pieces.concat();
+        if let Ok(stored) = arbiter::oauth::clients::client_url(&raw, false) {
+            prop_assert!(!stored.chars().any(char::is_control), "{stored:?}");
+            prop_assert_eq!(url::Url::parse(&stored).unwrap().to_string(), stored.clone());
+            let host = url::Url::parse(&stored).unwrap().host_str().unwrap_or("").to_owned();
+            for internal in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "169.254.169.254",
+                             "[::1]", "[fe80::1]", "localhost", "0.0.0.0", "100.64.0.1"] {
+                prop_assert!(host != internal && !host.ends_with(".localhost"), "{raw:?} -> {stored}");
+            }
+            prop_assert!(!raw.chars().any(char::is_control));
+        }
+    }
+
+    /// Any output annotation: read or refused with a message, never a panic; a header it
+    /// accepts is never one that carries identity or belongs to the proxy.
+    #[test]
+    fn output_annotations_never_admit_identity_headers(
+        name in prop::sample::select(vec![
+            "x_caller", "authorization", "Authorization", "cookie", "set_cookie", "forwarded",
+            "x_forwarded_for", "X_Real_IP", "host", "content_length", "x_arbiter_decision",
+            "x_api_key", "te", "x__y", "", "x y",
+        ]),
+        value in "[ -~]{0,24}",
+    ) {
+        let text = format!(
+            "@header_{name}({value:?}) permit (principal, action, resource);"
+        );
+        let Ok(policy) = text.parse::<cedar_policy::Policy>() else { return Ok(()) };
+        if let Ok(Some(outputs)) = arbiter::policy::outputs::PolicyOutputs::read(&policy) {
+            for header in outputs.headers.keys() {
+                prop_assert!(
+                    !arbiter::policy::outputs::IDENTITY_HEADERS.contains(&header.as_str())
+                        && header != "host" && header != "content-length"
+                        && !header.starts_with("x-arbiter-"),
+                    "{header} admitted"
+                );
+            }
+        }
+    }
+}

@@ -252,24 +252,33 @@ fn names_internal_host(url: &url::Url) -> bool {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             d == "localhost" || d.ends_with(".localhost")
         }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-                || ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1])
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            let mapped = ip.to_ipv4_mapped();
+        Some(url::Host::Ipv4(ip)) => is_internal_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_internal_ip(ip.into()),
+        None => true,
+    }
+}
+
+/// Whether an address is inside the machine or its network: loopback, private, link-local,
+/// shared (100.64/10), unique-local, unspecified or broadcast (IPv4-mapped ones too). The one
+/// rule for client URLs at registration and for what their host names resolve to.
+pub fn is_internal_ip(ip: std::net::IpAddr) -> bool {
+    let v4 = |ip: std::net::Ipv4Addr| {
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || (ip.octets()[0] == 100 && (64..128).contains(&ip.octets()[1]))
+    };
+    match ip {
+        std::net::IpAddr::V4(ip) => v4(ip),
+        std::net::IpAddr::V6(ip) => {
             ip.is_loopback()
                 || ip.is_unspecified()
                 || (ip.segments()[0] & 0xfe00) == 0xfc00
                 || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || mapped
-                    .is_some_and(|v4| v4.is_loopback() || v4.is_private() || v4.is_link_local())
+                || ip.to_ipv4_mapped().is_some_and(v4)
         }
-        None => true,
     }
 }
 

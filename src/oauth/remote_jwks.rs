@@ -58,15 +58,44 @@ pub struct RemoteJwks {
 
 impl Default for RemoteJwks {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
+    }
+}
+
+/// Resolves a client's host name to its public addresses only: a name that resolves inside
+/// Arbiter's network (DNS pointing at 127.0.0.1, 10.0.0.0/8, the metadata service, …) is not
+/// fetched, whatever the registration-time check of its spelling saw.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !super::clients::is_internal_ip(a.ip()))
+                .collect();
+            if public.is_empty() {
+                let why = format!("`{host}` resolves only to internal addresses");
+                return Err(why.into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 
 impl RemoteJwks {
-    /// An empty cache with a client that gives up after 5 seconds.
-    pub fn new() -> Self {
+    /// An empty cache with a client that gives up after 5 seconds; unless `private_ok`, host
+    /// names are fetched only at the public addresses they resolve to.
+    pub fn new(private_ok: bool) -> Self {
+        let builder = reqwest::Client::builder();
+        let builder = if private_ok {
+            builder
+        } else {
+            builder.dns_resolver(Arc::new(PublicOnly))
+        };
         Self {
-            http: reqwest::Client::builder()
+            http: builder
                 .timeout(Duration::from_secs(5))
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("arbiter/", env!("CARGO_PKG_VERSION")))
@@ -157,5 +186,21 @@ impl RemoteJwks {
             keys: Arc::new(keys),
             document,
         })
+    }
+}
+
+#[cfg(test)]
+mod resolving {
+    use super::*;
+    use reqwest::dns::Resolve as _;
+
+    #[tokio::test]
+    async fn a_name_that_resolves_inside_is_not_fetched() {
+        let refused = PublicOnly
+            .resolve("localhost".parse().unwrap())
+            .await
+            .err()
+            .expect("localhost is internal");
+        assert!(refused.to_string().contains("internal"), "{refused}");
     }
 }

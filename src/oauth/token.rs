@@ -133,6 +133,8 @@ pub struct TokenSettings {
     /// Whether the HTTP listener asks for client certificates (RFC 8705 client
     /// authentication and certificate-bound tokens are offered).
     pub client_certificates: bool,
+    /// Whether clients' `jwks_uri` host names may resolve to internal addresses.
+    pub allow_private_client_urls: bool,
 }
 
 /// How long a client record read from the store serves secret authentication. Changes made
@@ -168,6 +170,7 @@ impl TokenService {
         pdp: Arc<Pdp>,
         settings: TokenSettings,
     ) -> Self {
+        let remote_jwks = super::remote_jwks::RemoteJwks::new(settings.allow_private_client_urls);
         Self {
             store,
             clients: dashmap::DashMap::new(),
@@ -175,7 +178,7 @@ impl TokenService {
             verifier,
             pdp,
             settings,
-            remote_jwks: super::remote_jwks::RemoteJwks::new(),
+            remote_jwks,
         }
     }
 

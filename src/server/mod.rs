@@ -171,6 +171,7 @@ impl Arbiter {
                         client_certificates: config.tls.as_ref().is_some_and(|t| {
                             t.client_certs(tls::Listener::Http) != tls::ClientCerts::None
                         }),
+                        allow_private_client_urls: config.oauth.allow_private_client_urls,
                     },
                 )))
             }

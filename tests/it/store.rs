@@ -551,3 +551,80 @@ async fn sqlite_by_url_too() {
     assert!(dir.path().join("a.db").exists() && dir.path().join("b.db").exists());
     assert!(SqlStore::connect("sqlite://", 1).await.is_err());
 }
+
+/// Keys sealed at rest, on each backend: a store opened with a key-encryption key seals
+/// the keys it finds, reads them back whole, and the same database opened without the KEK
+/// yields none.
+async fn sealed_keys(
+    open: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = SqlStore>>>,
+) {
+    use arbiter::store::sealing::Sealer;
+    let dir = tempfile::tempdir().unwrap();
+    let kek = dir.path().join("kek");
+    std::fs::write(
+        &kek,
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [3u8; 32]),
+    )
+    .unwrap();
+    let sealer = || {
+        Sealer::from_config(&arbiter::config::StoreConfig {
+            key_encryption_key_file: Some(kek.clone()),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let key = arbiter::oauth::keys::generate(
+        arbiter::store::KEY_PURPOSE_ACCESS_TOKEN,
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap();
+    let plain = open().await;
+    assert!(plain.rotate_signing_key(&key, None).await.unwrap());
+    let (sealed, count) = open().await.with_sealer(sealer()).await.unwrap();
+    assert_eq!(count, 1);
+    let keys = sealed
+        .signing_keys(arbiter::store::KEY_PURPOSE_ACCESS_TOKEN)
+        .await
+        .unwrap();
+    assert!(keys[0].protected);
+    assert_eq!(keys[0].private_der, key.private_der);
+    // A key made by the sealed store is sealed from the start.
+    let next = arbiter::oauth::keys::generate(
+        arbiter::store::KEY_PURPOSE_ACCESS_TOKEN,
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .unwrap();
+    assert!(sealed
+        .rotate_signing_key(&next, Some(&key.kid))
+        .await
+        .unwrap());
+    let refused = open()
+        .await
+        .signing_keys(arbiter::store::KEY_PURPOSE_ACCESS_TOKEN)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("encrypted"), "{refused}");
+}
+
+#[tokio::test]
+async fn signing_keys_are_sealed_at_rest_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("arbiter.db");
+    sealed_keys(|| {
+        let path = path.clone();
+        Box::pin(async move { SqlStore::sqlite(&path).await.unwrap() })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn signing_keys_are_sealed_at_rest_on_postgres() {
+    let Some(url) = postgres_database("sealed").await else {
+        return;
+    };
+    sealed_keys(|| {
+        let url = url.clone();
+        Box::pin(async move { SqlStore::connect(&url, 2).await.unwrap() })
+    })
+    .await;
+}

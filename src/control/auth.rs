@@ -75,10 +75,11 @@ impl AdminAuth {
         config: &AdminConfig,
         listener: SocketAddr,
         verifier: Arc<Verifier>,
+        serving: &'static str,
     ) -> Result<Self, TlsError> {
         let mode = match config.authentication {
             AdminAuthentication::Auto if listener.ip().is_loopback() => {
-                tracing::warn!(addr = %listener, "the control plane (PolicyAdmin) admits anonymous callers on this loopback listener ([admin] authentication = \"auto\"); set a token or certificate mode, or [admin] client_ca_file, where others share the machine");
+                tracing::warn!(addr = %listener, serving, "the control plane admits anonymous callers on this loopback listener ([admin] authentication = \"auto\"); set a token or certificate mode, or [admin] client_ca_file, where others share the machine");
                 AdminAuthentication::None
             }
             AdminAuthentication::Auto => AdminAuthentication::TokenOrCertificate,

@@ -250,7 +250,7 @@ impl Arbiter {
 
     /// Every HTTP route: `/metrics` and AuthZEN always; with the authorization server, the
     /// OAuth endpoints, registration, and the statement workflow.
-    fn http_router(&self) -> axum::Router {
+    fn http_router(&self, metrics_auth: Arc<control::AdminAuth>) -> axum::Router {
         let mut router = axum::Router::new();
         if let Some(tokens) = &self.tokens {
             router =
@@ -272,21 +272,11 @@ impl Arbiter {
                         allow_private_client_urls: self.config.oauth.allow_private_client_urls,
                     }));
         }
-        let pdp = self.pdp.clone();
         router = router.route(
             "/metrics",
-            axum::routing::get(move || {
-                let pdp = pdp.clone();
-                async move {
-                    let text = telemetry::metrics::METRICS.encode(&pdp.policies().load().version);
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                }
+            axum::routing::get(metrics).with_state(Metrics {
+                pdp: self.pdp.clone(),
+                auth: metrics_auth,
             }),
         );
         router = router.merge(authzen::router(
@@ -378,6 +368,7 @@ impl Arbiter {
             &self.config.admin,
             admin_addr.unwrap_or(addr),
             self.pdp.verifier().clone(),
+            "PolicyAdmin",
         )
         .map(|auth| {
             grpc::PolicyAdminService::new(
@@ -405,7 +396,20 @@ impl Arbiter {
                 tonic_health::ServingStatus::Serving,
             )
             .await;
-        let http = http.map(|listener| (listener, self.http_router()));
+        let http = match http {
+            Some(listener) => {
+                // `/metrics` reads the control plane's view: an administrator's, as `Status`.
+                let metrics_auth = control::AdminAuth::new(
+                    &self.config.admin,
+                    listener.local_addr().map_err(StartError::Bind)?,
+                    self.pdp.verifier().clone(),
+                    "/metrics",
+                )
+                .map_err(StartError::Tls)?;
+                Some((listener, self.http_router(Arc::new(metrics_auth))))
+            }
+            None => None,
+        };
         let http_addr = match &http {
             Some((l, _)) => Some(l.local_addr().map_err(StartError::Bind)?),
             None => None,
@@ -497,6 +501,53 @@ impl Arbiter {
         admin_result?;
         http_result
     }
+}
+
+/// What `/metrics` needs: the live policy version, and who may read it.
+#[derive(Clone)]
+struct Metrics {
+    pdp: Arc<Pdp>,
+    auth: Arc<control::AdminAuth>,
+}
+
+/// `GET /metrics`: the OpenMetrics text, for an administrator with the read scope (or a
+/// certificate from the administrators' CA), anonymous only where `[admin] authentication`
+/// lets the control plane be (a loopback listener, by default).
+async fn metrics(
+    axum::extract::State(m): axum::extract::State<Metrics>,
+    certificate: Option<axum::Extension<tls::PeerCertificate>>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let authorization: Vec<&str> = headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.to_str().unwrap_or(""))
+        .collect();
+    let credentials = control::Credentials {
+        authorization: &authorization,
+        chain: certificate.as_ref().map(|axum::Extension(c)| c.chain()),
+    };
+    if let Err(refused) = m.auth.admit(control::Access::Read, credentials).await {
+        let (status, code) = match refused {
+            control::Refusal::Unauthenticated(_) => {
+                (axum::http::StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+            control::Refusal::PermissionDenied(_) => {
+                (axum::http::StatusCode::FORBIDDEN, "insufficient_scope")
+            }
+        };
+        return crate::http::ApiError::new(status, code, refused.to_string()).into_response();
+    }
+    let text = telemetry::metrics::METRICS.encode(&m.pdp.policies().load().version);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
 }
 
 /// Serves `routes` on a gRPC listener with the configured limits (TLS when `tls`), until

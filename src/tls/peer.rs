@@ -63,6 +63,11 @@ impl PeerCertificate {
         &self.0.chain[0]
     }
 
+    /// The whole chain the client presented, leaf first.
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.0.chain
+    }
+
     /// RFC 8705 `x5t#S256` of the leaf: base64url SHA-256 of its DER.
     pub fn thumbprint(&self) -> &str {
         &self.0.thumbprint

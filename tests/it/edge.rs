@@ -416,3 +416,38 @@ fn a_copy_of_the_store_signs_nothing_without_the_key_encryption_key() {
         .status
         .success());
 }
+
+/// `/metrics` on a listener others can reach is the control plane's: an anonymous scrape
+/// is `401`, a token without the read scope `403`, an administrator's reads it.
+#[test]
+fn metrics_off_loopback_need_an_administrator() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let server = ServeProcess::start_at(
+        dir.path(),
+        "allow_plaintext = true\n[dev_issuer]\nenabled = true\n",
+        "0.0.0.0:0",
+    );
+    let port = server.http.rsplit(':').next().unwrap().to_owned();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let reader = dev_token(dir.path(), "prometheus", "arbiter.admin.read");
+    let other = dev_token(dir.path(), "demo", "read");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let status = |token: Option<String>| {
+            let request = http.get(&url);
+            let request = match token {
+                Some(t) => request.bearer_auth(t),
+                None => request,
+            };
+            async move { request.send().await.unwrap() }
+        };
+        assert_eq!(status(None).await.status(), 401);
+        assert_eq!(status(Some(other.clone())).await.status(), 403);
+        let scraped = status(Some(reader.clone())).await;
+        assert_eq!(scraped.status(), 200);
+        let text = scraped.text().await.unwrap();
+        assert!(text.contains("# TYPE arbiter_"), "{text}");
+    });
+}

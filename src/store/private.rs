@@ -32,15 +32,25 @@ pub fn restrict_file(file: &Path) -> std::io::Result<()> {
 
 /// Creates an empty `file` with mode 0600 if it does not exist, so what is written to it
 /// later (SQLite's database, and its `-wal` and `-shm`, which take its mode) stays private.
+/// An existing file is never opened here: closing a descriptor drops every POSIX lock this
+/// process holds on the file, and SQLite's connections in this process may hold some.
 pub fn create_private_file(file: &Path) -> std::io::Result<()> {
+    if file.exists() {
+        return Ok(());
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(file).map(drop)
+    match options.open(file) {
+        Ok(_) => Ok(()),
+        // Created meanwhile by another opener: it is theirs to keep.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

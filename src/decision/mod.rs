@@ -420,11 +420,6 @@ fn evaluate(
         }
     }
     let may_have_outputs = target.endpoint().is_none_or(|e| e.has_outputs);
-    if !may_have_outputs && verdict.allowed && !snapshot.output_headers.is_empty() {
-        // No policy here sets headers, but clients' copies of those others set still go.
-        verdict.outputs.remove_headers =
-            outputs::settable_headers_not_set(snapshot, &Default::default());
-    }
     if may_have_outputs && (verdict.allowed || verdict.reason == Reason::PolicyDeny) {
         let (claims, scopes) = match caller {
             Caller::Token(t) => (Some(&t.claims), t.scopes.as_slice()),
@@ -436,13 +431,7 @@ fn evaluate(
             scopes,
             params,
         };
-        match outputs::render(
-            snapshot,
-            target.endpoint(),
-            &verdict.policy_ids,
-            verdict.allowed,
-            &verified,
-        ) {
+        match outputs::render(snapshot, &verdict.policy_ids, verdict.allowed, &verified) {
             Ok(o) => verdict.outputs = o,
             Err(e) => {
                 verdict.allowed = false;
@@ -450,6 +439,12 @@ fn evaluate(
                 verdict.errors.push(e);
             }
         }
+    }
+    if verdict.allowed && target.endpoint().is_some() && !snapshot.output_headers.is_empty() {
+        // Forwarded: the client's copies of every header some policy can set are dropped,
+        // whichever policy decided (those this decision sets are replaced instead).
+        verdict.outputs.remove_headers =
+            outputs::settable_headers_not_set(snapshot, &verdict.outputs.headers);
     }
     if input.explain {
         verdict.explanation =

@@ -9,7 +9,7 @@ use cedar_policy::{Effect, PolicyId};
 use serde::Serialize;
 
 use crate::policy::outputs::{Template, Verified};
-use crate::policy::{Endpoint, PolicySnapshot};
+use crate::policy::PolicySnapshot;
 
 /// What the determining policies ask the gateway to do (serialized as AuthZEN's
 /// `context.outputs`, empty parts left out).
@@ -19,8 +19,8 @@ pub struct Outputs {
     /// client sent.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// Headers the upstream must not receive from the client: every header the endpoint's
-    /// policies can set that this decision did not.
+    /// Headers the upstream must not receive from the client: every header some policy of
+    /// the set can set that this decision did not.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remove_headers: Vec<String>,
     /// Envoy `dynamic_metadata` entries, by key.
@@ -45,7 +45,6 @@ impl Outputs {
 /// `allowed` (permits determine) or not (forbids do).
 pub(crate) fn render(
     snapshot: &PolicySnapshot,
-    endpoint: Option<&Endpoint>,
     determining: &[String],
     allowed: bool,
     verified: &Verified<'_>,
@@ -104,15 +103,12 @@ pub(crate) fn render(
             }
         }
     }
-    if allowed && endpoint.is_some() {
-        out.remove_headers = settable_headers_not_set(snapshot, &out.headers);
-    }
     Ok(out)
 }
 
 /// Every header some policy of the set can set, except those this decision sets: a client's
 /// own copies are dropped on every forwarded request, not only where a policy sets them.
-pub(crate) fn settable_headers_not_set(
+pub(super) fn settable_headers_not_set(
     snapshot: &PolicySnapshot,
     set: &BTreeMap<String, String>,
 ) -> Vec<String> {

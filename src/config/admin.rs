@@ -58,8 +58,17 @@ impl Default for AdminConfig {
 }
 
 impl AdminConfig {
-    /// What is wrong with the section, if anything.
-    pub fn invalid(&self) -> Option<String> {
+    /// What is wrong with the section, if anything, given whether `[tls]` is set.
+    pub fn invalid(&self, tls: bool) -> Option<String> {
+        if self.client_ca_file.is_some() && !tls {
+            return Some("[admin] client_ca_file needs [tls]".into());
+        }
+        if self.authentication == AdminAuthentication::Certificate && self.client_ca_file.is_none()
+        {
+            return Some(
+                "[admin] authentication = \"certificate\" needs [admin] client_ca_file".into(),
+            );
+        }
         if self.read_scope.trim().is_empty() || self.write_scope.trim().is_empty() {
             return Some("[admin] `read_scope` and `write_scope` must not be empty".into());
         }
@@ -77,20 +86,6 @@ impl AdminConfig {
         }
         if self.search_max_body_bytes < 1024 {
             return Some("[admin] `search_max_body_bytes` must be at least 1024".into());
-        }
-        None
-    }
-
-    /// What is wrong with the section given whether `[tls]` is set.
-    pub fn invalid_with_tls(&self, tls: bool) -> Option<String> {
-        if self.client_ca_file.is_some() && !tls {
-            return Some("[admin] client_ca_file needs [tls]".into());
-        }
-        if self.authentication == AdminAuthentication::Certificate && self.client_ca_file.is_none()
-        {
-            return Some(
-                "[admin] authentication = \"certificate\" needs [admin] client_ca_file".into(),
-            );
         }
         None
     }

@@ -524,7 +524,7 @@ impl Config {
             .invalid("http")
             .or_else(|| self.grpc.invalid())
             .or_else(|| self.telemetry.invalid())
-            .or_else(|| self.admin.invalid())
+            .or_else(|| self.admin.invalid(self.tls.is_some()))
         {
             return invalid(m);
         }
@@ -610,9 +610,6 @@ impl Config {
             }
         }
         let admin_certificates = self.admin.client_ca_file.is_some();
-        if let Some(m) = self.admin.invalid_with_tls(self.tls.is_some()) {
-            return invalid(m);
-        }
         if let Some(tls) = &self.tls {
             if tls.client_certs(Listener::Grpc) == ClientCerts::Optional && !admin_certificates {
                 return invalid(

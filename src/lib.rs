@@ -18,6 +18,7 @@
 pub mod audit;
 pub(crate) mod authzen;
 pub mod bench;
+pub mod bundle;
 pub mod client;
 pub mod clock;
 pub mod config;

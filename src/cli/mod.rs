@@ -19,6 +19,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod bundle;
 mod check;
 mod clients;
 mod completions;
@@ -64,6 +65,9 @@ enum Command {
     /// Work with a policy directory.
     #[command(subcommand)]
     Policies(PoliciesCommand),
+    /// Signed policy bundles for a fleet of replicas: build, verify, inspect, keygen.
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Manage OAuth clients directly in the store (for bootstrapping).
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check::check(args),
         Command::Token(TokenCommand::Dev(args)) => token::dev_token(args),
         Command::Policies(cmd) => policies::run(cmd),
+        Command::Bundle(cmd) => bundle::bundle(cmd),
         Command::Clients(cmd) => clients::clients(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Ssa(args) => ssa::ssa(args),

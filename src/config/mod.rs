@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod admin;
+mod bundles;
 mod introspection;
 mod limits;
 mod store;
@@ -16,6 +17,7 @@ mod telemetry;
 mod vocabulary;
 
 pub use admin::{AdminAuthentication, AdminConfig};
+pub use bundles::BundlesConfig;
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use store::StoreConfig;
@@ -58,8 +60,11 @@ pub struct Config {
     /// A gRPC listener of its own for the control plane (`PolicyAdmin`); when set, the
     /// gRPC listener serves decisions only.
     pub admin_addr: Option<SocketAddr>,
-    /// The policy directory.
+    /// The policy directory, or a bundle: an `http(s)://` or `s3://` URL, or a `.cjar` file
+    /// (see `[bundles]`).
     pub policies: PathBuf,
+    /// Trust and polling of policy bundles.
+    pub bundles: BundlesConfig,
     /// Where generated keys (and later the SQLite store) live.
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
@@ -115,6 +120,7 @@ impl Default for Config {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_addr: None,
             policies: PathBuf::from("policies"),
+            bundles: BundlesConfig::default(),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
             decision_log_replay: true,
@@ -525,6 +531,7 @@ impl Config {
             .or_else(|| self.grpc.invalid())
             .or_else(|| self.telemetry.invalid())
             .or_else(|| self.admin.invalid(self.tls.is_some()))
+            .or_else(|| self.bundles.invalid())
         {
             return invalid(m);
         }

@@ -142,6 +142,7 @@ pub fn log_decision(
         policies = ?v.policy_ids,
         errors = ?v.errors,
         policy_version = %answer.policy_version,
+        policy_revision = %answer.policy_revision,
         latency_us = latency.as_micros() as u64,
         replay = REPLAY_RECORD
             .load(Ordering::Relaxed)

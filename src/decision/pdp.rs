@@ -72,6 +72,8 @@ pub struct Answer {
     pub verdict: Verdict,
     /// Version of the policy set that decided.
     pub policy_version: String,
+    /// Revision of the policy set that decided (its bundle's, or the version).
+    pub policy_revision: String,
     /// Unique id of this decision (UUIDv7), also in the log line.
     pub decision_id: String,
     /// The token's principal, when a valid token was given.
@@ -146,7 +148,7 @@ impl Pdp {
             &req,
             verdict,
             None,
-            Some(snapshot.version.clone()),
+            Some(version_and_revision(&snapshot)),
             true,
         )
     }
@@ -166,14 +168,14 @@ impl Pdp {
         req: &AuthzRequest<'_>,
         verdict: Verdict,
         token: Option<Arc<VerifiedToken>>,
-        decided_by: Option<String>,
+        decided_by: Option<(String, String)>,
         log: bool,
     ) -> Answer {
         let decision_id = uuid::Uuid::now_v7().to_string();
         // The version of the snapshot that decided, not whatever is live by now.
-        let snapshot_version = match decided_by {
+        let (snapshot_version, snapshot_revision) = match decided_by {
             Some(v) => v,
-            None => self.policies.load().version.clone(),
+            None => version_and_revision(&self.policies.load()),
         };
         let cache_ttl_seconds = match (&verdict.reason, &token) {
             // Not worth a place in a gateway's cache: an unknown route is as cheap to decide
@@ -209,6 +211,7 @@ impl Pdp {
         let answer = Answer {
             verdict,
             policy_version: snapshot_version,
+            policy_revision: snapshot_revision,
             decision_id,
             principal,
             cache_ttl_seconds,
@@ -219,6 +222,7 @@ impl Pdp {
             span.record("decision.id", answer.decision_id.as_str());
             span.record("decision.allowed", answer.verdict.allowed);
             span.record("decision.reason", answer.verdict.reason.as_str());
+            span.record("policy.revision", answer.policy_revision.as_str());
             if let Some(route) = &answer.verdict.route {
                 span.record("decision.route", route.as_str());
             }
@@ -242,7 +246,11 @@ impl Pdp {
     async fn verify_and_evaluate(
         &self,
         req: &AuthzRequest<'_>,
-    ) -> (Verdict, Option<Arc<VerifiedToken>>, Option<String>) {
+    ) -> (
+        Verdict,
+        Option<Arc<VerifiedToken>>,
+        Option<(String, String)>,
+    ) {
         let (method, path) = match normalize_request(req) {
             Ok(prepared) => prepared,
             Err(m) => return (Verdict::deny(Reason::InvalidRequest, m), None, None),
@@ -272,8 +280,13 @@ impl Pdp {
         }
         let snapshot = self.policies.load();
         let verdict = verdict_for_normalized(&snapshot, &method, &path, req, token.as_deref());
-        (verdict, token, Some(snapshot.version.clone()))
+        (verdict, token, Some(version_and_revision(&snapshot)))
     }
+}
+
+/// The version and revision of the snapshot that decides, for the answer and its log line.
+fn version_and_revision(snapshot: &crate::policy::PolicySnapshot) -> (String, String) {
+    (snapshot.version.clone(), snapshot.revision.clone())
 }
 
 /// The span of one decision, its outcome recorded by [`Pdp::answer`]; disabled (and so
@@ -285,6 +298,7 @@ fn decision_span() -> tracing::Span {
         decision.allowed = Empty,
         decision.reason = Empty,
         decision.route = Empty,
+        policy.revision = Empty,
     )
 }
 

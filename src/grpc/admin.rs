@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 use super::proto::{self, reload_outcome};
 use crate::audit::counterexample::Counterexample;
 use crate::audit::prover::AnalysisError;
+use crate::bundle::source::BundleSource;
 use crate::control::proofs::{self, ProofError};
 use crate::control::{Access, AdminAuth, Credentials, JobError, Refusal, Workers};
 use crate::policy::{
@@ -20,6 +21,8 @@ use crate::policy::{
 /// Serves `Status`, `Reload`, `QueryPolicies`, `AnalyzePolicies` and `ComparePolicies`.
 pub struct PolicyAdminService {
     store: Arc<LivePolicies>,
+    /// The bundle source, when the policies come from one.
+    bundles: Option<Arc<BundleSource>>,
     auth: Arc<AdminAuth>,
     workers: Arc<Workers>,
     /// Longest a proof may run before its solver is killed.
@@ -31,12 +34,14 @@ impl PolicyAdminService {
     /// their work on `workers`.
     pub(crate) fn new(
         store: Arc<LivePolicies>,
+        bundles: Option<Arc<BundleSource>>,
         auth: Arc<AdminAuth>,
         workers: Arc<Workers>,
         proof_budget: Duration,
     ) -> Self {
         Self {
             store,
+            bundles,
             auth,
             workers,
             proof_budget,
@@ -107,6 +112,8 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
                 failed: status.counters.failed,
             }),
             warnings: snapshot.warnings.iter().map(error).collect(),
+            policy_revision: snapshot.revision.clone(),
+            bundle_source: self.bundles.as_ref().map(|b| source_status(&b.status())),
         }))
     }
 
@@ -223,6 +230,25 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         request: Request<proto::ReloadRequest>,
     ) -> Result<Response<proto::ReloadResponse>, Status> {
         self.admit(&request, Access::Change).await?;
+        if let Some(source) = &self.bundles {
+            // A bundle replica reloads by asking its source now, rather than at the next poll.
+            source.poll_once(&self.store).await;
+            let fetch = source.status();
+            let status = self.store.status();
+            let errors = match fetch.last_result {
+                "failed" => vec![proto::PolicyError {
+                    file: fetch.location.clone(),
+                    line: 0,
+                    message: fetch.last_error,
+                }],
+                _ => Vec::new(),
+            };
+            return Ok(Response::new(proto::ReloadResponse {
+                outcome: status.last.as_ref().map(outcome),
+                errors,
+                policy_version: self.store.load().version.clone(),
+            }));
+        }
         let (result, errors) = reload_in_background(self.store.clone(), Trigger::Admin)
             .await
             .ok_or_else(|| Status::internal("the reload thread failed"))?;
@@ -231,6 +257,18 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
             errors: errors.iter().map(error).collect(),
             policy_version: self.store.load().version.clone(),
         }))
+    }
+}
+
+/// A bundle source's fetch status as the wire message.
+fn source_status(s: &crate::bundle::source::FetchStatus) -> proto::BundleSourceStatus {
+    proto::BundleSourceStatus {
+        location: s.location.clone(),
+        last_fetch_at: s.last_fetch_at.map(timestamp),
+        last_fetch_result: s.last_result.to_owned(),
+        last_fetch_error: s.last_error.clone(),
+        serving_persisted: s.serving_persisted,
+        signed_by: s.signed_by.clone().unwrap_or_default(),
     }
 }
 
@@ -268,6 +306,7 @@ fn outcome(o: &ReloadOutcome) -> proto::ReloadOutcome {
             Trigger::Watch => reload_outcome::Trigger::Watch,
             Trigger::Signal => reload_outcome::Trigger::Signal,
             Trigger::Admin => reload_outcome::Trigger::Admin,
+            Trigger::Bundle => reload_outcome::Trigger::Bundle,
         } as i32,
         at: Some(timestamp(o.at)),
         version: o.version.clone(),

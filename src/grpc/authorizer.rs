@@ -31,13 +31,15 @@ impl AuthorizerService {
         let context = match req.context.as_ref().map(struct_to_json) {
             Some(Ok(map)) => map,
             Some(Err(m)) => {
+                let snapshot = self.pdp.policies().load();
                 return to_proto(Answer {
                     verdict: Verdict::deny(Reason::InvalidRequest, m),
-                    policy_version: self.pdp.policies().load().version.clone(),
+                    policy_version: snapshot.version.clone(),
+                    policy_revision: snapshot.revision.clone(),
                     decision_id: uuid::Uuid::now_v7().to_string(),
                     principal: None,
                     cache_ttl_seconds: 0,
-                })
+                });
             }
             None => Map::new(),
         };
@@ -99,6 +101,7 @@ fn to_proto(a: Answer) -> AuthorizeResponse {
         errors: v.errors,
         required_scopes: v.required_scopes,
         policy_version: a.policy_version,
+        policy_revision: a.policy_revision,
         decision_id: a.decision_id,
         principal: a.principal.map(|p| proto::Principal {
             entity: p.entity,

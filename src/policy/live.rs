@@ -20,6 +20,8 @@ pub enum Trigger {
     Signal,
     /// The admin RPC.
     Admin,
+    /// A new bundle from the policy source.
+    Bundle,
 }
 
 /// How a reload ended.
@@ -73,7 +75,8 @@ pub struct ReloadStatus {
 /// Holds the live snapshot. Reads are lock-free; a reload swaps one `Arc`.
 #[derive(Debug)]
 pub struct LivePolicies {
-    dir: PathBuf,
+    /// The directory reloads read: the watched one, or the last bundle written out.
+    dir: Mutex<PathBuf>,
     current: ArcSwap<PolicySnapshot>,
     /// Serializes reloads and holds what they reuse (locked only on the blocking reload
     /// thread, never across `.await`).
@@ -91,7 +94,7 @@ impl LivePolicies {
         let snapshot = Arc::new(PolicySnapshot::load_with(&dir, Some(&mut cache), None)?);
         index_queries_in_background(&snapshot);
         Ok(Self {
-            dir,
+            dir: Mutex::new(dir),
             current: ArcSwap::new(snapshot),
             reloading: Mutex::new(cache),
             status: Mutex::new(ReloadStatus::default()),
@@ -109,9 +112,9 @@ impl LivePolicies {
         self.current.load_full()
     }
 
-    /// The policy directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The policy directory reloads read.
+    pub fn dir(&self) -> PathBuf {
+        lock(&self.dir).clone()
     }
 
     /// The reload status.
@@ -129,6 +132,20 @@ impl LivePolicies {
     /// Loads the directory again and swaps it in only if all of it is valid. Blocking and
     /// CPU-heavy: call it from a blocking thread. Concurrent calls run one after the other.
     pub fn reload(&self, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
+        self.reload_at(None, trigger)
+    }
+
+    /// Like [`LivePolicies::reload`], from `dir` (a bundle just written out): `dir` becomes
+    /// the directory later reloads read only if its set is valid.
+    pub fn reload_from(&self, dir: &Path, trigger: Trigger) -> (ReloadOutcome, Vec<PolicyError>) {
+        self.reload_at(Some(dir), trigger)
+    }
+
+    fn reload_at(
+        &self,
+        from: Option<&Path>,
+        trigger: Trigger,
+    ) -> (ReloadOutcome, Vec<PolicyError>) {
         let span = tracing::debug_span!(
             "policy.reload",
             trigger = ?trigger,
@@ -139,7 +156,8 @@ impl LivePolicies {
         let mut cache = lock(&self.reloading);
         let started = Instant::now();
         let live = self.current.load_full();
-        let loaded = PolicySnapshot::load_with(&self.dir, Some(&mut cache), Some(&live));
+        let dir = from.map_or_else(|| self.dir(), Path::to_path_buf);
+        let loaded = PolicySnapshot::load_with(&dir, Some(&mut cache), Some(&live));
         drop(live);
         let duration = started.elapsed();
         let live_version = self.current.load().version.clone();
@@ -189,6 +207,9 @@ impl LivePolicies {
             duration,
         };
         // The new set goes live and the status says so in one step for status readers.
+        if result != ReloadResult::Failed {
+            *lock(&self.dir) = dir;
+        }
         let mut status = lock(&self.status);
         if let Some(snapshot) = to_store {
             self.current.store(snapshot);

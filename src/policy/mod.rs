@@ -34,7 +34,10 @@ pub use live::{
     reload_in_background, LivePolicies, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
     Reloaded, Trigger,
 };
-pub use load::{policy_texts, PolicyMeta, ENTITIES_FILE, PROPERTIES_DIR, SCHEMA_FILE};
+pub use load::{
+    policy_texts, PolicyMeta, ENTITIES_DIR, ENTITIES_FILE, METADATA_FILE, PROPERTIES_DIR,
+    SCHEMA_FILE,
+};
 pub use reads::{context_reads, ContextReads};
 pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
@@ -45,6 +48,9 @@ pub use watch::watch;
 pub struct PolicySnapshot {
     /// Content hash of every file that makes up the set.
     pub version: String,
+    /// What replicas report and decisions carry: the bundle's (or `metadata.json`'s)
+    /// revision, or else the content hash.
+    pub revision: String,
     /// The directory it was read from.
     pub source: PathBuf,
     /// When it was loaded.
@@ -125,6 +131,7 @@ impl PolicySnapshot {
         Ok(Self {
             output_headers,
             entity_issuers,
+            revision: loaded.revision.unwrap_or_else(|| loaded.version.clone()),
             version: loaded.version,
             source: dir.to_path_buf(),
             loaded_at: SystemTime::now(),

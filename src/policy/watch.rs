@@ -34,7 +34,7 @@ struct Change {
 /// Starts watching `store`'s directory; reloads run until `shutdown` is cancelled.
 pub fn watch(store: Arc<LivePolicies>, shutdown: CancellationToken) -> Result<(), WatchError> {
     let dir = std::path::absolute(store.dir()).map_err(|e| WatchError {
-        dir: store.dir().to_path_buf(),
+        dir: store.dir(),
         message: e.to_string(),
     })?;
     let parent = dir

@@ -72,15 +72,32 @@ pub async fn check_config(config: &Config) -> CheckReport {
         }
     }
     crate::policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
-    match crate::policy::PolicySnapshot::load(&config.policies) {
+    // A bundle is fetched and verified as a replica would, into a scratch directory.
+    let scratch = tempfile::tempdir();
+    let policies = match (
+        &scratch,
+        crate::bundle::source::is_bundle_location(&config.policies),
+    ) {
+        (Ok(scratch), true) => match fetch_bundle(config, scratch.path()).await {
+            Ok(dir) => dir,
+            Err(e) => {
+                report.add(false, "policies", e.to_string());
+                report.policies_invalid = true;
+                return report;
+            }
+        },
+        _ => config.policies.clone(),
+    };
+    match crate::policy::PolicySnapshot::load(&policies) {
         Ok(s) => report.add(
             true,
             "policies",
             format!(
-                "{} policies, {} routes, version {} ({})",
+                "{} policies, {} routes, version {}, revision {} ({})",
                 s.policy_count(),
                 s.routes.endpoints().len(),
                 s.version,
+                s.revision,
                 config.policies.display()
             ),
         ),
@@ -152,6 +169,27 @@ pub async fn check_config(config: &Config) -> CheckReport {
         }
     }
     report
+}
+
+/// The configured bundle, fetched and verified into `scratch`.
+async fn fetch_bundle(
+    config: &Config,
+    scratch: &std::path::Path,
+) -> Result<std::path::PathBuf, crate::bundle::BundleError> {
+    let trust = crate::bundle::Trust::from_jwks_file(
+        config.bundles.keys.as_deref(),
+        config.bundles.allow_unsigned,
+    )?;
+    let source = crate::bundle::source::BundleSource::open(
+        &config.policies.to_string_lossy(),
+        trust,
+        scratch,
+    )?;
+    source
+        .first_dir(std::time::Duration::from_secs(
+            config.bundles.first_fetch_timeout_seconds,
+        ))
+        .await
 }
 
 #[cfg(test)]

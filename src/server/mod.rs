@@ -66,6 +66,9 @@ pub enum StartError {
     /// The TLS files could not be used.
     #[error(transparent)]
     Tls(tls::TlsError),
+    /// The policy bundle could not be fetched, verified or written out.
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::BundleError),
     /// The control plane's threads could not be started.
     #[error("cannot start the control plane's workers: {0}")]
     Workers(std::io::Error),
@@ -82,6 +85,42 @@ pub struct Arbiter {
     workers: Arc<control::Workers>,
     /// The registration rate, shared by every router built (one bucket per server).
     registrations: Arc<oauth::registration_rate::RegistrationRate>,
+    /// Where bundles come from, when the policies are a bundle rather than a directory.
+    bundle_source: Option<Arc<crate::bundle::source::BundleSource>>,
+}
+
+/// The live policies: the watched directory, or the bundle source's first bundle (or the
+/// persisted one) written out.
+async fn open_policies(
+    config: &Config,
+) -> Result<
+    (
+        Arc<policy::LivePolicies>,
+        Option<Arc<crate::bundle::source::BundleSource>>,
+    ),
+    StartError,
+> {
+    use crate::bundle::source::{is_bundle_location, BundleSource};
+    if !is_bundle_location(&config.policies) {
+        return Ok((
+            Arc::new(policy::LivePolicies::open(&config.policies)?),
+            None,
+        ));
+    }
+    let trust = crate::bundle::Trust::from_jwks_file(
+        config.bundles.keys.as_deref(),
+        config.bundles.allow_unsigned,
+    )?;
+    if trust.allow_unsigned {
+        tracing::warn!("[bundles] allow_unsigned: policy bundles without a signature are accepted");
+    }
+    let source = BundleSource::open(&config.policies.to_string_lossy(), trust, &config.data_dir)?;
+    let wait = Duration::from_secs(config.bundles.first_fetch_timeout_seconds);
+    let dir = source.first_dir(wait).await?;
+    Ok((
+        Arc::new(policy::LivePolicies::open(&dir)?),
+        Some(Arc::new(source)),
+    ))
 }
 
 impl Arbiter {
@@ -92,7 +131,7 @@ impl Arbiter {
         config.validate()?;
         crate::decision::log::set_replay_record(config.decision_log_replay);
         policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
-        let policies = Arc::new(policy::LivePolicies::open(&config.policies)?);
+        let (policies, bundle_source) = open_policies(&config).await?;
         if let Some(solver) = &config.admin.solver {
             crate::audit::prover::configure_solver(solver.clone());
         }
@@ -212,6 +251,7 @@ impl Arbiter {
             ssa,
             workers,
             registrations,
+            bundle_source,
         })
     }
 
@@ -355,8 +395,16 @@ impl Arbiter {
         if let Some(ssa) = &self.ssa {
             ssa.statements().start(&shutdown, FIRST_JWKS_FETCH).await;
         }
-        if self.config.watch_policies {
-            policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
+        match &self.bundle_source {
+            Some(source) => source.clone().poll(
+                self.pdp.policies().clone(),
+                Duration::from_secs(self.config.bundles.poll_interval_seconds),
+                shutdown.clone(),
+            ),
+            None if self.config.watch_policies => {
+                policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
+            }
+            None => {}
         }
         spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
@@ -373,6 +421,7 @@ impl Arbiter {
         .map(|auth| {
             grpc::PolicyAdminService::new(
                 self.pdp.policies().clone(),
+                self.bundle_source.clone(),
                 Arc::new(auth),
                 self.workers.clone(),
                 Duration::from_secs(self.config.admin.proof_timeout_seconds),
@@ -430,6 +479,7 @@ impl Arbiter {
             admin_addr = admin_addr.map(|a| a.to_string()).as_deref().unwrap_or("grpc"),
             policies = %snapshot.source.display(),
             policy_version = %snapshot.version,
+            policy_revision = %snapshot.revision,
             policy_count = snapshot.policy_count(),
             routes = snapshot.routes.endpoints().len(),
             issuers = self.pdp.verifier().issuers().count(),
@@ -539,7 +589,8 @@ async fn metrics(
         };
         return crate::http::ApiError::new(status, code, refused.to_string()).into_response();
     }
-    let text = telemetry::metrics::METRICS.encode(&m.pdp.policies().load().version);
+    let snapshot = m.pdp.policies().load();
+    let text = telemetry::metrics::METRICS.encode(&snapshot.version, &snapshot.revision);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -32,6 +32,12 @@ struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RevisionLabels {
+    revision: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuedLabels {
     client_id: String,
     grant_type: &'static str,
@@ -68,6 +74,8 @@ pub struct Metrics {
     token_cache_misses: Counter,
     reloads: Family<OutcomeLabels, Counter>,
     policy_info: Family<VersionLabels, Gauge>,
+    revision_info: Family<RevisionLabels, Gauge>,
+    bundle_fetches: Family<OutcomeLabels, Counter>,
     tokens_issued: Family<IssuedLabels, Counter>,
     token_errors: Family<CodeLabels, Counter>,
     store_errors: Family<OperationLabels, Counter>,
@@ -121,6 +129,18 @@ impl Metrics {
             "The live policy set (its version as a label)",
             policy_info.clone(),
         );
+        let revision_info = Family::<RevisionLabels, Gauge>::default();
+        registry.register(
+            "policy_revision_info",
+            "The live policy set's revision (a bundle's, or its version) as a label",
+            revision_info.clone(),
+        );
+        let bundle_fetches = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "bundle_fetches",
+            "Fetches of the policy bundle source by outcome (applied, unchanged, not_modified, failed)",
+            bundle_fetches.clone(),
+        );
         let tokens_issued = Family::<IssuedLabels, Counter>::default();
         registry.register(
             "tokens_issued",
@@ -168,6 +188,8 @@ impl Metrics {
             token_cache_misses,
             reloads,
             policy_info,
+            revision_info,
+            bundle_fetches,
             tokens_issued,
             token_errors,
             store_errors,
@@ -199,6 +221,13 @@ impl Metrics {
     /// Counts a policy reload.
     pub fn reload(&self, outcome: &'static str) {
         self.reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Counts a fetch of the bundle source.
+    pub fn bundle_fetch(&self, outcome: &'static str) {
+        self.bundle_fetches
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Counts an issued token.
@@ -251,11 +280,18 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The OpenMetrics text, with `version` as the live policy version.
-    pub fn encode(&self, version: &str) -> String {
+    /// The OpenMetrics text, with the live policy version and revision as labels.
+    pub fn encode(&self, version: &str, revision: &str) -> String {
         self.policy_info.clear();
         self.policy_info
             .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        self.revision_info.clear();
+        self.revision_info
+            .get_or_create(&RevisionLabels {
+                revision: revision.to_owned(),
                 version: version.to_owned(),
             })
             .set(1);
@@ -279,7 +315,7 @@ mod tests {
         }
         // A known client keeps its own series.
         metrics.token_issued("client-0", "client_credentials");
-        let text = metrics.encode("v");
+        let text = metrics.encode("v", "r");
         let series = text
             .lines()
             .filter(|l| l.starts_with("arbiter_tokens_issued_total{"))

@@ -7,6 +7,7 @@ mod support;
 
 mod analysis;
 mod authzen;
+mod bundles;
 mod cli;
 mod client;
 mod control_plane;

@@ -2,13 +2,15 @@
 //! identity provider), [`authserver`] (an independent authorization server with opaque
 //! tokens), [`store`] (SQLite and PostgreSQL), [`process`] (the binary), [`tls`]
 //! (certificates), [`upstream`] (what a gateway forwards to), [`authzen`] (the interop
-//! examples served), [`envoy`] (a real Envoy). A test file never defines a
+//! examples served), [`envoy`] (a real Envoy), [`bundles`] (signed bundles and a
+//! file server publishing them). A test file never defines a
 //! helper another test file uses: it lives here.
 
 #![allow(dead_code)]
 
 pub mod authserver;
 pub mod authzen;
+pub mod bundles;
 pub mod envoy;
 pub mod idp;
 pub mod oauth;
@@ -20,6 +22,7 @@ pub mod upstream;
 
 pub use authserver::*;
 pub use authzen::*;
+pub use bundles::*;
 pub use envoy::*;
 pub use idp::*;
 pub use oauth::*;

@@ -1,0 +1,118 @@
+//! Bundles as an operator makes and publishes them: `arbiter bundle keygen` and `build`
+//! through the binary, and a plain HTTP file server (Python's `http.server`) serving them.
+
+use std::path::{Path, PathBuf};
+
+use super::process::{arbiter_bin, assert_success};
+
+/// A bundle signing key made by `arbiter bundle keygen`: the private key and the JWKS.
+pub struct BundleKey {
+    pub key: PathBuf,
+    pub jwks: PathBuf,
+}
+
+impl BundleKey {
+    /// A new key under `dir` named `name`.
+    pub fn generate(dir: &Path, name: &str, alg: &str) -> Self {
+        let key = dir.join(format!("{name}.pem"));
+        let jwks = dir.join(format!("{name}.jwks"));
+        let out = arbiter_bin()
+            .args(["bundle", "keygen", "--alg", alg, "--key"])
+            .arg(&key)
+            .arg("--jwks")
+            .arg(&jwks)
+            .output()
+            .unwrap();
+        assert_success(&out);
+        Self { key, jwks }
+    }
+}
+
+/// `arbiter bundle build DIR -o OUT --revision R --sign KEY`, the bundle's bytes.
+pub fn build_bundle(dir: &Path, out: &Path, revision: &str, key: Option<&BundleKey>) -> Vec<u8> {
+    let mut cmd = arbiter_bin();
+    cmd.args(["bundle", "build", "--json"])
+        .arg(dir)
+        .arg("-o")
+        .arg(out)
+        .args(["--revision", revision]);
+    if let Some(k) = key {
+        cmd.arg("--sign").arg(&k.key);
+    }
+    assert_success(&cmd.output().unwrap());
+    std::fs::read(out).unwrap()
+}
+
+/// Publishes `bytes` at `site/name` as a web server's document root is updated: written
+/// beside it, then renamed over it (a reader never sees half a file).
+pub fn publish(site: &Path, name: &str, bytes: &[u8]) {
+    let tmp = site.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(tmp, site.join(name)).unwrap();
+}
+
+/// `python3 -m http.server` serving `root` on a loopback port, killed on drop.
+pub struct FileServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl FileServer {
+    /// Starts it and waits until it listens.
+    pub fn start(root: &Path) -> Self {
+        Self::start_on(root, 0)
+    }
+
+    /// Starts it on `port` (0: any) and waits until it listens.
+    pub fn start_on(root: &Path, port: u16) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root)
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .unwrap_or_else(|| panic!("http.server said: {line}"));
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Stops it (the source goes down).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

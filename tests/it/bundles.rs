@@ -374,3 +374,71 @@ fn bundle_inspect_and_verify_say_what_a_bundle_is() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_follows_a_bundle_in_s3_compatible_storage() {
+    use arbiter::grpc::proto;
+    let work = tempfile::tempdir().unwrap();
+    let key = BundleKey::generate(work.path(), "release", "ES256");
+    let mut s3 = S3Server::start();
+    build_bundle(
+        &bundled_policies(),
+        &work.path().join("r1.cjar"),
+        "1",
+        Some(&key),
+    );
+    s3.put("prod/policies.cjar", &work.path().join("r1.cjar"));
+    let config = format!(
+        "policies = \"s3://bundles/prod/policies.cjar\"\ndata_dir = \"data\"\n[bundles]\nkeys = {:?}\npoll_interval_seconds = 1\n",
+        key.jwks
+    );
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let replica = ServeProcess::start_with_env(work.path(), &config, "127.0.0.1:0", &env);
+    let status = || async {
+        proto::policy_admin_client::PolicyAdminClient::connect(replica.addr.clone())
+            .await
+            .unwrap()
+            .status(proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    assert_eq!(status().await.policy_revision, "1");
+
+    frozen_policies(&work.path().join("v2"));
+    build_bundle(
+        &work.path().join("v2"),
+        &work.path().join("r2.cjar"),
+        "2",
+        Some(&key),
+    );
+    s3.put("prod/policies.cjar", &work.path().join("r2.cjar"));
+    let moved = eventually(Duration::from_secs(10), || async {
+        (status().await.policy_revision == "2").then_some(())
+    })
+    .await;
+    assert!(moved.is_some(), "the replica stayed on revision 1");
+
+    // A truncated upload is refused; revision 2 stays.
+    let whole = std::fs::read(work.path().join("r2.cjar")).unwrap();
+    std::fs::write(work.path().join("cut.cjar"), &whole[..whole.len() / 2]).unwrap();
+    s3.put("prod/policies.cjar", &work.path().join("cut.cjar"));
+    let refused = eventually(Duration::from_secs(10), || async {
+        let s = status().await;
+        let b = s.bundle_source.unwrap();
+        (b.last_fetch_result == "failed").then_some((s.policy_revision, b.last_fetch_error))
+    })
+    .await
+    .expect("the truncated bundle was refused");
+    assert_eq!(refused.0, "2", "{}", refused.1);
+    let decision =
+        arbiter::grpc::proto::authorizer_client::AuthorizerClient::connect(replica.addr.clone())
+            .await
+            .unwrap()
+            .authorize(request("", "GET", "/health", json!({})))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!(decision.policy_revision, "2");
+}

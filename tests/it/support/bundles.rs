@@ -116,3 +116,70 @@ impl Drop for FileServer {
         self.stop();
     }
 }
+
+/// An S3-compatible server (moto, `tests/it/support/s3_server.py`) with a bucket `bundles`;
+/// objects are put by stock boto3. Killed on drop.
+pub struct S3Server {
+    child: std::process::Child,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts it and waits until the bucket exists.
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/s3_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg("-u")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let mut answers = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        let port = line
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("s3_server.py said: {line:?} (is moto[server] installed?)"))
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            answers,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Puts the file at `path` as object `key` of the bucket.
+    pub fn put(&mut self, key: &str, path: &Path) {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{key} {}", path.display()).unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.answers.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "OK", "put {key}");
+    }
+
+    /// The environment `arbiter serve` reads S3 settings from, as the AWS tools do.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

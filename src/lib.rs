@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub(crate) mod control;
 pub mod decision;
+pub mod fleet;
 pub mod gateway;
 pub mod grpc;
 pub mod http;

@@ -23,6 +23,7 @@ mod bundle;
 mod check;
 mod clients;
 mod completions;
+mod fleet;
 mod gateway;
 mod keys;
 mod openapi;
@@ -68,6 +69,9 @@ enum Command {
     /// Signed policy bundles for a fleet of replicas: build, verify, inspect, keygen.
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
+    /// The replicas sharing a store: which runs what, and which need a look.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Manage OAuth clients directly in the store (for bootstrapping).
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -177,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Dev(args)) => token::dev_token(args),
         Command::Policies(cmd) => policies::run(cmd),
         Command::Bundle(cmd) => bundle::bundle(cmd),
+        Command::Fleet(cmd) => fleet::fleet(cmd),
         Command::Clients(cmd) => clients::clients(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Ssa(args) => ssa::ssa(args),

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 mod admin;
 mod bundles;
+mod fleet;
 mod introspection;
 mod limits;
 mod store;
@@ -18,6 +19,7 @@ mod vocabulary;
 
 pub use admin::{AdminAuthentication, AdminConfig};
 pub use bundles::BundlesConfig;
+pub use fleet::FleetConfig;
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use store::StoreConfig;
@@ -65,6 +67,8 @@ pub struct Config {
     pub policies: PathBuf,
     /// Trust and polling of policy bundles.
     pub bundles: BundlesConfig,
+    /// How this replica appears in the fleet view.
+    pub fleet: FleetConfig,
     /// Where generated keys (and later the SQLite store) live.
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
@@ -121,6 +125,7 @@ impl Default for Config {
             admin_addr: None,
             policies: PathBuf::from("policies"),
             bundles: BundlesConfig::default(),
+            fleet: FleetConfig::default(),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
             decision_log_replay: true,
@@ -532,6 +537,7 @@ impl Config {
             .or_else(|| self.telemetry.invalid())
             .or_else(|| self.admin.invalid(self.tls.is_some()))
             .or_else(|| self.bundles.invalid())
+            .or_else(|| self.fleet.invalid())
         {
             return invalid(m);
         }

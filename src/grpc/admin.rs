@@ -23,6 +23,8 @@ pub struct PolicyAdminService {
     store: Arc<LivePolicies>,
     /// The bundle source, when the policies come from one.
     bundles: Option<Arc<BundleSource>>,
+    /// The shared store of the fleet view, and after how many seconds a replica is silent.
+    fleet: Option<(Arc<dyn crate::store::Store>, i64)>,
     auth: Arc<AdminAuth>,
     workers: Arc<Workers>,
     /// Longest a proof may run before its solver is killed.
@@ -35,6 +37,7 @@ impl PolicyAdminService {
     pub(crate) fn new(
         store: Arc<LivePolicies>,
         bundles: Option<Arc<BundleSource>>,
+        fleet: Option<(Arc<dyn crate::store::Store>, i64)>,
         auth: Arc<AdminAuth>,
         workers: Arc<Workers>,
         proof_budget: Duration,
@@ -42,6 +45,7 @@ impl PolicyAdminService {
         Self {
             store,
             bundles,
+            fleet,
             auth,
             workers,
             proof_budget,
@@ -225,6 +229,42 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
         }))
     }
 
+    async fn fleet_status(
+        &self,
+        request: Request<proto::FleetStatusRequest>,
+    ) -> Result<Response<proto::FleetStatusResponse>, Status> {
+        self.admit(&request, Access::Read).await?;
+        let Some((store, silent_after)) = &self.fleet else {
+            return Err(Status::failed_precondition(
+                "no shared store: the fleet view needs the store (the paired authorization server's, or [store] url)",
+            ));
+        };
+        let view = crate::fleet::status(store.as_ref(), *silent_after)
+            .await
+            .map_err(|e| Status::unavailable(format!("the store: {e}")))?;
+        Ok(Response::new(proto::FleetStatusResponse {
+            revision: view.revision.unwrap_or_default(),
+            consistent: view.consistent,
+            replicas: view
+                .replicas
+                .into_iter()
+                .map(|r| proto::ReplicaStatus {
+                    replica_id: r.record.replica_id,
+                    address: r.record.address,
+                    revision: r.record.revision,
+                    version: r.record.version,
+                    loaded_at: Some(timestamp(epoch(r.record.loaded_at))),
+                    last_reload: r.record.last_reload,
+                    last_error: r.record.last_error,
+                    source: r.record.source,
+                    heartbeat_at: Some(timestamp(epoch(r.record.heartbeat_at))),
+                    silent_seconds: r.silent_seconds,
+                    flags: r.flags.into_iter().map(str::to_owned).collect(),
+                })
+                .collect(),
+        }))
+    }
+
     async fn reload(
         &self,
         request: Request<proto::ReloadRequest>,
@@ -258,6 +298,11 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
             policy_version: self.store.load().version.clone(),
         }))
     }
+}
+
+/// Seconds since the epoch as a time.
+fn epoch(seconds: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
 }
 
 /// A bundle source's fetch status as the wire message.

@@ -87,6 +87,8 @@ pub struct Arbiter {
     registrations: Arc<oauth::registration_rate::RegistrationRate>,
     /// Where bundles come from, when the policies are a bundle rather than a directory.
     bundle_source: Option<Arc<crate::bundle::source::BundleSource>>,
+    /// The shared store the fleet view lives in (none without a store).
+    fleet_store: Option<Arc<dyn store::Store>>,
 }
 
 /// The live policies: the watched directory, or the bundle source's first bundle (or the
@@ -179,6 +181,11 @@ impl Arbiter {
         } else {
             None
         };
+        let fleet_store = match (&authority, &config.store.url) {
+            (Some((store, _)), _) => Some(store.clone()),
+            (None, Some(_)) => Some(store::open(&config).await?),
+            (None, None) => None,
+        };
         let verifier = Arc::new(Verifier::new(&config, extra)?);
         let pdp = Arc::new(Pdp::new(
             policies.clone(),
@@ -252,6 +259,7 @@ impl Arbiter {
             workers,
             registrations,
             bundle_source,
+            fleet_store,
         })
     }
 
@@ -408,6 +416,16 @@ impl Arbiter {
         }
         spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
+        if let Some(store) = &self.fleet_store {
+            crate::fleet::spawn_heartbeats(
+                store.clone(),
+                crate::fleet::Identity::new(self.config.fleet.replica_id.as_deref(), addr),
+                self.pdp.policies().clone(),
+                self.bundle_source.clone(),
+                Duration::from_secs(self.config.fleet.heartbeat_seconds),
+                shutdown.clone(),
+            );
+        }
         let admin_addr = match &admin {
             Some(l) => Some(l.local_addr().map_err(StartError::Bind)?),
             None => None,
@@ -422,6 +440,12 @@ impl Arbiter {
             grpc::PolicyAdminService::new(
                 self.pdp.policies().clone(),
                 self.bundle_source.clone(),
+                self.fleet_store.clone().map(|s| {
+                    (
+                        s,
+                        i64::try_from(self.config.fleet.silent_after_seconds).unwrap_or(i64::MAX),
+                    )
+                }),
                 Arc::new(auth),
                 self.workers.clone(),
                 Duration::from_secs(self.config.admin.proof_timeout_seconds),

@@ -228,6 +228,38 @@ pub trait Store: Send + Sync {
 
     /// Audit events matching every given field, oldest first.
     async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Records (or refreshes) what one replica runs: its heartbeat.
+    async fn record_replica(&self, replica: &ReplicaRecord) -> Result<(), StoreError>;
+    /// Every replica that has recorded itself, by id.
+    async fn replicas(&self) -> Result<Vec<ReplicaRecord>, StoreError>;
+    /// Removes a replica gone for good; whether it was there.
+    async fn forget_replica(&self, replica_id: &str) -> Result<bool, StoreError>;
+}
+
+/// One replica of the fleet as it last described itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaRecord {
+    /// Stable across restarts (`[fleet] replica_id`, or host and gRPC address).
+    pub replica_id: String,
+    /// Where it serves decisions.
+    pub address: String,
+    /// The live policy revision.
+    pub revision: String,
+    /// The live policy set's content hash.
+    pub version: String,
+    /// When the live set was loaded (seconds since the epoch).
+    pub loaded_at: i64,
+    /// How the last reload ended: `applied`, `unchanged`, `failed`, or `none` yet.
+    pub last_reload: String,
+    /// Why the last reload or bundle fetch failed; empty otherwise.
+    pub last_error: String,
+    /// The policy directory or bundle source.
+    pub source: String,
+    /// When the process started.
+    pub started_at: i64,
+    /// When it last recorded itself.
+    pub heartbeat_at: i64,
 }
 
 /// What a signing key signs: access tokens of the token endpoint.

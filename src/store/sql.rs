@@ -17,8 +17,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
 
 use super::{
-    AuditEvent, AuditFilter, ClientRecord, SigningKeyRecord, SsaRequestRecord, StatementRecord,
-    Store, StoreError,
+    AuditEvent, AuditFilter, ClientRecord, ReplicaRecord, SigningKeyRecord, SsaRequestRecord,
+    StatementRecord, Store, StoreError,
 };
 
 /// Schema versions, applied in order, from the same files for both backends (written in
@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_replicas.sql"),
     include_str!("migrations/0009_client_tls_subject.sql"),
     include_str!("migrations/0010_poll_indexes.sql"),
+    include_str!("migrations/0011_fleet.sql"),
 ];
 
 /// Which database is behind a [`SqlStore`].
@@ -338,6 +339,65 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
 
 #[async_trait::async_trait]
 impl Store for SqlStore {
+    async fn record_replica(&self, r: &ReplicaRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO fleet_replicas (replica_id, address, revision, version, loaded_at,
+                 last_reload, last_error, source, started_at, heartbeat_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (replica_id) DO UPDATE SET address = excluded.address,
+                 revision = excluded.revision, version = excluded.version,
+                 loaded_at = excluded.loaded_at, last_reload = excluded.last_reload,
+                 last_error = excluded.last_error, source = excluded.source,
+                 started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+        )
+        .bind(&r.replica_id)
+        .bind(&r.address)
+        .bind(&r.revision)
+        .bind(&r.version)
+        .bind(r.loaded_at)
+        .bind(&r.last_reload)
+        .bind(&r.last_error)
+        .bind(&r.source)
+        .bind(r.started_at)
+        .bind(r.heartbeat_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn replicas(&self) -> Result<Vec<ReplicaRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM fleet_replicas ORDER BY replica_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ReplicaRecord {
+                    replica_id: row.try_get("replica_id").map_err(backend)?,
+                    address: row.try_get("address").map_err(backend)?,
+                    revision: row.try_get("revision").map_err(backend)?,
+                    version: row.try_get("version").map_err(backend)?,
+                    loaded_at: row.try_get("loaded_at").map_err(backend)?,
+                    last_reload: row.try_get("last_reload").map_err(backend)?,
+                    last_error: row.try_get("last_error").map_err(backend)?,
+                    source: row.try_get("source").map_err(backend)?,
+                    started_at: row.try_get("started_at").map_err(backend)?,
+                    heartbeat_at: row.try_get("heartbeat_at").map_err(backend)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_replica(&self, replica_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM fleet_replicas WHERE replica_id = $1")
+            .bind(replica_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_client(&mut conn, c).await

@@ -23,6 +23,7 @@ mod defect_unbounded_fetch;
 mod edge;
 mod envoy;
 mod explain;
+mod fleet;
 mod gateway;
 mod grpcurl;
 mod hostile;

@@ -5,6 +5,7 @@
 //! This module knows nothing of tokens or transports.
 
 pub mod bounds;
+mod data_files;
 mod error;
 mod files;
 pub mod format;

@@ -20,6 +20,9 @@ const LAYERS: &[&str] = &[
     "audit",
     "http",
     "oauth",
+    // Where policies come from for a fleet, and what each replica runs.
+    "bundle",
+    "fleet",
     // The control plane: nothing on the decision path (policy, token, decision) imports it.
     "control",
     "grpc",

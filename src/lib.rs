@@ -37,6 +37,7 @@ pub mod token;
 pub mod wire;
 
 pub mod server;
+pub mod shadow;
 
 pub use config::Config;
 pub use decision::{Answer, AuthzRequest, Pdp, Reason, Verdict};

@@ -12,3 +12,4 @@ pub mod openapi;
 pub mod properties;
 pub mod prover;
 pub mod replay;
+pub mod rollout;

@@ -28,6 +28,7 @@ mod gateway;
 mod keys;
 mod openapi;
 mod policies;
+mod rollout;
 mod serve;
 mod ssa;
 mod token;
@@ -72,6 +73,9 @@ enum Command {
     /// The replicas sharing a store: which runs what, and which need a look.
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// Shadow rollout: what a candidate set disagreed on with the live one, and why.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
     /// Manage OAuth clients directly in the store (for bootstrapping).
     #[command(subcommand)]
     Clients(ClientsCommand),
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policies(cmd) => policies::run(cmd),
         Command::Bundle(cmd) => bundle::bundle(cmd),
         Command::Fleet(cmd) => fleet::fleet(cmd),
+        Command::Rollout(cmd) => rollout::rollout(cmd),
         Command::Clients(cmd) => clients::clients(cmd),
         Command::Keys(cmd) => keys::keys(cmd),
         Command::Ssa(args) => ssa::ssa(args),

@@ -13,6 +13,7 @@ mod bundles;
 mod fleet;
 mod introspection;
 mod limits;
+mod shadow;
 mod store;
 mod telemetry;
 mod vocabulary;
@@ -22,6 +23,7 @@ pub use bundles::BundlesConfig;
 pub use fleet::FleetConfig;
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
+pub use shadow::ShadowConfig;
 pub use store::StoreConfig;
 pub use telemetry::TelemetryConfig;
 
@@ -69,6 +71,8 @@ pub struct Config {
     pub bundles: BundlesConfig,
     /// How this replica appears in the fleet view.
     pub fleet: FleetConfig,
+    /// A candidate policy set decided beside the live one.
+    pub shadow: ShadowConfig,
     /// Where generated keys (and later the SQLite store) live.
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
@@ -126,6 +130,7 @@ impl Default for Config {
             policies: PathBuf::from("policies"),
             bundles: BundlesConfig::default(),
             fleet: FleetConfig::default(),
+            shadow: ShadowConfig::default(),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
             decision_log_replay: true,
@@ -538,6 +543,7 @@ impl Config {
             .or_else(|| self.admin.invalid(self.tls.is_some()))
             .or_else(|| self.bundles.invalid())
             .or_else(|| self.fleet.invalid())
+            .or_else(|| self.shadow.invalid())
         {
             return invalid(m);
         }

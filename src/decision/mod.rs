@@ -11,6 +11,7 @@ pub mod issue;
 pub mod log;
 mod outputs;
 mod pdp;
+pub mod tap;
 mod token_context;
 
 use std::sync::LazyLock;

@@ -87,6 +87,8 @@ pub struct Pdp {
     policies: Arc<LivePolicies>,
     verifier: Arc<Verifier>,
     ttl_cap: u32,
+    /// Where a share of decisions is copied to (a shadow candidate), if anywhere.
+    tap: std::sync::OnceLock<Arc<dyn super::tap::DecisionTap>>,
 }
 
 impl Pdp {
@@ -96,7 +98,14 @@ impl Pdp {
             policies,
             verifier,
             ttl_cap,
+            tap: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Copies a share of decisions (of requests for a path, with a token or none) to `tap`;
+    /// set once, at start.
+    pub fn set_tap(&self, tap: Arc<dyn super::tap::DecisionTap>) {
+        let _ = self.tap.set(tap);
     }
 
     /// The policy store.
@@ -125,7 +134,17 @@ impl Pdp {
         let span = decision_span();
         async {
             let (verdict, token, decided_by) = self.verify_and_evaluate(&req).await;
-            self.answer(started, &req, verdict, token, decided_by, log)
+            match self.tap.get() {
+                Some(tap) if log && req.subject.is_none() && req.resource.is_none() => {
+                    let answer =
+                        self.answer(started, &req, verdict, token.clone(), decided_by, log);
+                    if tap.wants() {
+                        tap.offer(sample(&req, token, &answer));
+                    }
+                    answer
+                }
+                _ => self.answer(started, &req, verdict, token, decided_by, log),
+            }
         }
         .instrument(span)
         .await
@@ -281,6 +300,27 @@ impl Pdp {
         let snapshot = self.policies.load();
         let verdict = verdict_for_normalized(&snapshot, &method, &path, req, token.as_deref());
         (verdict, token, Some(version_and_revision(&snapshot)))
+    }
+}
+
+/// An owned copy of a decision for a tap.
+fn sample(
+    req: &AuthzRequest<'_>,
+    token: Option<Arc<VerifiedToken>>,
+    answer: &Answer,
+) -> super::tap::DecisionSample {
+    super::tap::DecisionSample {
+        decision_id: answer.decision_id.clone(),
+        token,
+        method: req.method.to_owned(),
+        path: req.path.to_owned(),
+        context: req.context.clone(),
+        client_cert_sha256: req.client_cert_sha256.to_owned(),
+        allowed: answer.verdict.allowed,
+        reason: answer.verdict.reason.as_str(),
+        policy_ids: answer.verdict.policy_ids.clone(),
+        route: answer.verdict.route.clone(),
+        revision: answer.policy_revision.clone(),
     }
 }
 

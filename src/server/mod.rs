@@ -89,12 +89,18 @@ pub struct Arbiter {
     bundle_source: Option<Arc<crate::bundle::source::BundleSource>>,
     /// The shared store the fleet view lives in (none without a store).
     fleet_store: Option<Arc<dyn store::Store>>,
+    /// The shadow candidate and its bundle source, when one is configured.
+    shadow: Option<(
+        Arc<policy::LivePolicies>,
+        Option<Arc<crate::bundle::source::BundleSource>>,
+    )>,
 }
 
-/// The live policies: the watched directory, or the bundle source's first bundle (or the
-/// persisted one) written out.
+/// The policies at `location` (the live set's, or the shadow candidate's): the watched
+/// directory, or the bundle source's first bundle (or the persisted one) written out.
 async fn open_policies(
     config: &Config,
+    location: &std::path::Path,
 ) -> Result<
     (
         Arc<policy::LivePolicies>,
@@ -103,11 +109,8 @@ async fn open_policies(
     StartError,
 > {
     use crate::bundle::source::{is_bundle_location, BundleSource};
-    if !is_bundle_location(&config.policies) {
-        return Ok((
-            Arc::new(policy::LivePolicies::open(&config.policies)?),
-            None,
-        ));
+    if !is_bundle_location(location) {
+        return Ok((Arc::new(policy::LivePolicies::open(location)?), None));
     }
     let trust = crate::bundle::Trust::from_jwks_file(
         config.bundles.keys.as_deref(),
@@ -116,7 +119,7 @@ async fn open_policies(
     if trust.allow_unsigned {
         tracing::warn!("[bundles] allow_unsigned: policy bundles without a signature are accepted");
     }
-    let source = BundleSource::open(&config.policies.to_string_lossy(), trust, &config.data_dir)?;
+    let source = BundleSource::open(&location.to_string_lossy(), trust, &config.data_dir)?;
     let wait = Duration::from_secs(config.bundles.first_fetch_timeout_seconds);
     let dir = source.first_dir(wait).await?;
     Ok((
@@ -133,7 +136,11 @@ impl Arbiter {
         config.validate()?;
         crate::decision::log::set_replay_record(config.decision_log_replay);
         policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
-        let (policies, bundle_source) = open_policies(&config).await?;
+        let (policies, bundle_source) = open_policies(&config, &config.policies).await?;
+        let shadow = match &config.shadow.policies {
+            Some(location) => Some(open_policies(&config, location).await?),
+            None => None,
+        };
         if let Some(solver) = &config.admin.solver {
             crate::audit::prover::configure_solver(solver.clone());
         }
@@ -192,6 +199,19 @@ impl Arbiter {
             verifier.clone(),
             config.decision_cache_ttl_seconds,
         ));
+        if let Some((candidate, _)) = &shadow {
+            let tap =
+                crate::shadow::start(candidate.clone(), config.shadow.share, config.shadow.queue)
+                    .map_err(StartError::Workers)?;
+            let snapshot = candidate.snapshot();
+            tracing::info!(
+                candidate = %snapshot.source.display(),
+                candidate_revision = %snapshot.revision,
+                share = config.shadow.share,
+                "shadow candidate loaded: a share of live decisions is decided again by it"
+            );
+            pdp.set_tap(tap);
+        }
         let tokens = match authority {
             Some((store, keys)) => {
                 // Revocations outlive restarts.
@@ -260,6 +280,7 @@ impl Arbiter {
             registrations,
             bundle_source,
             fleet_store,
+            shadow,
         })
     }
 
@@ -413,6 +434,17 @@ impl Arbiter {
                 policy::watch(self.pdp.policies().clone(), shutdown.clone())?;
             }
             None => {}
+        }
+        match &self.shadow {
+            Some((candidate, Some(source))) => source.clone().poll(
+                candidate.clone(),
+                Duration::from_secs(self.config.bundles.poll_interval_seconds),
+                shutdown.clone(),
+            ),
+            Some((candidate, None)) if self.config.watch_policies => {
+                policy::watch(candidate.clone(), shutdown.clone())?;
+            }
+            _ => {}
         }
         spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
         let addr = grpc.local_addr().map_err(StartError::Bind)?;

@@ -32,6 +32,13 @@ struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DisagreementLabels {
+    route: String,
+    live: String,
+    candidate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabels {
     revision: String,
     version: String,
@@ -76,6 +83,8 @@ pub struct Metrics {
     policy_info: Family<VersionLabels, Gauge>,
     revision_info: Family<RevisionLabels, Gauge>,
     bundle_fetches: Family<OutcomeLabels, Counter>,
+    shadow_decisions: Family<OutcomeLabels, Counter>,
+    shadow_disagreements: Family<DisagreementLabels, Counter>,
     tokens_issued: Family<IssuedLabels, Counter>,
     token_errors: Family<CodeLabels, Counter>,
     store_errors: Family<OperationLabels, Counter>,
@@ -141,6 +150,18 @@ impl Metrics {
             "Fetches of the policy bundle source by outcome (applied, unchanged, not_modified, failed)",
             bundle_fetches.clone(),
         );
+        let shadow_decisions = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "shadow_decisions",
+            "Live decisions decided again by the shadow candidate (agree, disagree), or dropped because its queue was full",
+            shadow_decisions.clone(),
+        );
+        let shadow_disagreements = Family::<DisagreementLabels, Counter>::default();
+        registry.register(
+            "shadow_disagreements",
+            "Decisions the shadow candidate answers otherwise, by route and both answers",
+            shadow_disagreements.clone(),
+        );
         let tokens_issued = Family::<IssuedLabels, Counter>::default();
         registry.register(
             "tokens_issued",
@@ -190,6 +211,8 @@ impl Metrics {
             policy_info,
             revision_info,
             bundle_fetches,
+            shadow_decisions,
+            shadow_disagreements,
             tokens_issued,
             token_errors,
             store_errors,
@@ -227,6 +250,25 @@ impl Metrics {
     pub fn bundle_fetch(&self, outcome: &'static str) {
         self.bundle_fetches
             .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a shadow evaluation's outcome (`agree`, `disagree`, `dropped`).
+    pub fn shadow(&self, outcome: &'static str) {
+        self.shadow_decisions
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Counts a disagreement of the shadow candidate on a route (a template of one of the two
+    /// sets, or `(none)`: the label values are bounded by the policies, never by callers).
+    pub fn shadow_disagreement(&self, route: &str, live: &str, candidate: &str) {
+        self.shadow_disagreements
+            .get_or_create(&DisagreementLabels {
+                route: route.to_owned(),
+                live: live.to_owned(),
+                candidate: candidate.to_owned(),
+            })
             .inc();
     }
 

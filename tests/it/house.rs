@@ -23,6 +23,8 @@ const LAYERS: &[&str] = &[
     // Where policies come from for a fleet, and what each replica runs.
     "bundle",
     "fleet",
+    // A candidate set deciding a share of live decisions again, off the request path.
+    "shadow",
     // The control plane: nothing on the decision path (policy, token, decision) imports it.
     "control",
     "grpc",

@@ -46,6 +46,7 @@ mod readme;
 mod reload;
 mod replicas;
 mod rfc8705;
+mod shadow;
 mod ssa;
 mod ssa_cli;
 mod store;

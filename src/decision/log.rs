@@ -134,9 +134,9 @@ pub fn log_decision(
             256
         )),
         token = token.map(VerifiedToken::log_name).as_deref().unwrap_or(if req.token.is_empty() { "" } else { "rejected" }),
-        action = %printable(truncate(req.method, 64)),
-        resource = %printable(truncate(&resource, 256)),
-        path = %printable(truncate(without_query(req.path), 256)),
+        action = %loggable(req.method, 64),
+        resource = %loggable(&resource, 256),
+        path = %loggable_path(req.path),
         decision = if v.allowed { "allow" } else { "deny" },
         reason = v.reason.as_str(),
         policies = ?v.policy_ids,
@@ -164,6 +164,17 @@ impl std::fmt::Display for Replay<'_> {
 /// The path a decision read: without `?query` or `#fragment`.
 fn without_query(path: &str) -> &str {
     path.split(['?', '#']).next().unwrap_or_default()
+}
+
+/// A caller-chosen value as a log field: at most `max` bytes, control characters escaped.
+pub(crate) fn loggable(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    printable(truncate(s, max))
+}
+
+/// A request path as a log field: without its query (which may carry a token), at most 256
+/// bytes, control characters escaped.
+pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    loggable(without_query(path), 256)
 }
 
 fn truncate(s: &str, max: usize) -> &str {

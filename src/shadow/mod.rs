@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
+use crate::decision::log::{loggable, loggable_path};
 use crate::decision::tap::{DecisionSample, DecisionTap};
 use crate::decision::{verdict_for_verified, AuthzRequest, Verdict};
 use crate::policy::LivePolicies;
 use crate::telemetry::metrics::METRICS;
-use crate::telemetry::printable;
 
 /// The route label of a decision no route matched.
 pub const NO_ROUTE: &str = "(none)";
@@ -86,8 +86,8 @@ fn run(candidate: &LivePolicies, samples: &Receiver<DecisionSample>) {
         tracing::info!(
             target: "arbiter::shadow",
             decision_id = %sample.decision_id,
-            method = %printable(cut(&sample.method, 64)),
-            path = %printable(cut(&sample.path, 256)),
+            method = %loggable(&sample.method, 64),
+            path = %loggable_path(&sample.path),
             route,
             live = %live,
             live_policies = ?sample.policy_ids,
@@ -123,14 +123,6 @@ fn answer(allowed: bool, reason: &str) -> String {
     } else {
         format!("deny:{reason}")
     }
-}
-
-fn cut(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -10,16 +10,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// A copy of the bundled policies with one more policy: reading items is frozen.
-fn frozen_policies(dir: &Path) {
-    copy_dir(&bundled_policies(), dir);
-    std::fs::write(
-        dir.join("freeze.cedar"),
-        "@id(\"items-frozen\")\nforbid (principal, action == Action::\"GET\", resource == Endpoint::\"/item/{id}\");\n",
-    )
-    .unwrap();
-}
-
 async fn replica(url: &str, key: &BundleKey, data: &Path) -> TestServer {
     let (url, jwks, data) = (url.to_owned(), key.jwks.clone(), data.to_owned());
     TestServer::start_with(move |c| {
@@ -58,40 +48,24 @@ async fn after_a_refusal(server: &TestServer, why: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
-    let work = tempfile::tempdir().unwrap();
-    let site = work.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    let key = BundleKey::generate(work.path(), "release", "ES256");
-    let rev1 = build_bundle(
-        &bundled_policies(),
-        &work.path().join("r1.cjar"),
-        "1",
-        Some(&key),
-    );
-    publish(&site, "prod.cjar", &rev1);
-    let files = FileServer::start(&site);
-    let url = format!("{}/prod.cjar", files.base);
+    let release = Release::start("ES256");
+    let (work, key, site, url) = (&release.work, &release.key, &release.site, &release.url);
+    release.publish(&bundled_policies(), "1");
 
-    let a = replica(&url, &key, &work.path().join("a")).await;
-    let b = replica(&url, &key, &work.path().join("b")).await;
+    let a = replica(url, key, &work.path().join("a")).await;
+    let b = replica(url, key, &work.path().join("b")).await;
     for r in [&a, &b] {
         assert_eq!(revision_and_decision(r).await, ("1".to_owned(), true));
         let status = r.status().await;
         assert_eq!(status.policy_revision, "1");
         let source = status.bundle_source.unwrap();
-        assert_eq!(source.location, url);
+        assert_eq!(&source.location, url);
         assert!(!source.signed_by.is_empty(), "{source:?}");
     }
 
     // Revision 2 freezes item reads: both replicas take it within the poll interval.
-    frozen_policies(&work.path().join("v2"));
-    let rev2 = build_bundle(
-        &work.path().join("v2"),
-        &work.path().join("r2.cjar"),
-        "2",
-        Some(&key),
-    );
-    publish(&site, "prod.cjar", &rev2);
+    bundled_with(&work.path().join("v2"), FREEZE_READS);
+    let rev2 = release.publish(&work.path().join("v2"), "2");
     for r in [&a, &b] {
         let moved = eventually(Duration::from_secs(10), || async {
             let now = revision_and_decision(r).await;
@@ -120,7 +94,7 @@ async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
         &bundled_policies(),
         &work.path().join("r3.cjar"),
         "3",
-        Some(&key),
+        Some(key),
     );
     let other = BundleKey::generate(work.path(), "stranger", "ES256");
     let wrong_key = build_bundle(
@@ -140,7 +114,7 @@ async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
         ("unsigned", &unsigned),
         ("truncated", &truncated),
     ] {
-        publish(&site, "prod.cjar", bytes);
+        publish(site, "prod.cjar", bytes);
         let error = after_a_refusal(&a, why).await;
         assert!(!error.is_empty(), "{why}");
         after_a_refusal(&b, why).await;
@@ -152,7 +126,7 @@ async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
             );
         }
         // The next good publication clears the failure before the next damaged one.
-        publish(&site, "prod.cjar", &rev2);
+        publish(site, "prod.cjar", &rev2);
         eventually(Duration::from_secs(10), || async {
             let s = a.status().await.bundle_source.unwrap();
             (s.last_fetch_result != "failed").then_some(())
@@ -162,7 +136,7 @@ async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
     }
 
     // Published whole, revision 3 is taken.
-    publish(&site, "prod.cjar", &rev3);
+    publish(site, "prod.cjar", &rev3);
     let moved = eventually(Duration::from_secs(10), || async {
         let now = revision_and_decision(&a).await;
         (now.0 == "3").then_some(now)
@@ -173,21 +147,15 @@ async fn replicas_follow_each_published_revision_and_refuse_bad_bundles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_restarted_while_its_source_is_down_serves_the_persisted_bundle() {
-    let work = tempfile::tempdir().unwrap();
-    let site = work.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    let key = BundleKey::generate(work.path(), "release", "EdDSA");
-    frozen_policies(&work.path().join("v7"));
-    let rev = build_bundle(
-        &work.path().join("v7"),
-        &work.path().join("r7.cjar"),
-        "7",
-        Some(&key),
+    let mut release = Release::start("EdDSA");
+    bundled_with(&release.work.path().join("v7"), FREEZE_READS);
+    release.publish(&release.work.path().join("v7"), "7");
+    let (work, key, url) = (
+        release.work.path().to_owned(),
+        &release.key,
+        release.url.clone(),
     );
-    publish(&site, "prod.cjar", &rev);
-    let mut files = FileServer::start(&site);
-    let url = format!("{}/prod.cjar", files.base);
-    let data = work.path().join("data");
+    let data = work.join("data");
     {
         let first = replica(&url, &key, &data).await;
         assert_eq!(revision_and_decision(&first).await, ("7".to_owned(), false));
@@ -200,7 +168,7 @@ async fn a_replica_restarted_while_its_source_is_down_serves_the_persisted_bundl
                 .serving_persisted
         );
     }
-    files.stop();
+    release.files.stop();
     let again = replica(&url, &key, &data).await;
     assert_eq!(revision_and_decision(&again).await, ("7".to_owned(), false));
     let source = again.status().await.bundle_source.unwrap();
@@ -208,7 +176,7 @@ async fn a_replica_restarted_while_its_source_is_down_serves_the_persisted_bundl
     assert_eq!(source.last_fetch_result, "failed");
 
     // With nothing persisted and the source down, a replica does not start (fail closed).
-    let empty = work.path().join("empty");
+    let empty = work.join("empty");
     let config = arbiter::config::Config {
         policies: url.clone().into(),
         bundles: arbiter::config::BundlesConfig {
@@ -406,7 +374,7 @@ async fn a_replica_follows_a_bundle_in_s3_compatible_storage() {
     };
     assert_eq!(status().await.policy_revision, "1");
 
-    frozen_policies(&work.path().join("v2"));
+    bundled_with(&work.path().join("v2"), FREEZE_READS);
     build_bundle(
         &work.path().join("v2"),
         &work.path().join("r2.cjar"),

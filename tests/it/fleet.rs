@@ -63,21 +63,11 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
     let Some(store) = postgres_database("fleet").await else {
         return;
     };
-    let work = tempfile::tempdir().unwrap();
-    let site = work.path().join("site");
-    std::fs::create_dir(&site).unwrap();
-    let key = BundleKey::generate(work.path(), "release", "ES256");
-    let rev1 = build_bundle(
-        &bundled_policies(),
-        &work.path().join("r1.cjar"),
-        "1",
-        Some(&key),
-    );
-    publish(&site, "prod.cjar", &rev1);
-    let files = FileServer::start(&site);
-    let bundle = format!("{}/prod.cjar", files.base);
-    let a = replica(&store, &bundle, &key, &work.path().join("a")).await;
-    let b = replica(&store, &bundle, &key, &work.path().join("b")).await;
+    let release = Release::start("ES256");
+    let (work, key, bundle) = (release.work.path(), &release.key, &release.url);
+    release.publish(&bundled_policies(), "1");
+    let a = replica(&store, bundle, key, &work.join("a")).await;
+    let b = replica(&store, bundle, key, &work.join("b")).await;
 
     let both_on = |revision: &'static str| {
         let store = store.clone();
@@ -95,15 +85,8 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
     assert_eq!(view["revision"], "1");
     assert_eq!(view["consistent"], true);
 
-    let policies = work.path().join("v2");
-    copy_dir(&bundled_policies(), &policies);
-    std::fs::write(
-        policies.join("freeze.cedar"),
-        "@id(\"items-frozen\")\nforbid (principal, action == Action::\"GET\", resource == Endpoint::\"/item/{id}\");\n",
-    )
-    .unwrap();
-    let rev2 = build_bundle(&policies, &work.path().join("r2.cjar"), "2", Some(&key));
-    publish(&site, "prod.cjar", &rev2);
+    bundled_with(&work.join("v2"), FREEZE_READS);
+    release.publish(&work.join("v2"), "2");
     let view = both_on("2")
         .await
         .expect("both replicas recorded on revision 2");

@@ -12,16 +12,18 @@ use serde_json::json;
 
 use crate::support::*;
 
-/// The candidate: the bundled policies, with item reads frozen (exercised below) and item
+/// The candidate's second change, besides freezing item reads (exercised below): item
 /// deletes frozen (never exercised).
-const FREEZE: &str = "@id(\"items-frozen\")\nforbid (principal, action == Action::\"GET\", resource == Endpoint::\"/item/{id}\");\n\n@id(\"deletes-frozen\")\nforbid (principal, action == Action::\"DELETE\", resource == Endpoint::\"/item/{id}\");\n";
+const FREEZE_DELETES: &str = "\n@id(\"deletes-frozen\")\nforbid (principal, action == Action::\"DELETE\", resource == Endpoint::\"/item/{id}\");\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
     let work = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &work.path().join("policies"));
-    copy_dir(&bundled_policies(), &work.path().join("candidate"));
-    std::fs::write(work.path().join("candidate/freeze.cedar"), FREEZE).unwrap();
+    bundled_with(
+        &work.path().join("candidate"),
+        &format!("{FREEZE_READS}{FREEZE_DELETES}"),
+    );
     let server = ServeProcess::start(
         work.path(),
         "[shadow]\npolicies = \"candidate\"\nshare = 1.0\nqueue = 4096\n",
@@ -44,7 +46,7 @@ async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
     // 40 item reads: the live set allows them, the candidate denies them.
     let mut expected = BTreeSet::new();
     for i in 1..=40 {
-        let r = ask(reader.clone(), "GET", format!("/item/{i}")).await;
+        let r = ask(reader.clone(), "GET", format!("/item/{i}?note=secret{i}")).await;
         assert!(allowed(&r), "live set allows item reads");
         expected.insert(r.decision_id);
     }
@@ -95,6 +97,11 @@ async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
         .map(|l| l["decision_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(logged, expected);
+    // Never the query (it may carry a token): the path is logged as the decision log does.
+    assert!(lines
+        .iter()
+        .filter(|l| l["message"] == "shadow disagreement")
+        .all(|l| l["path"].as_str().is_some_and(|p| !p.contains("secret"))));
 
     // The report groups them and finds each where the proof says the sets differ.
     let log = work.path().join("decisions.jsonl");

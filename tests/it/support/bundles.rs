@@ -51,6 +51,56 @@ pub fn publish(site: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(tmp, site.join(name)).unwrap();
 }
 
+/// The policy a candidate or a later revision adds in these tests: item reads frozen.
+pub const FREEZE_READS: &str = "@id(\"items-frozen\")\nforbid (principal, action == Action::\"GET\", resource == Endpoint::\"/item/{id}\");\n";
+
+/// A copy of the bundled policies at `dir` with `extra` as one more policy file.
+pub fn bundled_with(dir: &Path, extra: &str) {
+    super::copy_dir(&super::bundled_policies(), dir);
+    std::fs::write(dir.join("freeze.cedar"), extra).unwrap();
+}
+
+/// What a release pipeline has: a signing key, a web root served over HTTP, and the URL
+/// replicas poll (`prod.cjar` there). Published bundles are built with the key.
+pub struct Release {
+    pub work: tempfile::TempDir,
+    pub key: BundleKey,
+    pub site: PathBuf,
+    pub files: FileServer,
+    pub url: String,
+}
+
+impl Release {
+    /// A key of `alg` and a file server over an empty web root.
+    pub fn start(alg: &str) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let site = work.path().join("site");
+        std::fs::create_dir(&site).unwrap();
+        let key = BundleKey::generate(work.path(), "release", alg);
+        let files = FileServer::start(&site);
+        let url = format!("{}/prod.cjar", files.base);
+        Self {
+            work,
+            key,
+            site,
+            files,
+            url,
+        }
+    }
+
+    /// Builds `dir` as `revision`, signed, and publishes it; its bytes.
+    pub fn publish(&self, dir: &Path, revision: &str) -> Vec<u8> {
+        let bytes = build_bundle(
+            dir,
+            &self.work.path().join(format!("{revision}.cjar")),
+            revision,
+            Some(&self.key),
+        );
+        publish(&self.site, "prod.cjar", &bytes);
+        bytes
+    }
+}
+
 /// `python3 -m http.server` serving `root` on a loopback port, killed on drop.
 pub struct FileServer {
     child: std::process::Child,

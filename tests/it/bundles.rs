@@ -157,7 +157,7 @@ async fn a_replica_restarted_while_its_source_is_down_serves_the_persisted_bundl
     );
     let data = work.join("data");
     {
-        let first = replica(&url, &key, &data).await;
+        let first = replica(&url, key, &data).await;
         assert_eq!(revision_and_decision(&first).await, ("7".to_owned(), false));
         assert!(
             !first
@@ -169,7 +169,7 @@ async fn a_replica_restarted_while_its_source_is_down_serves_the_persisted_bundl
         );
     }
     release.files.stop();
-    let again = replica(&url, &key, &data).await;
+    let again = replica(&url, key, &data).await;
     assert_eq!(revision_and_decision(&again).await, ("7".to_owned(), false));
     let source = again.status().await.bundle_source.unwrap();
     assert!(source.serving_persisted, "{source:?}");

@@ -104,8 +104,11 @@ pub struct Decision {
     pub errors: Vec<String>,
     /// The decision id (of the RPC that decided, for a cached answer).
     pub decision_id: String,
-    /// The policy version that decided.
+    /// The policy version that decided: the content hash the cache is keyed on (it changes
+    /// with every revision, and with any change a reused revision name would hide).
     pub policy_version: String,
+    /// The revision that decided (the bundle's), as the fleet view and the logs name it.
+    pub policy_revision: String,
     /// The token's principal, e.g. `Client::"demo"`.
     pub principal: Option<String>,
     /// What the determining policies ask the gateway to do: headers for the upstream, the
@@ -261,6 +264,7 @@ impl ArbiterClient {
             errors: response.errors,
             decision_id: response.decision_id,
             policy_version: response.policy_version,
+            policy_revision: response.policy_revision,
             principal: response.principal.map(|p| p.entity),
             outputs: response.outputs.unwrap_or_default(),
             cached: false,
@@ -316,6 +320,7 @@ impl ArbiterClient {
             errors: vec![why.to_owned()],
             decision_id: String::new(),
             policy_version: String::new(),
+            policy_revision: String::new(),
             principal: None,
             outputs: proto::DecisionOutputs::default(),
             cached: false,

@@ -13,6 +13,7 @@ use crate::decision::tap::{DecisionSample, DecisionTap};
 use crate::decision::{verdict_for_verified, AuthzRequest, Verdict};
 use crate::policy::LivePolicies;
 use crate::telemetry::metrics::METRICS;
+use prometheus_client::metrics::counter::Counter;
 
 /// The route label of a decision no route matched.
 pub const NO_ROUTE: &str = "(none)";
@@ -22,6 +23,7 @@ pub struct Shadow {
     every: u64,
     seen: AtomicU64,
     queue: SyncSender<DecisionSample>,
+    dropped: Counter,
 }
 
 impl DecisionTap for Shadow {
@@ -32,7 +34,9 @@ impl DecisionTap for Shadow {
     fn offer(&self, sample: DecisionSample) {
         match self.queue.try_send(sample) {
             Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => METRICS.shadow("dropped"),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.inc();
+            }
         }
     }
 }
@@ -47,12 +51,38 @@ pub fn start(
     let (tx, rx) = sync_channel(queue.max(1));
     std::thread::Builder::new()
         .name("shadow".into())
-        .spawn(move || run(&candidate, &rx))?;
+        .spawn(move || {
+            idle_priority();
+            run(&candidate, &rx);
+        })?;
     Ok(Arc::new(Shadow {
         every: every(share),
         seen: AtomicU64::new(0),
         queue: tx,
+        dropped: METRICS.shadow_counter("dropped"),
     }))
+}
+
+/// Gives the calling thread the lowest normal priority (nice 19): under saturation it gets a
+/// sliver of CPU, its queue fills and samples are dropped (counted) rather than decisions
+/// slowed. Not `SCHED_IDLE`: starved outright, a shadow thread preempted inside a lock the
+/// decision threads also take (the log writer, a metrics family) stalled them — measured:
+/// a 0.3 s and a 1.3 s maximum in two 10 s saturated runs, against 25 ms at nice 19.
+/// Where the OS refuses, it runs at normal priority and says so.
+fn idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{
+            set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+            ThreadPriority, ThreadSchedulePolicy,
+        };
+        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+        if let Err(e) =
+            set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle)
+        {
+            tracing::warn!(error = ?e, "the shadow thread runs at normal priority");
+        }
+    }
 }
 
 /// One decision in `every` for a share (the nearest whole ratio; at least every one).
@@ -66,17 +96,35 @@ fn every(share: f64) -> u64 {
     }
 }
 
+/// How long the shadow thread sleeps when its queue is empty. It polls rather than blocks:
+/// a receiver blocked in `recv` makes every `try_send` on the decision path a futex wake
+/// (a system call and a context switch per sample), measured at 12 to 17 % of throughput
+/// at a share of 0.1 on two cores; polling leaves the decision path one lock-free push.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+
 fn run(candidate: &LivePolicies, samples: &Receiver<DecisionSample>) {
-    while let Ok(sample) = samples.recv() {
+    let (agreed, disagreed) = (
+        METRICS.shadow_counter("agree"),
+        METRICS.shadow_counter("disagree"),
+    );
+    loop {
+        let sample = match samples.try_recv() {
+            Ok(sample) => sample,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                std::thread::sleep(IDLE);
+                continue;
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+        };
         let snapshot = candidate.load();
         let verdict = decide_again(&snapshot, &sample);
         let live = answer(sample.allowed, sample.reason);
         let shadow = answer(verdict.allowed, verdict.reason.as_str());
         if live == shadow {
-            METRICS.shadow("agree");
+            agreed.inc();
             continue;
         }
-        METRICS.shadow("disagree");
+        disagreed.inc();
         let route = sample
             .route
             .as_deref()
@@ -145,6 +193,7 @@ mod tests {
             every: 1,
             seen: AtomicU64::new(0),
             queue: tx,
+            dropped: METRICS.shadow_counter("dropped"),
         };
         let sample = DecisionSample {
             decision_id: "d".into(),

@@ -253,11 +253,12 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a shadow evaluation's outcome (`agree`, `disagree`, `dropped`).
-    pub fn shadow(&self, outcome: &'static str) {
+    /// The counter of one shadow outcome (`agree`, `disagree`, `dropped`), to keep: counting
+    /// on it is one atomic step, with no lock a lower-priority thread could hold.
+    pub fn shadow_counter(&self, outcome: &'static str) -> Counter {
         self.shadow_decisions
             .get_or_create(&OutcomeLabels { outcome })
-            .inc();
+            .clone()
     }
 
     /// Counts a disagreement of the shadow candidate on a route (a template of one of the two

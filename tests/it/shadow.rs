@@ -39,7 +39,11 @@ async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
     for i in 0..75 {
         let (token, method, path) = match i % 3 {
             _ if i >= 65 => (String::new(), "GET", "/health".to_owned()),
-            0 | 1 if i < 60 => (reader.clone(), "GET", format!("/item/{}?note=secret{i}", i + 1)),
+            0 | 1 if i < 60 => (
+                reader.clone(),
+                "GET",
+                format!("/item/{}?note=secret{i}", i + 1),
+            ),
             _ => (creator.clone(), "POST", "/items".to_owned()),
         };
         let mut client = client.clone();

@@ -73,6 +73,9 @@ pub struct BundleSource {
     /// server without ETags) is not written out and reloaded again.
     applied: Mutex<Option<String>>,
     status: Mutex<FetchStatus>,
+    /// One poll at a time (the timer's and an admin `Reload`'s): they write out and reload
+    /// the same directories.
+    polling: tokio::sync::Mutex<()>,
 }
 
 impl BundleSource {
@@ -114,6 +117,7 @@ impl BundleSource {
             state: data_dir.join(BUNDLES_DIR).join(key),
             etag: Mutex::new(None),
             applied: Mutex::new(None),
+            polling: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -311,6 +315,7 @@ impl BundleSource {
 
     /// One poll: fetch, verify, write out, reload; any failure keeps the live set.
     pub async fn poll_once(&self, live: &Arc<LivePolicies>) {
+        let _one_at_a_time = self.polling.lock().await;
         let (verified, bytes) = match self.fetch().await {
             Ok(Fetched::NotModified) => {
                 self.record("not_modified", String::new(), None);

@@ -17,7 +17,8 @@ pub(crate) struct ServeArgs {
     /// TOML configuration file; flags and ARBITER_* variables override it.
     #[arg(long, env = "ARBITER_CONFIG")]
     pub(crate) config: Option<PathBuf>,
-    /// Policy directory [default: policies].
+    /// Policy directory, or a signed bundle: an http(s):// or s3:// URL, or a .cjar file
+    /// (see [bundles]) [default: policies].
     #[arg(long, env = "ARBITER_POLICIES")]
     pub(crate) policies: Option<PathBuf>,
     /// Data directory for generated keys and the SQLite store [default: data].

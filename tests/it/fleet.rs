@@ -1,5 +1,5 @@
-//! The fleet view (issue 34): two replicas sharing PostgreSQL and one bundle source record
-//! what they run; `arbiter fleet status` (the CLI, on the store) and `PolicyAdmin.FleetStatus`
+//! The fleet view (issue 34): two `arbiter serve` processes sharing PostgreSQL and one
+//! bundle source record what they run; `arbiter fleet status` (the CLI, on the store) and `PolicyAdmin.FleetStatus`
 //! show both move to a newly published revision, and flag a replica that went silent.
 
 use std::path::Path;
@@ -10,23 +10,17 @@ use serde_json::Value;
 
 use crate::support::*;
 
-async fn replica(store: &str, bundle: &str, key: &BundleKey, data: &Path) -> TestServer {
-    let (store, bundle, jwks, data) = (
-        store.to_owned(),
-        bundle.to_owned(),
-        key.jwks.clone(),
-        data.to_owned(),
+/// `arbiter serve` in `dir` on the shared store, its policies the bundle at `bundle`.
+fn replica(store: &str, bundle: &str, key: &BundleKey, dir: &Path) -> ServeProcess {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = format!(
+        "policies = {bundle:?}\n\
+         [store]\nurl = {store:?}\n\
+         [bundles]\nkeys = {:?}\npoll_interval_seconds = 1\n\
+         [fleet]\nheartbeat_seconds = 1\nsilent_after_seconds = 3\n",
+        key.jwks
     );
-    TestServer::start_with(move |c| {
-        c.store.url = Some(store);
-        c.policies = bundle.into();
-        c.bundles.keys = Some(jwks);
-        c.bundles.poll_interval_seconds = 1;
-        c.fleet.heartbeat_seconds = 1;
-        c.fleet.silent_after_seconds = 3;
-        c.data_dir = data;
-    })
-    .await
+    ServeProcess::start(dir, &config)
 }
 
 /// `arbiter fleet status --json` on the shared store: its exit code and its view.
@@ -66,8 +60,8 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
     let release = Release::start("ES256");
     let (work, key, bundle) = (release.work.path(), &release.key, &release.url);
     release.publish(&bundled_policies(), "1");
-    let a = replica(&store, bundle, key, &work.join("a")).await;
-    let b = replica(&store, bundle, key, &work.join("b")).await;
+    let a = replica(&store, bundle, key, &work.join("a"));
+    let b = replica(&store, bundle, key, &work.join("b"));
 
     let both_on = |revision: &'static str| {
         let store = store.clone();
@@ -93,9 +87,9 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
     assert_eq!(view["revision"], "2");
 
     // The same view over the control plane.
-    let over_grpc = a
-        .admin()
+    let over_grpc = proto::policy_admin_client::PolicyAdminClient::connect(a.addr.clone())
         .await
+        .unwrap()
         .fleet_status(proto::FleetStatusRequest {})
         .await
         .unwrap()
@@ -109,7 +103,7 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| r["address"] == b.addr.to_string())
+        .find(|r| r["address"] == b.addr.trim_start_matches("http://"))
         .map(|r| r["replica_id"].as_str().unwrap().to_owned())
         .unwrap();
     drop(b);

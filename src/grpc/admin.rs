@@ -25,6 +25,8 @@ pub struct PolicyAdminService {
     bundles: Option<Arc<BundleSource>>,
     /// The shared store of the fleet view, and after how many seconds a replica is silent.
     fleet: Option<(Arc<dyn crate::store::Store>, i64)>,
+    /// The shadow candidate, when one is configured.
+    shadow: Option<Arc<LivePolicies>>,
     auth: Arc<AdminAuth>,
     workers: Arc<Workers>,
     /// Longest a proof may run before its solver is killed.
@@ -38,6 +40,7 @@ impl PolicyAdminService {
         store: Arc<LivePolicies>,
         bundles: Option<Arc<BundleSource>>,
         fleet: Option<(Arc<dyn crate::store::Store>, i64)>,
+        shadow: Option<Arc<LivePolicies>>,
         auth: Arc<AdminAuth>,
         workers: Arc<Workers>,
         proof_budget: Duration,
@@ -46,6 +49,7 @@ impl PolicyAdminService {
             store,
             bundles,
             fleet,
+            shadow,
             auth,
             workers,
             proof_budget,
@@ -118,6 +122,11 @@ impl proto::policy_admin_server::PolicyAdmin for PolicyAdminService {
             warnings: snapshot.warnings.iter().map(error).collect(),
             policy_revision: snapshot.revision.clone(),
             bundle_source: self.bundles.as_ref().map(|b| source_status(&b.status())),
+            shadow_revision: self
+                .shadow
+                .as_ref()
+                .map(|s| s.load().revision.clone())
+                .unwrap_or_default(),
         }))
     }
 

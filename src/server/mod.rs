@@ -478,6 +478,7 @@ impl Arbiter {
                         i64::try_from(self.config.fleet.silent_after_seconds).unwrap_or(i64::MAX),
                     )
                 }),
+                self.shadow.as_ref().map(|(candidate, _)| candidate.clone()),
                 Arc::new(auth),
                 self.workers.clone(),
                 Duration::from_secs(self.config.admin.proof_timeout_seconds),

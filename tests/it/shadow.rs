@@ -98,6 +98,17 @@ async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
         counted.2
     );
 
+    // Status names both revisions.
+    let status = proto::policy_admin_client::PolicyAdminClient::connect(server.addr.clone())
+        .await
+        .unwrap()
+        .status(proto::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!status.shadow_revision.is_empty());
+    assert_ne!(status.shadow_revision, status.policy_revision);
+
     // The log has one line per disagreement, naming exactly the 40 decisions.
     let lines = server.lines();
     let logged: BTreeSet<String> = lines

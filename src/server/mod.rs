@@ -5,11 +5,13 @@
 
 mod check;
 mod loops;
+mod policies;
 
 pub use check::{check_config, CheckItem, CheckReport};
 
 use loops::spawn_sighup_reload;
 pub use loops::KEY_REFRESH_SECONDS;
+use policies::open_policies;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,38 +96,6 @@ pub struct Arbiter {
         Arc<policy::LivePolicies>,
         Option<Arc<crate::bundle::source::BundleSource>>,
     )>,
-}
-
-/// The policies at `location` (the live set's, or the shadow candidate's): the watched
-/// directory, or the bundle source's first bundle (or the persisted one) written out.
-async fn open_policies(
-    config: &Config,
-    location: &std::path::Path,
-) -> Result<
-    (
-        Arc<policy::LivePolicies>,
-        Option<Arc<crate::bundle::source::BundleSource>>,
-    ),
-    StartError,
-> {
-    use crate::bundle::source::{is_bundle_location, BundleSource};
-    if !is_bundle_location(location) {
-        return Ok((Arc::new(policy::LivePolicies::open(location)?), None));
-    }
-    let trust = crate::bundle::Trust::from_jwks_file(
-        config.bundles.keys.as_deref(),
-        config.bundles.allow_unsigned,
-    )?;
-    if trust.allow_unsigned {
-        tracing::warn!("[bundles] allow_unsigned: policy bundles without a signature are accepted");
-    }
-    let source = BundleSource::open(&location.to_string_lossy(), trust, &config.data_dir)?;
-    let wait = Duration::from_secs(config.bundles.first_fetch_timeout_seconds);
-    let dir = source.first_dir(wait).await?;
-    Ok((
-        Arc::new(policy::LivePolicies::open(&dir)?),
-        Some(Arc::new(source)),
-    ))
 }
 
 impl Arbiter {

@@ -134,17 +134,17 @@ impl Pdp {
         let span = decision_span();
         async {
             let (verdict, token, decided_by) = self.verify_and_evaluate(&req).await;
-            match self.tap.get() {
-                Some(tap) if log && req.subject.is_none() && req.resource.is_none() => {
-                    let answer =
-                        self.answer(started, &req, verdict, token.clone(), decided_by, log);
-                    if tap.wants() {
-                        tap.offer(sample(&req, token, &answer));
-                    }
-                    answer
-                }
-                _ => self.answer(started, &req, verdict, token, decided_by, log),
+            // A tap sees logged decisions for a path, and copies only those it samples.
+            let tap = self
+                .tap
+                .get()
+                .filter(|t| log && req.subject.is_none() && req.resource.is_none() && t.wants());
+            let sampled_token = tap.map(|_| token.clone());
+            let answer = self.answer(started, &req, verdict, token, decided_by, log);
+            if let (Some(tap), Some(token)) = (tap, sampled_token) {
+                tap.offer(sample(&req, token, &answer));
             }
+            answer
         }
         .instrument(span)
         .await

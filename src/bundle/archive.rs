@@ -101,9 +101,16 @@ pub fn read_zip(bytes: &[u8]) -> Result<Files, BundleError> {
     Ok(files)
 }
 
-/// Writes `files` as a zip archive (deflated, in name order, with a fixed timestamp so the
-/// same files always make the same bytes).
-pub fn write_zip(files: &Files) -> Result<Vec<u8>, BundleError> {
+/// The entries of `files`, as the writers take them.
+pub fn entries(files: &Files) -> impl Iterator<Item = (&str, &[u8])> {
+    files.iter().map(|(n, c)| (n.as_str(), c.as_slice()))
+}
+
+/// Writes `files` as a zip archive (deflated, in the order given, with a fixed timestamp so
+/// the same files always make the same bytes).
+pub fn write_zip<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Vec<u8>, BundleError> {
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -111,8 +118,7 @@ pub fn write_zip(files: &Files) -> Result<Vec<u8>, BundleError> {
         .unix_permissions(0o644);
     let archive_error = |e: zip::result::ZipError| BundleError::Archive(e.to_string());
     for (name, content) in files {
-        out.start_file(name.as_str(), options)
-            .map_err(archive_error)?;
+        out.start_file(name, options).map_err(archive_error)?;
         out.write_all(content)
             .map_err(|e| BundleError::Archive(e.to_string()))?;
     }
@@ -175,7 +181,10 @@ fn walk(
 }
 
 /// Writes `files` below `dir` (created private), refusing any unsafe name.
-pub fn write_dir(files: &Files, dir: &Path) -> Result<(), BundleError> {
+pub fn write_dir<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    dir: &Path,
+) -> Result<(), BundleError> {
     let io = |p: &Path, e: std::io::Error| BundleError::Io(format!("{}: {e}", p.display()));
     crate::store::create_private_dir(dir).map_err(|e| io(dir, e))?;
     for (name, content) in files {
@@ -223,9 +232,9 @@ mod tests {
             "policies/a.cedar".into(),
             b"permit(principal,action,resource);".to_vec(),
         );
-        let bytes = write_zip(&files).unwrap();
+        let bytes = write_zip(entries(&files)).unwrap();
         assert_eq!(read_zip(&bytes).unwrap(), files);
-        assert_eq!(write_zip(&files).unwrap(), bytes);
+        assert_eq!(write_zip(entries(&files)).unwrap(), bytes);
     }
 
     #[test]
@@ -239,7 +248,7 @@ mod tests {
 
         let mut files = Files::new();
         files.insert("a.cedar".into(), vec![b'a'; 4096]);
-        let whole = write_zip(&files).unwrap();
+        let whole = write_zip(entries(&files)).unwrap();
         for cut in [1, whole.len() / 2, whole.len() - 1] {
             assert!(read_zip(&whole[..cut]).is_err(), "cut at {cut} read");
         }

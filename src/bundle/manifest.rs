@@ -81,6 +81,12 @@ pub fn checksum(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// The first 16 hex digits of the SHA-256 of `bytes`: a short name for content (a store id,
+/// a written-out bundle's directory, a revision no one named).
+pub fn short_checksum(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
 impl Manifest {
     /// Parses `manifest.json`.
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {

@@ -113,6 +113,8 @@ pub struct Verified {
     pub revision: String,
     /// The `kid` of the key that signed it (`None`: unsigned, allowed by configuration).
     pub signed_by: Option<String>,
+    /// A short checksum of its manifest: the same for the same bundle, whatever its revision.
+    pub digest: String,
 }
 
 impl Bundle {
@@ -143,7 +145,7 @@ impl Bundle {
                 Metadata {
                     cedar_version: cedar_policy::get_lang_version().to_string(),
                     policy_store: StoreInfo {
-                        id: manifest::checksum(name.as_bytes())[7..23].to_owned(),
+                        id: manifest::short_checksum(name.as_bytes()),
                         name,
                         description: None,
                         version: revision.map_or(content, str::to_owned),
@@ -219,19 +221,22 @@ impl Bundle {
 
     /// The archive bytes (`.cjar`).
     pub fn to_zip(&self) -> Result<Vec<u8>, BundleError> {
-        let mut all = self.files.clone();
-        all.insert(MANIFEST_FILE.to_owned(), self.manifest_bytes.clone());
-        if let Some(jws) = &self.signature {
-            all.insert(SIGNATURE_FILE.to_owned(), jws.as_bytes().to_vec());
-        }
-        archive::write_zip(&all)
+        let signature = self
+            .signature
+            .as_ref()
+            .map(|jws| (SIGNATURE_FILE, jws.as_bytes()));
+        archive::write_zip(
+            archive::entries(&self.files)
+                .chain([(MANIFEST_FILE, self.manifest_bytes.as_slice())])
+                .chain(signature),
+        )
     }
 
     /// The revision: `metadata.json`'s version, or else a digest of the manifest.
     pub fn revision(&self) -> String {
         match &self.metadata {
             Some(m) => m.policy_store.version.clone(),
-            None => manifest::checksum(&self.manifest_bytes)[7..23].to_owned(),
+            None => manifest::short_checksum(&self.manifest_bytes),
         }
     }
 
@@ -260,6 +265,7 @@ impl Bundle {
         };
         Ok(Verified {
             revision: self.revision(),
+            digest: manifest::short_checksum(&self.manifest_bytes),
             bundle: self,
             signed_by,
         })
@@ -270,21 +276,20 @@ impl Verified {
     /// Writes the bundle as a policy directory the loader reads (`manifest.json` and the
     /// signature included, for whoever inspects it later).
     pub fn write_dir(&self, dir: &Path) -> Result<(), BundleError> {
-        let mut all = self.bundle.files.clone();
-        all.insert(MANIFEST_FILE.to_owned(), self.bundle.manifest_bytes.clone());
-        archive::write_dir(&all, dir)
+        archive::write_dir(
+            archive::entries(&self.bundle.files)
+                .chain([(MANIFEST_FILE, self.bundle.manifest_bytes.as_slice())]),
+            dir,
+        )
     }
 }
 
-/// A short digest naming a set of files by content.
+/// A short digest naming a set of files by content, by the policy set's own hash rule.
 fn content_digest(files: &Files) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for (name, bytes) in files {
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
+        crate::policy::hash_file(&mut h, name, bytes);
     }
     hex::encode(&h.finalize()[..8])
 }

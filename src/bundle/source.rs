@@ -67,6 +67,8 @@ pub struct BundleSource {
     store: Box<dyn ObjectStore>,
     path: object_store::path::Path,
     trust: Trust,
+    /// How long the first fetch may take before the persisted bundle is served.
+    first_wait: Duration,
     state: PathBuf,
     etag: Mutex<Option<String>>,
     /// The manifest checksum of the bundle live now: the same bundle fetched again (a
@@ -79,10 +81,37 @@ pub struct BundleSource {
 }
 
 impl BundleSource {
+    /// The source `location` names, trusted and timed as `[bundles]` says (the keys file
+    /// read, unsigned bundles allowed only if configured, with a warning); what it keeps goes
+    /// under `data_dir/bundles/`. The server and `--check-config` both start from it.
+    pub fn configured(
+        location: &Path,
+        bundles: &crate::config::BundlesConfig,
+        data_dir: &Path,
+    ) -> Result<Self, BundleError> {
+        let trust = Trust::from_jwks_file(bundles.keys.as_deref(), bundles.allow_unsigned)?;
+        if trust.allow_unsigned {
+            tracing::warn!(
+                "[bundles] allow_unsigned: policy bundles without a signature are accepted"
+            );
+        }
+        Self::with_first_wait(
+            &location.to_string_lossy(),
+            trust,
+            data_dir,
+            Duration::from_secs(bundles.first_fetch_timeout_seconds),
+        )
+    }
+
     /// A source for `location`: `http(s)://…`, `s3://bucket/key` (credentials and endpoint
     /// from the usual `AWS_*` variables), `file:///…`, or a path to a local file. What it
     /// keeps goes under `data_dir/bundles/`.
-    pub fn open(location: &str, trust: Trust, data_dir: &Path) -> Result<Self, BundleError> {
+    fn with_first_wait(
+        location: &str,
+        trust: Trust,
+        data_dir: &Path,
+        first_wait: Duration,
+    ) -> Result<Self, BundleError> {
         let url = match url::Url::parse(location) {
             Ok(u) if u.scheme().len() > 1 => u,
             _ => {
@@ -104,7 +133,7 @@ impl BundleSource {
         }
         let (store, path) = object_store::parse_url_opts(&url, options)
             .map_err(|e| BundleError::Fetch(format!("{shown}: {e}")))?;
-        let key = &super::manifest::checksum(shown.as_bytes())[7..23];
+        let key = super::manifest::short_checksum(shown.as_bytes());
         Ok(Self {
             status: Mutex::new(FetchStatus {
                 location: shown.clone(),
@@ -114,6 +143,7 @@ impl BundleSource {
             store,
             path,
             trust,
+            first_wait,
             state: data_dir.join(BUNDLES_DIR).join(key),
             etag: Mutex::new(None),
             applied: Mutex::new(None),
@@ -167,24 +197,27 @@ impl BundleSource {
                 bytes.len()
             )));
         }
-        let verified = self.verify(bytes.clone()).await?;
+        let (verified, bytes) = self.verify(bytes).await?;
         *lock(&self.etag) = etag;
         Ok(Fetched::Bundle(Box::new(verified), bytes))
     }
 
     /// Reads and verifies bundle bytes off the async workers (inflating is CPU work).
-    async fn verify(&self, bytes: Vec<u8>) -> Result<Verified, BundleError> {
+    async fn verify(&self, bytes: Vec<u8>) -> Result<(Verified, Vec<u8>), BundleError> {
         let trust = self.trust.clone();
-        tokio::task::spawn_blocking(move || Bundle::from_zip(&bytes)?.verify(&trust))
-            .await
-            .map_err(|e| BundleError::Io(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let verified = Bundle::from_zip(&bytes)?.verify(&trust)?;
+            Ok((verified, bytes))
+        })
+        .await
+        .map_err(|e| BundleError::Io(e.to_string()))?
     }
 
     /// The persisted bundle, verified again (keys may have changed since it was kept).
     pub async fn persisted(&self) -> Result<Option<Verified>, BundleError> {
         let path = self.state.join(PERSISTED_FILE);
         match tokio::fs::read(&path).await {
-            Ok(bytes) => self.verify(bytes).await.map(Some),
+            Ok(bytes) => self.verify(bytes).await.map(|(v, _)| Some(v)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(BundleError::Io(format!("{}: {e}", path.display()))),
         }
@@ -192,7 +225,7 @@ impl BundleSource {
 
     /// Writes a verified bundle out as a directory of its own; returns it.
     pub fn write_out(&self, verified: &Verified) -> Result<PathBuf, BundleError> {
-        let digest = &super::manifest::checksum(&verified.bundle.manifest_bytes)[7..23];
+        let digest = &verified.digest;
         let dir = self.state.join(format!("rev-{digest}"));
         if dir.is_dir() {
             return Ok(dir);
@@ -258,7 +291,8 @@ impl BundleSource {
     /// The directory to start from: the source's bundle, or else (the source down or its
     /// bundle refused) the persisted one, with a warning. Fails closed when neither is
     /// there: a replica never starts with no policies or an unverified set.
-    pub async fn first_dir(&self, wait: Duration) -> Result<PathBuf, BundleError> {
+    pub async fn first_dir(&self) -> Result<PathBuf, BundleError> {
+        let wait = self.first_wait;
         let fetched = match tokio::time::timeout(wait, self.fetch()).await {
             Ok(r) => r,
             Err(_) => Err(BundleError::Fetch(format!(
@@ -271,8 +305,7 @@ impl BundleSource {
             Ok(Fetched::Bundle(verified, bytes)) => {
                 let dir = self.write_out(&verified)?;
                 self.persist(&bytes)?;
-                *lock(&self.applied) =
-                    Some(super::manifest::checksum(&verified.bundle.manifest_bytes));
+                *lock(&self.applied) = Some(verified.digest.clone());
                 self.record("applied", String::new(), Some(verified.signed_by.clone()));
                 tracing::info!(source = %self.location, revision = %verified.revision, signed_by = verified.signed_by.as_deref().unwrap_or("(unsigned)"), "policy bundle fetched");
                 Ok(dir)
@@ -285,8 +318,7 @@ impl BundleSource {
                     return Err(why);
                 };
                 let dir = self.write_out(&verified)?;
-                *lock(&self.applied) =
-                    Some(super::manifest::checksum(&verified.bundle.manifest_bytes));
+                *lock(&self.applied) = Some(verified.digest.clone());
                 tracing::warn!(source = %self.location, error = %why, revision = %verified.revision, "the bundle source is unavailable: serving the persisted bundle");
                 self.record("failed", why.to_string(), Some(verified.signed_by.clone()));
                 lock(&self.status).serving_persisted = true;
@@ -328,8 +360,7 @@ impl BundleSource {
                 return;
             }
         };
-        let manifest = super::manifest::checksum(&verified.bundle.manifest_bytes);
-        if lock(&self.applied).as_deref() == Some(manifest.as_str()) {
+        if lock(&self.applied).as_deref() == Some(verified.digest.as_str()) {
             self.record("unchanged", String::new(), None);
             return;
         }
@@ -357,7 +388,7 @@ impl BundleSource {
                     tracing::warn!(error = %e, "cannot persist the policy bundle");
                 }
                 self.record(result, String::new(), Some(verified.signed_by.clone()));
-                *lock(&self.applied) = Some(manifest);
+                *lock(&self.applied) = Some(verified.digest.clone());
                 debug_assert!(errors.is_empty());
                 self.prune(&dir);
             }
@@ -376,13 +407,13 @@ impl BundleSource {
     }
 }
 
-/// `url` without user name, password or query (pre-signed URLs carry credentials there).
+/// `url` as logs and status show it: credentials masked as everywhere
+/// ([`crate::config::redacted_url`]), and without its query, where pre-signed URLs carry
+/// theirs.
 fn redacted(url: &url::Url) -> String {
     let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
     shown.set_query(None);
-    shown.to_string()
+    crate::config::redacted_url(shown.as_str())
 }
 
 /// An error and each of its causes, for an operator to see why a fetch failed.

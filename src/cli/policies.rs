@@ -457,7 +457,8 @@ fn print_counterexample(example: &Counterexample) {
     }
 }
 
-fn solver_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The runtime the solver-backed commands (analyze, compare, test, rollout report) run on.
+pub(crate) fn solver_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)

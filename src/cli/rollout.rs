@@ -61,10 +61,7 @@ pub(crate) fn rollout(cmd: RolloutCommand) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("{} is not a valid policy set", dir.display()))
             };
             let (old, new) = (load(&live)?, load(&candidate)?);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let (routes, _) = runtime
+            let (routes, _) = super::policies::solver_runtime()?
                 .block_on(arbiter::audit::compare::compare(&old, &new))
                 .context("cannot compare the two sets")?;
             Some(routes)

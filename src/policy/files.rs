@@ -57,9 +57,10 @@ pub(super) fn relative(root: &Path, path: &Path) -> String {
 }
 
 /// Adds a file, by name and content, to the set's version hash.
-pub(super) fn hash_file(hasher: &mut Sha256, name: &str, text: &str) {
+pub(crate) fn hash_file(hasher: &mut Sha256, name: &str, content: impl AsRef<[u8]>) {
+    let content = content.as_ref();
     hasher.update(name.as_bytes());
     hasher.update([0]);
-    hasher.update((text.len() as u64).to_le_bytes());
-    hasher.update(text.as_bytes());
+    hasher.update((content.len() as u64).to_le_bytes());
+    hasher.update(content);
 }

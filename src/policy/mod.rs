@@ -30,6 +30,7 @@ use std::time::SystemTime;
 use cedar_policy::{Entities, PolicyId, PolicySet, Schema};
 
 pub use error::{LoadError, PolicyError};
+pub(crate) use files::hash_file;
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use live::{
     reload_in_background, LivePolicies, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,

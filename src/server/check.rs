@@ -176,19 +176,8 @@ async fn fetch_bundle(
     config: &Config,
     scratch: &std::path::Path,
 ) -> Result<std::path::PathBuf, crate::bundle::BundleError> {
-    let trust = crate::bundle::Trust::from_jwks_file(
-        config.bundles.keys.as_deref(),
-        config.bundles.allow_unsigned,
-    )?;
-    let source = crate::bundle::source::BundleSource::open(
-        &config.policies.to_string_lossy(),
-        trust,
-        scratch,
-    )?;
-    source
-        .first_dir(std::time::Duration::from_secs(
-            config.bundles.first_fetch_timeout_seconds,
-        ))
+    crate::bundle::source::BundleSource::configured(&config.policies, &config.bundles, scratch)?
+        .first_dir()
         .await
 }
 

@@ -2,7 +2,6 @@
 //! watched directory or a bundle source's first bundle (or the persisted one) written out.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::StartError;
 use crate::config::Config;
@@ -24,16 +23,8 @@ pub(super) async fn open_policies(
     if !is_bundle_location(location) {
         return Ok((Arc::new(policy::LivePolicies::open(location)?), None));
     }
-    let trust = crate::bundle::Trust::from_jwks_file(
-        config.bundles.keys.as_deref(),
-        config.bundles.allow_unsigned,
-    )?;
-    if trust.allow_unsigned {
-        tracing::warn!("[bundles] allow_unsigned: policy bundles without a signature are accepted");
-    }
-    let source = BundleSource::open(&location.to_string_lossy(), trust, &config.data_dir)?;
-    let wait = Duration::from_secs(config.bundles.first_fetch_timeout_seconds);
-    let dir = source.first_dir(wait).await?;
+    let source = BundleSource::configured(location, &config.bundles, &config.data_dir)?;
+    let dir = source.first_dir().await?;
     Ok((
         Arc::new(policy::LivePolicies::open(&dir)?),
         Some(Arc::new(source)),

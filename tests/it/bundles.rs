@@ -345,7 +345,6 @@ fn bundle_inspect_and_verify_say_what_a_bundle_is() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_follows_a_bundle_in_s3_compatible_storage() {
-    use arbiter::grpc::proto;
     let work = tempfile::tempdir().unwrap();
     let key = BundleKey::generate(work.path(), "release", "ES256");
     let mut s3 = S3Server::start();
@@ -363,15 +362,7 @@ async fn a_replica_follows_a_bundle_in_s3_compatible_storage() {
     let env = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let replica = ServeProcess::start_with_env(work.path(), &config, "127.0.0.1:0", &env);
-    let status = || async {
-        proto::policy_admin_client::PolicyAdminClient::connect(replica.addr.clone())
-            .await
-            .unwrap()
-            .status(proto::StatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-    };
+    let status = || replica.status();
     assert_eq!(status().await.policy_revision, "1");
 
     bundled_with(&work.path().join("v2"), FREEZE_READS);

@@ -87,9 +87,9 @@ async fn fleet_status_shows_every_replica_move_to_a_published_revision() {
     assert_eq!(view["revision"], "2");
 
     // The same view over the control plane.
-    let over_grpc = proto::policy_admin_client::PolicyAdminClient::connect(a.addr.clone())
+    let over_grpc = a
+        .admin()
         .await
-        .unwrap()
         .fleet_status(proto::FleetStatusRequest {})
         .await
         .unwrap()

@@ -99,13 +99,7 @@ async fn shadow_disagreements_match_the_hand_count_and_the_proof() {
     );
 
     // Status names both revisions.
-    let status = proto::policy_admin_client::PolicyAdminClient::connect(server.addr.clone())
-        .await
-        .unwrap()
-        .status(proto::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = server.status().await;
     assert!(!status.shadow_revision.is_empty());
     assert_ne!(status.shadow_revision, status.policy_revision);
 

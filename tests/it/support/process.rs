@@ -89,6 +89,26 @@ impl ServeProcess {
         }
     }
 
+    /// A `PolicyAdmin` client (anonymous: the listener is on loopback).
+    pub async fn admin(
+        &self,
+    ) -> arbiter::grpc::proto::policy_admin_client::PolicyAdminClient<tonic::transport::Channel>
+    {
+        arbiter::grpc::proto::policy_admin_client::PolicyAdminClient::connect(self.addr.clone())
+            .await
+            .unwrap()
+    }
+
+    /// Its `PolicyAdmin.Status`.
+    pub async fn status(&self) -> arbiter::grpc::proto::StatusResponse {
+        self.admin()
+            .await
+            .status(arbiter::grpc::proto::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Every log line so far.
     pub fn lines(&self) -> Vec<serde_json::Value> {
         self.lines.lock().unwrap().clone()

@@ -69,13 +69,17 @@ impl ServeProcess {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                     panic!("log line is not JSON: {line}");
                 };
-                if v["message"] == "arbiter ready" {
-                    let _ = ready_tx.send((
+                let ready = (v["message"] == "arbiter ready").then(|| {
+                    (
                         v["grpc_addr"].as_str().unwrap_or_default().to_string(),
                         v["http_addr"].as_str().unwrap_or_default().to_string(),
-                    ));
-                }
+                    )
+                });
+                // Kept before `start` returns: a caller reads the ready line from `lines()`.
                 sink.lock().unwrap().push(v);
+                if let Some(addrs) = ready {
+                    let _ = ready_tx.send(addrs);
+                }
             }
         });
         let (addr, http) = ready_rx

@@ -137,6 +137,42 @@ fn parse_line(line: &str) -> Option<LoggedDecision> {
     })
 }
 
+/// Decides one logged decision again against `snapshot` (with the explanation of every
+/// policy of the slice when `explain`); `None` when it cannot be (a rejected token, an entity
+/// that no longer reads).
+pub fn decide_again(
+    snapshot: &PolicySnapshot,
+    d: &LoggedDecision,
+    explain: bool,
+) -> Option<crate::decision::Verdict> {
+    let token = match (&d.claims, d.token_given) {
+        (Some(claims), _) => Some(VerifiedToken::from_verified_claims(claims.clone()).ok()?),
+        (None, true) => return None,
+        (None, false) => None,
+    };
+    let subject = d.subject.as_ref().map(ReplayEntity::entity).transpose().ok()?;
+    let resource = d.resource.as_ref().map(ReplayEntity::entity).transpose().ok()?;
+    Some(verdict_for_verified(
+        snapshot,
+        &AuthzRequest {
+            subject: subject.as_ref().map(|s| {
+                match d.subject.as_ref().and_then(|r| r.issuer.as_deref()) {
+                    Some(issuer) => Subject::Client { issuer, client: s },
+                    None => Subject::Asserted(s),
+                }
+            }),
+            resource: resource.as_ref(),
+            token: "",
+            method: &d.method,
+            path: &d.path,
+            context: &d.context,
+            explain,
+            client_cert_sha256: "",
+        },
+        token.as_ref(),
+    ))
+}
+
 /// Decides every logged decision again against `candidate`.
 pub fn replay(
     candidate: &PolicySnapshot,
@@ -149,48 +185,11 @@ pub fn replay(
         ..ReplayReport::default()
     };
     for d in decisions {
-        let token = match (&d.claims, d.token_given) {
-            (Some(claims), _) => match VerifiedToken::from_verified_claims(claims.clone()) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    report.not_replayable += 1;
-                    continue;
-                }
-            },
-            (None, true) => {
-                report.not_replayable += 1;
-                continue;
-            }
-            (None, false) => None,
-        };
-        let entities = (
-            d.subject.as_ref().map(ReplayEntity::entity).transpose(),
-            d.resource.as_ref().map(ReplayEntity::entity).transpose(),
-        );
-        let (Ok(subject), Ok(resource)) = entities else {
+        let Some(verdict) = decide_again(candidate, d, false) else {
             report.not_replayable += 1;
             continue;
         };
         report.replayed += 1;
-        let verdict = verdict_for_verified(
-            candidate,
-            &AuthzRequest {
-                subject: subject.as_ref().map(|s| {
-                    match d.subject.as_ref().and_then(|r| r.issuer.as_deref()) {
-                        Some(issuer) => Subject::Client { issuer, client: s },
-                        None => Subject::Asserted(s),
-                    }
-                }),
-                resource: resource.as_ref(),
-                token: "",
-                method: &d.method,
-                path: &d.path,
-                context: &d.context,
-                explain: false,
-                client_cert_sha256: "",
-            },
-            token.as_ref(),
-        );
         let mut before_policies = d.policies.clone();
         before_policies.sort();
         let mut after_policies = verdict.policy_ids.clone();

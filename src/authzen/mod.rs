@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 mod pep;
-mod search;
+pub(crate) mod search;
 
 use pep::require_pep;
 pub(crate) use pep::PepAuth;
@@ -96,6 +96,39 @@ pub(crate) fn router(
             clients,
             search,
         })
+}
+
+/// AuthZEN search for the workbench's Who-can screen: the same search as
+/// `/access/v1/search/*`, asked without a token (the console decided who may ask).
+#[derive(Clone)]
+pub(crate) struct Searcher(AuthzenState);
+
+impl Searcher {
+    /// A searcher over the decision point, with the authorization server's clients as
+    /// candidates of a `client` subject search when it runs.
+    pub(crate) fn new(
+        pdp: Arc<Pdp>,
+        clients: Option<Arc<dyn crate::store::Store>>,
+        search: SearchBudget,
+    ) -> Self {
+        Self(AuthzenState {
+            pdp,
+            base: String::new(),
+            clients,
+            search,
+        })
+    }
+
+    /// One page of a search of `kind`, its request given as AuthZEN's JSON object.
+    pub(crate) async fn search(
+        &self,
+        kind: search::Kind,
+        request: &Map<String, Value>,
+    ) -> Result<Value, String> {
+        search::search_object(kind, &self.0, String::new(), request)
+            .await
+            .map_err(|e| e.description)
+    }
 }
 
 /// A subject or resource as AuthZEN gives it.

@@ -35,9 +35,12 @@ const MAX_LIMIT: usize = 1000;
 
 /// What a search looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
+    /// Which subjects may.
     Subject,
+    /// Which resources a subject may act on.
     Resource,
+    /// Which actions a subject may do on a resource.
     Action,
 }
 
@@ -93,9 +96,26 @@ pub(super) async fn action_search(
 async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let token = bearer(&headers)?.to_owned();
+        let object = read_object_within(body, state.search.max_body_bytes).await?;
+        search_object(kind, state, token, &object)
+            .await
+            .map(|page| Json(page).into_response())
+    }
+    .await;
+    with_request_id(result.unwrap_or_else(IntoResponse::into_response), &headers)
+}
+
+/// One page of a search read from its request object (the HTTP route's and the workbench's
+/// Who-can forms'), as the JSON answer.
+pub(super) async fn search_object(
+    kind: Kind,
+    state: &AuthzenState,
+    token: String,
+    object: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    {
         let budget = state.search.clone();
-        let object = read_object_within(body, budget.max_body_bytes).await?;
-        let q = read_query(kind, &object, !token.is_empty()).map_err(bad_request)?;
+        let q = read_query(kind, object, !token.is_empty()).map_err(bad_request)?;
         let snapshot = state.pdp.policies().snapshot();
         let fingerprint = fingerprint(&q);
         let (offset, limit) = read_page(object.get("page"), &snapshot.version, &fingerprint)?;
@@ -122,8 +142,6 @@ async fn search(kind: Kind, state: &AuthzenState, headers: HeaderMap, body: Body
                 )
             })?
     }
-    .await;
-    with_request_id(result.unwrap_or_else(IntoResponse::into_response), &headers)
 }
 
 /// Longest one search page may run.
@@ -139,7 +157,7 @@ async fn run(
     fingerprint: String,
     offset: usize,
     limit: usize,
-) -> Result<Response, ApiError> {
+) -> Result<Value, ApiError> {
     let started = std::time::Instant::now();
     let mut candidates = candidates(&q, &snapshot);
     if let (Kind::Subject, Some(store)) = (q.kind, &state.clients) {
@@ -212,11 +230,10 @@ async fn run(
     } else {
         String::new()
     };
-    Ok(Json(json!({
+    Ok(json!({
         "results": results,
         "page": { "next_token": next_token },
     }))
-    .into_response())
 }
 
 /// Reads a search request: the searched entity needs only its type.

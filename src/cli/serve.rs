@@ -77,7 +77,16 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.follow_listener();
         return check_config(&config);
     }
-    let _telemetry = arbiter::telemetry::init(config.log_format, &config.telemetry, "arbiter")?;
+    let _telemetry = arbiter::telemetry::init(
+        config.log_format,
+        &config.telemetry,
+        "arbiter",
+        if config.console.enabled {
+            config.console.recent_decisions
+        } else {
+            0
+        },
+    )?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let grpc = tokio::net::TcpListener::bind(config.grpc_addr)

@@ -14,6 +14,7 @@ mod fleet;
 mod introspection;
 mod limits;
 mod shadow;
+mod console;
 mod store;
 mod telemetry;
 mod vocabulary;
@@ -24,6 +25,7 @@ pub use fleet::FleetConfig;
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use shadow::ShadowConfig;
+pub use console::ConsoleConfig;
 pub use store::StoreConfig;
 pub use telemetry::TelemetryConfig;
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub fleet: FleetConfig,
     /// A candidate policy set decided beside the live one.
     pub shadow: ShadowConfig,
+    /// The workbench (`/console`) and its sign-in.
+    pub console: ConsoleConfig,
     /// Where generated keys (and later the SQLite store) live.
     pub data_dir: PathBuf,
     /// `text` or `json` log lines.
@@ -131,6 +135,7 @@ impl Default for Config {
             bundles: BundlesConfig::default(),
             fleet: FleetConfig::default(),
             shadow: ShadowConfig::default(),
+            console: ConsoleConfig::default(),
             data_dir: PathBuf::from("data"),
             log_format: LogFormat::Text,
             decision_log_replay: true,
@@ -513,6 +518,14 @@ impl Config {
         })
     }
 
+    /// Whether the workbench skips sign-in (everyone is the development user): as
+    /// configured, else only without an OpenID provider and on a loopback HTTP listener.
+    pub fn console_dev_mode(&self) -> bool {
+        self.console
+            .dev_mode
+            .unwrap_or_else(|| self.console.issuer.is_none() && self.http_addr.ip().is_loopback())
+    }
+
     /// Without an explicit `[oauth] issuer`, the issuer (and every URL of the metadata) is
     /// the HTTP listener's: `http://<http_addr>`, `https` when TLS is on. An unspecified
     /// address (`0.0.0.0`, `[::]`) says nothing about how clients reach it, so loopback of
@@ -544,6 +557,7 @@ impl Config {
             .or_else(|| self.bundles.invalid())
             .or_else(|| self.fleet.invalid())
             .or_else(|| self.shadow.invalid())
+            .or_else(|| self.console.invalid())
         {
             return invalid(m);
         }

@@ -70,7 +70,13 @@ pub struct ReloadStatus {
     pub last_errors: Vec<PolicyError>,
     /// Counters since start.
     pub counters: ReloadCounters,
+    /// The last [`RELOAD_HISTORY`] attempts, oldest first (with the first `file:line` error
+    /// of each failed one), for the workbench's reload history.
+    pub history: std::collections::VecDeque<(ReloadOutcome, Option<String>)>,
 }
+
+/// Reload attempts kept in [`ReloadStatus::history`].
+pub const RELOAD_HISTORY: usize = 50;
 
 /// Holds the live snapshot. Reads are lock-free; a reload swaps one `Arc`.
 #[derive(Debug)]
@@ -230,6 +236,11 @@ impl LivePolicies {
             status.last_errors = errors.clone();
         }
         status.last = Some(outcome.clone());
+        if status.history.len() == RELOAD_HISTORY {
+            status.history.pop_front();
+        }
+        let first_error = errors.first().map(ToString::to_string);
+        status.history.push_back((outcome.clone(), first_error));
         (outcome, errors)
     }
 }

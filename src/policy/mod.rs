@@ -34,7 +34,7 @@ pub(crate) use files::hash_file;
 pub use index::{endpoint_uid, Endpoint, RouteMatch, RouteTable, ENDPOINT_TYPE};
 pub use live::{
     reload_in_background, LivePolicies, ReloadCounters, ReloadOutcome, ReloadResult, ReloadStatus,
-    Reloaded, Trigger,
+    Reloaded, Trigger, RELOAD_HISTORY,
 };
 pub use load::{
     policy_texts, PolicyMeta, ENTITIES_DIR, ENTITIES_FILE, METADATA_FILE, PROPERTIES_DIR,

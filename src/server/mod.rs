@@ -91,6 +91,8 @@ pub struct Arbiter {
     bundle_source: Option<Arc<crate::bundle::source::BundleSource>>,
     /// The shared store the fleet view lives in (none without a store).
     fleet_store: Option<Arc<dyn store::Store>>,
+    /// The workbench's last hour of decisions (sampled while serving, with the console on).
+    console_activity: Arc<control::console::Activity>,
     /// The shadow candidate and its bundle source, when one is configured.
     shadow: Option<(
         Arc<policy::LivePolicies>,
@@ -247,6 +249,7 @@ impl Arbiter {
             tokens,
             ssa,
             workers,
+            console_activity: Arc::default(),
             registrations,
             bundle_source,
             fleet_store,
@@ -333,6 +336,29 @@ impl Arbiter {
                 max_body_bytes: self.config.admin.search_max_body_bytes,
             },
         ));
+        if self.config.console.enabled {
+            let search = authzen::SearchBudget {
+                workers: self.workers.clone(),
+                max_candidates: self.config.admin.search_max_candidates,
+                max_body_bytes: self.config.admin.search_max_body_bytes,
+            };
+            let console = control::console::ConsoleState::new(
+                &self.config,
+                control::console::ConsoleParts {
+                    pdp: self.pdp.clone(),
+                    workers: self.workers.clone(),
+                    searcher: authzen::Searcher::new(
+                        self.pdp.clone(),
+                        self.tokens.as_ref().map(|t| t.store().clone()),
+                        search,
+                    ),
+                    bundles: self.bundle_source.clone(),
+                    dev_key: self.dev_key.clone(),
+                    activity: self.console_activity.clone(),
+                },
+            );
+            router = router.merge(control::console::router(Arc::new(console)));
+        }
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {
                 service: ssa.clone(),
@@ -417,6 +443,9 @@ impl Arbiter {
             _ => {}
         }
         spawn_sighup_reload(self.pdp.policies().clone(), shutdown.clone());
+        if self.config.console.enabled && http.is_some() {
+            tokio::spawn(self.console_activity.clone().run(shutdown.clone()));
+        }
         let addr = grpc.local_addr().map_err(StartError::Bind)?;
         if let Some(store) = &self.fleet_store {
             crate::fleet::spawn_heartbeats(

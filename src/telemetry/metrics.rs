@@ -232,6 +232,17 @@ impl Metrics {
         self.decision_seconds.observe(took.as_secs_f64());
     }
 
+    /// Decisions counted so far with this outcome and reason (for the workbench's activity
+    /// chart, which samples it off the decision path).
+    pub fn decision_count(&self, allowed: bool, reason: &'static str) -> u64 {
+        self.decisions
+            .get(&DecisionLabels {
+                decision: if allowed { "allow" } else { "deny" },
+                reason,
+            })
+            .map_or(0, |c| c.get())
+    }
+
     /// Counts a token cache lookup.
     pub fn token_cache(&self, hit: bool) {
         if hit {

@@ -10,6 +10,7 @@ mod authzen;
 mod bundles;
 mod cli;
 mod client;
+mod console;
 mod control_plane;
 mod defect_authzen;
 mod defect_cache_scans;

@@ -498,6 +498,7 @@ struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    error_description: Option<String>,
 }
 
 /// `GET /console/callback`: the provider sends the browser back with a code.
@@ -510,8 +511,14 @@ async fn callback(
         return sign_in_failed("this server signs nobody in through a provider");
     };
     if let Some(e) = q.error {
-        let e: String = e.chars().take(64).collect();
-        return sign_in_failed(&format!("the provider refused: {}", crate::telemetry::printable(&e)));
+        let said: String = format!("{e}: {}", q.error_description.unwrap_or_default())
+            .chars()
+            .take(200)
+            .collect();
+        return sign_in_failed(&format!(
+            "the provider refused: {}",
+            crate::telemetry::printable(&said)
+        ));
     }
     let (Some(code), Some(state_value)) = (q.code, q.state) else {
         return sign_in_failed("the callback has no `code` and `state`");

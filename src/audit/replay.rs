@@ -150,8 +150,18 @@ pub fn decide_again(
         (None, true) => return None,
         (None, false) => None,
     };
-    let subject = d.subject.as_ref().map(ReplayEntity::entity).transpose().ok()?;
-    let resource = d.resource.as_ref().map(ReplayEntity::entity).transpose().ok()?;
+    let subject = d
+        .subject
+        .as_ref()
+        .map(ReplayEntity::entity)
+        .transpose()
+        .ok()?;
+    let resource = d
+        .resource
+        .as_ref()
+        .map(ReplayEntity::entity)
+        .transpose()
+        .ok()?;
     Some(verdict_for_verified(
         snapshot,
         &AuthzRequest {

@@ -108,7 +108,8 @@ pub(crate) fn gateway(args: GatewayArgs) -> anyhow::Result<ExitCode> {
         client_certs: args.client_certs.map(ClientCerts::from),
         telemetry: Default::default(),
     };
-    let _telemetry = arbiter::telemetry::init(args.log_format, &file.telemetry, "arbiter-gateway", 0)?;
+    let _telemetry =
+        arbiter::telemetry::init(args.log_format, &file.telemetry, "arbiter-gateway", 0)?;
     let (listen, config) = flags.over(file).resolve().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {

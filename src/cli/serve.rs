@@ -81,7 +81,9 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.log_format,
         &config.telemetry,
         "arbiter",
-        if config.console.enabled {
+        // The window only where someone can sign in to read it.
+        if config.console.enabled && (config.console.issuer.is_some() || config.console_dev_mode())
+        {
             config.console.recent_decisions
         } else {
             0

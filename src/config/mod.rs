@@ -10,22 +10,22 @@ use serde::Deserialize;
 
 mod admin;
 mod bundles;
+mod console;
 mod fleet;
 mod introspection;
 mod limits;
 mod shadow;
-mod console;
 mod store;
 mod telemetry;
 mod vocabulary;
 
 pub use admin::{AdminAuthentication, AdminConfig};
 pub use bundles::BundlesConfig;
+pub use console::ConsoleConfig;
 pub use fleet::FleetConfig;
 pub use introspection::{IntrospectionAuth, IntrospectionConfig};
 pub use limits::{AuthzenConfig, GrpcLimits, HttpLimits, PepAuthentication};
 pub use shadow::ShadowConfig;
-pub use console::ConsoleConfig;
 pub use store::StoreConfig;
 pub use telemetry::TelemetryConfig;
 

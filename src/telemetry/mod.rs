@@ -86,10 +86,10 @@ pub fn init(
             .with_writer(writer)
             .json()
             .flatten_event(true)
-            .with_filter(tracing_subscriber::filter::Targets::new().with_target(
-                "arbiter::decision",
-                tracing::Level::INFO,
-            ))
+            .with_filter(
+                tracing_subscriber::filter::Targets::new()
+                    .with_target("arbiter::decision", tracing::Level::INFO),
+            )
     });
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)

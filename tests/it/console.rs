@@ -24,7 +24,9 @@ impl Drop for Provider {
 }
 
 fn support(file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/support").join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/support")
+        .join(file)
 }
 
 fn start_provider(dir: &std::path::Path, redirect_uri: &str) -> Provider {
@@ -78,7 +80,11 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn auditors_and_authors_use_the_workbench_in_a_browser() {
-    let chromium = tool("CHROMIUM", "chromium", "apt-get install chromium chromium-driver");
+    let chromium = tool(
+        "CHROMIUM",
+        "chromium",
+        "apt-get install chromium chromium-driver",
+    );
     let chromedriver = tool(
         "CHROMEDRIVER",
         "chromedriver",

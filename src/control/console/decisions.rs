@@ -177,7 +177,10 @@ pub(super) async fn one(
     match body {
         Ok(Some(body)) => visit.page(&state, body),
         Ok(None) => {
-            let mut r = visit.page(&state, view::error("No recent decision has this id (the window keeps only the newest)."));
+            let mut r = visit.page(
+                &state,
+                view::error("No recent decision has this id (the window keeps only the newest)."),
+            );
             *r.status_mut() = StatusCode::NOT_FOUND;
             r
         }

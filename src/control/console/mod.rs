@@ -156,7 +156,10 @@ impl ConsoleState {
     pub(crate) fn new(config: &Config, parts: ConsoleParts) -> Self {
         let console = &config.console;
         let redirect_url = console.redirect_url.clone().unwrap_or_else(|| {
-            format!("{}/console/callback", config.oauth.issuer.trim_end_matches('/'))
+            format!(
+                "{}/console/callback",
+                config.oauth.issuer.trim_end_matches('/')
+            )
         });
         let secure = redirect_url.starts_with("https://");
         let dev_issuer = parts.dev_key.clone().map(|k| {
@@ -230,7 +233,10 @@ pub(crate) fn router(state: Arc<ConsoleState>) -> Router {
         .route("/console/routes", get(routes::show))
         .route("/console/routes/analyze", post(routes::analyze))
         .route("/console/access", get(access::show).post(access::search))
-        .route("/console/try", get(try_request::show).post(try_request::decide))
+        .route(
+            "/console/try",
+            get(try_request::show).post(try_request::decide),
+        )
         .route("/console/proofs", get(proofs::show))
         .route("/console/proofs/properties", post(proofs::properties))
         .route("/console/proofs/analyze", post(proofs::analyze))
@@ -274,7 +280,10 @@ impl Visit {
 /// Pages are personal: never cached, never framed.
 fn no_store(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     h.insert("x-frame-options", header::HeaderValue::from_static("DENY"));
     h.insert(
         "content-security-policy",
@@ -282,7 +291,10 @@ fn no_store(mut r: Response) -> Response {
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
         ),
     );
-    h.insert("referrer-policy", header::HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "referrer-policy",
+        header::HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -328,7 +340,12 @@ async fn admit(
         let ok = if s == screen {
             answer.verdict.allowed
         } else {
-            state.pdp.authorize_unlogged(ask(s.action())).await.verdict.allowed
+            state
+                .pdp
+                .authorize_unlogged(ask(s.action()))
+                .await
+                .verdict
+                .allowed
         };
         if ok {
             allowed.push(s);
@@ -390,7 +407,11 @@ fn server_error() -> Response {
 
 fn to_sign_in(uri: &Uri) -> Response {
     let next = uri.path();
-    let next = if next.starts_with("/console") { next } else { "/console" };
+    let next = if next.starts_with("/console") {
+        next
+    } else {
+        "/console"
+    };
     let encoded: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
     no_store(Redirect::to(&format!("/console/login?next={encoded}")).into_response())
 }
@@ -401,7 +422,11 @@ async fn render<T: Send + 'static>(
     state: &ConsoleState,
     render: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Response> {
-    state.workers.blocking(render).await.map_err(|_| server_error())
+    state
+        .workers
+        .blocking(render)
+        .await
+        .map_err(|_| server_error())
 }
 
 #[derive(Deserialize)]
@@ -410,13 +435,12 @@ struct LoginQuery {
 }
 
 /// `GET /console/login`: to the provider (or, in development mode, a session at once).
-async fn login(
-    State(state): State<Arc<ConsoleState>>,
-    Query(q): Query<LoginQuery>,
-) -> Response {
+async fn login(State(state): State<Arc<ConsoleState>>, Query(q): Query<LoginQuery>) -> Response {
     let next = q
         .next
-        .filter(|n| n.starts_with("/console") && !n.starts_with("//") && !n.contains(['\\', '\r', '\n']))
+        .filter(|n| {
+            n.starts_with("/console") && !n.starts_with("//") && !n.contains(['\\', '\r', '\n'])
+        })
         .unwrap_or_else(|| "/console".into());
     match &state.sign_in {
         None => no_store(
@@ -526,20 +550,25 @@ async fn callback(
     let Some(pending) = state.sessions.finish_sign_in(&headers, &state_value) else {
         return sign_in_failed("this sign-in was not started in this browser, or it took too long");
     };
-    match provider.redeem(&code, &pending.verifier, &pending.nonce).await {
+    match provider
+        .redeem(&code, &pending.verifier, &pending.nonce)
+        .await
+    {
         Ok((id_token, verified)) => {
             let left = verified.exp.saturating_sub(crate::clock::now());
             let who = verified.identity.entity();
-            let Some(cookie) = state
-                .sessions
-                .start(id_token, who.clone(), Duration::from_secs(left))
+            let Some(cookie) =
+                state
+                    .sessions
+                    .start(id_token, who.clone(), Duration::from_secs(left))
             else {
                 return server_error();
             };
             tracing::info!(principal = %crate::telemetry::printable(&who), "signed in to the workbench");
             let mut r = Redirect::to(&pending.next).into_response();
             r.headers_mut().append(header::SET_COOKIE, cookie);
-            r.headers_mut().append(header::SET_COOKIE, state.sessions.clear_sign_in());
+            r.headers_mut()
+                .append(header::SET_COOKIE, state.sessions.clear_sign_in());
             no_store(r)
         }
         Err(e) => sign_in_failed(&e.to_string()),

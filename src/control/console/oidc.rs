@@ -90,7 +90,9 @@ impl Provider {
                     .map_err(|e| SignInError::Provider(format!("discovery: {}", e.without_url())))?
                     .json()
                     .await
-                    .map_err(|e| SignInError::Provider(format!("discovery: {}", e.without_url())))?;
+                    .map_err(|e| {
+                        SignInError::Provider(format!("discovery: {}", e.without_url()))
+                    })?;
                 // OpenID Connect Discovery §4.3: the document is the issuer's own.
                 if meta.issuer != self.issuer {
                     return Err(SignInError::Provider(format!(
@@ -147,11 +149,10 @@ impl Provider {
             Some(secret) => request = request.basic_auth(&self.client_id, Some(secret)),
             None => form.push(("client_id", self.client_id.as_str())),
         }
-        let response = request
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SignInError::Provider(format!("token endpoint: {}", e.without_url())))?;
+        let response =
+            request.form(&form).send().await.map_err(|e| {
+                SignInError::Provider(format!("token endpoint: {}", e.without_url()))
+            })?;
         let status = response.status();
         let body: Value = response
             .json()

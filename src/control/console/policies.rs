@@ -205,7 +205,7 @@ pub(super) async fn one(
             @match &cases {
                 Err(e) => (view::error(&e.to_string())),
                 Ok(results) => {
-                    @let mine: Vec<_> = results.iter().filter(|c| c.determining.iter().any(|d| *d == facts.id)).collect();
+                    @let mine: Vec<_> = results.iter().filter(|c| c.determining.contains(&facts.id)).collect();
                     @if mine.is_empty() { p.warn { "No test case has this policy determining its decision." } }
                     @else {
                         ul { @for c in mine {
@@ -237,7 +237,10 @@ pub(super) async fn one(
     match found {
         Ok(Some(body)) => visit.page(&state, body),
         Ok(None) => {
-            let mut r = visit.page(&state, view::error("No policy of the live set has this id."));
+            let mut r = visit.page(
+                &state,
+                view::error("No policy of the live set has this id."),
+            );
             *r.status_mut() = StatusCode::NOT_FOUND;
             r
         }

@@ -110,8 +110,7 @@ pub(super) async fn properties(
     let proved = state
         .workers
         .prove(state.proof_budget, async move {
-            let properties =
-                crate::audit::properties::load(&snapshot.source, &snapshot.schema)?;
+            let properties = crate::audit::properties::load(&snapshot.source, &snapshot.schema)?;
             crate::audit::properties::prove(&snapshot, &properties).await
         })
         .await;
@@ -183,7 +182,9 @@ pub(super) async fn compare(
 ) -> Response {
     let form = match read_compare_form(multipart).await {
         Ok(f) => f,
-        Err(e) => return super::no_store(view::bare("Compare", view::error(&e)).into_response_with(400)),
+        Err(e) => {
+            return super::no_store(view::bare("Compare", view::error(&e)).into_response_with(400))
+        }
     };
     let visit = match admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await {
         Ok(v) => v,
@@ -192,24 +193,26 @@ pub(super) async fn compare(
     let live = state.pdp.policies().snapshot();
     let found = match candidate_files(&state, &live, form).await {
         Err(e) => view::error(&e),
-        Ok(files) => match jobs::compare(&state.workers, state.proof_budget, live.clone(), files).await {
-            Err(e) => view::error(&proof_error(&e)),
-            Ok((candidate_version, routes, queries)) => html! {
-                h2 { "Compare" }
-                p.muted { "Live " code { (live.version) } " against candidate " code { (candidate_version) } " (" (queries) " solver queries)." }
-                table #comparison {
-                    thead { tr { th { "route" } th { "relation" } th { "only the live set allows" } th { "only the candidate allows" } } }
-                    tbody { @for r in &routes {
-                        tr {
-                            td.mono { (r.method) " " (r.route) }
-                            td { @if r.relation == "equivalent" { span.muted { (r.relation) } } @else { b { (r.relation) } } }
-                            td { (example(r.only_old_allows.as_ref())) }
-                            td { (example(r.only_new_allows.as_ref())) }
-                        }
-                    } }
-                }
-            },
-        },
+        Ok(files) => {
+            match jobs::compare(&state.workers, state.proof_budget, live.clone(), files).await {
+                Err(e) => view::error(&proof_error(&e)),
+                Ok((candidate_version, routes, queries)) => html! {
+                    h2 { "Compare" }
+                    p.muted { "Live " code { (live.version) } " against candidate " code { (candidate_version) } " (" (queries) " solver queries)." }
+                    table #comparison {
+                        thead { tr { th { "route" } th { "relation" } th { "only the live set allows" } th { "only the candidate allows" } } }
+                        tbody { @for r in &routes {
+                            tr {
+                                td.mono { (r.method) " " (r.route) }
+                                td { @if r.relation == "equivalent" { span.muted { (r.relation) } } @else { b { (r.relation) } } }
+                                td { (example(r.only_old_allows.as_ref())) }
+                                td { (example(r.only_new_allows.as_ref())) }
+                            }
+                        } }
+                    }
+                },
+            }
+        }
     };
     visit.page(&state, forms(visit.csrf(), found))
 }
@@ -279,14 +282,14 @@ async fn candidate_files(
                 (None, false) => {
                     crate::bundle::archive::safe_name(&form.file_name)
                         .map_err(|e| e.to_string())?;
-                    let mut files = crate::bundle::archive::read_dir(&source)
-                        .map_err(|e| e.to_string())?;
+                    let mut files =
+                        crate::bundle::archive::read_dir(&source).map_err(|e| e.to_string())?;
                     files.insert(form.file_name, form.file_text.into_bytes());
                     Ok(files)
                 }
-                (None, true) => {
-                    Err("Give a candidate: a bundle to upload, or a file name and its new text.".into())
-                }
+                (None, true) => Err(
+                    "Give a candidate: a bundle to upload, or a file name and its new text.".into(),
+                ),
             }
         })
         .await

@@ -32,7 +32,9 @@ fn rows(snapshot: &PolicySnapshot) -> Vec<Row> {
     for endpoint in snapshot.routes.endpoints() {
         let mut by_method: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
         for id in &endpoint.policy_ids {
-            let Some(meta) = snapshot.meta.get(id) else { continue };
+            let Some(meta) = snapshot.meta.get(id) else {
+                continue;
+            };
             if meta.effect != Effect::Permit {
                 continue;
             }

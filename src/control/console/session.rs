@@ -151,7 +151,13 @@ impl Sessions {
         self.set_cookie(self.login_cookie(), "", "Lax", Some(0))
     }
 
-    fn set_cookie(&self, name: &str, value: &str, same_site: &str, max_age: Option<u64>) -> HeaderValue {
+    fn set_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        same_site: &str,
+        max_age: Option<u64>,
+    ) -> HeaderValue {
         let mut text = format!("{name}={value}; Path=/; HttpOnly; SameSite={same_site}");
         if let Some(age) = max_age {
             text.push_str(&format!("; Max-Age={age}"));
@@ -224,7 +230,9 @@ mod tests {
             .unwrap();
         let text = set.to_str().unwrap();
         assert!(text.starts_with("__Host-arbiter-console="), "{text}");
-        assert!(text.contains("HttpOnly") && text.contains("Secure") && text.contains("SameSite=Lax"));
+        assert!(
+            text.contains("HttpOnly") && text.contains("Secure") && text.contains("SameSite=Lax")
+        );
         let headers = with_cookie(&set);
         let session = s.current(&headers).unwrap();
         assert_eq!(session.token, "tok");

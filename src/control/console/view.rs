@@ -186,7 +186,11 @@ pub(crate) fn stacked_bars(
     let (left, bottom) = (40.0, 18.0);
     let plot_w = f64::from(width) - left;
     let plot_h = f64::from(height) - bottom;
-    let bar_w = if points == 0 { 0.0 } else { plot_w / points as f64 };
+    let bar_w = if points == 0 {
+        0.0
+    } else {
+        plot_w / points as f64
+    };
     html! {
         svg xmlns="http://www.w3.org/2000/svg" width=(width) height=(height) role="img"
             aria-label={ "chart of " (unit) } {

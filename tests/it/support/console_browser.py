@@ -136,6 +136,7 @@ try:
     row = driver.find_element(By.XPATH, "//table[@id='comparison']//tr[td[1]='POST /items']")
     if "narrower" not in row.text or "expect: deny" not in row.text or "otp" not in row.text:
         raise AssertionError(f"POST /items compares as: {row.text}")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", row)
     shot("07-compare")
 
     at("the auditor lists recent decisions and opens one")
@@ -163,6 +164,7 @@ try:
     failed = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "code.failed-condition")]
     if reason != "insufficient_scope" or not any('context.scopes.contains("read")' in f for f in failed):
         raise AssertionError(f"reason {reason}, failed conditions {failed}")
+    driver.execute_script("document.getElementById('verdict').scrollIntoView()")
     shot("10-try")
     print("OK", flush=True)
 except Exception as e:  # noqa: BLE001 — report the step, keep the screen

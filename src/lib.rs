@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub(crate) mod console;
 pub(crate) mod control;
 pub mod decision;
 pub mod fleet;

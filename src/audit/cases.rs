@@ -58,6 +58,14 @@ pub struct TestCase {
     /// `Client`, whose registered attributes are `claims`)? `Action::"IssueScope"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_scope: Option<String>,
+    /// Instead of a request to an API: an action of the schema on a named `resource` (the
+    /// workbench's `ViewPolicies` on `Console::"workbench"`), asked with the principal's
+    /// token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The named resource of an `action` case, e.g. `Console::"workbench"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// The caller's context.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub context: Map<String, Value>,
@@ -234,6 +242,15 @@ fn parse_entity(text: &str) -> Result<(&str, String), String> {
 /// Decides a case's request through the same path rules and decision code as `Authorize`
 /// (or, for `issue_scope`, as the token endpoint).
 pub fn verdict_of_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Verdict, String> {
+    if let (Some(action), Some(resource)) = (&case.action, &case.resource) {
+        if case.issue_scope.is_some() || case.method.is_some() || case.path.is_some() {
+            return Err("an `action` case names a `resource`, not a method, path or scope".into());
+        }
+        return named_resource(snapshot, case, action, resource);
+    }
+    if case.action.is_some() || case.resource.is_some() {
+        return Err("`action` and `resource` go together".into());
+    }
     Ok(match (&case.issue_scope, &case.method, &case.path) {
         (Some(scope), None, None) => issue_scope(snapshot, case, scope)?,
         (None, Some(method), Some(path)) => {
@@ -253,8 +270,44 @@ pub fn verdict_of_case(snapshot: &PolicySnapshot, case: &TestCase) -> Result<Ver
                 token.as_ref(),
             )
         }
-        _ => return Err("give `method` and `path`, or `issue_scope`".into()),
+        _ => {
+            return Err(
+                "give `method` and `path`, `issue_scope`, or `action` and `resource`".into(),
+            )
+        }
     })
+}
+
+/// An `action` case: the principal's token asks for `action` on the named `resource`, as the
+/// workbench asks for each screen.
+fn named_resource(
+    snapshot: &PolicySnapshot,
+    case: &TestCase,
+    action: &str,
+    resource: &str,
+) -> Result<Verdict, String> {
+    let uid: cedar_policy::EntityUid = resource.parse().map_err(|e| {
+        format!("`{resource}` is not an entity such as Console::\"workbench\": {e}")
+    })?;
+    let resource = EntityRef {
+        uid,
+        properties: Map::new(),
+    };
+    let token = case_token(case)?;
+    Ok(verdict_for_verified(
+        snapshot,
+        &AuthzRequest {
+            subject: None,
+            resource: Some(&resource),
+            token: "",
+            method: action,
+            path: "",
+            context: &case.context,
+            explain: false,
+            client_cert_sha256: "",
+        },
+        token.as_ref(),
+    ))
 }
 
 /// An `IssueScope` case, as the token endpoint would decide it.

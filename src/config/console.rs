@@ -83,3 +83,13 @@ impl ConsoleConfig {
         None
     }
 }
+
+impl super::Config {
+    /// Whether the workbench skips sign-in (everyone is the development user): as
+    /// configured, else only without an OpenID provider and on a loopback HTTP listener.
+    pub fn console_dev_mode(&self) -> bool {
+        self.console
+            .dev_mode
+            .unwrap_or_else(|| self.console.issuer.is_none() && self.http_addr.ip().is_loopback())
+    }
+}

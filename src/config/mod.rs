@@ -518,14 +518,6 @@ impl Config {
         })
     }
 
-    /// Whether the workbench skips sign-in (everyone is the development user): as
-    /// configured, else only without an OpenID provider and on a loopback HTTP listener.
-    pub fn console_dev_mode(&self) -> bool {
-        self.console
-            .dev_mode
-            .unwrap_or_else(|| self.console.issuer.is_none() && self.http_addr.ip().is_loopback())
-    }
-
     /// Without an explicit `[oauth] issuer`, the issuer (and every URL of the metadata) is
     /// the HTTP listener's: `http://<http_addr>`, `https` when TLS is on. An unspecified
     /// address (`0.0.0.0`, `[::]`) says nothing about how clients reach it, so loopback of

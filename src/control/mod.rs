@@ -7,7 +7,6 @@
 //! decision path (`decision`, `token`, `policy`) imports it (`tests/it/house.rs` checks).
 
 pub(crate) mod auth;
-pub(crate) mod console;
 pub(crate) mod proofs;
 pub(crate) mod workers;
 

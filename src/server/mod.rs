@@ -92,7 +92,7 @@ pub struct Arbiter {
     /// The shared store the fleet view lives in (none without a store).
     fleet_store: Option<Arc<dyn store::Store>>,
     /// The workbench's last hour of decisions (sampled while serving, with the console on).
-    console_activity: Arc<control::console::Activity>,
+    console_activity: Arc<crate::console::Activity>,
     /// The shadow candidate and its bundle source, when one is configured.
     shadow: Option<(
         Arc<policy::LivePolicies>,
@@ -342,9 +342,9 @@ impl Arbiter {
                 max_candidates: self.config.admin.search_max_candidates,
                 max_body_bytes: self.config.admin.search_max_body_bytes,
             };
-            let console = control::console::ConsoleState::new(
+            let console = crate::console::ConsoleState::new(
                 &self.config,
-                control::console::ConsoleParts {
+                crate::console::ConsoleParts {
                     pdp: self.pdp.clone(),
                     workers: self.workers.clone(),
                     searcher: authzen::Searcher::new(
@@ -357,7 +357,7 @@ impl Arbiter {
                     activity: self.console_activity.clone(),
                 },
             );
-            router = router.merge(control::console::router(Arc::new(console)));
+            router = router.merge(crate::console::router(Arc::new(console)));
         }
         if let Some(ssa) = &self.ssa {
             router = router.merge(ssa::http::router(ssa::http::SsaState {

@@ -41,7 +41,7 @@ fn the_bundled_set_has_no_finding_and_a_shadowed_route_is_proved_unreachable() {
     let (code, out) = analyze(&bundled_policies(), "--human");
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains(" 0 unreachable; 20 policies, 0 findings"),
+        out.contains(" 0 unreachable; 22 policies, 0 findings"),
         "{out}"
     );
 

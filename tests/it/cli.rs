@@ -450,7 +450,7 @@ fn serve_check_config_reports_every_part() {
     let run = |config: &str| check_config(dir.path(), config);
     let (code, out) = run("policies = \"policies\"\ndata_dir = \"data\"\n");
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("ok   policies: 20 policies"), "{out}");
+    assert!(out.contains("ok   policies: 22 policies"), "{out}");
     assert!(out.contains("ok   store: 0 clients"), "{out}");
     std::fs::write(dir.path().join("jwks.json"), r#"{"keys": []}"#).unwrap();
     let (code, out) = run(

@@ -197,3 +197,146 @@ jwks_url = "{op}/jwks"
     });
     assert!(allowed, "sam's Try is a logged decision");
 }
+
+/// Without a session every screen sends the browser to sign in; the sign-in goes to the
+/// provider with PKCE S256, a state and a nonce, and a state cookie; a form without the
+/// session's CSRF token is refused; a callback whose state this browser did not start is
+/// refused. No browser: the HTTP exchanges themselves.
+#[tokio::test]
+async fn sign_in_is_pkce_bound_to_the_browser_and_forms_need_the_csrf_token() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let provider = start_provider(dir.path(), &format!("http://{http}/console/callback"));
+    let config = format!(
+        "policies = \"policies\"\n[console]\nissuer = \"{op}\"\n[[issuers]]\nissuer = \"{op}\"\naudiences = [\"arbiter-console\"]\njwks_url = \"{op}/jwks\"\n",
+        op = provider.base
+    );
+    let server = ServeProcess::start_at(dir.path(), &config, &http);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let to = |r: &reqwest::Response| {
+        r.headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let r = client
+        .get(format!("{}/console/policies", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    assert_eq!(to(&r), "/console/login?next=%2Fconsole%2Fpolicies");
+    let r = client
+        .get(format!(
+            "{}/console/login?next=/console/policies",
+            server.http
+        ))
+        .send()
+        .await
+        .unwrap();
+    let location = url::Url::parse(&to(&r)).unwrap();
+    assert!(location
+        .as_str()
+        .starts_with(&format!("{}/authorize", provider.base)));
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43, "a SHA-256 challenge");
+    assert_eq!(q["client_id"], "arbiter-console");
+    assert!(q["scope"].split(' ').any(|s| s == "openid"));
+    assert!(q["state"].len() >= 43 && q["nonce"].len() >= 43);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // A callback with a state this browser did not start (no cookie): refused, no session.
+    let r = client
+        .get(format!(
+            "{}/console/callback?code=x&state={}",
+            server.http, q["state"]
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.headers().get("set-cookie").is_none());
+    let body = r.text().await.unwrap();
+    assert!(body.contains("not started in this browser"), "{body}");
+    // A form without a session is sent to sign in; one with a session but a forged token is
+    // refused (a session is started here through the provider, as a browser would).
+    let r = client
+        .post(format!("{}/console/proofs/analyze", server.http))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection());
+    let session = sign_in_without_browser(&client, &server.http, "ada").await;
+    let r = client
+        .post(format!("{}/console/proofs/analyze", server.http))
+        .header("cookie", &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("does not belong to your session"));
+    // With the session, a screen is a decision on the person: ada may view policies.
+    let r = client
+        .get(format!("{}/console/policies", server.http))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("default-src 'none'"));
+}
+
+/// Signs `user` in by following the redirects by hand (the provider's form posted as a
+/// browser would): the session cookie (`name=value`).
+async fn sign_in_without_browser(client: &reqwest::Client, base: &str, user: &str) -> String {
+    let r = client
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .unwrap();
+    let pair = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .find(|c| c.starts_with(name))
+            .unwrap()
+    };
+    let login_cookie = pair(&r, "arbiter-login=");
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = client
+        .post(&authorize)
+        .form(&[("username", user)])
+        .send()
+        .await
+        .unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(callback.contains("code="), "{callback}");
+    let r = client
+        .get(&callback)
+        .header("cookie", &login_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    pair(&r, "arbiter-console=")
+}

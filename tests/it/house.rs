@@ -29,6 +29,8 @@ const LAYERS: &[&str] = &[
     "control",
     "grpc",
     "authzen",
+    // The workbench: the control plane's web console (it searches through authzen).
+    "console",
     "client",
     "bench",
     "gateway",

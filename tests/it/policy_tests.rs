@@ -290,7 +290,7 @@ fn coverage_lists_the_policies_no_case_determined() {
     };
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("coverage: 20 of 20 policies determined some case"),
+        out.contains("coverage: 22 of 22 policies determined some case"),
         "{out}"
     );
 

@@ -88,6 +88,7 @@ try:
     fill("annotation", "tag=healthcare")
     fill("attribute", "nationality")
     driver.find_element(By.CSS_SELECTOR, "button.go").click()
+    wait.until(ec.url_contains("attribute=nationality"))
     wait.until(ec.presence_of_element_located((By.ID, "policies")))
     rows = driver.find_elements(By.CSS_SELECTOR, "#policies tbody tr")
     found = [r.text for r in rows]
@@ -143,6 +144,8 @@ try:
     driver.find_element(By.LINK_TEXT, "Decisions").click()
     fill("route", "/item/")
     driver.find_element(By.CSS_SELECTOR, "button.go").click()
+    wait.until(ec.url_contains("route="))
+    wait.until(ec.presence_of_element_located((By.ID, "decisions")))
     rows = driver.find_elements(By.CSS_SELECTOR, "#decisions tbody tr")
     if not rows:
         raise AssertionError("no decision on /item/ in the window")

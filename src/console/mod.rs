@@ -1,7 +1,8 @@
 //! The workbench: a web console on the HTTP listener (`/console`) where auditors and policy
-//! authors see, question and prove the live policies. Part of the control plane: every
-//! screen is rendered on the control plane's workers, proofs and searches run within their
-//! budgets, and nothing here touches the threads that decide.
+//! authors see, question and prove the live policies. Part of the control plane (a module
+//! of its own after `authzen`, whose search its Who-can screen runs): every screen is
+//! rendered on the control plane's workers, proofs and searches run within their budgets,
+//! and nothing here touches the threads that decide.
 //!
 //! Who may use which screen is itself a decision: each screen is an action on
 //! `Console::"workbench"` asked of the decision point with the signed-in person's ID token
@@ -128,7 +129,7 @@ enum SignIn {
 /// Everything the console's screens read.
 pub(crate) struct ConsoleState {
     pdp: Arc<Pdp>,
-    workers: Arc<super::Workers>,
+    workers: Arc<crate::control::Workers>,
     proof_budget: Duration,
     searcher: crate::authzen::Searcher,
     bundles: Option<Arc<BundleSource>>,
@@ -144,7 +145,7 @@ pub(crate) struct ConsoleState {
 /// What the server hands the console.
 pub(crate) struct ConsoleParts {
     pub(crate) pdp: Arc<Pdp>,
-    pub(crate) workers: Arc<super::Workers>,
+    pub(crate) workers: Arc<crate::control::Workers>,
     pub(crate) searcher: crate::authzen::Searcher,
     pub(crate) bundles: Option<Arc<BundleSource>>,
     pub(crate) dev_key: Option<Arc<SigningKey>>,

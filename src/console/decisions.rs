@@ -33,6 +33,12 @@ pub(super) struct Filters {
     offset: usize,
 }
 
+/// `s` as it appears inside a JSON string (quotes and backslashes escaped).
+fn escaped(s: &str) -> String {
+    let json = Value::String(s.to_owned()).to_string();
+    json[1..json.len() - 1].to_owned()
+}
+
 fn field<'v>(line: &'v Value, name: &str) -> &'v str {
     line.get(name).and_then(Value::as_str).unwrap_or_default()
 }
@@ -60,13 +66,28 @@ pub(super) async fn list(
                 && (f.reason.trim().is_empty() || field(line, "reason") == f.reason.trim())
                 && field(line, "decision_id").contains(f.id.trim())
         };
-        // Parsed once each, on these (control-plane) threads.
-        let lines: Vec<Value> = window
-            .newest(0, usize::MAX, |_| true)
-            .iter()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .filter(wanted)
+        // Unfiltered: only the page is copied and parsed. Filtered: a line is parsed only
+        // when its text holds every filter's words (then checked field by field).
+        let filters: Vec<&str> = [&f.principal, &f.route, &f.reason, &f.id]
+            .into_iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
             .collect();
+        let parse = |l: &String| serde_json::from_str::<Value>(l).ok();
+        let (lines, total, skip): (Vec<Value>, usize, usize) = if filters.is_empty() {
+            let page = window.newest(f.offset, PER_PAGE, |_| true);
+            (page.iter().filter_map(parse).collect(), kept, 0)
+        } else {
+            let raw = |l: &str| filters.iter().all(|w| l.contains(&escaped(w)));
+            let all: Vec<Value> = window
+                .newest(0, usize::MAX, raw)
+                .iter()
+                .filter_map(parse)
+                .filter(wanted)
+                .collect();
+            let n = all.len();
+            (all, n, f.offset)
+        };
         let base = {
             let mut s = form_urlencoded::Serializer::new(String::new());
             for (k, v) in [("principal", &f.principal), ("route", &f.route), ("reason", &f.reason), ("id", &f.id)] {
@@ -96,11 +117,11 @@ pub(super) async fn list(
                 (input("id", "decision id", &f.id, "0193…"))
                 div { button.go type="submit" { "Filter" } }
             }
-            (view::pager(&base, f.offset, PER_PAGE, lines.len()))
+            (view::pager(&base, f.offset, PER_PAGE, total))
             table #decisions {
                 thead { tr { th { "time" } th { "decision" } th { "reason" } th { "principal" } th { "request" } th { "policies" } th { "revision" } } }
                 tbody {
-                    @for line in lines.iter().skip(f.offset).take(PER_PAGE) {
+                    @for line in lines.iter().skip(skip).take(PER_PAGE) {
                         tr {
                             td.mono { a href={ "/console/decisions/" (super::policies::encode(field(line, "decision_id"))) } { (field(line, "timestamp")) } }
                             td { (view::decision(field(line, "decision") == "allow")) }

@@ -257,8 +257,8 @@ mod tests {
     fn the_challenge_is_rfc_7636s() {
         // RFC 7636 appendix B.
         assert_eq!(
-            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gXFdpwNo8"),
-            "E9Melhoa2OwvFrCxHhKumYNRqaObGd7vL3B2qOTjx6M"
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
     }
 }

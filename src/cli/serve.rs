@@ -81,7 +81,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.log_format,
         &config.telemetry,
         "arbiter",
-        // The window only where someone can sign in to read it.
+        // The window only where someone can sign in to read it (and, in `init`, only from
+        // JSON lines).
         if config.console.enabled && (config.console.issuer.is_some() || config.console_dev_mode())
         {
             config.console.recent_decisions

@@ -56,7 +56,8 @@ pub(super) async fn list(
     };
     let body = render(&state, move || {
         let Some(window) = crate::telemetry::recent::recent_decisions() else {
-            return html! { h1 { "Decisions" } (view::error("This process keeps no recent decisions (`[console] recent_decisions = 0`).")) };
+            return html! { h1 { "Decisions" } div.note { "This replica keeps no recent decisions: they are taken from its JSON decision log, so they need "
+                code { "log_format = \"json\"" } " (or " code { "--log-format json" } ") and " code { "[console] recent_decisions" } " above 0." } };
         };
         let kept = window.len();
         let wanted = |line: &Value| {

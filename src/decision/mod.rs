@@ -173,7 +173,7 @@ pub struct Input<'a> {
     pub path: &'a str,
     /// The resource, when the question names one instead of a path (AuthZEN). An `Endpoint`
     /// is looked up in the route index by its template; any other entity is decided against
-    /// the whole set.
+    /// the policies that can apply to its type (`policy::ResourceIndex`).
     pub resource: Option<&'a EntityRef>,
     /// The caller's free-form context.
     pub context: &'a Map<String, Value>,
@@ -278,7 +278,10 @@ fn route_and_evaluate(
         Target::Entity(r) if r.uid.type_name().basename() == SCOPE_TYPE => {
             snapshot.scopes.policies_for(r.uid.id().unescaped())
         }
-        Target::Entity(_) => &snapshot.policies,
+        // Any other named resource: the slice of its entity type.
+        Target::Entity(r) => snapshot
+            .resources
+            .policies_for(&r.uid.type_name().to_string()),
     };
     drop(routing);
     let evaluating = tracing::debug_span!("evaluate").entered();

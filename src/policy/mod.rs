@@ -17,6 +17,7 @@ pub mod outputs;
 pub mod path;
 pub mod query;
 mod reads;
+mod resource_index;
 mod scope_conditions;
 mod scope_index;
 pub mod scopes;
@@ -41,6 +42,7 @@ pub use load::{
     SCHEMA_FILE,
 };
 pub use reads::{context_reads, ContextReads};
+pub use resource_index::ResourceIndex;
 pub use scope_index::{ScopeIndex, SCOPE_TYPE};
 pub use shape::{AttrType, RecordShape, SchemaShapes};
 pub use watch::watch;
@@ -71,6 +73,8 @@ pub struct PolicySnapshot {
     pub routes: RouteTable,
     /// Policy slices for issuing scopes at the token endpoint.
     pub scopes: ScopeIndex,
+    /// Policies by the entity type of a named resource (neither endpoint nor scope).
+    pub resources: ResourceIndex,
     /// Validator warnings, kept for status and logs.
     pub warnings: Vec<PolicyError>,
     /// Every header name a policy of the set can set (sorted): a client's own copies of
@@ -121,6 +125,8 @@ impl PolicySnapshot {
         .map_err(fail)?;
         let scopes = ScopeIndex::build(&loaded.policies)
             .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
+        let resources = ResourceIndex::build(&loaded.policies)
+            .map_err(|m| fail(vec![PolicyError::file("<index>", m)]))?;
         let entity_issuers = entity_issuers(&loaded.entities);
         let mut output_headers: Vec<String> = loaded
             .meta
@@ -144,6 +150,7 @@ impl PolicySnapshot {
             entities: loaded.entities,
             routes,
             scopes,
+            resources,
             warnings: loaded.warnings,
             query_index: std::sync::OnceLock::new(),
         })

@@ -26,7 +26,6 @@ pub struct Telemetry {
     // Field order is drop order: spans are exported while the log can still say why not.
     _traces: Option<traces::Traces>,
     _log: tracing_appender::non_blocking::WorkerGuard,
-    _window: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 /// Installs the global subscriber; `RUST_LOG` overrides the default `info` level of the log
@@ -41,10 +40,10 @@ pub struct Telemetry {
 /// load that was a tenth of the server's CPU.
 /// `program` is the `service.name` when `[telemetry]` gives none.
 ///
-/// With `recent_decisions` above zero, the last that many decision lines are also kept in
-/// memory ([`recent::recent_decisions`], for the workbench): taken from the JSON lines on the
-/// writer's thread, or, with text lines, written as JSON into the window alone (one more
-/// formatting of each decision line on its request thread; JSON logs avoid it).
+/// With `recent_decisions` above zero and JSON lines, the last that many decision lines are
+/// also kept in memory ([`recent::recent_decisions`], for the workbench), taken on the
+/// writer's thread from the lines it writes: nothing more is done on a request's thread.
+/// Text lines keep none (they would have to be formatted twice).
 pub fn init(
     format: LogFormat,
     telemetry: &TelemetryConfig,
@@ -54,7 +53,7 @@ pub fn init(
     use std::io::IsTerminal;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
-    let window = (recent_decisions > 0).then(|| {
+    let window = (recent_decisions > 0 && format == LogFormat::Json).then(|| {
         let w = std::sync::Arc::new(recent::RecentDecisions::new(recent_decisions));
         w.install();
         w
@@ -64,33 +63,8 @@ pub fn init(
         .buffered_lines_limit(64 * 1024)
         .finish(recent::Tee {
             inner: std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()),
-            window: window.clone().filter(|_| format == LogFormat::Json),
+            window,
         });
-    // Text lines: decisions also go, as JSON, to the window alone.
-    let (window_writer, window_log) = match window.filter(|_| format == LogFormat::Text) {
-        Some(w) => {
-            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(true)
-                .buffered_lines_limit(16 * 1024)
-                .finish(recent::Tee {
-                    inner: std::io::sink(),
-                    window: Some(w),
-                });
-            (Some(writer), Some(guard))
-        }
-        None => (None, None),
-    };
-    let window_lines = window_writer.map(|writer| {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(false)
-            .with_writer(writer)
-            .json()
-            .flatten_event(true)
-            .with_filter(
-                tracing_subscriber::filter::Targets::new()
-                    .with_target("arbiter::decision", tracing::Level::INFO),
-            )
-    });
     let lines = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(writer);
@@ -115,7 +89,6 @@ pub fn init(
     };
     let _ = tracing_subscriber::registry()
         .with(lines)
-        .with(window_lines)
         .with(spans)
         .try_init();
     if let Some(endpoint) = &telemetry.endpoint {
@@ -129,7 +102,6 @@ pub fn init(
     Ok(Telemetry {
         _traces: traces,
         _log: log,
-        _window: window_log,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The recent decisions: the last lines of the decision log (target `arbiter::decision`),
 //! kept in memory for the workbench's Decisions screen. They are taken on the log writer's
-//! own thread, from the lines it writes anyway, so keeping them costs a decision nothing.
-//! With text log lines, decisions are also written as JSON into the window alone.
+//! own thread, from the JSON lines it writes anyway, so keeping them costs a decision
+//! nothing. Text log lines keep none.
 
 use std::collections::VecDeque;
 use std::io::Write;

@@ -203,3 +203,66 @@ fn indexed_evaluation_equals_whole_set_evaluation() {
         "determining policies seen: {with_policies}"
     );
 }
+
+/// A named resource (neither endpoint nor scope) is decided against its type's slice: the
+/// same answers as the whole set, for the workbench's actions and every department.
+#[test]
+fn a_named_resource_slice_decides_as_the_whole_set() {
+    let snapshot = PolicySnapshot::load(&crate::support::bundled_policies()).unwrap();
+    let console = arbiter::decision::EntityRef {
+        uid: r#"Console::"workbench""#.parse().unwrap(),
+        properties: Map::new(),
+    };
+    let mut allows = 0;
+    for department in ["Audit", "Security", "Sales"] {
+        for action in [
+            "ViewOverview",
+            "ViewPolicies",
+            "TryRequest",
+            "RunProof",
+            "ViewDecisions",
+        ] {
+            for fraud in [None, Some(95)] {
+                let mut claims = Map::new();
+                claims.insert("iss".into(), json!("https://login.example.com"));
+                claims.insert("exp".into(), json!(4_000_000_000u64));
+                claims.insert("sub".into(), json!("ada"));
+                claims.insert("department".into(), json!(department));
+                let token = VerifiedToken::from_verified_claims(claims).unwrap();
+                let mut context = Map::new();
+                if let Some(f) = fraud {
+                    context.insert("fraud_score".into(), json!(f));
+                }
+                let input = Input {
+                    method: action,
+                    path: "",
+                    resource: Some(&console),
+                    context: &context,
+                    explain: false,
+                };
+                let caller = Caller::Token(&token);
+                let mut sliced = verdict(&snapshot, &input, caller);
+                let mut whole = verdict_over_whole_set(&snapshot, &input, caller);
+                sliced.policy_ids.sort();
+                whole.policy_ids.sort();
+                assert_eq!(
+                    (
+                        sliced.allowed,
+                        sliced.reason,
+                        &sliced.policy_ids,
+                        &sliced.errors
+                    ),
+                    (
+                        whole.allowed,
+                        whole.reason,
+                        &whole.policy_ids,
+                        &whole.errors
+                    ),
+                    "{department} {action} {fraud:?}"
+                );
+                allows += usize::from(sliced.allowed);
+            }
+        }
+    }
+    assert!(allows > 0 && allows < 30, "allows: {allows}");
+}

@@ -219,14 +219,10 @@ pub(super) async fn one(
             @match &properties {
                 Err(e) => (view::error(&e.to_string())),
                 Ok(props) => {
-                    @let mine: Vec<_> = props.iter().filter(|p| match crate::audit::prover::pinned_route(&p.policy) {
-                        Some(route) => routes.contains(&route),
-                        None => true,
-                    }).collect();
+                    @let mine: Vec<_> = props.iter().filter_map(|p| bounds(&p.policy, &snapshot, &routes, facts.actions.as_deref()).map(|how| (p, how))).collect();
                     @if mine.is_empty() { p.muted { "None." } }
-                    @else { ul { @for p in mine {
-                        li { code { (p.id) } " " span.muted.mono { (p.file) ":" (p.line) }
-                            @if crate::audit::prover::pinned_route(&p.policy).is_none() { " " span.muted { "(every route)" } } }
+                    @else { ul { @for (p, how) in mine {
+                        li { code { (p.id) } " " span.muted.mono { (p.file) ":" (p.line) } " " span.muted { "(" (how) ")" } }
                     } } }
                     p { a href="/console/proofs" { "Prove the properties →" } }
                 }
@@ -247,6 +243,49 @@ pub(super) async fn one(
         Err(r) => r,
     }
     .into_response()
+}
+
+/// Whether a property bounds requests on some of `routes` that a policy of `actions`
+/// (`None`: any) can decide, and how: `this route`, `routes under …`, `every route`.
+fn bounds(
+    property: &cedar_policy::Policy,
+    snapshot: &crate::policy::PolicySnapshot,
+    routes: &[String],
+    actions: Option<&[String]>,
+) -> Option<String> {
+    use cedar_policy::{ActionConstraint, ResourceConstraint};
+    let action_ids: Option<Vec<String>> = match property.action_constraint() {
+        ActionConstraint::Any => None,
+        ActionConstraint::Eq(a) => Some(vec![a.id().unescaped().to_owned()]),
+        ActionConstraint::In(list) => {
+            Some(list.iter().map(|a| a.id().unescaped().to_owned()).collect())
+        }
+    };
+    let actions_meet = match (&action_ids, actions) {
+        (Some(p), Some(mine)) => p.iter().any(|a| mine.contains(a)),
+        (Some(p), None) => p.iter().any(|a| a.chars().all(|c| c.is_ascii_uppercase())),
+        (None, _) => true,
+    };
+    if !actions_meet || routes.is_empty() {
+        return None;
+    }
+    match property.resource_constraint() {
+        ResourceConstraint::Eq(uid) => {
+            let id = uid.id().unescaped();
+            (uid.type_name().basename() == crate::policy::ENDPOINT_TYPE
+                && routes.iter().any(|r| r == id))
+            .then(|| "this route".to_owned())
+        }
+        ResourceConstraint::In(uid) => routes
+            .iter()
+            .filter_map(|r| snapshot.routes.by_template(r))
+            .any(|e| e.entities.iter().any(|x| x.uid() == uid))
+            .then(|| format!("routes in {uid}")),
+        ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => {
+            (ty.basename() == crate::policy::ENDPOINT_TYPE).then(|| "every route".to_owned())
+        }
+        ResourceConstraint::Any => Some("every route".to_owned()),
+    }
 }
 
 /// A path segment or fragment, percent-encoded.

@@ -272,6 +272,14 @@ impl Visit {
         no_store(view::page(&shell, body).into_response())
     }
 
+    /// The page around a body [`render`] built (or its failure).
+    fn rendered(&self, state: &ConsoleState, body: Result<Markup, Response>) -> Response {
+        match body {
+            Ok(body) => self.page(state, body),
+            Err(r) => r,
+        }
+    }
+
     /// The session's CSRF token.
     fn csrf(&self) -> &str {
         &self.session.csrf

@@ -113,10 +113,7 @@ pub(super) async fn show(
         }
     })
     .await;
-    match body {
-        Ok(body) => visit.page(&state, body),
-        Err(r) => r,
-    }
+    visit.rendered(&state, body)
 }
 
 /// `12 s ago`, `3 min ago`, `2 h ago`.

@@ -151,10 +151,7 @@ pub(super) async fn list(
         }
     })
     .await;
-    match body {
-        Ok(body) => visit.page(&state, body),
-        Err(r) => r,
-    }
+    visit.rendered(&state, body)
 }
 
 /// `GET /console/policies/{id}`.

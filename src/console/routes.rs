@@ -136,10 +136,7 @@ pub(super) async fn show(
         }
     })
     .await;
-    match body {
-        Ok(body) => visit.page(&state, body),
-        Err(r) => r,
-    }
+    visit.rendered(&state, body)
 }
 
 /// `POST /console/routes/analyze`: proves reachability (needs the proof action), then back.

@@ -85,6 +85,39 @@ impl ConsoleConfig {
 }
 
 impl super::Config {
+    /// What is wrong with the console's sign-in given the trusted issuers: its provider must
+    /// be one of them, with the console's client id among the audiences (the ID token is
+    /// verified like any token).
+    pub(super) fn console_invalid(&self) -> Option<String> {
+        let console = &self.console;
+        let issuer = console.issuer.as_ref().filter(|_| console.enabled)?;
+        let trusted = self.issuers.iter().find(|i| &i.issuer == issuer);
+        match trusted {
+            None => Some(format!(
+                "[console] issuer `{issuer}` needs an [[issuers]] entry with that issuer (its ID tokens are verified like any token)"
+            )),
+            Some(i) if !i.audiences.contains(&console.client_id) => Some(format!(
+                "[console] the [[issuers]] entry of `{issuer}` must list the console's client id `{}` in its audiences",
+                console.client_id
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// How people sign in to the workbench, in a phrase (for `--check-config`).
+    pub fn console_sign_in(&self) -> String {
+        match (&self.console.issuer, self.console.enabled) {
+            (_, false) => "off".into(),
+            (Some(issuer), true) => {
+                format!("sign-in at {issuer} as client {}", self.console.client_id)
+            }
+            (None, true) if self.console_dev_mode() => {
+                "development mode: no sign-in, everyone is the development user".into()
+            }
+            (None, true) => "no sign-in configured: it admits nobody".into(),
+        }
+    }
+
     /// Whether the workbench skips sign-in (everyone is the development user): as
     /// configured, else only without an OpenID provider and on a loopback HTTP listener.
     pub fn console_dev_mode(&self) -> bool {

@@ -550,6 +550,7 @@ impl Config {
             .or_else(|| self.fleet.invalid())
             .or_else(|| self.shadow.invalid())
             .or_else(|| self.console.invalid())
+            .or_else(|| self.console_invalid())
         {
             return invalid(m);
         }

@@ -194,3 +194,24 @@ fn which_issuer_an_opaque_token_is_for_is_never_ambiguous() {
     let c = Config::from_toml(&introspecting("a", endpoint)).unwrap();
     assert!(!format!("{c:?}").contains("client_secret: Some(\"s\")"));
 }
+
+#[test]
+fn the_console_provider_must_be_a_trusted_issuer_naming_the_console() {
+    let mut config: Config =
+        toml::from_str("[console]\nissuer = \"https://op.example\"\nclient_id = \"console\"\n")
+            .unwrap();
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("needs an [[issuers]] entry"), "{e}");
+    config = toml::from_str(
+        "[console]\nissuer = \"https://op.example\"\nclient_id = \"console\"\n[[issuers]]\nissuer = \"https://op.example\"\naudiences = [\"api\"]\njwks_url = \"https://op.example/jwks\"\n",
+    )
+    .unwrap();
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("`console` in its audiences"), "{e}");
+    config.issuers[0].audiences.push("console".into());
+    config.validate().unwrap();
+    assert_eq!(
+        config.console_sign_in(),
+        "sign-in at https://op.example as client console"
+    );
+}

@@ -197,7 +197,7 @@ impl ConsoleState {
                 )))
             }
             _ => {
-                tracing::warn!("the workbench (/console) has no way to sign in: set `[console] issuer` (an OpenID provider), or run development mode on loopback with the development issuer on");
+                tracing::info!("the workbench (/console) has no way to sign in, so it admits nobody: set `[console] issuer` (an OpenID provider), or `[console] enabled = false`");
                 None
             }
         };

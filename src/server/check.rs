@@ -71,6 +71,7 @@ pub async fn check_config(config: &Config) -> CheckReport {
             Err(e) => report.add(false, "tls", e.to_string()),
         }
     }
+    report.add(true, "console", config.console_sign_in());
     crate::policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
     // A bundle is fetched and verified as a replica would, into a scratch directory.
     let scratch = tempfile::tempdir();

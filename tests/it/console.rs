@@ -29,10 +29,10 @@ fn support(file: &str) -> PathBuf {
         .join(file)
 }
 
-fn start_provider(dir: &std::path::Path, redirect_uri: &str) -> Provider {
-    let config = dir.join("op.json");
+/// The provider's configuration; `redirect_uri` is read at each request.
+fn provider_config(dir: &std::path::Path, redirect_uri: &str) {
     std::fs::write(
-        &config,
+        dir.join("op.json"),
         serde_json::json!({
             "client_id": "arbiter-console",
             "redirect_uri": redirect_uri,
@@ -44,6 +44,22 @@ fn start_provider(dir: &std::path::Path, redirect_uri: &str) -> Provider {
         .to_string(),
     )
     .unwrap();
+}
+
+/// Starts the provider, then Arbiter on a free port named in the provider's redirect URI
+/// (picked last, so nothing else takes it meanwhile), with `config(provider base)`.
+fn start_both(dir: &std::path::Path, config: impl Fn(&str) -> String) -> (Provider, ServeProcess) {
+    provider_config(dir, "");
+    let provider = start_provider(dir);
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    provider_config(dir, &format!("http://{http}/console/callback"));
+    let server = ServeProcess::start_at(dir, &config(&provider.base), &http);
+    (provider, server)
+}
+
+fn start_provider(dir: &std::path::Path) -> Provider {
+    let config = dir.join("op.json");
     let mut child = Command::new("python3")
         .arg(support("oidc_provider.py"))
         .arg(&config)
@@ -92,12 +108,10 @@ async fn auditors_and_authors_use_the_workbench_in_a_browser() {
     );
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let redirect = format!("http://{http}/console/callback");
-    let provider = start_provider(dir.path(), &redirect);
-    let config = format!(
-        r#"
+    let solver = cvc5();
+    let (provider, server) = start_both(dir.path(), |op| {
+        format!(
+            r#"
 policies = "policies"
 [console]
 issuer = "{op}"
@@ -109,10 +123,9 @@ issuer = "{op}"
 audiences = ["arbiter-console"]
 jwks_url = "{op}/jwks"
 "#,
-        op = provider.base,
-        solver = cvc5().display(),
-    );
-    let server = ServeProcess::start_at(dir.path(), &config, &http);
+            solver = solver.display(),
+        )
+    });
     // Traffic for the Decisions screen: a few requests on /item/{id}.
     for scope in ["read", "", "read"] {
         let token = crate::support::process::dev_token(dir.path(), "web", scope);
@@ -206,14 +219,11 @@ jwks_url = "{op}/jwks"
 async fn sign_in_is_pkce_bound_to_the_browser_and_forms_need_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let provider = start_provider(dir.path(), &format!("http://{http}/console/callback"));
-    let config = format!(
-        "policies = \"policies\"\n[console]\nissuer = \"{op}\"\n[[issuers]]\nissuer = \"{op}\"\naudiences = [\"arbiter-console\"]\njwks_url = \"{op}/jwks\"\n",
-        op = provider.base
-    );
-    let server = ServeProcess::start_at(dir.path(), &config, &http);
+    let (provider, server) = start_both(dir.path(), |op| {
+        format!(
+            "policies = \"policies\"\n[console]\nissuer = \"{op}\"\n[[issuers]]\nissuer = \"{op}\"\naudiences = [\"arbiter-console\"]\njwks_url = \"{op}/jwks\"\n"
+        )
+    });
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

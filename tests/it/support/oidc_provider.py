@@ -5,7 +5,8 @@ implementation nobody here wrote. Only the users and the client come from the te
 
 The sign-in page is a plain form asking for a user name (no password: the users are the
 test's). Usage: python3 oidc_provider.py CONFIG.json — prints `READY <port>` once it listens.
-CONFIG: {"client_id": …, "redirect_uri": …, "users": {"name": {claims…}}}.
+CONFIG: {"client_id": …, "redirect_uri": …, "users": {"name": {claims…}}}; `redirect_uri` is read
+at each request, so it may be written after the provider starts.
 """
 
 import html
@@ -26,8 +27,12 @@ from werkzeug.serving import make_server
 
 CONFIG = json.load(open(sys.argv[1]))
 CLIENT_ID = CONFIG["client_id"]
-REDIRECT_URI = CONFIG["redirect_uri"]
 USERS = CONFIG["users"]
+
+
+def redirect_uri():
+    """Read at each request: the test writes it once Arbiter's port is known."""
+    return json.load(open(sys.argv[1])).get("redirect_uri")
 
 KEY = jwk.ECKey.generate_key("P-256", parameters={"kid": "op-1", "alg": "ES256"}, private=True)
 
@@ -44,13 +49,13 @@ class Client(ClientMixin):
         return CLIENT_ID
 
     def get_default_redirect_uri(self):
-        return REDIRECT_URI
+        return redirect_uri()
 
     def get_allowed_scope(self, scope):
         return " ".join(s for s in scope.split() if s in ("openid", "profile", "email"))
 
     def check_redirect_uri(self, redirect_uri):
-        return redirect_uri == REDIRECT_URI
+        return redirect_uri == globals()["redirect_uri"]()
 
     def check_client_secret(self, client_secret):
         return False

@@ -71,7 +71,6 @@ pub async fn check_config(config: &Config) -> CheckReport {
             Err(e) => report.add(false, "tls", e.to_string()),
         }
     }
-    report.add(true, "console", config.console_sign_in());
     crate::policy::outputs::allow_identity_headers(config.allow_output_headers.clone());
     // A bundle is fetched and verified as a replica would, into a scratch directory.
     let scratch = tempfile::tempdir();
@@ -121,6 +120,7 @@ pub async fn check_config(config: &Config) -> CheckReport {
             Err(e) => report.add(false, "store", e.to_string()),
         }
     }
+    report.add(true, "console", config.console_sign_in());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -212,6 +212,7 @@ mod tests {
                 ("configuration", true),
                 ("policies", true),
                 ("store", true),
+                ("console", true),
                 ("issuer https://idp.example", false),
             ]
         );

@@ -241,7 +241,12 @@ pub(crate) fn router(state: Arc<ConsoleState>) -> Router {
         .route("/console/proofs", get(proofs::show))
         .route("/console/proofs/properties", post(proofs::properties))
         .route("/console/proofs/analyze", post(proofs::analyze))
-        .route("/console/proofs/compare", post(proofs::compare))
+        .route(
+            "/console/proofs/compare",
+            post(proofs::compare).layer(axum::extract::DefaultBodyLimit::max(
+                proofs::MAX_UPLOAD_BYTES,
+            )),
+        )
         .route("/console/decisions", get(decisions::list))
         .route("/console/decisions/{id}", get(decisions::one))
         .route("/console/login", get(login))
@@ -396,18 +401,23 @@ async fn admit_post(
         return Err(to_sign_in(uri));
     };
     if !session.csrf_matches(csrf) {
-        return Err(no_store(
-            (
-                StatusCode::FORBIDDEN,
-                view::bare(
-                    "Form expired",
-                    view::error("This form does not belong to your session: open the page again."),
-                ),
-            )
-                .into_response(),
-        ));
+        return Err(forged_form());
     }
     admit(state, headers, uri, screen).await
+}
+
+/// The answer to a form that does not carry the session's CSRF token.
+fn forged_form() -> Response {
+    no_store(
+        (
+            StatusCode::FORBIDDEN,
+            view::bare(
+                "Form expired",
+                view::error("This form does not belong to your session: open the page again."),
+            ),
+        )
+            .into_response(),
+    )
 }
 
 fn server_error() -> Response {

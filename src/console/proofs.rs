@@ -17,8 +17,8 @@ use crate::audit::analysis::Analysis;
 use crate::audit::counterexample::Counterexample;
 use crate::control::proofs::{self as jobs, ProofError};
 
-/// Largest candidate upload.
-const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
+/// Largest candidate upload (the route's body limit, and counted again as it is read).
+pub(super) const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 
 /// The last analysis of the live set, if it was of `version`.
 pub(super) fn last_analysis(state: &ConsoleState, version: &str) -> Option<Arc<Analysis>> {
@@ -180,16 +180,20 @@ pub(super) async fn compare(
     uri: Uri,
     multipart: Multipart,
 ) -> Response {
+    // Who asks is known before the upload is read: nobody else makes the server take it in.
+    let visit = match admit(&state, &headers, &uri, Screen::Proofs).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let form = match read_compare_form(multipart).await {
         Ok(f) => f,
         Err(e) => {
             return super::no_store(view::bare("Compare", view::error(&e)).into_response_with(400))
         }
     };
-    let visit = match admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    if !visit.session.csrf_matches(&form.csrf) {
+        return super::forged_form();
+    }
     let live = state.pdp.policies().snapshot();
     let found = match candidate_files(&state, &live, form).await {
         Err(e) => view::error(&e),

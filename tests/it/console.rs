@@ -300,6 +300,23 @@ async fn sign_in_is_pkce_bound_to_the_browser_and_forms_need_the_csrf_token() {
         .await
         .unwrap()
         .contains("does not belong to your session"));
+    // The same for the candidate upload, whose token is inside the multipart body; without
+    // a session it is not read at all.
+    let body = "--b\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\nforged\r\n--b\r\ncontent-disposition: form-data; name=\"file_name\"\r\n\r\nitems.cedar\r\n--b\r\ncontent-disposition: form-data; name=\"file_text\"\r\n\r\npermit (principal, action, resource);\r\n--b--\r\n";
+    let upload = |cookie: Option<&str>| {
+        let mut r = client
+            .post(format!("{}/console/proofs/compare", server.http))
+            .header("content-type", "multipart/form-data; boundary=b")
+            .body(body);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    let r = upload(None).await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let r = upload(Some(&session)).await.unwrap();
+    assert_eq!(r.status(), 403);
     // With the session, a screen is a decision on the person: ada may view policies.
     let r = client
         .get(format!("{}/console/policies", server.http))

@@ -219,9 +219,10 @@ jwks_url = "{op}/jwks"
 async fn sign_in_is_pkce_bound_to_the_browser_and_forms_need_the_csrf_token() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&bundled_policies(), &dir.path().join("policies"));
+    let solver = cvc5().display().to_string();
     let (provider, server) = start_both(dir.path(), |op| {
         format!(
-            "policies = \"policies\"\n[console]\nissuer = \"{op}\"\n[[issuers]]\nissuer = \"{op}\"\naudiences = [\"arbiter-console\"]\njwks_url = \"{op}/jwks\"\n"
+            "policies = \"policies\"\n[admin]\nsolver = \"{solver}\"\n[console]\nissuer = \"{op}\"\n[[issuers]]\nissuer = \"{op}\"\naudiences = [\"arbiter-console\"]\njwks_url = \"{op}/jwks\"\n"
         )
     });
     let client = reqwest::Client::builder()
@@ -317,6 +318,54 @@ async fn sign_in_is_pkce_bound_to_the_browser_and_forms_need_the_csrf_token() {
     assert!(r.status().is_redirection(), "{}", r.status());
     let r = upload(Some(&session)).await.unwrap();
     assert_eq!(r.status(), 403);
+    // A real upload: the bundled set packed as a `.cjar` by `arbiter bundle build`, sent with
+    // the session's token (read from the page, as a browser's form has it), compares as
+    // equivalent on every route.
+    let page = client
+        .get(format!("{}/console/proofs", server.http))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let cjar = dir.path().join("candidate.cjar");
+    crate::support::process::assert_success(
+        &crate::support::process::arbiter_bin()
+            .args(["bundle", "build", "policies", "-o"])
+            .arg(&cjar)
+            .current_dir(dir.path())
+            .output()
+            .unwrap(),
+    );
+    let mut body = format!(
+        "--b\r\ncontent-disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--b\r\ncontent-disposition: form-data; name=\"bundle\"; filename=\"candidate.cjar\"\r\ncontent-type: application/zip\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::fs::read(&cjar).unwrap());
+    body.extend(b"\r\n--b--\r\n");
+    let r = client
+        .post(format!("{}/console/proofs/compare", server.http))
+        .header("cookie", &session)
+        .header("content-type", "multipart/form-data; boundary=b")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"comparison\""), "{page}");
+    assert!(
+        page.contains("equivalent") && !page.contains("narrower"),
+        "{page}"
+    );
     // With the session, a screen is a decision on the person: ada may view policies.
     let r = client
         .get(format!("{}/console/policies", server.http))

@@ -12,6 +12,11 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -50,12 +55,25 @@ def shot(name):
 
 
 def text():
-    return driver.find_element(By.TAG_NAME, "body").text
+    try:
+        return driver.find_element(By.TAG_NAME, "body").text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""  # between two pages
 
 
 def expect(fragment):
-    if fragment not in text():
+    """Waits (a click's navigation may still be under way) until the page shows `fragment`."""
+    try:
+        WebDriverWait(driver, 30).until(lambda d: fragment in text())
+    except TimeoutException:
         raise AssertionError(f"`{fragment}` is not on {driver.current_url}:\n{text()[:3000]}")
+
+
+def nav(link, path):
+    """Follows a tab or link and waits for its page."""
+    driver.find_element(By.LINK_TEXT, link).click()
+    wait.until(ec.url_contains(path))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def fill(field, value):
@@ -84,7 +102,7 @@ try:
     shot("01-overview")
 
     at("the auditor finds the foreign-employee healthcare policies by attribute")
-    driver.find_element(By.LINK_TEXT, "Policies").click()
+    nav("Policies", "/console/policies")
     fill("annotation", "tag=healthcare")
     fill("attribute", "nationality")
     driver.find_element(By.CSS_SELECTOR, "button.go").click()
@@ -95,14 +113,14 @@ try:
     if len(rows) != 1 or "hr-health-foreign-employees-need-mfa" not in found[0]:
         raise AssertionError(f"expected the one foreign-employee policy, found {found}")
     shot("02-policies-query")
-    driver.find_element(By.LINK_TEXT, "hr-health-foreign-employees-need-mfa").click()
+    nav("hr-health-foreign-employees-need-mfa", "/console/policies/hr-health")
     expect("Routes it applies to")
     expect("/hr/employees/{id}/health")
     expect("a foreign employee's record needs MFA")
     shot("03-policy")
 
     at("the auditor opens the routes and reads a scope expression")
-    driver.find_element(By.LINK_TEXT, "Routes").click()
+    nav("Routes", "/console/routes")
     row = driver.find_element(By.XPATH, "//tr[td[1]='/items' and td[2]='POST']")
     expression = row.find_element(By.CSS_SELECTOR, "code.scope-expression").text
     if expression != "read && (fido || otp)":
@@ -110,7 +128,7 @@ try:
     shot("04-routes")
 
     at("the auditor asks who can read health records")
-    driver.find_element(By.LINK_TEXT, "Who can").click()
+    nav("Who can", "/console/access")
     Select(driver.find_element(By.ID, "kind")).select_by_value("action")
     fill("subject_type", "user")
     fill("subject_id", "alice")
@@ -129,7 +147,7 @@ try:
     shot("06-try-refused")
 
     at("the auditor compares a candidate that drops the OTP alternative")
-    driver.find_element(By.LINK_TEXT, "Proofs").click()
+    nav("Proofs", "/console/proofs")
     fill("file_name", "items.cedar")
     driver.find_element(By.ID, "file_text").send_keys(open(os.environ["CANDIDATE_ITEMS"]).read())
     driver.find_element(By.ID, "compare").click()
@@ -141,7 +159,7 @@ try:
     shot("07-compare")
 
     at("the auditor lists recent decisions and opens one")
-    driver.find_element(By.LINK_TEXT, "Decisions").click()
+    nav("Decisions", "/console/decisions")
     fill("route", "/item/")
     driver.find_element(By.CSS_SELECTOR, "button.go").click()
     wait.until(ec.url_contains("route="))
@@ -151,14 +169,16 @@ try:
         raise AssertionError("no decision on /item/ in the window")
     shot("08-decisions")
     rows[0].find_element(By.TAG_NAME, "a").click()
+    wait.until(ec.url_matches(r"/console/decisions/[0-9a-f-]+$"))
     expect("Replayed against the live revision")
     shot("09-decision")
 
     at("the auditor signs out; a policy author signs in and tries a request")
     driver.find_element(By.XPATH, "//header//button[text()='Sign out']").click()
+    wait.until(ec.url_contains("/console/logout"))
     expect("You are signed out")
     sign_in("sam")
-    driver.find_element(By.LINK_TEXT, "Try").click()
+    nav("Try", "/console/try")
     fill("scopes", "")
     fill("path", "/item/42")
     driver.find_element(By.ID, "decide").click()

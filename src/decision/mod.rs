@@ -279,9 +279,7 @@ fn route_and_evaluate(
             snapshot.scopes.policies_for(r.uid.id().unescaped())
         }
         // Any other named resource: the slice of its entity type.
-        Target::Entity(r) => snapshot
-            .resources
-            .policies_for(&r.uid.type_name().to_string()),
+        Target::Entity(r) => snapshot.resources.policies_for(r.uid.type_name()),
     };
     drop(routing);
     let evaluating = tracing::debug_span!("evaluate").entered();

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use cedar_policy::{Policy, PolicySet, ResourceConstraint};
+use cedar_policy::{EntityTypeName, Policy, PolicySet, ResourceConstraint};
 
 use super::{ENDPOINT_TYPE, SCOPE_TYPE};
 
@@ -16,7 +16,7 @@ pub struct ResourceIndex {
     /// (hierarchies are not followed here, so every `in` is kept).
     global: PolicySet,
     /// Per type some policy names (`==`, `is`): its own policies plus the global ones.
-    by_type: HashMap<String, PolicySet>,
+    by_type: HashMap<EntityTypeName, PolicySet>,
 }
 
 impl ResourceIndex {
@@ -24,16 +24,17 @@ impl ResourceIndex {
     /// left out (their policies would copy most of a large set).
     pub(crate) fn build(policies: &PolicySet) -> Result<Self, String> {
         let mut global: Vec<&Policy> = Vec::new();
-        let mut own: HashMap<String, Vec<&Policy>> = HashMap::new();
-        let indexed_elsewhere = |ty: &str| ty == ENDPOINT_TYPE || ty == SCOPE_TYPE;
+        let mut own: HashMap<EntityTypeName, Vec<&Policy>> = HashMap::new();
+        let indexed_elsewhere =
+            |ty: &EntityTypeName| ty.basename() == ENDPOINT_TYPE || ty.basename() == SCOPE_TYPE;
         for policy in policies.policies() {
             let ty = match policy.resource_constraint() {
                 ResourceConstraint::Any | ResourceConstraint::In(_) => {
                     global.push(policy);
                     continue;
                 }
-                ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => ty.to_string(),
-                ResourceConstraint::Eq(uid) => uid.type_name().to_string(),
+                ResourceConstraint::Is(ty) | ResourceConstraint::IsIn(ty, _) => ty,
+                ResourceConstraint::Eq(uid) => uid.type_name().clone(),
             };
             if !indexed_elsewhere(&ty) {
                 own.entry(ty).or_default().push(policy);
@@ -52,9 +53,8 @@ impl ResourceIndex {
         })
     }
 
-    /// The policies that can apply to a resource of entity type `ty` (as `Type::Name`
-    /// writes it).
-    pub fn policies_for(&self, ty: &str) -> &PolicySet {
+    /// The policies that can apply to a resource of entity type `ty`.
+    pub fn policies_for(&self, ty: &EntityTypeName) -> &PolicySet {
         self.by_type.get(ty).unwrap_or(&self.global)
     }
 }
@@ -75,9 +75,10 @@ mod tests {
         .parse()
         .unwrap();
         let index = ResourceIndex::build(&set).unwrap();
-        assert_eq!(index.policies_for("Console").policies().count(), 3);
-        assert_eq!(index.policies_for("Todo").policies().count(), 3);
-        assert_eq!(index.policies_for("Other").policies().count(), 2);
-        assert!(!index.by_type.contains_key("Endpoint"));
+        let ty = |t: &str| t.parse::<EntityTypeName>().unwrap();
+        assert_eq!(index.policies_for(&ty("Console")).policies().count(), 3);
+        assert_eq!(index.policies_for(&ty("Todo")).policies().count(), 3);
+        assert_eq!(index.policies_for(&ty("Other")).policies().count(), 2);
+        assert!(!index.by_type.contains_key(&ty("Endpoint")));
     }
 }

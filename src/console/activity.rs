@@ -14,17 +14,8 @@ pub(crate) const STEP: Duration = Duration::from_secs(10);
 /// Samples kept: one hour.
 const SAMPLES: usize = 360;
 
-/// Every reason a decision can have, in the order the chart stacks denials.
-pub(crate) const REASONS: [Reason; 8] = [
-    Reason::Allowed,
-    Reason::PolicyDeny,
-    Reason::InsufficientScope,
-    Reason::MissingToken,
-    Reason::InvalidToken,
-    Reason::NoRoute,
-    Reason::InvalidRequest,
-    Reason::Error,
-];
+/// Every reason a decision can have, in the order the chart stacks them.
+pub(crate) const REASONS: [Reason; Reason::ALL.len()] = Reason::ALL;
 
 /// Decisions of one interval, by reason (in [`REASONS`] order).
 #[derive(Debug, Clone, Copy)]

@@ -71,6 +71,19 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, allow first (`decision::tests` fails to compile when a reason is added
+    /// and not listed here).
+    pub const ALL: [Reason; 8] = [
+        Self::Allowed,
+        Self::PolicyDeny,
+        Self::InsufficientScope,
+        Self::MissingToken,
+        Self::InvalidToken,
+        Self::NoRoute,
+        Self::InvalidRequest,
+        Self::Error,
+    ];
+
     /// The name used in logs and docs.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -221,3 +221,23 @@ fn scope_requirements_are_read_from_the_conditions() {
         "{e:?}"
     );
 }
+
+#[test]
+fn reason_all_lists_every_reason_once() {
+    // Exhaustive: a new reason does not compile here until it has its place in `ALL`.
+    fn place(r: Reason) -> usize {
+        match r {
+            Reason::Allowed => 0,
+            Reason::PolicyDeny => 1,
+            Reason::InsufficientScope => 2,
+            Reason::MissingToken => 3,
+            Reason::InvalidToken => 4,
+            Reason::NoRoute => 5,
+            Reason::InvalidRequest => 6,
+            Reason::Error => 7,
+        }
+    }
+    for (i, r) in Reason::ALL.iter().enumerate() {
+        assert_eq!(place(*r), i, "{r:?}");
+    }
+}

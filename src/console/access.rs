@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{admit, admit_post, view, ConsoleState, Screen};
+use super::{admit, admit_post, view, ConsoleState, Page, Screen};
 use crate::authzen::search::Kind;
 
 /// The search form.
@@ -68,14 +67,10 @@ pub(super) async fn show(
     State(state): State<Arc<ConsoleState>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    match admit(&state, &headers, &uri, Screen::Access).await {
-        Ok(visit) => {
-            let body = form(&SearchForm::default(), visit.csrf());
-            visit.page(&state, body)
-        }
-        Err(r) => r,
-    }
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Access).await?;
+    let body = form(&SearchForm::default(), visit.csrf());
+    Ok(visit.page(&state, body))
 }
 
 /// `POST /console/access`.
@@ -84,11 +79,8 @@ pub(super) async fn search(
     headers: HeaderMap,
     uri: Uri,
     axum::Form(f): axum::Form<SearchForm>,
-) -> Response {
-    let visit = match admit_post(&state, &headers, &uri, Screen::Access, &f.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit_post(&state, &headers, &uri, Screen::Access, &f.csrf).await?;
     let found = match request(&f) {
         Err(e) => view::error(&e),
         Ok((kind, request)) => match state.searcher.search(kind, &request).await {
@@ -123,7 +115,7 @@ pub(super) async fn search(
         },
     };
     let body = html! { (form(&f, visit.csrf())) (found) };
-    visit.page(&state, body)
+    Ok(visit.page(&state, body))
 }
 
 /// The AuthZEN search request the form describes.

@@ -6,13 +6,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, Uri};
 use maud::html;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{admit, render, view, ConsoleState, Screen};
+use super::{admit, render, view, ConsoleState, Page, Screen};
 use crate::decision::Outcome;
 
 /// Decisions on one page.
@@ -49,11 +48,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     uri: Uri,
     Query(f): Query<Filters>,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Decisions).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Decisions).await?;
     let body = render(&state, move || {
         let Some(window) = crate::telemetry::recent::recent_decisions() else {
             return html! { h1 { "Decisions" } div.note { "This replica keeps no recent decisions: they are taken from its JSON decision log, so they need "
@@ -138,7 +134,7 @@ pub(super) async fn list(
         }
     })
     .await;
-    visit.rendered(&state, body)
+    Ok(visit.rendered(&state, body))
 }
 
 /// `GET /console/decisions/{id}`.
@@ -147,11 +143,8 @@ pub(super) async fn one(
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Decisions).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Decisions).await?;
     let snapshot = state.pdp.policies().snapshot();
     let body = render(&state, move || {
         let marker = format!("\"decision_id\":\"{id}\"");
@@ -193,16 +186,12 @@ pub(super) async fn one(
         })
     })
     .await;
-    match body {
-        Ok(Some(body)) => visit.page(&state, body),
-        Ok(None) => {
-            let mut r = visit.page(
-                &state,
-                view::error("No recent decision has this id (the window keeps only the newest)."),
-            );
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
-        }
-        Err(r) => r,
-    }
+    let body = body?;
+    Ok(match body {
+        Some(body) => visit.page(&state, body),
+        None => visit.not_found(
+            &state,
+            "No recent decision has this id (the window keeps only the newest).",
+        ),
+    })
 }

@@ -138,6 +138,8 @@ pub(crate) struct ConsoleState {
     activity: Arc<Activity>,
     /// The last analysis of the live set (its version, and what it found), for Routes.
     analysis: std::sync::Mutex<Option<(String, Arc<Analysis>)>>,
+    /// `Console::"workbench"`, the resource of every screen's decision.
+    console: EntityRef,
     /// Whether the development issuer is on (Try can mint tokens).
     dev_key: Option<(Arc<SigningKey>, String, String)>,
 }
@@ -215,6 +217,11 @@ impl ConsoleState {
             sign_in,
             activity: parts.activity,
             analysis: std::sync::Mutex::new(None),
+            console: EntityRef {
+                uid: crate::decision::context::entity_uid(CONSOLE_TYPE, CONSOLE_ID)
+                    .unwrap_or_else(|e| unreachable!("{e}")),
+                properties: Map::new(),
+            },
             dev_key: dev_issuer,
         }
     }
@@ -255,6 +262,10 @@ pub(crate) fn router(state: Arc<ConsoleState>) -> Router {
         .with_state(state)
 }
 
+/// What a screen's handler answers: its page, or (through `?`) the page that refused or
+/// redirected the visit.
+type Page = Result<Response, Response>;
+
 /// A person admitted to a screen.
 pub(crate) struct Visit {
     session: Arc<Session>,
@@ -275,6 +286,13 @@ impl Visit {
             dev_mode: state.dev_mode(),
         };
         no_store(view::page(&shell, body).into_response())
+    }
+
+    /// A 404 page saying what was not found.
+    fn not_found(&self, state: &ConsoleState, what: &str) -> Response {
+        let mut r = self.page(state, view::error(what));
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r
     }
 
     /// The page around a body [`render`] built (or its failure).
@@ -325,20 +343,14 @@ async fn admit(
     let Some(session) = state.sessions.current(headers) else {
         return Err(to_sign_in(uri));
     };
-    let console = EntityRef {
-        uid: cedar_policy::EntityUid::from_type_name_and_id(
-            CONSOLE_TYPE.parse().map_err(|_| server_error())?,
-            cedar_policy::EntityId::new(CONSOLE_ID),
-        ),
-        properties: Map::new(),
-    };
+    let console = &state.console;
     let context = Map::new();
     let ask = |action: &'static str| AuthzRequest {
         token: &session.token,
         subject: None,
         method: action,
         path: "",
-        resource: Some(&console),
+        resource: Some(console),
         context: &context,
         explain: false,
         client_cert_sha256: "",

@@ -6,11 +6,10 @@ use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
 use maud::html;
 
 use super::activity::{REASONS, STEP};
-use super::{admit, render, view, ConsoleState, Screen};
+use super::{admit, render, view, ConsoleState, Page, Screen};
 use crate::policy::ReloadResult;
 
 /// `GET /console`.
@@ -18,11 +17,8 @@ pub(super) async fn show(
     State(state): State<Arc<ConsoleState>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Overview).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Overview).await?;
     let (snapshot, status) = state.pdp.policies().snapshot_and_status();
     let issuers = state.pdp.verifier().issuers().count();
     let intervals = state.activity.intervals();
@@ -113,7 +109,7 @@ pub(super) async fn show(
         }
     })
     .await;
-    visit.rendered(&state, body)
+    Ok(visit.rendered(&state, body))
 }
 
 /// `12 s ago`, `3 min ago`, `2 h ago`.

@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Uri};
 use maud::html;
 use serde::Deserialize;
 
-use super::{admit, render, view, ConsoleState, Screen};
+use super::{admit, render, view, ConsoleState, Page, Screen};
 use crate::policy::query::{self, Hit};
 
 /// Policies on one page.
@@ -92,11 +91,8 @@ pub(super) async fn list(
     headers: HeaderMap,
     uri: Uri,
     Query(f): Query<Filters>,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Policies).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Policies).await?;
     let snapshot = state.pdp.policies().snapshot();
     let body = render(&state, move || {
         let hits: Result<Vec<Hit>, String> = query::query(&snapshot, &f.query());
@@ -151,7 +147,7 @@ pub(super) async fn list(
         }
     })
     .await;
-    visit.rendered(&state, body)
+    Ok(visit.rendered(&state, body))
 }
 
 /// `GET /console/policies/{id}`.
@@ -160,11 +156,8 @@ pub(super) async fn one(
     headers: HeaderMap,
     uri: Uri,
     Path(id): Path<String>,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Policies).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Policies).await?;
     let snapshot = state.pdp.policies().snapshot();
     let found = render(&state, move || {
         let facts = snapshot
@@ -227,19 +220,11 @@ pub(super) async fn one(
         })
     })
     .await;
-    match found {
-        Ok(Some(body)) => visit.page(&state, body),
-        Ok(None) => {
-            let mut r = visit.page(
-                &state,
-                view::error("No policy of the live set has this id."),
-            );
-            *r.status_mut() = StatusCode::NOT_FOUND;
-            r
-        }
-        Err(r) => r,
-    }
-    .into_response()
+    let body = found?;
+    Ok(match body {
+        Some(body) => visit.page(&state, body),
+        None => visit.not_found(&state, "No policy of the live set has this id."),
+    })
 }
 
 /// Whether a property bounds requests on some of `routes` that a policy of `actions`

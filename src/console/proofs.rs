@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::IntoResponse;
 use maud::{html, Markup};
 
-use super::{admit, admit_post, view, ConsoleState, CsrfForm, Screen};
+use super::{admit, admit_post, view, ConsoleState, CsrfForm, Page, Screen};
 use crate::audit::analysis::Analysis;
 use crate::audit::counterexample::Counterexample;
 use crate::control::proofs::{self as jobs, ProofError};
@@ -85,14 +85,10 @@ pub(super) async fn show(
     State(state): State<Arc<ConsoleState>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    match admit(&state, &headers, &uri, Screen::Proofs).await {
-        Ok(visit) => {
-            let body = forms(visit.csrf(), html! {});
-            visit.page(&state, body)
-        }
-        Err(r) => r,
-    }
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Proofs).await?;
+    let body = forms(visit.csrf(), html! {});
+    Ok(visit.page(&state, body))
 }
 
 /// `POST /console/proofs/properties`.
@@ -101,11 +97,8 @@ pub(super) async fn properties(
     headers: HeaderMap,
     uri: Uri,
     axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let visit = match admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await?;
     let snapshot = state.pdp.policies().snapshot();
     let proved = state
         .workers
@@ -132,7 +125,7 @@ pub(super) async fn properties(
             }
         },
     };
-    visit.page(&state, forms(visit.csrf(), found))
+    Ok(visit.page(&state, forms(visit.csrf(), found)))
 }
 
 /// `POST /console/proofs/analyze`.
@@ -141,11 +134,8 @@ pub(super) async fn analyze(
     headers: HeaderMap,
     uri: Uri,
     axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let visit = match admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await?;
     let found = match analyze_live(&state).await {
         Err(e) => view::error(&e),
         Ok(a) => html! {
@@ -169,7 +159,7 @@ pub(super) async fn analyze(
             }
         },
     };
-    visit.page(&state, forms(visit.csrf(), found))
+    Ok(visit.page(&state, forms(visit.csrf(), found)))
 }
 
 /// `POST /console/proofs/compare` (multipart: `csrf`, and `bundle` or `file_name` +
@@ -179,20 +169,20 @@ pub(super) async fn compare(
     headers: HeaderMap,
     uri: Uri,
     multipart: Multipart,
-) -> Response {
+) -> Page {
     // Who asks is known before the upload is read: nobody else makes the server take it in.
-    let visit = match admit(&state, &headers, &uri, Screen::Proofs).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let form = match read_compare_form(multipart).await {
-        Ok(f) => f,
-        Err(e) => {
-            return super::no_store(view::bare("Compare", view::error(&e)).into_response_with(400))
-        }
-    };
+    let visit = admit(&state, &headers, &uri, Screen::Proofs).await?;
+    let form = read_compare_form(multipart).await.map_err(|e| {
+        super::no_store(
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                view::bare("Compare", view::error(&e)),
+            )
+                .into_response(),
+        )
+    })?;
     if !visit.session.csrf_matches(&form.csrf) {
-        return super::forged_form();
+        return Err(super::forged_form());
     }
     let live = state.pdp.policies().snapshot();
     let found = match candidate_files(&state, &live, form).await {
@@ -218,7 +208,7 @@ pub(super) async fn compare(
             }
         }
     };
-    visit.page(&state, forms(visit.csrf(), found))
+    Ok(visit.page(&state, forms(visit.csrf(), found)))
 }
 
 /// A counterexample as a ready-to-paste test case.
@@ -306,18 +296,4 @@ async fn candidate_files(
                 .map_err(|_| format!("`{name}` is not UTF-8 text"))
         })
         .collect()
-}
-
-trait WithStatus {
-    fn into_response_with(self, status: u16) -> Response;
-}
-
-impl WithStatus for Markup {
-    fn into_response_with(self, status: u16) -> Response {
-        use axum::response::IntoResponse;
-        let mut r = self.into_response();
-        *r.status_mut() =
-            axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
-        r
-    }
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use cedar_policy::Effect;
 use maud::html;
 
 use super::policies::encode;
-use super::{admit, admit_post, proofs, render, view, ConsoleState, CsrfForm, Screen};
+use super::{admit, admit_post, proofs, render, view, ConsoleState, CsrfForm, Page, Screen};
 use crate::policy::PolicySnapshot;
 
 /// Routes on one page (each with its methods).
@@ -63,7 +63,7 @@ fn rows(snapshot: &PolicySnapshot) -> Vec<Row> {
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
-pub(super) struct Page {
+pub(super) struct Paging {
     #[serde(default)]
     offset: usize,
 }
@@ -73,12 +73,9 @@ pub(super) async fn show(
     State(state): State<Arc<ConsoleState>>,
     headers: HeaderMap,
     uri: Uri,
-    axum::extract::Query(page): axum::extract::Query<Page>,
-) -> Response {
-    let visit = match admit(&state, &headers, &uri, Screen::Routes).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    axum::extract::Query(page): axum::extract::Query<Paging>,
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Routes).await?;
     let snapshot = state.pdp.policies().snapshot();
     let analysis = proofs::last_analysis(&state, &snapshot.version);
     let may_prove = visit.allowed.contains(&Screen::Proofs);
@@ -136,7 +133,7 @@ pub(super) async fn show(
         }
     })
     .await;
-    visit.rendered(&state, body)
+    Ok(visit.rendered(&state, body))
 }
 
 /// `POST /console/routes/analyze`: proves reachability (needs the proof action), then back.
@@ -145,13 +142,10 @@ pub(super) async fn analyze(
     headers: HeaderMap,
     uri: Uri,
     axum::Form(form): axum::Form<CsrfForm>,
-) -> Response {
-    let visit = match admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match proofs::analyze_live(&state).await {
+) -> Page {
+    let visit = admit_post(&state, &headers, &uri, Screen::Proofs, &form.csrf).await?;
+    Ok(match proofs::analyze_live(&state).await {
         Ok(_) => Redirect::to("/console/routes").into_response(),
         Err(e) => visit.page(&state, view::error(&e)),
-    }
+    })
 }

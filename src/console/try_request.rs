@@ -9,12 +9,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
 use maud::{html, Markup};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{admit, admit_post, view, ConsoleState, Screen};
+use super::{admit, admit_post, view, ConsoleState, Page, Screen};
 use crate::decision::{AuthzRequest, Outcome};
 
 /// The request builder.
@@ -93,14 +92,10 @@ pub(super) async fn show(
     State(state): State<Arc<ConsoleState>>,
     headers: HeaderMap,
     uri: Uri,
-) -> Response {
-    match admit(&state, &headers, &uri, Screen::Try).await {
-        Ok(visit) => {
-            let body = form(&TryForm::default(), visit.csrf(), state.dev_key.is_some());
-            visit.page(&state, body)
-        }
-        Err(r) => r,
-    }
+) -> Page {
+    let visit = admit(&state, &headers, &uri, Screen::Try).await?;
+    let body = form(&TryForm::default(), visit.csrf(), state.dev_key.is_some());
+    Ok(visit.page(&state, body))
 }
 
 /// `POST /console/try`.
@@ -109,17 +104,14 @@ pub(super) async fn decide(
     headers: HeaderMap,
     uri: Uri,
     axum::Form(f): axum::Form<TryForm>,
-) -> Response {
-    let visit = match admit_post(&state, &headers, &uri, Screen::Try, &f.csrf).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+) -> Page {
+    let visit = admit_post(&state, &headers, &uri, Screen::Try, &f.csrf).await?;
     let answer = match ask(&state, &f).await {
         Ok(a) => a,
         Err(e) => view::error(&e),
     };
     let body = html! { (form(&f, visit.csrf(), state.dev_key.is_some())) (answer) };
-    visit.page(&state, body)
+    Ok(visit.page(&state, body))
 }
 
 fn object(text: &str, what: &str) -> Result<Map<String, Value>, String> {

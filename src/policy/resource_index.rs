@@ -40,17 +40,8 @@ impl ResourceIndex {
                 own.entry(ty).or_default().push(policy);
             }
         }
-        let set = |list: Vec<&Policy>| {
-            PolicySet::from_policies(list.into_iter().cloned()).map_err(|e| e.to_string())
-        };
-        let mut by_type = HashMap::with_capacity(own.len());
-        for (ty, mine) in own {
-            by_type.insert(ty, set(global.iter().copied().chain(mine).collect())?);
-        }
-        Ok(Self {
-            global: set(global)?,
-            by_type,
-        })
+        let (global, by_type) = super::scope_index::slices(global, own)?;
+        Ok(Self { global, by_type })
     }
 
     /// The policies that can apply to a resource of entity type `ty`.

@@ -41,21 +41,28 @@ impl ScopeIndex {
                 }
             }
         }
-        let set = |list: Vec<&Policy>| {
-            PolicySet::from_policies(list.into_iter().cloned()).map_err(|e| e.to_string())
-        };
-        let mut by_scope = HashMap::with_capacity(own.len());
-        for (scope, mine) in own {
-            by_scope.insert(scope, set(global.iter().copied().chain(mine).collect())?);
-        }
-        Ok(Self {
-            global: set(global)?,
-            by_scope,
-        })
+        let (global, by_scope) = slices(global, own)?;
+        Ok(Self { global, by_scope })
     }
 
     /// The policies that can apply to issuing `scope`.
     pub fn policies_for(&self, scope: &str) -> &PolicySet {
         self.by_scope.get(scope).unwrap_or(&self.global)
     }
+}
+
+/// The slices of an index: the policies that apply to every key (`global`), and per key its
+/// own policies with the global ones. Shared by the scope and resource indexes.
+pub(super) fn slices<'p, K: std::hash::Hash + Eq>(
+    global: Vec<&'p Policy>,
+    own: HashMap<K, Vec<&'p Policy>>,
+) -> Result<(PolicySet, HashMap<K, PolicySet>), String> {
+    let set = |list: Vec<&Policy>| {
+        PolicySet::from_policies(list.into_iter().cloned()).map_err(|e| e.to_string())
+    };
+    let mut by_key = HashMap::with_capacity(own.len());
+    for (key, mine) in own {
+        by_key.insert(key, set(global.iter().copied().chain(mine).collect())?);
+    }
+    Ok((set(global)?, by_key))
 }

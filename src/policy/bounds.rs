@@ -57,6 +57,33 @@ pub fn with_load_stack<T: Send>(load: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// Runs `first` on a second thread with [`LOAD_STACK_BYTES`] of stack while `second` runs on
+/// the caller's (itself a load thread), and returns both: how a load uses a second core for
+/// the halves of a large set. Runs them one after the other if no thread can be started.
+pub fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl FnOnce() -> B) -> (A, B) {
+    let first = std::sync::Mutex::new(Some(first));
+    let take = || first.lock().ok().and_then(|mut f| f.take());
+    let caller = tracing::Span::current();
+    std::thread::scope(|scope| {
+        let spawned = std::thread::Builder::new()
+            .name("policy-load".into())
+            .stack_size(LOAD_STACK_BYTES)
+            .spawn_scoped(scope, || caller.in_scope(|| take().map(|f| f())));
+        let b = second();
+        let a = match spawned {
+            Ok(handle) => match handle.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a second policy load thread");
+                take().map(|f| f())
+            }
+        };
+        (a.unwrap_or_else(|| unreachable_load()), b)
+    })
+}
+
 #[allow(
     clippy::panic,
     reason = "the closure is taken exactly once, by one of two paths"

@@ -311,14 +311,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Builds a snapshot's query index off the decision path, so the first policy query after a
-/// load answers quickly; decisions never wait for it.
+/// How long a snapshot must stay live before its query index is built in the background: a
+/// burst of reloads (an author saving file after file, a rollout) builds no index for the
+/// snapshots it replaces, and the build never competes with the next reload for the CPU.
+const QUERY_INDEX_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Builds a snapshot's query index off the decision path once it has stayed live for
+/// [`QUERY_INDEX_DELAY`], so the first policy query after a load answers quickly; decisions
+/// never wait for it, and a query asked sooner builds it then.
 fn index_queries_in_background(snapshot: &Arc<PolicySnapshot>) {
-    let snapshot = Arc::clone(snapshot);
+    // A weak reference: once the snapshot is replaced (and its last decision has finished),
+    // there is nothing left to index.
+    let snapshot = Arc::downgrade(snapshot);
     let spawned = std::thread::Builder::new()
         .name("policy-query-index".into())
         .spawn(move || {
-            snapshot.query_index();
+            std::thread::sleep(QUERY_INDEX_DELAY);
+            if let Some(snapshot) = snapshot.upgrade() {
+                snapshot.query_index();
+            }
         });
     if let Err(e) = spawned {
         tracing::debug!(error = %e, "query index will be built on first query");

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use cedar_policy::{
     ActionConstraint, Effect, Entities, Policy, PolicyId, PolicySet, Schema, SchemaFragment,
-    ValidationMode, Validator,
+    ValidationMode, ValidationResult, Validator,
 };
 use sha2::{Digest, Sha256};
 
@@ -228,14 +228,17 @@ pub(crate) fn load_dir(
                 }
             }
         }
-        let result = Validator::new(schema.clone()).validate(&to_validate, ValidationMode::Strict);
+        let results = validate(&schema, &to_validate);
         let mut failed: HashMap<&PolicyId, ()> = HashMap::new();
         let mut new_warnings: HashMap<&PolicyId, Vec<String>> = HashMap::new();
-        for e in result.validation_errors() {
+        for e in results.iter().flat_map(ValidationResult::validation_errors) {
             failed.insert(e.policy_id(), ());
             errors.extend(located(e.policy_id(), e, &origins, &texts));
         }
-        for w in result.validation_warnings() {
+        for w in results
+            .iter()
+            .flat_map(ValidationResult::validation_warnings)
+        {
             let located = located(w.policy_id(), w, &origins, &texts);
             new_warnings
                 .entry(w.policy_id())
@@ -276,6 +279,31 @@ pub(crate) fn load_dir(
     })
 }
 
+/// Validates `set` under `schema` in strict mode: a large set in two halves on two threads
+/// (each policy is validated on its own, so the halves' results are the whole's).
+fn validate(schema: &Schema, set: &PolicySet) -> Vec<ValidationResult> {
+    let validator = Validator::new(schema.clone());
+    let count = set.policies().count();
+    if count < IN_HALVES_FROM {
+        return vec![validator.validate(set, ValidationMode::Strict)];
+    }
+    let (mut first, mut second) = (PolicySet::new(), PolicySet::new());
+    for (i, policy) in set.policies().enumerate() {
+        let half = if i < count / 2 {
+            &mut first
+        } else {
+            &mut second
+        };
+        // The ids are those of `set`, so unique in each half.
+        let _ = half.add(policy.clone());
+    }
+    let (a, b) = bounds::both(
+        || validator.validate(&first, ValidationMode::Strict),
+        || validator.validate(&second, ValidationMode::Strict),
+    );
+    vec![a, b]
+}
+
 fn parse_schema(text: &str) -> Result<(Schema, SchemaShapes), Vec<PolicyError>> {
     let fragment = match SchemaFragment::from_cedarschema_str(text) {
         Ok((f, _)) => f,
@@ -298,6 +326,12 @@ fn parse_whole(
     text: &str,
     errors: &mut Vec<PolicyError>,
 ) -> Option<Vec<(Policy, u32, usize, String)>> {
+    let spans = policy_spans(text);
+    if spans.len() >= IN_HALVES_FROM {
+        if let Some(parsed) = parse_halves(text, &spans) {
+            return Some(parsed);
+        }
+    }
     let set = match PolicySet::from_str(text) {
         Ok(s) => s,
         Err(e) => {
@@ -323,7 +357,6 @@ fn parse_whole(
         ));
     }
     // The source text of policy N, when the file splits into exactly the policies cedar saw.
-    let spans = policy_spans(text);
     let aligned = spans.len() == set.policies().count() + set.templates().count();
     let chunk_for = |id: &PolicyId| -> String {
         id.to_string()
@@ -338,6 +371,53 @@ fn parse_whole(
         .policies()
         .map(|p| (p.clone(), line_for(p.id()), 0, chunk_for(p.id())))
         .collect();
+    parsed.sort_by_key(|(_, line, _, _)| *line);
+    Some(parsed)
+}
+
+/// From how many policies a file is parsed, and a set validated, in two halves on two
+/// threads: below it, a second thread costs more than it saves.
+const IN_HALVES_FROM: usize = 512;
+
+/// A large file parsed as two halves on two threads, split where a policy starts: each policy
+/// with its line, the offset its diagnostics are relative to (its half's start) and its text.
+/// `None` unless each half parses as exactly the policies the split expects (no error, no
+/// template): the whole file is then parsed on one thread, which reports errors exactly.
+fn parse_halves(text: &str, spans: &[(usize, usize)]) -> Option<Vec<(Policy, u32, usize, String)>> {
+    let mid = spans.len() / 2;
+    let split = spans.get(mid)?.0;
+    let (first, second) = bounds::both(
+        || PolicySet::from_str(&text[..split]).ok(),
+        || PolicySet::from_str(&text[split..]).ok(),
+    );
+    let (first, second) = (first?, second?);
+    let expected =
+        |set: &PolicySet, n: usize| set.templates().next().is_none() && set.policies().count() == n;
+    if !expected(&first, mid) || !expected(&second, spans.len() - mid) {
+        return None;
+    }
+    let starts: Vec<usize> = spans.iter().map(|&(start, _)| start).collect();
+    let lines = lines_of(text, &starts);
+    let mut parsed = Vec::with_capacity(spans.len());
+    for (set, first_index, base) in [(&first, 0, 0), (&second, mid, split)] {
+        for policy in set.policies() {
+            // Cedar names the Nth policy of a text `policyN`.
+            let n = first_index
+                + policy
+                    .id()
+                    .to_string()
+                    .strip_prefix("policy")?
+                    .parse::<usize>()
+                    .ok()?;
+            let &(start, end) = spans.get(n)?;
+            parsed.push((
+                policy.clone(),
+                *lines.get(n)?,
+                base,
+                text[start..end].to_owned(),
+            ));
+        }
+    }
     parsed.sort_by_key(|(_, line, _, _)| *line);
     Some(parsed)
 }
@@ -645,5 +725,83 @@ mod tests {
         let starts = policy_starts(text);
         assert_eq!(starts.len(), 2);
         assert_eq!(lines_of(text, &starts), vec![2, 5]);
+    }
+
+    /// A file of `n` route policies (each five lines, the first on line 1), with `broken`
+    /// (0-based) reading a context field the schema does not declare.
+    fn routes(n: usize, broken: &[usize]) -> String {
+        (0..n)
+            .map(|i| {
+                let extra = if broken.contains(&i) { " && context.nope == 1" } else { "" };
+                format!(
+                    "@id(\"route-{i}\")\n@scopes(\"read\")\npermit (principal, action == Action::\"GET\",\n  resource == Endpoint::\"/svc{i}/items/{{id}}\")\nwhen {{ context.scopes.contains(\"read\"){extra} }};\n"
+                )
+            })
+            .collect()
+    }
+
+    fn set_with(text: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let bundled = crate::policy::bundled_copy();
+        std::fs::copy(
+            bundled.path().join(SCHEMA_FILE),
+            dir.path().join(SCHEMA_FILE),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("routes.cedar"), text).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_large_file_parsed_in_halves_is_the_file_parsed_whole() {
+        let text = routes(2 * IN_HALVES_FROM + 1, &[]);
+        let spans = policy_spans(&text);
+        let halves = parse_halves(&text, &spans).expect("two halves that parse");
+        let whole = {
+            let set = PolicySet::from_str(&text).unwrap();
+            let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
+            let lines = lines_of(&text, &starts);
+            let mut whole: Vec<(String, u32)> = set
+                .policies()
+                .map(|p| {
+                    let n: usize = p.id().to_string()["policy".len()..].parse().unwrap();
+                    (p.to_string(), lines[n])
+                })
+                .collect();
+            whole.sort_by_key(|(_, line)| *line);
+            whole
+        };
+        let halves: Vec<(String, u32)> = halves
+            .iter()
+            .map(|(p, line, _, _)| (p.to_string(), *line))
+            .collect();
+        assert_eq!(halves, whole);
+        // Each policy keeps its own text, for the next load's cache.
+        let loaded = load_dir(set_with(&text).path(), None).unwrap();
+        assert_eq!(loaded.meta.len(), 2 * IN_HALVES_FROM + 1);
+        assert_eq!(loaded.meta[&PolicyId::new("route-1000")].line, 5001);
+    }
+
+    #[test]
+    fn errors_in_either_half_of_a_large_file_are_located_exactly() {
+        let n = 2 * IN_HALVES_FROM;
+        // Policy i starts on line 5i + 1; its condition is on line 5i + 5.
+        let errors = load_dir(set_with(&routes(n, &[3, n - 2])).path(), None)
+            .err()
+            .expect("refused");
+        let lines: Vec<Option<u32>> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(
+            lines,
+            vec![Some(20), Some(5 * (n as u32 - 2) + 5)],
+            "{errors:?}"
+        );
+        // A syntax error in the second half: the whole file is parsed and says where.
+        let mut text = routes(n, &[]);
+        let at = text.rfind("permit").unwrap();
+        text.insert_str(at, "permitt ");
+        let errors = load_dir(set_with(&text).path(), None)
+            .err()
+            .expect("refused");
+        assert_eq!(errors[0].line, Some(5 * (n as u32 - 1) + 3), "{errors:?}");
     }
 }

@@ -20,3 +20,20 @@ fi
 WORK=$(mktemp -d)
 cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+
+# generate_routes FILE N SALT: the bundled shape of a large set, N route policies (one
+# endpoint each; `@scopes` cycling through four scopes); SALT changes every policy's text
+# (and so the set's version). With the bundled schema and guards beside it.
+generate_routes() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+path, n, salt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+scopes = ["read", "write", "admin", "fido"]
+with open(path, "w") as f:
+    for i in range(n):
+        s = scopes[i % 4]
+        f.write(f'@id("route-{i}")\n@scopes("{s}")\n@revision("{salt}")\n'
+                f'permit (principal, action == Action::"GET", resource == Endpoint::"/svc{i}/items/{{id}}")\n'
+                f'when {{ context.scopes.contains("{s}") }};\n')
+PY
+}

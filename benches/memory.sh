@@ -18,20 +18,6 @@ SIZES=("$@")
 [ ${#SIZES[@]} -eq 0 ] && SIZES=(10000 100000)
 source benches/lib.sh
 
-# routes.cedar with N policies; SALT changes every policy's text (and so the set's version).
-generate() {
-    python3 - "$1" "$2" "$3" <<'PY'
-import sys
-path, n, salt = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-scopes = ["read", "write", "admin", "fido"]
-with open(path, "w") as f:
-    for i in range(n):
-        s = scopes[i % 4]
-        f.write(f'@id("route-{i}")\n@scopes("{s}")\n@revision("{salt}")\n'
-                f'permit (principal, action == Action::"GET", resource == Endpoint::"/svc{i}/items/{{id}}")\n'
-                f'when {{ context.scopes.contains("{s}") }};\n')
-PY
-}
 kib() { awk -v k="$1" '$1 == k":" { print $2 }' "/proc/$2/status"; }
 reloads() { grep -c 'policies reloaded' "$WORK/arbiter.log" || true; }
 # Waits for the next reload line, then for the query index built after it (one thread).
@@ -60,7 +46,7 @@ for n in "${SIZES[@]}"; do
     rm -rf "$dir" "$WORK/data"
     mkdir -p "$dir"
     cp policies/schema.cedarschema policies/guards.cedar "$dir/"
-    generate "$dir/routes.cedar" "$n" a
+    generate_routes "$dir/routes.cedar" "$n" a
     : > "$WORK/arbiter.log"
     RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" \
         --grpc-addr 127.0.0.1:50191 --http-addr 127.0.0.1:8191 2>> "$WORK/arbiter.log" &
@@ -81,7 +67,7 @@ for n in "${SIZES[@]}"; do
 
     echo 5 > "/proc/$pid/clear_refs"
     before=$(reloads)
-    generate "$dir/routes.cedar.new" "$n" b
+    generate_routes "$dir/routes.cedar.new" "$n" b
     mv "$dir/routes.cedar.new" "$dir/routes.cedar"
     await_reload "$before" "$pid"
     rewrite=$(kib VmHWM "$pid")

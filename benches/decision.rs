@@ -1,6 +1,8 @@
 //! One in-process decision with a cached token, for 100 to 100 000 generated route policies,
 //! with an empty context and with the `ip` a gateway sends (target: median ≤ 5 µs at 100,
-//! and 100 000 within 2× of 100), the cost of a first-time
+//! and 100 000 within 2× of 100); the same decision against Cedar's own
+//! `Authorizer::is_authorized` over the same slice, request and entities (what Arbiter adds,
+//! as a ratio that holds on any machine; printed as `overhead`), the cost of a first-time
 //! token verification per algorithm, a cached introspected (opaque) token against a cached
 //! JWT (target: the same cost), and policy queries over 10 000 policies (target:
 //! milliseconds).
@@ -321,5 +323,101 @@ fn verifier_uncached(signers: &[Signer]) -> Verifier {
     verifier(signers, 0)
 }
 
-criterion_group!(benches, bench_decisions, bench_token_kinds, bench_queries);
+/// Arbiter's decision against the floor under it: Cedar's `Authorizer::is_authorized` over the
+/// same route slice with the request and entities Arbiter builds for it (principal, action,
+/// endpoint, the `scopes` and `ip` the slice reads), built once outside the loop. Both are
+/// timed by criterion, and again here, interleaved in one run, for the ratio.
+fn bench_overhead(c: &mut Criterion) {
+    use cedar_policy::{Authorizer, Context, Decision, EntityUid, Request};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let signers = signers();
+    let verifier = verifier(&signers, 1000);
+    let cached_token = token(&signers[1], 1);
+    runtime.block_on(verifier.verify(&cached_token)).unwrap();
+    let Value::Object(with_ip) = json!({"ip": "192.0.2.1"}) else {
+        unreachable!()
+    };
+    let n = 100;
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), n);
+    let snapshot = PolicySnapshot::load(dir.path()).unwrap();
+    let path = format!("/svc{}/items/42", (n / 2) & !3);
+    let endpoint = snapshot
+        .routes
+        .by_template(&format!("/svc{}/items/{{id}}", (n / 2) & !3))
+        .unwrap();
+    let action: EntityUid = r#"Action::"GET""#.parse().unwrap();
+    let context = Context::from_json_value(
+        json!({
+            "scopes": ["read", "write"],
+            "ip": {"__extn": {"fn": "ip", "arg": "192.0.2.1"}},
+        }),
+        Some((&snapshot.schema, &action)),
+    )
+    .unwrap();
+    let request = Request::new(
+        r#"Client::"svc""#.parse().unwrap(),
+        action,
+        endpoint.uid.clone(),
+        context,
+        Some(&snapshot.schema),
+    )
+    .unwrap();
+    let authorizer = Authorizer::new();
+    let arbiter = || {
+        let verified = verifier.cached(&digest(&cached_token)).unwrap();
+        allowed_get(&snapshot, &path, &with_ip, &verified)
+    };
+    let cedar = || {
+        let response = authorizer.is_authorized(&request, &endpoint.policies, &snapshot.entities);
+        assert_eq!(response.decision(), Decision::Allow);
+        response
+    };
+
+    let mut group = c.benchmark_group("decision_vs_cedar");
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function(BenchmarkId::new("arbiter_ip", n), |b| b.iter(arbiter));
+    group.bench_function(BenchmarkId::new("cedar_is_authorized", n), |b| {
+        b.iter(cedar)
+    });
+    group.finish();
+
+    // The ratio from one interleaved run: the median of 15 rounds of 20 000 each.
+    let time = |f: &dyn Fn()| {
+        let started = std::time::Instant::now();
+        for _ in 0..20_000 {
+            f();
+        }
+        started.elapsed().as_nanos() as f64 / 20_000.0
+    };
+    let (mut a, mut r) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        a.push(time(&|| {
+            std::hint::black_box(arbiter());
+        }));
+        r.push(time(&|| {
+            std::hint::black_box(cedar());
+        }));
+    }
+    a.sort_by(f64::total_cmp);
+    r.sort_by(f64::total_cmp);
+    let (a, r) = (a[7], r[7]);
+    eprintln!(
+        "overhead at {n} policies, ip in the context: arbiter {:.2} µs, cedar is_authorized {:.2} µs, ratio {:.2}",
+        a / 1000.0,
+        r / 1000.0,
+        a / r
+    );
+}
+
+criterion_group!(
+    benches,
+    bench_decisions,
+    bench_overhead,
+    bench_token_kinds,
+    bench_queries
+);
 criterion_main!(benches);

@@ -6,8 +6,9 @@
 # Arbiter (bundled policies, decision log on, text lines to a file, unless LOG=off or
 # LOG_FORMAT=json) and `arbiter echo-server` (the same gRPC service answering a fixed allow),
 # each loaded REPEAT times, alternately, with one framed `Authorize` (a development token,
-# GET /item/42, `{"ip": "192.0.2.1"}`). Prints µs of server CPU per request for both (median
-# of the runs) and the ratio.
+# GET /item/42, `{"ip": "192.0.2.1"}`); then AuthZEN `evaluation` of the same question over
+# HTTP/1.1 (`h2load --h1 -c16`) against a bare axum JSON echo (`arbiter echo-server --http`).
+# Prints µs of server CPU per request for each (median of the runs) and the ratios.
 #
 # Usage: benches/cpu.sh [N] [REPEAT]          (default 200000 3)
 #        LOG=off benches/cpu.sh                (RUST_LOG=warn: no decision log)
@@ -24,15 +25,18 @@ source benches/lib.sh
 cp -r policies "$WORK/policies"
 ARBITER=127.0.0.1:50171
 ECHO=127.0.0.1:50172
+ECHO_HTTP=127.0.0.1:8172
 RUST_LOG=$LOG_LEVEL "$BIN" serve --policies "$WORK/policies" --data-dir "$WORK/data" \
     --log-format "${LOG_FORMAT:-text}" --grpc-addr "$ARBITER" --http-addr 127.0.0.1:8171 \
     2> "$WORK/arbiter.log" &
 arbiter_pid=$!
 "$BIN" echo-server --grpc-addr "$ECHO" > "$WORK/echo.log" 2>&1 &
 echo_pid=$!
+"$BIN" echo-server --http --grpc-addr "$ECHO_HTTP" > "$WORK/echo-http.log" 2>&1 &
+echo_http_pid=$!
 listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 for _ in $(seq 300); do
-    listening "$ARBITER" && listening "$ECHO" && break
+    listening "$ARBITER" && listening "$ECHO" && listening "$ECHO_HTTP" && listening 127.0.0.1:8171 && break
     sleep 0.1
 done
 TOKEN=$("$BIN" token dev --data-dir "$WORK/data" --client demo --scope read)
@@ -41,30 +45,42 @@ CONTEXT='{"ip": "192.0.2.1"}'
     --context "$CONTEXT"
 "$BIN" check GET /item/42 --token "$TOKEN" --context "$CONTEXT" --addr "http://$ARBITER" >/dev/null \
     || { echo "the benchmark request is not allowed" >&2; exit 1; }
+printf '{"action":{"name":"GET"},"resource":{"type":"route","id":"/item/{id}"},"context":%s}' \
+    "$CONTEXT" > "$WORK/evaluation.json"
+curl -sf http://127.0.0.1:8171/access/v1/evaluation -H "authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' -d @"$WORK/evaluation.json" | grep -q '"decision":true' \
+    || { echo "the AuthZEN benchmark request is not allowed" >&2; exit 1; }
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# µs of server CPU per request for one run against ADDR served by PID.
+# µs of server CPU per request for one h2load run (its arguments after PID) served by PID.
 run() {
-    local before after out
-    before=$(ticks "$2")
-    out=$(h2load -n "$N" -t1 -c4 -m16 -d "$WORK/authorize.bin" \
-        -H 'content-type: application/grpc' -H 'te: trailers' "http://$1/arbiter.v1.Authorizer/Authorize" 2>&1)
-    after=$(ticks "$2")
+    local pid=$1 before after out
+    shift
+    before=$(ticks "$pid")
+    out=$(h2load -n "$N" -t1 "$@" 2>&1)
+    after=$(ticks "$pid")
     grep -q ' 0 failed, 0 errored, 0 timeout' <<<"$out" || { echo "$out" >&2; exit 1; }
+    grep -q "status codes: $N 2xx" <<<"$out" || { echo "$out" >&2; exit 1; }
     python3 -c "import os; print(($after - $before) / os.sysconf('SC_CLK_TCK') * 1e6 / $N)"
 }
-a=(); e=()
+grpc() { run "$1" -c4 -m16 -d "$WORK/authorize.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$2/arbiter.v1.Authorizer/Authorize"; }
+authzen() { run "$1" --h1 -c16 -d "$WORK/evaluation.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$2/access/v1/evaluation"; }
+a=(); e=(); za=(); ze=()
 for _ in $(seq "$REPEAT"); do
-    a+=("$(run "$ARBITER" "$arbiter_pid")")
-    e+=("$(run "$ECHO" "$echo_pid")")
+    a+=("$(grpc "$arbiter_pid" "http://$ARBITER")")
+    e+=("$(grpc "$echo_pid" "http://$ECHO")")
+    za+=("$(authzen "$arbiter_pid" http://127.0.0.1:8171)")
+    ze+=("$(authzen "$echo_http_pid" "http://$ECHO_HTTP")")
 done
-python3 - "${a[*]}" "${e[*]}" <<'PY'
+python3 - "${a[*]}" "${e[*]}" "${za[*]}" "${ze[*]}" <<'PY'
 import statistics, sys
-a = [float(x) for x in sys.argv[1].split()]
-e = [float(x) for x in sys.argv[2].split()]
-ma, me = statistics.median(a), statistics.median(e)
-print(f"server CPU per Authorize: arbiter {ma:.1f} µs (runs {' '.join(f'{x:.1f}' for x in a)})")
-print(f"                          echo    {me:.1f} µs (runs {' '.join(f'{x:.1f}' for x in e)})")
-print(f"ratio arbiter/echo: {ma / me:.2f}")
+def show(name, arbiter, echo):
+    a = [float(x) for x in arbiter.split()]
+    e = [float(x) for x in echo.split()]
+    ma, me = statistics.median(a), statistics.median(e)
+    print(f"server CPU per {name}: arbiter {ma:.1f} µs (runs {' '.join(f'{x:.1f}' for x in a)}), "
+          f"echo {me:.1f} µs (runs {' '.join(f'{x:.1f}' for x in e)}), ratio {ma / me:.2f}")
+show("Authorize (gRPC)", sys.argv[1], sys.argv[2])
+show("AuthZEN evaluation (HTTP/1.1)", sys.argv[3], sys.argv[4])
 PY
 echo "decision lines written: $(grep -c 'arbiter::decision' "$WORK/arbiter.log" || true)"

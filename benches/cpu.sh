@@ -6,9 +6,11 @@
 # Arbiter (bundled policies, decision log on, text lines to a file, unless LOG=off or
 # LOG_FORMAT=json) and `arbiter echo-server` (the same gRPC service answering a fixed allow),
 # each loaded REPEAT times, alternately, with one framed `Authorize` (a development token,
-# GET /item/42, `{"ip": "192.0.2.1"}`); then AuthZEN `evaluation` of the same question over
-# HTTP/1.1 (`h2load --h1 -c16`) against a bare axum JSON echo (`arbiter echo-server --http`).
-# Prints µs of server CPU per request for each (median of the runs) and the ratios.
+# GET /item/42, `{"ip": "192.0.2.1"}`); the same question as Envoy's ext_authz `Check` (the
+# echo answering a fixed OK); then AuthZEN `evaluation` of it over HTTP/1.1 (`h2load --h1
+# -c16`) against a bare axum JSON echo (`arbiter echo-server --http`). Prints µs of server
+# CPU per request for each (median of the runs) and the ratios; fails unless every decision
+# Arbiter logged is an allow (h2load sees only the HTTP status, not the gRPC one).
 #
 # Usage: benches/cpu.sh [N] [REPEAT]          (default 200000 3)
 #        LOG=off benches/cpu.sh                (RUST_LOG=warn: no decision log)
@@ -43,6 +45,8 @@ TOKEN=$("$BIN" token dev --data-dir "$WORK/data" --client demo --scope read)
 CONTEXT='{"ip": "192.0.2.1"}'
 "$BIN" bench --write-frame "$WORK/authorize.bin" --token "$TOKEN" --method GET --path /item/42 \
     --context "$CONTEXT"
+"$BIN" bench --write-frame "$WORK/check.bin" --ext-authz --token "$TOKEN" --method GET \
+    --path /item/42 --context "$CONTEXT"
 "$BIN" check GET /item/42 --token "$TOKEN" --context "$CONTEXT" --addr "http://$ARBITER" >/dev/null \
     || { echo "the benchmark request is not allowed" >&2; exit 1; }
 printf '{"action":{"name":"GET"},"resource":{"type":"route","id":"/item/{id}"},"context":%s}' \
@@ -64,15 +68,18 @@ run() {
     python3 -c "import os; print(($after - $before) / os.sysconf('SC_CLK_TCK') * 1e6 / $N)"
 }
 grpc() { run "$1" -c4 -m16 -d "$WORK/authorize.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$2/arbiter.v1.Authorizer/Authorize"; }
+check() { run "$1" -c4 -m16 -d "$WORK/check.bin" -H 'content-type: application/grpc' -H 'te: trailers' "$2/envoy.service.auth.v3.Authorization/Check"; }
 authzen() { run "$1" --h1 -c16 -d "$WORK/evaluation.json" -H 'content-type: application/json' -H "authorization: Bearer $TOKEN" "$2/access/v1/evaluation"; }
-a=(); e=(); za=(); ze=()
+a=(); e=(); ca=(); ce=(); za=(); ze=()
 for _ in $(seq "$REPEAT"); do
     a+=("$(grpc "$arbiter_pid" "http://$ARBITER")")
     e+=("$(grpc "$echo_pid" "http://$ECHO")")
+    ca+=("$(check "$arbiter_pid" "http://$ARBITER")")
+    ce+=("$(check "$echo_pid" "http://$ECHO")")
     za+=("$(authzen "$arbiter_pid" http://127.0.0.1:8171)")
     ze+=("$(authzen "$echo_http_pid" "http://$ECHO_HTTP")")
 done
-python3 - "${a[*]}" "${e[*]}" "${za[*]}" "${ze[*]}" <<'PY'
+python3 - "${a[*]}" "${e[*]}" "${ca[*]}" "${ce[*]}" "${za[*]}" "${ze[*]}" <<'PY'
 import statistics, sys
 def show(name, arbiter, echo):
     a = [float(x) for x in arbiter.split()]
@@ -81,6 +88,10 @@ def show(name, arbiter, echo):
     print(f"server CPU per {name}: arbiter {ma:.1f} µs (runs {' '.join(f'{x:.1f}' for x in a)}), "
           f"echo {me:.1f} µs (runs {' '.join(f'{x:.1f}' for x in e)}), ratio {ma / me:.2f}")
 show("Authorize (gRPC)", sys.argv[1], sys.argv[2])
-show("AuthZEN evaluation (HTTP/1.1)", sys.argv[3], sys.argv[4])
+show("ext_authz Check (gRPC)", sys.argv[3], sys.argv[4])
+show("AuthZEN evaluation (HTTP/1.1)", sys.argv[5], sys.argv[6])
 PY
-echo "decision lines written: $(grep -c 'arbiter::decision' "$WORK/arbiter.log" || true)"
+lines=$(grep -c 'arbiter::decision' "$WORK/arbiter.log" || true)
+allowed=$(grep -c -E 'decision="allow"|"decision":"allow"' "$WORK/arbiter.log" || true)
+echo "decision lines written: $lines, of which allow: $allowed"
+[ "$lines" = "$allowed" ] || { echo "some benchmark requests were denied" >&2; exit 1; }

@@ -169,3 +169,11 @@ print(f'Arbiter vs Cerbos: {a[0] / c[0]:.2f}x the throughput, {a[1] / c[1]:.2f} 
 print(f'Arbiter vs echo:   {a[1] / e[1]:.2f}x the CPU per request')
 "
 echo "decision lines: arbiter $(grep -c 'arbiter::decision' "$WORK/arbiter.log" || true), cerbos $(wc -l < "$WORK/cerbos-decisions.log" 2>/dev/null || echo 0)"
+# h2load sees only HTTP statuses: every timed request must have been an allow on both sides.
+if [ "$LOG" != off ]; then
+    timed=$((N * REPEAT))
+    allowed=$(grep -c 'decision="allow"' "$WORK/arbiter.log" || true)
+    [ "$allowed" -ge "$timed" ] || { echo "arbiter allowed $allowed of $timed" >&2; exit 1; }
+    allowed=$(grep -c 'EFFECT_ALLOW' "$WORK/cerbos-decisions.log" || true)
+    [ "$allowed" -ge "$timed" ] || { echo "cerbos allowed $allowed of $timed" >&2; exit 1; }
+fi

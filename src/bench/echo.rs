@@ -66,7 +66,26 @@ impl proto::authorizer_server::Authorizer for EchoAuthorizer {
     }
 }
 
-/// Serves the echo service on a bound listener until `shutdown`.
+/// Envoy's ext_authz `Check` answered with a fixed OK, the floor under Arbiter's `Check`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EchoExtAuthz;
+
+#[tonic::async_trait]
+impl envoy_types::ext_authz::v3::pb::Authorization for EchoExtAuthz {
+    async fn check(
+        &self,
+        _: Request<envoy_types::ext_authz::v3::pb::CheckRequest>,
+    ) -> Result<Response<envoy_types::ext_authz::v3::pb::CheckResponse>, Status> {
+        use envoy_types::ext_authz::v3::{CheckResponseExt, OkHttpResponseBuilder};
+        let mut response =
+            envoy_types::ext_authz::v3::pb::CheckResponse::with_status(Status::ok("allowed"));
+        response.set_http_response(OkHttpResponseBuilder::new());
+        Ok(Response::new(response))
+    }
+}
+
+/// Serves the echo services (`Authorize`, and ext_authz `Check`) on a bound listener until
+/// `shutdown`.
 pub async fn serve_echo(
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -74,6 +93,9 @@ pub async fn serve_echo(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(AuthorizerServer::new(EchoAuthorizer))
+        .add_service(envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+            EchoExtAuthz,
+        ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }

@@ -95,6 +95,11 @@ pub(crate) struct BenchArgs {
     /// as h2load sends (`benches/wire.sh`).
     #[arg(long, requires = "token")]
     pub(crate) write_frame: Option<PathBuf>,
+    /// With --write-frame: the same request as Envoy's ext_authz `Check` (the bearer token
+    /// in the `authorization` header, the context's `ip` as the source address) instead of
+    /// `Authorize`.
+    #[arg(long, requires = "write_frame")]
+    pub(crate) ext_authz: bool,
     /// The context of --token's requests (and of --write-frame's), a JSON object, e.g.
     /// `{"ip": "192.0.2.1"}`.
     #[arg(long)]
@@ -119,11 +124,66 @@ fn token_request(args: &BenchArgs, token: &str) -> anyhow::Result<proto::Authori
     })
 }
 
-/// `Authorize` as one gRPC message frame: a zero compression flag, the length (big-endian
+/// The request of `--token` as Envoy describes it to ext_authz: method, path and the bearer
+/// token as a header, the context's `ip` (its only field Envoy sends) as the source address.
+fn check_request(
+    args: &BenchArgs,
+    token: &str,
+) -> anyhow::Result<envoy_types::pb::envoy::service::auth::v3::CheckRequest> {
+    use envoy_types::pb::envoy::config::core::v3::{
+        address, socket_address, Address, SocketAddress,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::{
+        attribute_context::{HttpRequest, Peer, Request},
+        AttributeContext, CheckRequest,
+    };
+    let context: serde_json::Map<String, serde_json::Value> = match &args.context {
+        Some(text) => serde_json::from_str(text).context("--context must be a JSON object")?,
+        None => serde_json::Map::new(),
+    };
+    if let Some(other) = context.keys().find(|k| *k != "ip") {
+        bail!("--ext-authz: Envoy sends no `{other}`; the context may hold only `ip`");
+    }
+    let source = context.get("ip").and_then(|ip| ip.as_str()).map(|ip| Peer {
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: ip.to_owned(),
+                port_specifier: Some(socket_address::PortSpecifier::PortValue(40000)),
+                ..Default::default()
+            })),
+        }),
+        ..Default::default()
+    });
+    Ok(CheckRequest {
+        attributes: Some(AttributeContext {
+            source,
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: args.method.clone(),
+                    path: args.path.clone(),
+                    host: "api.example".into(),
+                    headers: [("authorization".to_owned(), format!("Bearer {token}"))]
+                        .into_iter()
+                        .collect(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    })
+}
+
+/// `Authorize` (or `Check`) as one gRPC message frame: a zero compression flag, the length (big-endian
 /// u32), the protobuf bytes.
 fn grpc_frame(args: &BenchArgs) -> anyhow::Result<Vec<u8>> {
     use prost::Message as _;
-    let message = token_request(args, args.token.as_deref().unwrap_or_default())?.encode_to_vec();
+    let token = args.token.as_deref().unwrap_or_default();
+    let message = if args.ext_authz {
+        check_request(args, token)?.encode_to_vec()
+    } else {
+        token_request(args, token)?.encode_to_vec()
+    };
     let mut frame = Vec::with_capacity(5 + message.len());
     frame.push(0);
     frame.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use cedar_policy::{
     ActionConstraint, Effect, Entities, Policy, PolicyId, PolicySet, Schema, SchemaFragment,
-    ValidationMode, ValidationResult, Validator,
+    ValidationResult,
 };
 use sha2::{Digest, Sha256};
 
@@ -16,11 +16,14 @@ use super::bounds::{self, SetSize};
 use super::data_files::{read_entities, read_revision};
 use super::error::{from_diagnostic, PolicyError};
 use super::files::{hash_file, relative, walk};
+use super::halves;
 pub use super::meta::PolicyMeta;
 use super::outputs::PolicyOutputs;
 use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
+pub use super::spans::policy_texts;
+use super::spans::{lines_of, policy_spans, policy_starts};
 
 /// The schema file every policy directory has at its root.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -228,7 +231,7 @@ pub(crate) fn load_dir(
                 }
             }
         }
-        let results = validate(&schema, &to_validate);
+        let results = halves::validate(&schema, &to_validate);
         let mut failed: HashMap<&PolicyId, ()> = HashMap::new();
         let mut new_warnings: HashMap<&PolicyId, Vec<String>> = HashMap::new();
         for e in results.iter().flat_map(ValidationResult::validation_errors) {
@@ -279,31 +282,6 @@ pub(crate) fn load_dir(
     })
 }
 
-/// Validates `set` under `schema` in strict mode: a large set in two halves on two threads
-/// (each policy is validated on its own, so the halves' results are the whole's).
-fn validate(schema: &Schema, set: &PolicySet) -> Vec<ValidationResult> {
-    let validator = Validator::new(schema.clone());
-    let count = set.policies().count();
-    if count < IN_HALVES_FROM {
-        return vec![validator.validate(set, ValidationMode::Strict)];
-    }
-    let (mut first, mut second) = (PolicySet::new(), PolicySet::new());
-    for (i, policy) in set.policies().enumerate() {
-        let half = if i < count / 2 {
-            &mut first
-        } else {
-            &mut second
-        };
-        // The ids are those of `set`, so unique in each half.
-        let _ = half.add(policy.clone());
-    }
-    let (a, b) = bounds::both(
-        || validator.validate(&first, ValidationMode::Strict),
-        || validator.validate(&second, ValidationMode::Strict),
-    );
-    vec![a, b]
-}
-
 fn parse_schema(text: &str) -> Result<(Schema, SchemaShapes), Vec<PolicyError>> {
     let fragment = match SchemaFragment::from_cedarschema_str(text) {
         Ok((f, _)) => f,
@@ -327,8 +305,8 @@ fn parse_whole(
     errors: &mut Vec<PolicyError>,
 ) -> Option<Vec<(Policy, u32, usize, String)>> {
     let spans = policy_spans(text);
-    if spans.len() >= IN_HALVES_FROM {
-        if let Some(parsed) = parse_halves(text, &spans) {
+    if spans.len() >= halves::IN_HALVES_FROM {
+        if let Some(parsed) = halves::parse(text, &spans) {
             return Some(parsed);
         }
     }
@@ -371,53 +349,6 @@ fn parse_whole(
         .policies()
         .map(|p| (p.clone(), line_for(p.id()), 0, chunk_for(p.id())))
         .collect();
-    parsed.sort_by_key(|(_, line, _, _)| *line);
-    Some(parsed)
-}
-
-/// From how many policies a file is parsed, and a set validated, in two halves on two
-/// threads: below it, a second thread costs more than it saves.
-const IN_HALVES_FROM: usize = 512;
-
-/// A large file parsed as two halves on two threads, split where a policy starts: each policy
-/// with its line, the offset its diagnostics are relative to (its half's start) and its text.
-/// `None` unless each half parses as exactly the policies the split expects (no error, no
-/// template): the whole file is then parsed on one thread, which reports errors exactly.
-fn parse_halves(text: &str, spans: &[(usize, usize)]) -> Option<Vec<(Policy, u32, usize, String)>> {
-    let mid = spans.len() / 2;
-    let split = spans.get(mid)?.0;
-    let (first, second) = bounds::both(
-        || PolicySet::from_str(&text[..split]).ok(),
-        || PolicySet::from_str(&text[split..]).ok(),
-    );
-    let (first, second) = (first?, second?);
-    let expected =
-        |set: &PolicySet, n: usize| set.templates().next().is_none() && set.policies().count() == n;
-    if !expected(&first, mid) || !expected(&second, spans.len() - mid) {
-        return None;
-    }
-    let starts: Vec<usize> = spans.iter().map(|&(start, _)| start).collect();
-    let lines = lines_of(text, &starts);
-    let mut parsed = Vec::with_capacity(spans.len());
-    for (set, first_index, base) in [(&first, 0, 0), (&second, mid, split)] {
-        for policy in set.policies() {
-            // Cedar names the Nth policy of a text `policyN`.
-            let n = first_index
-                + policy
-                    .id()
-                    .to_string()
-                    .strip_prefix("policy")?
-                    .parse::<usize>()
-                    .ok()?;
-            let &(start, end) = spans.get(n)?;
-            parsed.push((
-                policy.clone(),
-                *lines.get(n)?,
-                base,
-                text[start..end].to_owned(),
-            ));
-        }
-    }
     parsed.sort_by_key(|(_, line, _, _)| *line);
     Some(parsed)
 }
@@ -633,175 +564,5 @@ fn located(
             from_diagnostic(file, texts.get(file).map(String::as_str), *base, diag)
         }
         None => from_diagnostic("<policies>", None, 0, diag),
-    }
-}
-
-/// Byte offsets where each top-level policy of a Cedar file starts (at its first annotation),
-/// skipping comments and string literals. Cedar's parser keeps no public source location for a
-/// policy, so this is how `file:line` is known for policies that validate but need reporting.
-fn policy_starts(text: &str) -> Vec<usize> {
-    policy_spans(text)
-        .into_iter()
-        .map(|(start, _)| start)
-        .collect()
-}
-
-/// Each top-level policy of a Cedar file, as its source text (from its first annotation to
-/// its closing `;`) and the 1-based line it starts on.
-pub fn policy_texts(text: &str) -> Vec<(u32, &str)> {
-    let spans = policy_spans(text);
-    let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
-    lines_of(text, &starts)
-        .into_iter()
-        .zip(spans)
-        .map(|(line, (start, end))| (line, &text[start..end]))
-        .collect()
-}
-
-/// Byte ranges of each top-level policy: from its first annotation to its closing `;`
-/// (or the end of the text, for an unterminated last policy).
-fn policy_spans(text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut starts: Vec<(usize, usize)> = Vec::new();
-    let mut at_policy_start = true;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b if b.is_ascii_whitespace() => {}
-            _ => {
-                if at_policy_start {
-                    starts.push((i, bytes.len()));
-                    at_policy_start = false;
-                }
-                if b == b'"' {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' {
-                        if bytes[i] == b'\\' {
-                            i += 1;
-                        }
-                        i += 1;
-                    }
-                } else if b == b';' {
-                    at_policy_start = true;
-                    if let Some(last) = starts.last_mut() {
-                        last.1 = i + 1;
-                    }
-                }
-            }
-        }
-        i += 1;
-    }
-    starts
-}
-
-/// 1-based lines of ascending byte offsets, in one pass.
-fn lines_of(text: &str, offsets: &[usize]) -> Vec<u32> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(offsets.len());
-    let (mut pos, mut line) = (0usize, 1u32);
-    for &offset in offsets {
-        let end = offset.min(bytes.len());
-        line += bytes[pos..end].iter().filter(|&&b| b == b'\n').count() as u32;
-        pos = end;
-        out.push(line);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_policy_starts_past_comments_and_strings() {
-        let text = "// a; comment\n@id(\"a;\")\npermit(principal, action, resource);\n\n  forbid(principal, action, resource) when { \"x;\" == \"y\" };\n";
-        let starts = policy_starts(text);
-        assert_eq!(starts.len(), 2);
-        assert_eq!(lines_of(text, &starts), vec![2, 5]);
-    }
-
-    /// A file of `n` route policies (each five lines, the first on line 1), with `broken`
-    /// (0-based) reading a context field the schema does not declare.
-    fn routes(n: usize, broken: &[usize]) -> String {
-        (0..n)
-            .map(|i| {
-                let extra = if broken.contains(&i) { " && context.nope == 1" } else { "" };
-                format!(
-                    "@id(\"route-{i}\")\n@scopes(\"read\")\npermit (principal, action == Action::\"GET\",\n  resource == Endpoint::\"/svc{i}/items/{{id}}\")\nwhen {{ context.scopes.contains(\"read\"){extra} }};\n"
-                )
-            })
-            .collect()
-    }
-
-    fn set_with(text: &str) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        let bundled = crate::policy::bundled_copy();
-        std::fs::copy(
-            bundled.path().join(SCHEMA_FILE),
-            dir.path().join(SCHEMA_FILE),
-        )
-        .unwrap();
-        std::fs::write(dir.path().join("routes.cedar"), text).unwrap();
-        dir
-    }
-
-    #[test]
-    fn a_large_file_parsed_in_halves_is_the_file_parsed_whole() {
-        let text = routes(2 * IN_HALVES_FROM + 1, &[]);
-        let spans = policy_spans(&text);
-        let halves = parse_halves(&text, &spans).expect("two halves that parse");
-        let whole = {
-            let set = PolicySet::from_str(&text).unwrap();
-            let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
-            let lines = lines_of(&text, &starts);
-            let mut whole: Vec<(String, u32)> = set
-                .policies()
-                .map(|p| {
-                    let n: usize = p.id().to_string()["policy".len()..].parse().unwrap();
-                    (p.to_string(), lines[n])
-                })
-                .collect();
-            whole.sort_by_key(|(_, line)| *line);
-            whole
-        };
-        let halves: Vec<(String, u32)> = halves
-            .iter()
-            .map(|(p, line, _, _)| (p.to_string(), *line))
-            .collect();
-        assert_eq!(halves, whole);
-        // Each policy keeps its own text, for the next load's cache.
-        let loaded = load_dir(set_with(&text).path(), None).unwrap();
-        assert_eq!(loaded.meta.len(), 2 * IN_HALVES_FROM + 1);
-        assert_eq!(loaded.meta[&PolicyId::new("route-1000")].line, 5001);
-    }
-
-    #[test]
-    fn errors_in_either_half_of_a_large_file_are_located_exactly() {
-        let n = 2 * IN_HALVES_FROM;
-        // Policy i starts on line 5i + 1; its condition is on line 5i + 5.
-        let errors = load_dir(set_with(&routes(n, &[3, n - 2])).path(), None)
-            .err()
-            .expect("refused");
-        let lines: Vec<Option<u32>> = errors.iter().map(|e| e.line).collect();
-        assert_eq!(
-            lines,
-            vec![Some(20), Some(5 * (n as u32 - 2) + 5)],
-            "{errors:?}"
-        );
-        // A syntax error in the second half: the whole file is parsed and says where.
-        let mut text = routes(n, &[]);
-        let at = text.rfind("permit").unwrap();
-        text.insert_str(at, "permitt ");
-        let errors = load_dir(set_with(&text).path(), None)
-            .err()
-            .expect("refused");
-        assert_eq!(errors[0].line, Some(5 * (n as u32 - 1) + 3), "{errors:?}");
     }
 }

@@ -9,6 +9,7 @@ mod data_files;
 mod error;
 mod files;
 pub mod format;
+mod halves;
 mod index;
 mod live;
 mod load;
@@ -22,6 +23,7 @@ mod scope_conditions;
 mod scope_index;
 pub mod scopes;
 mod shape;
+mod spans;
 pub mod watch;
 
 use std::collections::HashMap;

@@ -74,8 +74,11 @@ pub(super) fn validate(schema: &Schema, set: &PolicySet) -> Vec<ValidationResult
         } else {
             &mut second
         };
-        // The ids are those of `set`, so unique in each half.
-        let _ = half.add(policy.clone());
+        // The ids are those of `set`, so unique in each half; were one refused, the halves
+        // would not hold every policy, and the whole set is validated in one pass instead.
+        if half.add(policy.clone()).is_err() {
+            return vec![validator.validate(set, ValidationMode::Strict)];
+        }
     }
     let (a, b) = bounds::both(
         || validator.validate(&first, ValidationMode::Strict),
@@ -145,6 +148,29 @@ mod tests {
         let loaded = load_dir(set_with(&text).path(), None).unwrap();
         assert_eq!(loaded.meta.len(), 2 * IN_HALVES_FROM + 1);
         assert_eq!(loaded.meta[&PolicyId::new("route-1000")].line, 5001);
+    }
+
+    #[test]
+    fn a_set_validated_in_halves_finds_what_one_pass_finds() {
+        let n = 2 * IN_HALVES_FROM + 3;
+        let text = routes(n, &[0, n / 2, n - 1]);
+        let set = PolicySet::from_str(&text).unwrap();
+        let dir = set_with("");
+        let schema_text = std::fs::read_to_string(dir.path().join(SCHEMA_FILE)).unwrap();
+        let (schema, _) = Schema::from_cedarschema_str(&schema_text).unwrap();
+        let found = |results: &[ValidationResult]| {
+            let mut found: Vec<String> = results
+                .iter()
+                .flat_map(ValidationResult::validation_errors)
+                .map(|e| format!("{}: {e}", e.policy_id()))
+                .collect();
+            found.sort();
+            found
+        };
+        let halves = found(&validate(&schema, &set));
+        let whole = found(&[Validator::new(schema).validate(&set, ValidationMode::Strict)]);
+        assert_eq!(halves.len(), 3, "{halves:?}");
+        assert_eq!(halves, whole);
     }
 
     #[test]

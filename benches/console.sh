@@ -24,26 +24,12 @@ source benches/lib.sh
 dir="$WORK/policies"
 mkdir -p "$dir"
 cp policies/schema.cedarschema policies/guards.cedar policies/console.cedar "$dir/"
-python3 - "$dir/routes.cedar" "$N" <<'PY'
-import sys
-path, n = sys.argv[1], int(sys.argv[2])
-scopes = ["read", "write", "admin", "fido"]
-with open(path, "w") as f:
-    for i in range(n):
-        s = scopes[i % 4]
-        f.write(f'@id("route-{i}")\n@scopes("{s}")\n@tag("t{i % 50}")\n'
-                f'permit (principal, action == Action::"GET", resource == Endpoint::"/svc{i}/items/{{id}}")\n'
-                f'when {{ context.scopes.contains("{s}") }};\n')
-PY
+generate_routes "$dir/routes.cedar" "$N" "" 50
 GRPC=127.0.0.1:50193
 HTTP=127.0.0.1:8193
 RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" --log-format json \
     --grpc-addr "$GRPC" --http-addr "$HTTP" 2> "$WORK/arbiter.log" &
-for _ in $(seq 1200); do
-    grep -q 'arbiter ready' "$WORK/arbiter.log" && break
-    sleep 0.1
-done
-grep -q 'arbiter ready' "$WORK/arbiter.log" || { cat "$WORK/arbiter.log" >&2; exit 1; }
+await_ready "$WORK/arbiter.log"
 T=$("$BIN" token dev --client demo --scope "read" --data-dir "$WORK/data")
 JAR="$WORK/cookies"
 curl -s -o /dev/null -c "$JAR" -b "$JAR" -L "http://$HTTP/console/login"

@@ -38,11 +38,7 @@ HTTP=127.0.0.1:8192
 RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" \
     --grpc-addr "$GRPC" --http-addr "$HTTP" 2> "$WORK/arbiter.log" &
 pid=$!
-for _ in $(seq 600); do
-    grep -q 'arbiter ready' "$WORK/arbiter.log" && break
-    sleep 0.1
-done
-grep -q 'arbiter ready' "$WORK/arbiter.log" || { cat "$WORK/arbiter.log" >&2; exit 1; }
+await_ready "$WORK/arbiter.log"
 T=$("$BIN" token dev --client demo --scope "read" --data-dir "$WORK/data")
 
 measure() {

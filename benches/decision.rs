@@ -126,13 +126,9 @@ fn verifier(signers: &[Signer], cache: usize) -> Verifier {
     Verifier::new(&config, vec![issuer]).unwrap()
 }
 
-fn bench_decisions(c: &mut Criterion) {
-    // The server's subscriber with traces off (log lines at `info`, here to nowhere), so the
-    // decision's spans cost what they cost in `arbiter serve`: a disabled-callsite check.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info")
-        .with_writer(std::io::sink)
-        .try_init();
+/// A runtime, the signers, a verifier caching 1 000 tokens, and a token it has already
+/// verified (so each decision finds it in the cache, as a server's repeat caller does).
+fn with_cached_token() -> (tokio::runtime::Runtime, Vec<Signer>, Verifier, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -141,6 +137,17 @@ fn bench_decisions(c: &mut Criterion) {
     let verifier = verifier(&signers, 1000);
     let cached_token = token(&signers[1], 1);
     runtime.block_on(verifier.verify(&cached_token)).unwrap();
+    (runtime, signers, verifier, cached_token)
+}
+
+fn bench_decisions(c: &mut Criterion) {
+    // The server's subscriber with traces off (log lines at `info`, here to nowhere), so the
+    // decision's spans cost what they cost in `arbiter serve`: a disabled-callsite check.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_writer(std::io::sink)
+        .try_init();
+    let (runtime, signers, verifier, cached_token) = with_cached_token();
 
     let max: usize = std::env::var("ARBITER_BENCH_MAX")
         .ok()
@@ -329,14 +336,7 @@ fn verifier_uncached(signers: &[Signer]) -> Verifier {
 /// timed by criterion, and again here, interleaved in one run, for the ratio.
 fn bench_overhead(c: &mut Criterion) {
     use cedar_policy::{Authorizer, Context, Decision, EntityUid, Request};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let signers = signers();
-    let verifier = verifier(&signers, 1000);
-    let cached_token = token(&signers[1], 1);
-    runtime.block_on(verifier.verify(&cached_token)).unwrap();
+    let (_, _, verifier, cached_token) = with_cached_token();
     let Value::Object(with_ip) = json!({"ip": "192.0.2.1"}) else {
         unreachable!()
     };

@@ -30,15 +30,6 @@ await_reload() {
     [ "$(reloads)" -gt "$before" ] || { echo "no reload seen" >&2; exit 1; }
     await_quiet "$2"
 }
-# Until only the main threads are left (the reload and query-index threads have ended).
-await_quiet() {
-    for _ in $(seq 1200); do
-        if ! grep -qE 'policy-(reload|query-index)' /proc/"$1"/task/*/comm 2>/dev/null; then
-            return
-        fi
-        sleep 0.1
-    done
-}
 
 printf '%-8s %-12s %-12s %-8s %-12s %-8s\n' policies steady_MiB edit_MiB ratio rewrite_MiB ratio
 for n in "${SIZES[@]}"; do
@@ -51,10 +42,7 @@ for n in "${SIZES[@]}"; do
     RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" \
         --grpc-addr 127.0.0.1:50191 --http-addr 127.0.0.1:8191 2>> "$WORK/arbiter.log" &
     pid=$!
-    for _ in $(seq 1200); do
-        grep -q 'arbiter ready' "$WORK/arbiter.log" && break
-        sleep 0.1
-    done
+    await_ready "$WORK/arbiter.log"
     sleep 1
     await_quiet "$pid"
     steady=$(kib VmRSS "$pid")

@@ -24,16 +24,10 @@ generate_routes "$dir/routes.cedar" "$N" a
 RUST_LOG=info "$BIN" serve --policies "$dir" --data-dir "$WORK/data" \
     --grpc-addr 127.0.0.1:50221 --http-addr 127.0.0.1:8221 2> "$WORK/arbiter.log" &
 pid=$!
-for _ in $(seq 1200); do
-    grep -q 'arbiter ready' "$WORK/arbiter.log" && break
-    sleep 0.1
-done
-# Until the query index built after the first load is done (its thread has ended).
+await_ready "$WORK/arbiter.log"
+# Until the query index built after the first load is done (it starts after a second).
 sleep 2
-for _ in $(seq 1200); do
-    grep -q 'policy-query-index' /proc/"$pid"/task/*/comm 2>/dev/null || break
-    sleep 0.1
-done
+await_quiet "$pid"
 every=--every-policy
 [ "${EVERY:-1}" = 0 ] && every=
 "$BIN" bench --addr http://127.0.0.1:50221 --reload-file "$dir/routes.cedar" --rounds "$ROUNDS" $every

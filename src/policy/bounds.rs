@@ -34,35 +34,17 @@ pub const LOAD_STACK_BYTES: usize = 256 * 1024 * 1024;
 /// for. Falls back to the calling thread only if no thread can be started (the bounds still
 /// hold there).
 pub fn with_load_stack<T: Send>(load: impl FnOnce() -> T + Send) -> T {
-    let load = std::sync::Mutex::new(Some(load));
-    let take = || load.lock().ok().and_then(|mut l| l.take());
-    // The load's spans stay children of the caller's (a reload's, an RPC's).
-    let caller = tracing::Span::current();
-    std::thread::scope(|scope| {
-        let spawned = std::thread::Builder::new()
-            .name("policy-load".into())
-            .stack_size(LOAD_STACK_BYTES)
-            .spawn_scoped(scope, || caller.in_scope(|| take().map(|f| f())));
-        let out = match spawned {
-            Ok(handle) => match handle.join() {
-                Ok(out) => out,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start a policy load thread; loading on the caller's");
-                take().map(|f| f())
-            }
-        };
-        out.unwrap_or_else(|| unreachable_load())
-    })
+    both(load, || ()).0
 }
 
-/// Runs `first` on a second thread with [`LOAD_STACK_BYTES`] of stack while `second` runs on
-/// the caller's (itself a load thread), and returns both: how a load uses a second core for
-/// the halves of a large set. Runs them one after the other if no thread can be started.
+/// Runs `first` on a thread with [`LOAD_STACK_BYTES`] of stack while `second` runs on the
+/// caller's, and returns both once `first` has ended: how a load uses a second core for the
+/// halves of a large set (`second` then runs on the load thread itself). Runs `first` on the
+/// caller's thread after `second` if no thread can be started.
 pub fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl FnOnce() -> B) -> (A, B) {
     let first = std::sync::Mutex::new(Some(first));
     let take = || first.lock().ok().and_then(|mut f| f.take());
+    // The load's spans stay children of the caller's (a reload's, an RPC's).
     let caller = tracing::Span::current();
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
@@ -76,7 +58,7 @@ pub fn both<A: Send, B>(first: impl FnOnce() -> A + Send, second: impl FnOnce() 
                 Err(panic) => std::panic::resume_unwind(panic),
             },
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start a second policy load thread");
+                tracing::warn!(error = %e, "cannot start a policy load thread; loading on the caller's");
                 take().map(|f| f())
             }
         };

@@ -33,8 +33,7 @@ pub(super) fn parse(
     if !expected(&first, mid) || !expected(&second, spans.len() - mid) {
         return None;
     }
-    let starts: Vec<usize> = spans.iter().map(|&(start, _)| start).collect();
-    let lines = lines_of(text, &starts);
+    let lines = lines_of(text, spans);
     let mut parsed = Vec::with_capacity(spans.len());
     for (set, first_index, base) in [(&first, 0, 0), (&second, mid, split)] {
         for policy in set.policies() {
@@ -127,8 +126,7 @@ mod tests {
         let halves = parse(&text, &spans).expect("two halves that parse");
         let whole = {
             let set = PolicySet::from_str(&text).unwrap();
-            let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
-            let lines = lines_of(&text, &starts);
+            let lines = lines_of(&text, &spans);
             let mut whole: Vec<(String, u32)> = set
                 .policies()
                 .map(|p| {

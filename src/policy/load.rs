@@ -23,7 +23,7 @@ use super::scope_conditions::{conditions_text, ScopeConditions};
 use super::scopes::ScopeExpr;
 use super::shape::SchemaShapes;
 pub use super::spans::policy_texts;
-use super::spans::{lines_of, policy_spans, policy_starts};
+use super::spans::{lines_of, policy_spans};
 
 /// The schema file every policy directory has at its root.
 pub const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -318,7 +318,7 @@ fn parse_whole(
         }
     };
     // Lines of each policy start, computed in one pass over the file.
-    let lines = lines_of(text, &policy_starts(text));
+    let lines = lines_of(text, &spans);
     // Cedar names the Nth policy or template of a file `policyN`.
     let line_for = |id: &PolicyId| -> u32 {
         id.to_string()
@@ -358,8 +358,7 @@ fn parse_whole(
 /// errors exactly.
 fn parse_chunks(text: &str, cache: &mut LoadCache) -> Option<Vec<(Policy, u32, usize, String)>> {
     let spans = policy_spans(text);
-    let starts: Vec<usize> = spans.iter().map(|(start, _)| *start).collect();
-    let lines = lines_of(text, &starts);
+    let lines = lines_of(text, &spans);
     // A file mostly new to the cache parses faster whole.
     let usable = |c: &CachedPolicy| c.standalone || c.validated.is_some();
     let hits = spans

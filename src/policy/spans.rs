@@ -2,22 +2,11 @@
 //! public source location for a policy, and a load needs one to report `file:line`, to key
 //! its cache by each policy's text and to split a large file in two.
 
-/// Byte offsets where each top-level policy of a Cedar file starts (at its first annotation),
-/// skipping comments and string literals. Cedar's parser keeps no public source location for a
-/// policy, so this is how `file:line` is known for policies that validate but need reporting.
-pub(super) fn policy_starts(text: &str) -> Vec<usize> {
-    policy_spans(text)
-        .into_iter()
-        .map(|(start, _)| start)
-        .collect()
-}
-
 /// Each top-level policy of a Cedar file, as its source text (from its first annotation to
 /// its closing `;`) and the 1-based line it starts on.
 pub fn policy_texts(text: &str) -> Vec<(u32, &str)> {
     let spans = policy_spans(text);
-    let starts: Vec<usize> = spans.iter().map(|s| s.0).collect();
-    lines_of(text, &starts)
+    lines_of(text, &spans)
         .into_iter()
         .zip(spans)
         .map(|(line, (start, end))| (line, &text[start..end]))
@@ -25,7 +14,8 @@ pub fn policy_texts(text: &str) -> Vec<(u32, &str)> {
 }
 
 /// Byte ranges of each top-level policy: from its first annotation to its closing `;`
-/// (or the end of the text, for an unterminated last policy).
+/// (or the end of the text, for an unterminated last policy), skipping comments and string
+/// literals.
 pub(super) fn policy_spans(text: &str) -> Vec<(usize, usize)> {
     let bytes = text.as_bytes();
     let mut starts: Vec<(usize, usize)> = Vec::new();
@@ -67,12 +57,13 @@ pub(super) fn policy_spans(text: &str) -> Vec<(usize, usize)> {
     starts
 }
 
-/// 1-based lines of ascending byte offsets, in one pass.
-pub(super) fn lines_of(text: &str, offsets: &[usize]) -> Vec<u32> {
+/// The 1-based line each of `spans` (ascending, as [`policy_spans`] gives them) starts on,
+/// in one pass.
+pub(super) fn lines_of(text: &str, spans: &[(usize, usize)]) -> Vec<u32> {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(offsets.len());
+    let mut out = Vec::with_capacity(spans.len());
     let (mut pos, mut line) = (0usize, 1u32);
-    for &offset in offsets {
+    for &(offset, _) in spans {
         let end = offset.min(bytes.len());
         line += bytes[pos..end].iter().filter(|&&b| b == b'\n').count() as u32;
         pos = end;
@@ -88,8 +79,8 @@ mod tests {
     #[test]
     fn finds_policy_starts_past_comments_and_strings() {
         let text = "// a; comment\n@id(\"a;\")\npermit(principal, action, resource);\n\n  forbid(principal, action, resource) when { \"x;\" == \"y\" };\n";
-        let starts = policy_starts(text);
-        assert_eq!(starts.len(), 2);
-        assert_eq!(lines_of(text, &starts), vec![2, 5]);
+        let spans = policy_spans(text);
+        assert_eq!(spans.len(), 2);
+        assert_eq!(lines_of(text, &spans), vec![2, 5]);
     }
 }

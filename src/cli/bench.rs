@@ -106,15 +106,22 @@ pub(crate) struct BenchArgs {
     pub(crate) context: Option<String>,
 }
 
-/// The one `Authorize` request of `--token` (with `--method`, `--path`, `--context`).
-fn token_request(args: &BenchArgs, token: &str) -> anyhow::Result<proto::AuthorizeRequest> {
-    let context = match &args.context {
+/// `--context`, when given: a JSON object.
+fn context_arg(
+    args: &BenchArgs,
+) -> anyhow::Result<Option<serde_json::Map<String, serde_json::Value>>> {
+    match &args.context {
         Some(text) => match serde_json::from_str(text).context("--context")? {
-            serde_json::Value::Object(map) => Some(arbiter::wire::json_to_struct(&map)),
+            serde_json::Value::Object(map) => Ok(Some(map)),
             _ => bail!("--context must be a JSON object"),
         },
-        None => None,
-    };
+        None => Ok(None),
+    }
+}
+
+/// The one `Authorize` request of `--token` (with `--method`, `--path`, `--context`).
+fn token_request(args: &BenchArgs, token: &str) -> anyhow::Result<proto::AuthorizeRequest> {
+    let context = context_arg(args)?.map(|map| arbiter::wire::json_to_struct(&map));
     Ok(proto::AuthorizeRequest {
         token: token.to_owned(),
         method: args.method.clone(),
@@ -137,10 +144,7 @@ fn check_request(
         attribute_context::{HttpRequest, Peer, Request},
         AttributeContext, CheckRequest,
     };
-    let context: serde_json::Map<String, serde_json::Value> = match &args.context {
-        Some(text) => serde_json::from_str(text).context("--context must be a JSON object")?,
-        None => serde_json::Map::new(),
-    };
+    let context = context_arg(args)?.unwrap_or_default();
     if let Some(other) = context.keys().find(|k| *k != "ip") {
         bail!("--ext-authz: Envoy sends no `{other}`; the context may hold only `ip`");
     }

@@ -36,7 +36,6 @@ arbiter_pid=$!
 echo_pid=$!
 "$BIN" echo-server --http --grpc-addr "$ECHO_HTTP" > "$WORK/echo-http.log" 2>&1 &
 echo_http_pid=$!
-listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 for _ in $(seq 300); do
     listening "$ARBITER" && listening "$ECHO" && listening "$ECHO_HTTP" && listening 127.0.0.1:8171 && break
     sleep 0.1
@@ -55,7 +54,6 @@ curl -sf http://127.0.0.1:8171/access/v1/evaluation -H "authorization: Bearer $T
     -H 'content-type: application/json' -d @"$WORK/evaluation.json" | grep -q '"decision":true' \
     || { echo "the AuthZEN benchmark request is not allowed" >&2; exit 1; }
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # µs of server CPU per request for one h2load run (its arguments after PID) served by PID.
 run() {
     local pid=$1 before after out

@@ -64,3 +64,9 @@ await_quiet() {
         sleep 0.1
     done
 }
+
+# listening HOST:PORT: whether something accepts connections there.
+listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
+
+# ticks PID: the process's CPU time so far (utime + stime), in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

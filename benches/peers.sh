@@ -108,7 +108,6 @@ YAML
 CERBOS_NO_TELEMETRY=1 "$CERBOS" server --config "$WORK/cerbos.yaml" --log-level warn > "$WORK/cerbos.log" 2>&1 &
 cerbos_pid=$!
 
-listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 for _ in $(seq 300); do
     listening "$ARBITER" && listening "$ECHO" && listening "$CERBOS_GRPC" && break
     sleep 0.1
@@ -118,8 +117,14 @@ done
 CONTEXT='{"ip": "192.0.2.1", "fraud_score": 10}'
 decide() { "$BIN" check GET "$1" --token "$2" --context "$3" --addr "http://$ARBITER" >/dev/null 2>&1; }
 decide /item/42 "$TOKEN" "$CONTEXT" || { echo "arbiter refused the benchmark request" >&2; exit 1; }
+# A signature that does not verify: its first character changed (all six of its bits count,
+# unlike the last's).
+signature=${TOKEN##*.}
+other=A
+[ "${signature:0:1}" = A ] && other=B
+TAMPERED="${TOKEN%.*}.$other${signature:1}"
 for refused in "$TOKEN|{\"ip\": \"203.0.113.7\"}" "$TOKEN|{\"fraud_score\": 90}" \
-    "$OTHER_AUDIENCE|$CONTEXT" "$NO_READ|$CONTEXT" "${TOKEN%?}A|$CONTEXT"; do
+    "$OTHER_AUDIENCE|$CONTEXT" "$NO_READ|$CONTEXT" "$TAMPERED|$CONTEXT"; do
     if decide /item/42 "${refused%%|*}" "${refused#*|}"; then
         echo "arbiter allowed what the rules refuse: context ${refused#*|}" >&2
         exit 1
@@ -132,7 +137,6 @@ python3 benches/peers/cerbos/request.py check "$CERBOS_GRPC" "$TOKEN" "$OTHER_AU
     --context "$CONTEXT"
 python3 benches/peers/cerbos/request.py frame "$TOKEN" "$WORK/cerbos.bin"
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # "req/s µs-per-request" for one run of FRAME against URL, served by PID.
 run() {
     local before after out

@@ -33,7 +33,6 @@ RUST_LOG=$LOG_LEVEL "$BIN" serve --policies "$WORK/policies" --data-dir "$WORK/d
     --grpc-addr "$ARBITER" --http-addr "$ARBITER_HTTP" 2> "$WORK/arbiter.log" &
 "$BIN" echo-server --grpc-addr "$ECHO" > "$WORK/echo.log" 2>&1 &
 "$BIN" echo-server --http --grpc-addr "$ECHO_HTTP" > "$WORK/echo-http.log" 2>&1 &
-listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
 for _ in $(seq 200); do
     if listening "$ARBITER" && listening "$ECHO" && listening "$ARBITER_HTTP" \
         && listening "$ECHO_HTTP"; then break; fi

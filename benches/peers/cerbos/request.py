@@ -48,9 +48,10 @@ def frame(message):
 
 
 def tampered(token):
-    """TOKEN with its payload's last character changed: a bad signature."""
+    """TOKEN with its signature's first character changed (all six of its bits count): the
+    same bad signature benches/peers.sh gives Arbiter."""
     head, payload, signature = token.split(".")
-    payload = payload[:-1] + ("A" if payload[-1] != "A" else "B")
+    signature = ("B" if signature[0] == "A" else "A") + signature[1:]
     return ".".join([head, payload, signature])
 
 
